@@ -1,0 +1,62 @@
+"""Per-account running state: a pure fold of an account's records, one message at a time.
+
+State is a plain dict so it serialises to a Faust table and to ClickHouse as JSON unchanged.
+``recent`` remembers the last messages folded in, so a message redelivered after a crash is not
+counted twice, whichever broker delivered it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from schemas.messages import BalanceRecord, TxnRecord
+
+RECENT_MESSAGES = 32
+
+
+def empty_state() -> dict[str, Any]:
+    return {
+        "inflow_cents": 0,
+        "outflow_cents": 0,
+        "n_in": 0,
+        "n_out": 0,
+        "first_seen": None,
+        "last_seen": None,
+        "balance_cents": None,
+        "balance_at": None,
+        "liabilities_cents": None,
+        "recent": [],
+    }
+
+
+def already_applied(state: dict[str, Any] | None, msg_id: str) -> bool:
+    return state is not None and msg_id in state["recent"]
+
+
+def apply(state: dict[str, Any] | None, msg_id: str, records: Iterable[TxnRecord | BalanceRecord]) -> dict[str, Any]:
+    """The account's state after one message's records (all of the same account)."""
+    new = empty_state() if state is None else {**state, "recent": list(state["recent"])}
+    if msg_id in new["recent"]:
+        return new
+    for record in records:
+        if isinstance(record, TxnRecord):
+            if record.credit:
+                new["inflow_cents"] += record.amount_cents
+                new["n_in"] += 1
+            else:
+                new["outflow_cents"] += record.amount_cents
+                new["n_out"] += 1
+            ts = record.booked_at
+        else:
+            # keep the latest snapshot by event time, so late records do not roll it back
+            if new["balance_at"] is None or record.as_of >= new["balance_at"]:
+                new["balance_cents"] = record.balance_cents
+                new["balance_at"] = record.as_of
+                new["liabilities_cents"] = record.customer_liabilities_cents
+            ts = record.as_of
+        new["first_seen"] = ts if new["first_seen"] is None else min(new["first_seen"], ts)
+        new["last_seen"] = ts if new["last_seen"] is None else max(new["last_seen"], ts)
+    new["recent"].append(msg_id)
+    del new["recent"][:-RECENT_MESSAGES]
+    return new

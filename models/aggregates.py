@@ -1,0 +1,55 @@
+"""Windowed flow aggregates per account and per institution: pure functions over records.
+
+A worker calls this once per Kafka message. The result is a set of partials, one per
+(key, grain, window); ClickHouse adds the partials of all messages up at read time. Partials are
+written under the message's id, so a replayed message rewrites its own partials instead of
+adding to them: the totals stay exact whatever the broker redelivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from models.windows import GRAINS, window_start
+from schemas.messages import TxnRecord
+
+
+@dataclass
+class FlowPartial:
+    inflow_cents: int = 0
+    outflow_cents: int = 0
+    n_in: int = 0
+    n_out: int = 0
+    counterparties: set[str] = field(default_factory=set)
+
+    def add(self, txn: TxnRecord) -> None:
+        if txn.credit:
+            self.inflow_cents += txn.amount_cents
+            self.n_in += 1
+        else:
+            self.outflow_cents += txn.amount_cents
+            self.n_out += 1
+        self.counterparties.add(txn.counterparty_account)
+
+
+WindowKey = tuple[str, str, int]  # (key, grain, window start in epoch seconds)
+
+
+def flow_partials(
+    transactions: Iterable[TxnRecord],
+    key_of: Callable[[TxnRecord], str | None],
+) -> dict[WindowKey, FlowPartial]:
+    """Sum flows per key and window over hour and day grains; records whose key is None are skipped."""
+    partials: dict[WindowKey, FlowPartial] = {}
+    for txn in transactions:
+        key = key_of(txn)
+        if not key:
+            continue
+        for grain in GRAINS:
+            wkey = (key, grain, window_start(txn.booked_at, grain))
+            partial = partials.get(wkey)
+            if partial is None:
+                partial = partials[wkey] = FlowPartial()
+            partial.add(txn)
+    return partials

@@ -1,0 +1,241 @@
+"""ClickHouse tables of the `fundwatch` database, as versioned migrations (CONTRACT.md §6).
+
+One DDL runs on both backends: a ClickHouse 18.16 server (Debian's package) and chDB 26.x. So it
+keeps to what 18.16 has: MergeTree family, Decimal, Nullable, Enum, Array, DateTime('UTC');
+no TTL, LowCardinality, DateTime64, Map or JSON functions.
+
+Idempotency is built into the engines: raw records and aggregate partials use
+ReplacingMergeTree keyed so that a replayed Kafka message writes rows identical to the ones it
+wrote before, which collapse; readers use FINAL. Reference data, tokens and batch answers are
+ReplacingMergeTree keyed by their id with a version, so the newest upsert wins.
+
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+DATABASE = "fundwatch"
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_ENUM_DIRECTION = "Enum8('debit' = 1, 'credit' = 2)"
+_ENUM_GRAIN = "Enum8('hour' = 1, 'day' = 2)"
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "records, aggregates, reference data, tokens, batch answers",
+        (
+            # Raw transactions as booked, enriched with the account's institution, role and region
+            # at processing time so drill-down needs no join.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.raw_transactions (
+                bank_code String,
+                record_id String,
+                account_id String,
+                direction {_ENUM_DIRECTION},
+                amount Decimal(18, 2),
+                currency String,
+                booked_at DateTime('UTC'),
+                counterparty_account String,
+                counterparty_bank String,
+                counterparty_name Nullable(String),
+                channel String,
+                instruction_id Nullable(String),
+                purpose Nullable(String),
+                product_id Nullable(String),
+                balance_after Nullable(Decimal(18, 2)),
+                batch_id String,
+                msg_id String,
+                received_at DateTime('UTC'),
+                institution_id String,
+                account_role String,
+                region String
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(booked_at)
+            ORDER BY (account_id, bank_code, record_id)""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.raw_balances (
+                bank_code String,
+                record_id String,
+                account_id String,
+                as_of DateTime('UTC'),
+                balance Decimal(18, 2),
+                customer_liabilities Nullable(Decimal(18, 2)),
+                currency String,
+                batch_id String,
+                msg_id String,
+                received_at DateTime('UTC'),
+                institution_id String,
+                account_role String,
+                region String
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(as_of)
+            ORDER BY (account_id, bank_code, record_id)""",
+            # Aggregate partials: one row per (key, grain, window) per Kafka message. A replayed
+            # message rewrites the same rows (same msg_id), which collapse; read with FINAL and
+            # sum over msg_id. Distinct counterparties are the union of the partials' arrays.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.agg_account (
+                account_id String,
+                grain {_ENUM_GRAIN},
+                window_start DateTime('UTC'),
+                msg_id String,
+                institution_id String,
+                inflow Decimal(18, 2),
+                outflow Decimal(18, 2),
+                n_in UInt32,
+                n_out UInt32,
+                counterparties Array(String)
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(window_start)
+            ORDER BY (account_id, grain, window_start, msg_id)""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.agg_institution (
+                institution_id String,
+                grain {_ENUM_GRAIN},
+                window_start DateTime('UTC'),
+                msg_id String,
+                region String,
+                inflow Decimal(18, 2),
+                outflow Decimal(18, 2),
+                n_in UInt32,
+                n_out UInt32,
+                counterparties Array(String)
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(window_start)
+            ORDER BY (institution_id, grain, window_start, msg_id)""",
+            # Per-account running state, snapshotted by workers so that it comes back when the
+            # broker kept nothing (the embedded broker is memory-only).
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.account_state (
+                account_id String,
+                state String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY account_id""",
+            # Reference data: the whole item as JSON plus the columns readers filter on.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.ref_institutions (
+                institution_id String,
+                region String,
+                type String,
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY institution_id""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.ref_accounts (
+                account_id String,
+                bank_code String,
+                institution_id String,
+                role String,
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY account_id""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.ref_related_parties (
+                party_id String,
+                institution_id String,
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY party_id""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.ref_products (
+                product_id String,
+                institution_id String,
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY product_id""",
+            # Bearer tokens, stored as SHA-256 of the secret; never the secret itself.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.tokens (
+                token_id String,
+                token_hash String,
+                role String,
+                bank_code String,
+                region String,
+                created_at DateTime('UTC'),
+                revoked UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY token_id""",
+            # The first answer to each batch, so a re-sent batch_id gets it back unchanged.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.batch_answers (
+                bank_code String,
+                batch_id String,
+                answer String,
+                received_at DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (bank_code, batch_id)""",
+            # The de-duplication memory: every (bank_code, record_id) ever accepted. Written by the
+            # gateway before it answers, so it holds even for records not yet processed.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.ingest_keys (
+                bank_code String,
+                record_id String,
+                batch_id String,
+                accepted_at DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (bank_code, record_id)""",
+        ),
+    ),
+    Migration(
+        2,
+        "alerts with their history, webhook subscriptions and deliveries",
+        (
+            # Every state change of an alert is an event; the current state is their fold.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.alert_events (
+                alert_id String,
+                event_time DateTime('UTC'),
+                event_type String,
+                typology String,
+                severity String,
+                status String,
+                institution_id String,
+                region String,
+                actor String,
+                doc String,
+                version UInt64
+            ) ENGINE = MergeTree()
+            PARTITION BY toYYYYMM(event_time)
+            ORDER BY (alert_id, version)""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.alerts (
+                alert_id String,
+                typology String,
+                severity String,
+                status String,
+                score Float64,
+                institution_id String,
+                region String,
+                amount Decimal(18, 2),
+                window_start DateTime('UTC'),
+                window_end DateTime('UTC'),
+                created_at DateTime('UTC'),
+                updated_at DateTime('UTC'),
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY alert_id""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.subscriptions (
+                subscription_id String,
+                owner_token_id String,
+                url String,
+                doc String,
+                deleted UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY subscription_id""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.deliveries (
+                subscription_id String,
+                webhook_id String,
+                alert_id String,
+                state String,
+                attempts UInt32,
+                next_attempt_at DateTime('UTC'),
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (subscription_id, webhook_id)""",
+        ),
+    ),
+)

@@ -1,0 +1,71 @@
+"""What travels on the records topic: sub-batches of already validated records.
+
+One Kafka message carries every accepted record of one batch that falls on one partition
+(hundreds to thousands), because the cost of a stream processor is per message and per state
+write, not per byte (DESIGN.md, Performance). The gateway has parsed amounts and times already,
+so workers get integer cents and epoch seconds and never parse text on the hot path.
+Records are encoded as arrays, not objects, to keep messages small and decoding fast.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+
+RECORDS_TOPIC = "fw.records"
+ALERTS_TOPIC = "fw.alerts"
+
+
+class TxnRecord(msgspec.Struct, array_like=True, tag="t"):
+    record_id: str
+    account_id: str
+    credit: bool
+    amount_cents: int
+    booked_at: int  # epoch seconds, UTC
+    counterparty_account: str
+    counterparty_bank: str
+    channel: str
+    currency: str
+    counterparty_name: str | None
+    instruction_id: str | None
+    purpose: str | None
+    product_id: str | None
+    balance_after_cents: int | None
+
+
+class BalanceRecord(msgspec.Struct, array_like=True, tag="b"):
+    record_id: str
+    account_id: str
+    as_of: int  # epoch seconds, UTC
+    balance_cents: int
+    customer_liabilities_cents: int | None
+    currency: str
+
+
+class RecordBatchMessage(msgspec.Struct, array_like=True):
+    msg_id: str  # "<bank_code>/<batch_id>/<partition>": stable if the gateway ever re-sends it
+    bank_code: str
+    batch_id: str
+    received_at: int  # epoch seconds, UTC
+    records: list[TxnRecord | BalanceRecord]
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(RecordBatchMessage)
+
+
+def encode_batch(message: RecordBatchMessage) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_batch(data: bytes) -> RecordBatchMessage:
+    return _decoder.decode(data)
+
+
+def partition_for(account_id: str, partitions: int) -> int:
+    """The partition that owns an account: every record and all state of it live there.
+
+    CRC32 is stable across processes and Python versions, unlike ``hash()``.
+    """
+    return zlib.crc32(account_id.encode("utf-8")) % partitions

@@ -1,0 +1,184 @@
+"""`fundwatch`: one command with a subcommand per process and tool (CONTRACT.md §1)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from services.config import ConfigError, Settings
+
+DESCRIPTION = """\
+FundWatch watches the money of internet-finance institutions (P2P lending, crowdfunding, payment
+institutions, online asset management) from the records their custody banks push, and raises
+early warnings to regulators' monitoring desks.
+
+Configuration comes from environment variables; the flags below override them:
+  FUNDWATCH_KAFKA_BOOTSTRAP       host:port of Kafka (default: the embedded broker of `run`)
+  FUNDWATCH_CLICKHOUSE_URL        clickhouse://user:pass@host:9000/db or chdb:///path
+                                  (default chdb://<data-dir>/chdb)
+  FUNDWATCH_ADMIN_TOKEN           the bootstrap admin bearer token (default: generated once,
+                                  printed, kept in <data-dir>/admin-token)
+  FUNDWATCH_HTTP_PORT             API port (default 8080)
+  FUNDWATCH_DATA_DIR              where the embedded stack keeps its data (default ./var)
+  FUNDWATCH_PARTITIONS            partitions of the records topic (default 4)
+  FUNDWATCH_WEBHOOK_RETRY_BASE_S  first webhook retry delay in seconds (default 5)
+  FUNDWATCH_LOG_LEVEL, FUNDWATCH_LOG_FORMAT   INFO / text by default; json for log shippers
+"""
+
+
+def _common(parser: argparse.ArgumentParser, http: bool = True) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data directory (FUNDWATCH_DATA_DIR, default ./var)")
+    parser.add_argument("--kafka-bootstrap", help="Kafka host:port (FUNDWATCH_KAFKA_BOOTSTRAP)")
+    parser.add_argument("--clickhouse-url", help="clickhouse://… or chdb://… (FUNDWATCH_CLICKHOUSE_URL)")
+    if http:
+        parser.add_argument("--http-port", type=int, help="API port (FUNDWATCH_HTTP_PORT, default 8080)")
+        parser.add_argument("--http-host", help="API address (FUNDWATCH_HTTP_HOST, default 127.0.0.1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fundwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="the embedded stack: broker, chDB, workers, API and a simulated province",
+        description="Start the embedded stack in one process: the Tansu broker as a child process on a free "
+        "loopback port, chDB under --data-dir, the Faust workers and the HTTP API; unless --no-simulator, "
+        "a synthetic province is pushed through the API. Ctrl-C or SIGTERM stops everything.",
+    )
+    _common(run)
+    run.add_argument("--no-simulator", action="store_true", help="start empty, without the built-in feed")
+
+    worker = sub.add_parser(
+        "worker",
+        help="Faust stream workers against external Kafka and ClickHouse",
+        description="Consume the records topic, keep per-account state and write raw records and aggregates "
+        "to ClickHouse. Run as many as there are partitions to scale out.",
+    )
+    _common(worker, http=False)
+
+    gateway = sub.add_parser(
+        "gateway",
+        help="the HTTP API against external Kafka and ClickHouse",
+        description="Serve the HTTP API: tokens, reference data and batch intake, publishing to Kafka.",
+    )
+    _common(gateway)
+
+    sub.add_parser(
+        "dispatcher",
+        help="the webhook dispatcher (not available in this version)",
+        description="Delivers alerts to subscribers by signed webhook. Not available in this version.",
+    )
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="push (or write) a synthetic province's custody-bank data",
+        description="Build a synthetic province (institutions of every type, custody banks, investors, "
+        "borrowers, products) and push its records through a running API with each bank's own token, "
+        "or write them to files with --out.",
+    )
+    simulate.add_argument("--api", default=None, help="API base URL (default http://127.0.0.1:$FUNDWATCH_HTTP_PORT)")
+    simulate.add_argument("--admin-token", default=None, help="admin token (default FUNDWATCH_ADMIN_TOKEN or ./var/admin-token)")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed of the province (default 7)")
+    simulate.add_argument("--institutions", type=int, default=24, help="institutions in the province (default 24)")
+    simulate.add_argument("--rate", type=float, default=500.0, help="records per second pushed (default 500)")
+    simulate.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    simulate.add_argument("--max-records", type=int, default=None, help="stop after this many records")
+    simulate.add_argument("--out", type=Path, default=None, help="write reference and batch files here instead of pushing")
+    simulate.add_argument("--hours", type=float, default=24.0, help="with --out: simulated hours to write (default 24)")
+
+    sub.add_parser(
+        "eval",
+        help="precision / recall / F1 of the detectors on labelled data (not available in this version)",
+        description="Runs the detectors over a labelled simulated province. Not available in this version.",
+    )
+    bench = sub.add_parser(
+        "bench",
+        help="the benchmark suite (not available in this version)",
+        description="Measures raw ceiling, pipeline, naive Faust and gateway rates, latency and memory. "
+        "Not available in this version.",
+    )
+    bench.add_argument("--quick", action="store_true")
+    bench.add_argument("--json", type=Path)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        kafka_bootstrap=getattr(args, "kafka_bootstrap", None),
+        clickhouse_url=getattr(args, "clickhouse_url", None),
+        http_port=getattr(args, "http_port", None),
+        http_host=getattr(args, "http_host", None),
+    )
+
+
+def _not_yet(name: str) -> int:
+    print(f"fundwatch {name}: not available in this version of FundWatch.", file=sys.stderr)
+    return 2
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.logs import setup_logging
+    from services.simulator import build_province, run_simulation, write_files
+
+    settings = Settings.from_env()
+    setup_logging(settings.log_level, settings.log_format)
+    if args.out is not None:
+        write_files(build_province(args.seed, args.institutions), args.out, hours=args.hours, seed=args.seed)
+        print(f"written to {args.out}")
+        return 0
+    token = args.admin_token or settings.admin_token
+    if not token:
+        kept = settings.data_dir / "admin-token"
+        if not kept.exists():
+            print("fundwatch simulate: give --admin-token or FUNDWATCH_ADMIN_TOKEN", file=sys.stderr)
+            return 2
+        token = kept.read_text(encoding="utf-8").strip()
+    api = args.api or f"http://127.0.0.1:{settings.http_port}"
+    stats = asyncio.run(
+        run_simulation(
+            api, token, seed=args.seed, institutions=args.institutions, rate=args.rate,
+            duration_s=args.duration, max_records=args.max_records, progress=True,
+        )
+    )  # fmt: skip
+    print(f"pushed={stats.pushed} accepted={stats.accepted} duplicates={stats.duplicates} rejected={stats.rejected}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from services.runner import run_embedded
+
+            settings = _settings(args)
+            if "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE" not in os.environ:
+                # `fundwatch run` is the local stack: its subscribers may listen on localhost.
+                settings = replace(settings, webhook_allow_private=True)
+            return run_embedded(settings, simulator=not args.no_simulator)
+        if args.command == "worker":
+            from services.runner import run_worker
+
+            return run_worker(_settings(args))
+        if args.command == "gateway":
+            from services.runner import run_gateway
+
+            return run_gateway(_settings(args))
+        if args.command == "simulate":
+            return _simulate(args)
+        return _not_yet(args.command)
+    except ConfigError as error:
+        print(f"fundwatch: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The one settings object, read once from the environment at the entry point.
+
+Every variable has a default that works on a laptop; the secret is hidden when printed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot work; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, low: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")
+    return value
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./var")
+    kafka_bootstrap: str = ""  # empty: the embedded broker of `fundwatch run`
+    clickhouse_url: str = "chdb://./var/chdb"
+    admin_token: str = field(default="", repr=False)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    partitions: int = 4
+    webhook_retry_base_s: float = 5.0
+    webhook_allow_private: bool = False
+    log_level: str = "INFO"
+    log_format: str = "text"
+    app_id: str = "fundwatch"
+    # How long a worker may hold records before writing them to ClickHouse: the bound on how stale
+    # the aggregates may be, and the lever for bigger, cheaper inserts.
+    flush_interval_s: float = 0.5
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("FUNDWATCH_DATA_DIR") or "./var")
+        settings = cls(
+            data_dir=data_dir,
+            kafka_bootstrap=env.get("FUNDWATCH_KAFKA_BOOTSTRAP", ""),
+            clickhouse_url=env.get("FUNDWATCH_CLICKHOUSE_URL") or "",
+            admin_token=env.get("FUNDWATCH_ADMIN_TOKEN", ""),
+            http_host=env.get("FUNDWATCH_HTTP_HOST") or "127.0.0.1",
+            http_port=_int(env, "FUNDWATCH_HTTP_PORT", 8080, 0, 65535),
+            partitions=_int(env, "FUNDWATCH_PARTITIONS", 4, 1, 1024),
+            webhook_retry_base_s=_float(env, "FUNDWATCH_WEBHOOK_RETRY_BASE_S", 5.0, 0.01),
+            webhook_allow_private=_flag(env, "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE", False),
+            log_level=(env.get("FUNDWATCH_LOG_LEVEL") or "INFO").upper(),
+            log_format=(env.get("FUNDWATCH_LOG_FORMAT") or "text").lower(),
+            app_id=env.get("FUNDWATCH_APP_ID") or "fundwatch",
+            flush_interval_s=_float(env, "FUNDWATCH_FLUSH_INTERVAL_S", 0.5, 0.01),
+        )
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        if not settings.clickhouse_url:
+            settings = replace(settings, clickhouse_url=f"chdb://{settings.data_dir / 'chdb'}")
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"FUNDWATCH_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        if self.log_format not in {"text", "json"}:
+            raise ConfigError(f"FUNDWATCH_LOG_FORMAT must be text or json, got {self.log_format!r}")
+        if not self.clickhouse_url.startswith(("chdb://", "clickhouse://", "clickhouses://")):
+            raise ConfigError("FUNDWATCH_CLICKHOUSE_URL must start with clickhouse:// or chdb://")
+
+    def describe(self) -> str:
+        """One line for the start-up log, secrets hidden."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "admin_token":
+                value = "(set)" if value else "(generated)"
+            elif f.name == "clickhouse_url" and "@" in str(value):
+                scheme, _, rest = str(value).partition("://")
+                value = f"{scheme}://***@{rest.split('@', 1)[1]}"
+            shown.append(f"{f.name}={value}")
+        return " ".join(shown)

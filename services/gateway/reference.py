@@ -1,0 +1,119 @@
+"""Reference-data upserts (CONTRACT.md §2 `PUT /v1/reference/...`).
+
+Accepted items are written to ClickHouse (the durable copy) and to their compacted topic (what
+workers hold). At start the gateway publishes the durable copy again, so workers have every item
+even when the broker kept nothing; on a broker that kept its topics this rewrites identical
+values, which compaction folds away.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from schemas.ddl import DATABASE
+from schemas.reference import Account, ReferenceKind
+from schemas.validation import ValidationFailure, convert, decode
+from services.auth import Principal
+from services.gateway import metrics
+from services.gateway.errors import ApiError
+from services.kafka_io import PublishError, Publisher
+from services.storage.async_storage import AsyncStorage
+from services.storage.base import StorageError
+
+log = logging.getLogger("fundwatch.reference")
+
+MAX_ITEMS = 10_000
+_encoder = msgspec.json.Encoder()
+
+# Columns each reference table carries besides the document, taken from the item.
+_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "institutions": ("institution_id", "region", "type"),
+    "accounts": ("account_id", "bank_code", "institution_id", "role"),
+    "related-parties": ("party_id", "institution_id"),
+    "products": ("product_id", "institution_id"),
+}
+
+
+def _column_value(item: Any, column: str) -> str:
+    value = getattr(item, column)
+    if value is None:
+        return ""
+    return value.value if hasattr(value, "value") else str(value)
+
+
+class ReferenceService:
+    def __init__(self, storage: AsyncStorage, publisher: Publisher) -> None:
+        self.storage = storage
+        self.publisher = publisher
+
+    async def upsert(self, kind: ReferenceKind, body: bytes, principal: Principal) -> dict[str, Any]:
+        if principal.role != "admin" and not (principal.role == "bank" and kind.path == "accounts"):
+            raise ApiError(403, "forbidden", f"{principal.role} tokens may not upsert {kind.path}")
+        try:
+            items = decode(body, list[msgspec.Raw])
+        except ValidationFailure as failure:
+            status = 400 if failure.message.startswith("is not valid JSON") else 422
+            raise ApiError(status, "invalid_body", f"the body must be a JSON array of {kind.path}: {failure}") from None
+        if len(items) > MAX_ITEMS:
+            raise ApiError(413, "too_many_items", f"at most {MAX_ITEMS} items per call, got {len(items)}")
+
+        accepted: list[Any] = []
+        rejected: list[dict[str, Any]] = []
+        for index, raw in enumerate(items):
+            loose = msgspec.json.decode(raw)
+            item_id = loose.get(kind.key) if isinstance(loose, dict) else None
+            item_id = item_id if isinstance(item_id, str) else None
+            try:
+                item = convert(loose, kind.type)
+            except ValidationFailure as failure:
+                rejected.append({"index": index, "id": item_id, "error": str(failure)})
+                continue
+            if principal.role == "bank" and isinstance(item, Account) and item.bank_code != principal.bank_code:
+                rejected.append({
+                    "index": index, "id": item_id,
+                    "error": f"`bank_code`: a token of bank {principal.bank_code!r} may upsert only that bank's accounts",
+                })  # fmt: skip
+                continue
+            accepted.append(item)
+
+        try:
+            await self._store(kind, accepted)
+        except (StorageError, PublishError) as error:
+            log.error("reference upsert failed kind=%s items=%d error=%s", kind.path, len(accepted), error)
+            raise ApiError(503, "unavailable", "reference data could not be stored now; send it again") from None
+        metrics.REFERENCE_ITEMS.labels(kind.path, "upserted").inc(len(accepted))
+        metrics.REFERENCE_ITEMS.labels(kind.path, "rejected").inc(len(rejected))
+        log.info("reference upserted kind=%s upserted=%d rejected=%d", kind.path, len(accepted), len(rejected))
+        return {"upserted": len(accepted), "rejected": rejected}
+
+    async def _store(self, kind: ReferenceKind, items: list[Any]) -> None:
+        if not items:
+            return
+        version = time.time_ns()
+        columns = _EXTRA_COLUMNS[kind.path]
+        docs = [_encoder.encode(item) for item in items]
+        await self.storage.insert(
+            f"{DATABASE}.{kind.table}",
+            (*columns, "doc", "version"),
+            [[*(_column_value(item, c) for c in columns), doc.decode("utf-8"), version] for item, doc in zip(items, docs, strict=True)],
+        )
+        await self.publisher.send_all(
+            (kind.topic, None, getattr(item, kind.key).encode("utf-8"), doc) for item, doc in zip(items, docs, strict=True)
+        )
+
+    async def republish(self, kinds: list[ReferenceKind]) -> int:
+        """Publish every stored item of each kind again (start-up)."""
+        total = 0
+        for kind in kinds:
+            rows = await self.storage.query(f"SELECT {kind.key}, doc FROM {DATABASE}.{kind.table} FINAL")
+            for start in range(0, len(rows), 5000):
+                chunk = rows[start : start + 5000]
+                await self.publisher.send_all(
+                    (kind.topic, None, key.encode("utf-8"), doc.encode("utf-8")) for key, doc in chunk
+                )
+            total += len(rows)
+        return total

@@ -1,0 +1,212 @@
+"""How the pieces start: the embedded stack (`fundwatch run`) and the production-shape processes
+(`fundwatch worker`, `fundwatch gateway`).
+
+Every process opens storage and applies migrations first, so it fails at start, with the reason,
+rather than at its first write. The embedded stack keeps everything that touches chDB in this one
+process: chDB allows a single owner of its data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import faust
+import mode
+from aiohttp import web
+
+from services.auth import TokenStore, resolve_admin_token
+from services.broker import EmbeddedBroker
+from services.config import Settings
+from services.gateway.api import Gateway
+from services.kafka_io import Publisher, ensure_topics
+from services.logs import setup_logging
+from services.storage import migrate, open_storage
+from services.storage.async_storage import AsyncStorage
+from streams.app import create_worker_app
+
+log = logging.getLogger("fundwatch.runner")
+
+
+class Worker(faust.Worker):
+    """Faust's worker with FundWatch's logging instead of its own."""
+
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        self._settings = settings
+        super().__init__(*args, quiet=True, redirect_stdouts=False, **kwargs)
+
+    def _setup_logging(self) -> None:
+        setup_logging(self._settings.log_level, self._settings.log_format)
+
+
+class ApiService(mode.Service):
+    """Serves the gateway's aiohttp application inside the worker's event loop."""
+
+    def __init__(self, gateway: Gateway, host: str, port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gateway = gateway
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self.ready = asyncio.Event()
+
+    async def on_start(self) -> None:
+        await self.gateway.publisher.start()
+        await self.gateway.load()
+        self._runner = web.AppRunner(self.gateway.application(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.ready.set()
+        log.info("api listening url=http://%s:%d", self.host, self.port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.gateway.publisher.stop()
+
+
+class SimulatorService(mode.Service):
+    """The built-in feed of `make run`: a synthetic province pushed through the real HTTP API."""
+
+    def __init__(self, api: ApiService, admin_token: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.api = api
+        self.admin_token = admin_token
+        self._stop = asyncio.Event()
+
+    async def on_started(self) -> None:
+        self.add_future(self._feed())
+
+    async def _feed(self) -> None:
+        from services.simulator import run_simulation
+
+        await self.api.ready.wait()
+        url = f"http://{self.api.host}:{self.api.port}"
+        try:
+            stats = await run_simulation(url, self.admin_token, progress=sys.stderr.isatty(), stop=self._stop)
+            log.info("simulator finished pushed=%d accepted=%d", stats.pushed, stats.accepted)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("simulator stopped on an error; the stack keeps running")
+
+    async def on_stop(self) -> None:
+        self._stop.set()
+
+
+def open_and_migrate(settings: Settings) -> AsyncStorage:
+    storage = open_storage(settings.clickhouse_url)
+    applied = migrate(storage)
+    log.info("storage ready backend=%s version=%s migrations_applied=%s", storage.kind, storage.version(), applied or "none")
+    return AsyncStorage(storage)
+
+
+def admin_token_for(settings: Settings) -> str:
+    token, generated = resolve_admin_token(settings.admin_token, settings.data_dir)
+    if generated:
+        print(f"Admin token (also written to {settings.data_dir / 'admin-token'}):\n  {token}", flush=True)
+    elif not settings.admin_token:
+        print(f"Admin token: see {settings.data_dir / 'admin-token'}", flush=True)
+    return token
+
+
+def _gateway(settings: Settings, storage: AsyncStorage, bootstrap: str, admin_token: str, checks: dict) -> Gateway:
+    tokens = TokenStore(storage)
+    tokens.bootstrap_admin(admin_token)
+    return Gateway(storage, Publisher(bootstrap), tokens, settings.partitions, extra_checks=checks)
+
+
+def run_embedded(settings: Settings, simulator: bool = True) -> int:
+    """`fundwatch run`: broker child, chDB, workers, API (and the simulator) in one process."""
+    setup_logging(settings.log_level, settings.log_format)
+    data_dir_lock(settings.data_dir)
+    log.info("starting embedded stack %s", settings.describe())
+    broker = None
+    storage = None
+    try:
+        if settings.kafka_bootstrap:
+            bootstrap = settings.kafka_bootstrap
+        else:
+            broker = EmbeddedBroker(settings.data_dir / "broker.log")
+            bootstrap = broker.start()
+        storage = open_and_migrate(settings)
+        asyncio.run(ensure_topics(bootstrap, settings.partitions))
+        admin_token = admin_token_for(settings)
+        worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
+        gateway = _gateway(settings, storage, bootstrap, admin_token, {"workers": worker.ready})
+        api = ApiService(gateway, settings.http_host, settings.http_port)
+        services: list[mode.Service] = [*worker.services(), api]
+        if simulator:
+            services.append(SimulatorService(api, admin_token))
+        Worker(worker.app, *services, settings=settings, loop=asyncio.new_event_loop()).execute_from_commandline()
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        if storage is not None:
+            storage.close()
+            storage.sync.close()
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    """`fundwatch worker`: Faust workers against an external Kafka and ClickHouse."""
+    setup_logging(settings.log_level, settings.log_format)
+    if not settings.kafka_bootstrap:
+        raise SystemExit("fundwatch worker needs FUNDWATCH_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+    storage = open_and_migrate(settings)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.partitions))
+    worker = create_worker_app(settings.app_id, settings.kafka_bootstrap, settings.partitions, storage)
+    try:
+        Worker(worker.app, *worker.services(), settings=settings, loop=asyncio.new_event_loop()).execute_from_commandline()
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        storage.close()
+        storage.sync.close()
+    return 0
+
+
+def run_gateway(settings: Settings) -> int:
+    """`fundwatch gateway`: the HTTP API against an external Kafka and ClickHouse."""
+    setup_logging(settings.log_level, settings.log_format)
+    if not settings.kafka_bootstrap:
+        raise SystemExit("fundwatch gateway needs FUNDWATCH_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+    storage = open_and_migrate(settings)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.partitions))
+    gateway = _gateway(settings, storage, settings.kafka_bootstrap, admin_token_for(settings), {})
+    api = ApiService(gateway, settings.http_host, settings.http_port)
+
+    class GatewayWorker(mode.Worker):
+        def _setup_logging(self) -> None:
+            setup_logging(settings.log_level, settings.log_format)
+
+    try:
+        GatewayWorker(api, quiet=True, redirect_stdouts=False, loop=asyncio.new_event_loop()).execute_from_commandline()
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        storage.close()
+        storage.sync.close()
+    return 0
+
+
+def data_dir_lock(path: Path) -> None:
+    """Refuse a second `fundwatch run` on the same data dir: chDB allows one owner."""
+    import fcntl
+
+    path.mkdir(parents=True, exist_ok=True)
+    handle = open(path / ".lock", "w")  # noqa: SIM115 - held open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise SystemExit(f"another fundwatch process is using {path}; stop it or pick another --data-dir") from None
+    _held_locks.append(handle)
+
+
+_held_locks: list[Any] = []

@@ -1,0 +1,40 @@
+"""Storage for asyncio code: every call runs on one dedicated thread, in order.
+
+ClickHouse calls block; the event loop must not. One thread per Storage keeps both backends'
+single-connection rule and preserves the order of writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from services.storage.base import Storage
+
+
+class AsyncStorage:
+    def __init__(self, storage: Storage, name: str = "storage") -> None:
+        self.sync = storage
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fw-{name}")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        await self._run(self.sync.execute, sql, params)
+
+    async def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        return await self._run(self.sync.query, sql, params)
+
+    async def query_dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await self._run(self.sync.query_dicts, sql, params)
+
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        return await self._run(self.sync.insert, table, columns, rows)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,127 @@
+"""chDB: ClickHouse inside this process, for `fundwatch run`.
+
+Only one process may own a chDB data directory, so everything that reads or writes storage in
+the embedded stack shares this object (through AsyncStorage's single thread).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from services.storage.base import Storage, StorageError
+from services.storage.sql import render
+
+_JSON_SETTINGS = " SETTINGS output_format_json_quote_decimals = 1, output_format_json_quote_64bit_integers = 0"
+
+
+def _to_datetime(text: str) -> datetime:
+    return datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def _converter(type_name: str) -> Callable[[Any], Any]:
+    """How to turn one JSON value of a ClickHouse type into the Python value the interface promises."""
+    if type_name.startswith("Nullable("):
+        inner = _converter(type_name[len("Nullable(") : -1])
+        return lambda v: None if v is None else inner(v)
+    if type_name.startswith("LowCardinality("):
+        return _converter(type_name[len("LowCardinality(") : -1])
+    if type_name.startswith("Array("):
+        inner = _converter(type_name[len("Array(") : -1])
+        return lambda v: [inner(x) for x in v]
+    if type_name.startswith("Decimal"):
+        return lambda v: Decimal(str(v))
+    if type_name.startswith("DateTime"):
+        return _to_datetime
+    if type_name == "Date":
+        return date.fromisoformat
+    if re.match(r"U?Int\d+$", type_name):
+        return int
+    if type_name.startswith("Float"):
+        return float
+    return lambda v: v
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "value") and not isinstance(value, str | int | float):
+        return value.value  # Enum members go in by their value
+    return value
+
+
+class ChdbStorage(Storage):
+    kind = "chdb"
+
+    def __init__(self, path: str) -> None:
+        from chdb import session
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._session = session.Session(path)
+        # chDB's session is not safe across threads; AsyncStorage uses one thread, this guards the rest.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> ChdbStorage:
+        path = url[len("chdb://") :]
+        if not path:
+            raise StorageError("chdb:// needs a path, e.g. chdb:///var/lib/fundwatch/chdb or chdb://./var/chdb")
+        return cls(path)
+
+    def _run(self, sql: str, fmt: str = "CSV") -> Any:
+        with self._lock:
+            try:
+                return self._session.query(sql, fmt)
+            except Exception as error:  # chDB raises plain RuntimeError with ClickHouse's message
+                raise StorageError(f"chDB: {error}") from None
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._run(render(sql, params))
+
+    def query_with_names(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple[list[tuple], list[str]]:
+        result = self._run(render(sql, params) + _JSON_SETTINGS, "JSONCompact")
+        raw = result.bytes()
+        if not raw:
+            return [], []
+        doc = msgspec.json.decode(raw)
+        meta = doc["meta"]
+        converters = [_converter(col["type"]) for col in meta]
+        rows = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in doc["data"]]
+        return rows, [col["name"] for col in meta]
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        return self.query_with_names(sql, params)[0]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        encode = msgspec.json.encode
+        payload = b"\n".join(encode([_json_value(v) for v in row]) for row in rows)
+        self._run(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n" + payload.decode())
+        return len(rows)
+
+    def version(self) -> str:
+        return str(self.query("SELECT version()")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._session.close()
+            except Exception:  # closing twice, or after a failed start: nothing left to release
+                pass

@@ -1,0 +1,170 @@
+"""The Faust app: topics, tables and the records agent. Wiring only; the logic is in models/.
+
+The agent takes one message (a sub-batch of one partition's records) at a time, writes its
+raw records and aggregate partials to ClickHouse, then folds each touched account's records into
+that account's state with one table write per account, not per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import msgspec
+
+from models.account_state import already_applied, apply
+from schemas.ddl import DATABASE
+from schemas.messages import RECORDS_TOPIC, decode_batch
+from services.storage.async_storage import AsyncStorage
+from services.storage.base import StorageError
+from streams import metrics
+from streams.reference import ReferenceFollower, ReferenceView
+from streams.rows import Rows, message_rows
+
+log = logging.getLogger("fundwatch.worker")
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    records_topic: Any
+    account_state: Any
+    references: ReferenceView
+    follower: ReferenceFollower
+    processor: RecordsProcessor
+
+    def services(self) -> list[Any]:
+        """Services that must run beside the Faust app in the same worker."""
+        return [self.follower]
+
+    async def ready(self) -> bool:
+        app = self.app
+        return bool(
+            app.started
+            and not app.rebalancing
+            and app.tables.recovery.completed.is_set()
+            and self.follower.caught_up.is_set()
+        )
+
+
+def faust_app(app_id: str, bootstrap: str, partitions: int) -> faust.App:
+    return faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=32 * 1024 * 1024,
+        consumer_max_fetch_size=32 * 1024 * 1024,
+        table_standby_replicas=0,
+        broker_commit_interval=1.0,
+        # A joining worker waits up to the rebalance timeout for the group to settle (seen: half
+        # of it on Tansu); 10 s keeps start-up and fail-over short without false expiries.
+        broker_session_timeout=10.0,
+        broker_rebalance_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        autodiscover=False,
+    )
+
+
+class RecordsProcessor:
+    def __init__(self, storage: AsyncStorage, references: ReferenceView, account_state: Any) -> None:
+        self.storage = storage
+        self.references = references
+        self.account_state = account_state
+        # State snapshots from ClickHouse, used for an account the table does not hold: after the
+        # memory-only embedded broker restarted, its changelogs are gone but ClickHouse is not.
+        self.seed: dict[str, dict[str, Any]] = {}
+
+    def load_seed(self) -> int:
+        """Read the snapshots before the agent starts (blocking: start-up only)."""
+        rows = self.storage.sync.query(f"SELECT account_id, state FROM {DATABASE}.account_state FINAL")
+        self.seed = {account: msgspec.json.decode(state) for account, state in rows}
+        return len(self.seed)
+
+    async def _insert(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
+        # ClickHouse being away must hold the partition back, not drop records: retry until it
+        # answers. Kafka keeps the uncommitted messages meanwhile.
+        delay = 0.5
+        while True:
+            try:
+                await self.storage.insert(table, columns, rows)
+                metrics.CLICKHOUSE_ROWS.labels(table.split(".")[-1]).inc(len(rows))
+                return
+            except StorageError as error:
+                metrics.CLICKHOUSE_ERRORS.labels(table.split(".")[-1]).inc()
+                log.error("clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s", table, len(rows), delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def handle(self, value: bytes) -> None:
+        started = time.perf_counter()
+        message = decode_batch(value)
+        rows = Rows()
+        message_rows(message, self.references.enrich, rows)
+        for table, (columns, table_rows) in rows.tables.items():
+            await self._insert(table, columns, table_rows)
+
+        by_account: dict[str, list[Any]] = defaultdict(list)
+        for record in message.records:
+            by_account[record.account_id].append(record)
+        snapshots = []
+        version = time.time_ns()
+        replayed = False
+        for account_id, records in by_account.items():
+            key = account_id.encode("utf-8")
+            state = self.account_state.get(key)
+            if state is None:
+                state = self.seed.pop(account_id, None)
+            if already_applied(state, message.msg_id):
+                replayed = True
+                continue
+            new_state = apply(state, message.msg_id, records)
+            self.account_state[key] = new_state
+            snapshots.append([account_id, _json.encode(new_state).decode(), version])
+        if snapshots:
+            await self._insert(f"{DATABASE}.account_state", ("account_id", "state", "version"), snapshots)
+        if replayed:
+            metrics.MESSAGES_REPLAYED.inc()
+
+        n_txn = sum(1 for r in message.records if type(r).__name__ == "TxnRecord")
+        metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
+        metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
+        metrics.MESSAGES_PROCESSED.inc()
+        metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        metrics.RECORD_LAG_SECONDS.observe(max(0.0, time.time() - message.received_at))
+
+
+def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: AsyncStorage) -> WorkerApp:
+    app = faust_app(app_id, bootstrap, partitions)
+    records_topic = app.topic(
+        RECORDS_TOPIC, partitions=partitions, key_serializer="raw", value_serializer="raw", internal=False
+    )
+    account_state = app.Table(
+        "account-state",
+        partitions=partitions,
+        key_type=bytes,
+        default=None,
+        help="running state per account, one write per account per message",
+    )
+    references = ReferenceView()
+    follower = ReferenceFollower(bootstrap, references)
+    processor = RecordsProcessor(storage, references, account_state)
+
+    @app.agent(records_topic, name="records")
+    async def records_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await processor.handle(event.value)
+
+    log.info("account state seeds loaded accounts=%d", processor.load_seed())
+    return WorkerApp(app, records_topic, account_state, references, follower, processor)

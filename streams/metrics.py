@@ -1,0 +1,25 @@
+"""Worker metrics (Prometheus conventions: base units, _total for counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECORDS_PROCESSED = Counter(
+    "fundwatch_records_processed_total", "Records folded into state and written to ClickHouse by workers", ["kind"]
+)
+MESSAGES_PROCESSED = Counter("fundwatch_messages_processed_total", "Record sub-batch messages processed by workers")
+MESSAGES_REPLAYED = Counter(
+    "fundwatch_messages_replayed_total", "Messages seen again after a redelivery, whose state was already applied"
+)
+CLICKHOUSE_ROWS = Counter("fundwatch_clickhouse_insert_rows_total", "Rows inserted into ClickHouse", ["table"])
+CLICKHOUSE_ERRORS = Counter("fundwatch_clickhouse_insert_errors_total", "Failed ClickHouse inserts", ["table"])
+PROCESSING_SECONDS = Histogram(
+    "fundwatch_message_processing_seconds",
+    "Time to process one records message, from decode to ClickHouse write",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RECORD_LAG_SECONDS = Histogram(
+    "fundwatch_record_ingest_lag_seconds",
+    "From the gateway accepting a batch to a worker having written its records",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)

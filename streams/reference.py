@@ -1,0 +1,126 @@
+"""Reference data as every worker holds it: the compacted reference topics, read from the start
+into memory and followed from then on (DESIGN.md: "Faust GlobalTable or equivalent").
+
+Faust's GlobalTable with its own changelog topic did not receive updates on the embedded broker,
+so a plain consumer does the same job: no consumer group, every partition assigned, read from
+the beginning. Each worker process thus holds every item, and a detector looks up an account's
+role without I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import mode
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from schemas.reference import REFERENCE_KINDS
+
+log = logging.getLogger("fundwatch.reference")
+
+
+class ReferenceView:
+    """Look-ups a worker makes per record: dictionaries only."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in REFERENCE_KINDS}
+
+    def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
+        table = self.items[kind]
+        item_id = key.decode("utf-8")
+        if value is None:  # a tombstone removes the item
+            table.pop(item_id, None)
+        else:
+            table[item_id] = msgspec.json.decode(value)
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        return self.items["accounts"].get(account_id)
+
+    def institution(self, institution_id: str) -> dict[str, Any] | None:
+        return self.items["institutions"].get(institution_id)
+
+    def enrich(self, account_id: str) -> tuple[str, str, str]:
+        """(institution_id, account role, region) of an account, empty strings when unknown."""
+        account = self.items["accounts"].get(account_id)
+        if account is None:
+            return "", "", ""
+        institution_id = account.get("institution_id") or ""
+        region = ""
+        if institution_id:
+            institution = self.items["institutions"].get(institution_id)
+            if institution is not None:
+                region = institution.get("region", "")
+        return institution_id, account.get("role", ""), region
+
+
+class ReferenceFollower(mode.Service):
+    """Reads the reference topics into a ReferenceView and keeps following them."""
+
+    def __init__(self, bootstrap: str, view: ReferenceView, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bootstrap = bootstrap
+        self.view = view
+        self.caught_up = asyncio.Event()
+        self._kind_of_topic = {kind.topic: kind.path for kind in REFERENCE_KINDS.values()}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def on_start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await self._consumer.start()
+        partitions = []
+        for topic in self._kind_of_topic:
+            for p in self._consumer.partitions_for_topic(topic) or await self._partitions(topic):
+                partitions.append(TopicPartition(topic, p))
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        self._targets = await self._consumer.end_offsets(partitions)
+        self.add_future(self._follow())
+
+    async def _partitions(self, topic: str) -> set[int]:
+        assert self._consumer is not None
+        for _ in range(50):
+            found = self._consumer.partitions_for_topic(topic)
+            if found:
+                return found
+            await self._consumer._client.force_metadata_update()  # the topic may have just been made
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"reference topic {topic} has no partitions")
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        loaded = 0
+        pending = {tp for tp, end in self._targets.items() if end > 0}
+        if not pending:
+            self.caught_up.set()
+        while not self.should_stop:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            except KafkaError as error:
+                log.warning("reference follow error=%s", error)
+                await asyncio.sleep(1.0)
+                continue
+            for tp, messages in batches.items():
+                kind = self._kind_of_topic[tp.topic]
+                for message in messages:
+                    if message.key is not None:
+                        self.view.apply(kind, message.key, message.value)
+                        loaded += 1
+                if tp in pending and messages and messages[-1].offset + 1 >= self._targets[tp]:
+                    pending.discard(tp)
+            if pending and not self.caught_up.is_set():
+                for tp in list(pending):
+                    if await self._consumer.position(tp) >= self._targets[tp]:
+                        pending.discard(tp)
+            if not pending and not self.caught_up.is_set():
+                self.caught_up.set()
+                log.info("reference data loaded items=%d", loaded)
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
