@@ -38,6 +38,16 @@ def operations() -> list[Operation]:
             ("bank",), BatchSchema,
             {202: BatchAnswer, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody},
         ),
+        Operation(
+            "get", "/v1/accounts/{account_id}/flows",
+            "An account's windowed flows (grain=hour|day, since, limit) and totals; desks within their region, "
+            "banks for their own accounts",
+            ("admin", "desk", "bank"), None, {200: dict, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody},
+        ),
+        Operation(
+            "get", "/v1/admin/storage", "Row counts of the ClickHouse tables and the newest booked record",
+            ("admin",), None, {200: dict, 401: ErrorBody, 403: ErrorBody},
+        ),
     ]  # fmt: skip
     for kind in REFERENCE_KINDS.values():
         roles = ("admin", "bank") if kind.path == "accounts" else ("admin",)

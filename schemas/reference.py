@@ -85,12 +85,14 @@ class Product(msgspec.Struct, forbid_unknown_fields=True):
     sale_end: Time | None = None
 
     def __post_init__(self) -> None:
-        if self.sale_start is not None and self.sale_end is not None:
-            for field in ("sale_start", "sale_end"):
+        for field in ("sale_start", "sale_end"):
+            value = getattr(self, field)
+            if value is not None:
                 try:
-                    parse_time(getattr(self, field))
+                    parse_time(value)
                 except ValueError:
                     raise FieldError(field, "a real calendar date and time") from None
+        if self.sale_start is not None and self.sale_end is not None:
             if parse_time(self.sale_end) < parse_time(self.sale_start):
                 raise FieldError("sale_end", "at or after sale_start")
 

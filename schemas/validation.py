@@ -81,6 +81,8 @@ def explain(error: msgspec.ValidationError | msgspec.DecodeError | ValueError, p
         return ValidationFailure(_join(prefix, field), f"must be {rule}")
     if m := _LENGTH.match(what):
         noun = "characters" if m.group("what") == "str" else "items"
+        if m.group("n") == "1":
+            noun = noun[:-1]
         bound = "at least" if m.group("cmp") == ">=" else "at most"
         return ValidationFailure(_join(prefix, field), f"must have {bound} {m.group('n')} {noun}")
     if m := _BOUND.match(what):

@@ -111,6 +111,6 @@ class Settings:
                 value = "(set)" if value else "(generated)"
             elif f.name == "clickhouse_url" and "@" in str(value):
                 scheme, _, rest = str(value).partition("://")
-                value = f"{scheme}://***@{rest.split('@', 1)[1]}"
+                value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
             shown.append(f"{f.name}={value}")
         return " ".join(shown)

@@ -22,6 +22,7 @@ from services.auth import Principal, TokenStore
 from services.gateway import metrics
 from services.gateway.errors import ApiError, json_response, raw_json_response
 from services.gateway.intake import BatchIntake, parse_batch
+from services.gateway.reads import Reads
 from services.gateway.reference import ReferenceService
 from services.kafka_io import Publisher
 from services.storage.async_storage import AsyncStorage
@@ -52,6 +53,7 @@ class Gateway:
         self.tokens = tokens
         self.intake = BatchIntake(storage, publisher, partitions)
         self.reference = ReferenceService(storage, publisher)
+        self.reads = Reads(storage)
         self.extra_checks = extra_checks or {}
         self._openapi = msgspec.json.encode(build_openapi())
 
@@ -135,6 +137,25 @@ class Gateway:
         body = await read_body(request)
         return json_response(await self.reference.upsert(kind, body, request[PRINCIPAL]))
 
+    async def account_flows(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        if principal.role not in {"admin", "desk", "bank"}:
+            raise ApiError(403, "forbidden", "no right to read flows")
+        query = request.query
+        try:
+            limit = int(query.get("limit", "100"))
+        except ValueError:
+            raise ApiError(422, "invalid_query", "`limit`: must be a whole number", "limit") from None
+        answer = await self.reads.account_flows(
+            principal, request.match_info["account_id"], query.get("grain", "day"), query.get("since"), limit
+        )
+        return json_response(answer)
+
+    async def storage_summary(self, request: web.Request) -> web.Response:
+        if request[PRINCIPAL].role != "admin":
+            raise ApiError(403, "forbidden", "only an admin token may read the storage summary")
+        return json_response(await self.reads.storage_summary())
+
     # --- application ----------------------------------------------------------------------
 
     def application(self) -> web.Application:
@@ -147,6 +168,8 @@ class Gateway:
         app.router.add_post("/v1/admin/tokens", self.create_token)
         app.router.add_post("/v1/batches", self.push_batch)
         app.router.add_put("/v1/reference/{kind}", self.upsert_reference)
+        app.router.add_get("/v1/accounts/{account_id}/flows", self.account_flows)
+        app.router.add_get("/v1/admin/storage", self.storage_summary)
         return app
 
     @web.middleware

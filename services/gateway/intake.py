@@ -188,7 +188,7 @@ class BatchIntake:
         metrics.RECORDS_ACCEPTED.inc(len(accepted))
         metrics.RECORDS_DUPLICATE.inc(duplicates)
         metrics.BATCHES.labels("accepted").inc()
-        log.info(
+        log.debug(
             "batch accepted bank=%s batch=%s accepted=%d duplicates=%d rejected=%d",
             batch.bank_code, batch.batch_id, len(accepted), duplicates, len(rejected),
         )  # fmt: skip

@@ -1,0 +1,21 @@
+"""A synthetic province of internet-finance institutions and the custody-bank feed for it.
+
+``build_province`` draws the institutions, accounts, related parties and products from a seed;
+``Feed`` turns normal activity into the records each custody bank pushes; ``run_simulation``
+pushes them to a running API and ``write_files`` writes them out instead.
+"""
+
+from services.simulator.feed import DEFAULT_INTENSITY, Feed
+from services.simulator.province import Province, build_province
+from services.simulator.push import SimulationStats, WrittenFiles, run_simulation, write_files
+
+__all__ = [
+    "DEFAULT_INTENSITY",
+    "Feed",
+    "Province",
+    "SimulationStats",
+    "WrittenFiles",
+    "build_province",
+    "run_simulation",
+    "write_files",
+]

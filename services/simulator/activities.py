@@ -4,12 +4,13 @@ Two shapes, so that labelled violations can later be added the same way:
 
 - an ``Activity`` is drawn at random moments (the day rhythm decides how often) and returns the
   movements it makes, or nothing when the state does not allow it right now;
-- an ``EventSource`` is asked, for each slice of simulated time, which scheduled ``Action``\\ s fall
-  into it (daily fee sweeps, month pay day, balance snapshots); an action runs at its time against
-  the state as it is then.
+- an ``EventSource`` is asked, for each slice of simulated time, which scheduled actions fall into
+  it (daily fee sweeps, pay day, balance snapshots); an ``Action`` runs at its time against the
+  state as it is then.
 
 Every outflow from a custody or reserve account carries an instruction id, and every amount is
-checked against what the books allow, so normal activity raises no alert by construction.
+checked against what the books allow, so normal activity breaks none of the rules the detectors
+look for. Large-value reports can still arise, as they do for lawful money.
 """
 
 from __future__ import annotations

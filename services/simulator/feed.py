@@ -13,7 +13,7 @@ from datetime import datetime, time
 
 from schemas.fields import BEIJING
 from schemas.records import MAX_RECORDS_PER_BATCH
-from services.simulator.activities import NORMAL_ACTIVITIES, NORMAL_SOURCES, Activity, Action, EventSource
+from services.simulator.activities import NORMAL_ACTIVITIES, NORMAL_SOURCES, Action, Activity, EventSource
 from services.simulator.ledger import Label
 from services.simulator.province import Province
 from services.simulator.rhythm import PEAK_HOURS_PER_DAY, activity_factor, poisson
@@ -59,7 +59,7 @@ class Feed:
         self.run_id = run_id or f"s{seed}-{start.astimezone(BEIJING):%Y%m%d%H%M}"
         # A string seed is hashed with SHA-512, so the stream is the same in every process.
         self._rng = random.Random(f"fundwatch-feed:{seed}")
-        self.world = World(province, self._rng, self.run_id, started_at)
+        self.world = World(province, self._rng, self.run_id, started_at, intensity / DEFAULT_INTENSITY)
         self._activities = [activity for activity, _ in activities]
         self._activity_cum = _cumulative([weight for _, weight in activities])
         self._sources = list(sources) + list(extra_sources)
@@ -127,7 +127,7 @@ class Feed:
         due.sort(key=lambda item: item[:3])
 
         made = 0
-        for at, kind, index, action in due:
+        for at, _, index, action in due:
             world.now = at
             if action is not None:
                 for event in action(world, at):

@@ -104,9 +104,9 @@ _GIVEN = (
 _BRAND_HEAD = "鑫融汇聚长吉恒德瑞宏安信合盛天博嘉润中惠兴亿众华金诺丰泰达元通康福隆泽"
 _BRAND_TAIL = "汇通盈信达丰泰润诚邦利源融财富安恒远成宝隆鼎和盛祥裕"
 _INDUSTRIES = (
-    "商贸", "建材", "农业科技", "食品", "汽车配件", "物流", "餐饮管理", "医疗器械", "建筑工程",
-    "文化传媒", "电子科技", "粮油贸易", "服装", "家居", "化工", "印务", "装饰工程", "人参产业",
-)
+    "商贸 建材 农业科技 食品 汽车配件 物流 餐饮管理 医疗器械 建筑工程 "
+    "文化传媒 电子科技 粮油贸易 服装 家居 化工 印务 装饰工程 人参产业"
+).split()
 
 _NAME_TEMPLATES: dict[InstitutionType, tuple[str, ...]] = {
     InstitutionType.p2p_lending: (
@@ -266,8 +266,16 @@ class Province:
     def institutions_of_type(self, *types: InstitutionType) -> tuple[Institution, ...]:
         return tuple(inst for inst in self.institutions if inst.type in types)
 
+    @cached_property
+    def _by_bank(self) -> dict[str, frozenset[str]]:
+        grouped: dict[str, set[str]] = {bank.code: set() for bank in self.banks}
+        for acc in self.accounts:
+            grouped[acc.bank_code].add(acc.account_id)
+        return {code: frozenset(ids) for code, ids in grouped.items()}
+
     def accounts_at(self, bank_code: str) -> frozenset[str]:
-        return frozenset(acc.account_id for acc in self.accounts if acc.bank_code == bank_code)
+        """The monitored accounts held at ``bank_code``: the only ones its records may name."""
+        return self._by_bank.get(bank_code, frozenset())
 
 
 class _Builder:
@@ -354,7 +362,9 @@ class _Builder:
         self.rng.shuffle(picked)
         return picked
 
-    def institution(self, number: int, kind: InstitutionType, region: tuple[str, str, str, float]) -> Institution:
+    def institution(
+        self, number: int, kind: InstitutionType, region: tuple[str, str, str, float]
+    ) -> Institution:
         code, _, city, _ = region
         template = self.rng.choice(_NAME_TEMPLATES[kind])
         brand = self.brand()
@@ -392,7 +402,9 @@ class _Builder:
         )
         number = first_number
         for relation in relations:
-            firm = relation is Relation.affiliate or (relation is Relation.shareholder and self.rng.random() < 0.4)
+            firm = relation is Relation.affiliate or (
+                relation is Relation.shareholder and self.rng.random() < 0.4
+            )
             name = self.firm_name(city) if firm else self.person_name()
             accounts = [
                 self.open_account(AccountRole.related_party, name, inst.institution_id, person=not firm)
@@ -507,7 +519,9 @@ def build_province(
     ``as_of`` anchors product sale windows, so a feed starting near it finds products on sale.
     """
     if institutions < len(InstitutionType):
-        raise ValueError(f"institutions must be at least {len(InstitutionType)} so that every type is present")
+        raise ValueError(
+            f"institutions must be at least {len(InstitutionType)} so that every type is present"
+        )
     if not 2 <= banks <= len(MONITORED_BANKS):
         raise ValueError(f"banks must be between 2 and {len(MONITORED_BANKS)}")
     b = _Builder(seed, banks, as_of)

@@ -77,7 +77,14 @@ def split_cents(rng: random.Random, total: int, parts: int) -> list[int]:
 class World:
     """The province in motion: parties, balances, product books and the activity knobs."""
 
-    def __init__(self, province: Province, rng: random.Random, run_id: str, started_at: int) -> None:
+    def __init__(
+        self,
+        province: Province,
+        rng: random.Random,
+        run_id: str,
+        started_at: int,
+        volume_scale: float = 1.0,
+    ) -> None:
         self.province = province
         self.rng = rng
         self.run_id = run_id
@@ -96,10 +103,14 @@ class World:
             i.institution_id: p.accounts_of(i.institution_id, AccountRole.payment_reserve)
             for i in p.institutions_of_type(InstitutionType.payment)
         }
-        self.own = {i.institution_id: p.accounts_of(i.institution_id, AccountRole.own_operating) for i in p.institutions}
+        self.own = {
+            i.institution_id: p.accounts_of(i.institution_id, AccountRole.own_operating)
+            for i in p.institutions
+        }
         self.borrowers = {iid: p.accounts_of(iid, AccountRole.borrower) for iid in self.custody}
         self.books: dict[str, list[ProductBook]] = {
-            iid: [_book(product) for product in p.products_by_institution.get(iid, ())] for iid in self.custody
+            iid: [_book(product) for product in p.products_by_institution.get(iid, ())]
+            for iid in self.custody
         }
         # Each institution's size, so a few large platforms carry most of the flow.
         self.size = {i.institution_id: rng.lognormvariate(0.0, 0.8) for i in p.institutions}
@@ -115,7 +126,7 @@ class World:
         # Top-ups per reserve account not yet settled to merchants or withdrawn.
         self.unsettled = {account: 0 for reserves in self.reserves.values() for account in reserves}
         self.salaries = self._salaries()
-        self._open_positions()
+        self._open_positions(volume_scale)
 
     def party(self, account_id: str) -> Party:
         return self.parties[account_id]
@@ -137,7 +148,9 @@ class World:
         salaries: dict[str, list[tuple[str, int]]] = {}
         for inst in p.institutions:
             iid = inst.institution_id
-            staff = [(aid, draw_cents(self.rng, 7000, 0.4, 3500, 30000, step=100)) for aid in p.employees[iid]]
+            staff = [
+                (aid, draw_cents(self.rng, 7000, 0.4, 3500, 30000, step=100)) for aid in p.employees[iid]
+            ]
             for party in p.related_parties:
                 if party.institution_id == iid and party.relation is Relation.executive:
                     for aid in party.accounts:
@@ -146,14 +159,19 @@ class World:
             salaries[iid] = staff
         return salaries
 
-    def _open_positions(self) -> None:
-        """Where the province stands when the feed starts; the first snapshots show it."""
+    def _open_positions(self, scale: float) -> None:
+        """Where the province stands when the feed starts; the first snapshots show it.
+
+        ``scale`` follows the feed's intensity, so opening balances fit the flows that follow.
+        """
         rng, p = self.rng, self.province
         for iid, books in self.books.items():
             pool = p.investor_pools[iid]
             borrowers = self.borrowers[iid]
             for book in books:
-                total = draw_cents(rng, 3_000_000 * self.size[iid], 0.5, 300_000, 60_000_000, step=1000)
+                total = draw_cents(
+                    rng, 3_000_000 * scale * self.size[iid], 0.5, 300_000, 600_000_000, step=1000
+                )
                 book.raised = int(total * rng.uniform(0.1, 0.3))
                 lent = total - book.raised
                 debtors = rng.sample(borrowers, min(len(borrowers), rng.randint(3, 8)))
@@ -165,11 +183,12 @@ class World:
             self.ledger.open(self.custody[iid], sum(book.held for book in books))
         for reserves in self.reserves.values():
             for index, account in enumerate(reserves):
-                median = 12_000_000 if index == 0 else 3_000_000
-                self.ledger.open(account, draw_cents(rng, median, 0.5, 500_000, 80_000_000, step=1000))
+                median = (12_000_000 if index == 0 else 3_000_000) * scale
+                self.ledger.open(account, draw_cents(rng, median, 0.5, 500_000, 800_000_000, step=1000))
         for iid, accounts in self.own.items():
             for account in accounts:
-                self.ledger.open(account, draw_cents(rng, 2_000_000 * self.size[iid], 0.6, 300_000, 30_000_000, step=100))
+                median = 2_000_000 * scale * self.size[iid]
+                self.ledger.open(account, draw_cents(rng, median, 0.6, 300_000, 300_000_000, step=100))
 
 
 def _cumulative(weights: list[float]) -> list[float]:

@@ -1,0 +1,99 @@
+"""The storage interface on both backends: a real clickhouse-server (18.16) and chDB (26.x)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from schemas.ddl import DATABASE, MIGRATIONS
+from services.storage import StorageError, migrate, open_storage
+
+pytestmark = pytest.mark.integration
+
+
+def test_migrations_are_recorded_once(storage):
+    assert migrate(storage) == []  # already applied by the fixture; a second start applies nothing
+    versions = [row[0] for row in storage.query(f"SELECT version FROM {DATABASE}.schema_migrations FINAL ORDER BY version")]
+    assert versions == [m.version for m in MIGRATIONS]
+
+
+def test_every_table_of_the_contract_exists(storage):
+    tables = {row[0] for row in storage.query("SELECT name FROM system.tables WHERE database = %(db)s", {"db": DATABASE})}
+    for needed in ("raw_transactions", "raw_balances", "agg_account", "agg_institution", "alerts", "alert_events",
+                   "deliveries", "subscriptions", "tokens", "batch_answers", "ingest_keys", "ref_institutions",
+                   "ref_accounts", "ref_related_parties", "ref_products", "account_state"):  # fmt: skip
+        assert needed in tables, needed
+
+
+def test_values_round_trip_with_their_python_types(storage):
+    account = f"acc-{uuid.uuid4().hex}"
+    when = datetime(2026, 11, 25, 1, 2, 3, tzinfo=UTC)
+    storage.insert(
+        f"{DATABASE}.raw_balances",
+        ("bank_code", "record_id", "account_id", "as_of", "balance", "customer_liabilities", "currency",
+         "batch_id", "msg_id", "received_at", "institution_id", "account_role", "region"),
+        [["B1", "r1", account, when, Decimal("-12.50"), None, "CNY", "b", "m", when, "", "", ""],
+         ["B1", "r2", account, when, Decimal("99999999999.99"), Decimal("0.01"), "CNY", "b", "m", when, "I", "x", "22"]],
+    )  # fmt: skip
+    rows = storage.query_dicts(
+        f"SELECT record_id, as_of, balance, customer_liabilities FROM {DATABASE}.raw_balances "
+        "WHERE account_id = %(a)s ORDER BY record_id",
+        {"a": account},
+    )
+    assert rows == [
+        {"record_id": "r1", "as_of": when, "balance": Decimal("-12.50"), "customer_liabilities": None},
+        {"record_id": "r2", "as_of": when, "balance": Decimal("99999999999.99"), "customer_liabilities": Decimal("0.01")},
+    ]
+
+
+def test_decimal_sums_are_exact(storage):
+    account = f"acc-{uuid.uuid4().hex}"
+    when = datetime(2026, 11, 25, tzinfo=UTC)
+    amounts = [Decimal("0.10")] * 1000 + [Decimal("1234567.89"), Decimal("0.01")]
+    storage.insert(
+        f"{DATABASE}.agg_account",
+        ("account_id", "grain", "window_start", "msg_id", "institution_id", "inflow", "outflow", "n_in", "n_out", "counterparties"),
+        [[account, "day", when, f"m{i}", "", amount, Decimal("0"), 1, 0, [f"c{i % 7}"]] for i, amount in enumerate(amounts)],
+    )
+    (total, distinct), = storage.query(
+        f"SELECT sum(inflow), length(groupUniqArrayArray(counterparties)) FROM {DATABASE}.agg_account FINAL "
+        "WHERE account_id = %(a)s",
+        {"a": account},
+    )
+    assert total == Decimal("1234667.90")  # floats would give 1234667.8999999...
+    assert distinct == 7
+
+
+def test_replacing_tables_collapse_rewrites_of_the_same_key(storage):
+    """What makes a replayed Kafka message harmless: the same rows under the same key collapse."""
+    account = f"acc-{uuid.uuid4().hex}"
+    when = datetime(2026, 11, 25, tzinfo=UTC)
+    row = [account, "hour", when, "msg-1", "", Decimal("10.00"), Decimal("0"), 1, 0, ["c"]]
+    columns = ("account_id", "grain", "window_start", "msg_id", "institution_id", "inflow", "outflow", "n_in", "n_out", "counterparties")
+    storage.insert(f"{DATABASE}.agg_account", columns, [row])
+    storage.insert(f"{DATABASE}.agg_account", columns, [row])
+    (total,), = storage.query(
+        f"SELECT sum(inflow) FROM {DATABASE}.agg_account FINAL WHERE account_id = %(a)s", {"a": account}
+    )
+    assert total == Decimal("10.00")
+
+
+def test_parameters_are_escaped_not_spliced(storage):
+    hostile = "x'); DROP TABLE fundwatch.tokens; --\\\n"
+    rows = storage.query("SELECT %(v)s, length(%(v)s)", {"v": hostile})
+    assert rows == [(hostile, len(hostile.encode("utf-8")))]
+    assert storage.query(f"SELECT count() FROM system.tables WHERE database = '{DATABASE}' AND name = 'tokens'") == [(1,)]
+
+
+def test_errors_name_the_backend_and_the_cause(storage):
+    with pytest.raises(StorageError) as caught:
+        storage.query("SELECT no_such_column FROM system.one")
+    assert "no_such_column" in str(caught.value)
+
+
+def test_unknown_url_scheme_is_refused():
+    with pytest.raises(StorageError, match="clickhouse:// or chdb://"):
+        open_storage("mysql://localhost/db")

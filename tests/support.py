@@ -1,0 +1,179 @@
+"""Helpers the integration and end-to-end tests share: free ports, real servers, HTTP calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(method: str, url: str, token: str | None = None, body: Any = None, raw: bytes | None = None,
+         timeout: float = 30.0) -> tuple[int, Any]:
+    """One HTTP call; returns (status, parsed JSON or text)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode("utf-8"))
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, error.read()
+    try:
+        return status, json.loads(payload)
+    except ValueError:
+        return status, payload.decode("utf-8", "replace")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def wait_ready(base: str, timeout: float = 90.0, process: subprocess.Popen | None = None) -> None:
+    def ready() -> bool:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before it was ready")
+        try:
+            status, _ = call("GET", f"{base}/readyz", timeout=5)
+        except OSError:
+            return False
+        return status == 200
+
+    wait_until(ready, timeout, what=f"{base}/readyz")
+
+
+def clickhouse_server_binary() -> str:
+    found = shutil.which("clickhouse-server") or ("/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None)
+    if not found:
+        raise RuntimeError("clickhouse-server is not installed; `make test` installs it (make test-deps)")
+    return found
+
+
+class ClickHouseServer:
+    """Debian's clickhouse-server as a plain process on free ports in a temporary folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tcp_port = free_port()
+        self.http_port = free_port()
+        self.interserver_port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"clickhouse://default:@127.0.0.1:{self.tcp_port}/fundwatch"
+
+    def start(self) -> None:
+        for sub in ("data", "tmp", "user_files", "format_schemas"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        args = [
+            clickhouse_server_binary(), "--config-file=/etc/clickhouse-server/config.xml", "--",
+            f"--path={self.root / 'data'}/", f"--tmp_path={self.root / 'tmp'}/",
+            f"--user_files_path={self.root / 'user_files'}/", f"--format_schema_path={self.root / 'format_schemas'}/",
+            f"--tcp_port={self.tcp_port}", f"--http_port={self.http_port}",
+            f"--interserver_http_port={self.interserver_port}", "--listen_host=127.0.0.1",
+            f"--logger.log={self.root / 'server.log'}", f"--logger.errorlog={self.root / 'error.log'}",
+            "--logger.level=warning",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb"))
+        from clickhouse_driver import Client
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"clickhouse-server exited: {(self.root / 'stderr.log').read_text()[-2000:]}")
+            try:
+                Client("127.0.0.1", port=self.tcp_port, connect_timeout=1).execute("SELECT 1")
+                return True
+            except Exception:
+                return False
+
+        wait_until(up, 60, what="clickhouse-server")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+class FundwatchProcess:
+    """`fundwatch <command>` as a child process, its output in a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        out = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *self.args], cwd=REPO, env=self.env,
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+                raise AssertionError(f"fundwatch {self.args[0]} did not stop within {timeout:.0f} s") from None
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
