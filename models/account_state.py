@@ -34,7 +34,9 @@ def already_applied(state: dict[str, Any] | None, msg_id: str) -> bool:
     return state is not None and msg_id in state["recent"]
 
 
-def apply(state: dict[str, Any] | None, msg_id: str, records: Iterable[TxnRecord | BalanceRecord]) -> dict[str, Any]:
+def apply(
+    state: dict[str, Any] | None, msg_id: str, records: Iterable[TxnRecord | BalanceRecord]
+) -> dict[str, Any]:
     """The account's state after one message's records (all of the same account)."""
     new = empty_state() if state is None else {**state, "recent": list(state["recent"])}
     if msg_id in new["recent"]:

@@ -17,8 +17,8 @@ AMOUNT_RULE = 'a decimal string with at most 2 decimals and greater than 0, e.g.
 BALANCE_RULE = 'a decimal string with at most 2 decimals, e.g. "-12.50" or "0"'
 TIME_RULE = 'an RFC 3339 time with an offset, e.g. "2026-11-25T09:30:00+08:00"'
 USCC_RULE = "the 18-character unified social credit code: digits and capital letters"
-REGION_RULE = "a 6-digit administrative division code, e.g. \"220102\""
-REGION_PREFIX_RULE = "a region prefix of 2 to 6 digits, e.g. \"22\" or \"2201\""
+REGION_RULE = 'a 6-digit administrative division code, e.g. "220102"'
+REGION_PREFIX_RULE = 'a region prefix of 2 to 6 digits, e.g. "22" or "2201"'
 RATE_RULE = 'a decimal fraction string, e.g. "0.085" for 8.5 %'
 ID_RULE = "a non-empty string of at most 128 characters"
 CURRENCY_RULE = "a 3-letter ISO 4217 code in capitals, e.g. CNY"
@@ -41,7 +41,9 @@ RegionPrefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2,6}$", description=
 Rate = Annotated[str, msgspec.Meta(pattern=_RATE_PATTERN, description=RATE_RULE)]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description=CURRENCY_RULE)]
 Text = Annotated[str, msgspec.Meta(max_length=2000, description="free text of at most 2000 characters")]
-PositiveDays = Annotated[int, msgspec.Meta(ge=1, le=36500, description="a whole number of days from 1 to 36500")]
+PositiveDays = Annotated[
+    int, msgspec.Meta(ge=1, le=36500, description="a whole number of days from 1 to 36500")
+]
 Count = Annotated[int, msgspec.Meta(ge=1, le=10_000_000, description="a whole number of at least 1")]
 
 # Every rule above by its regular expression, so a msgspec pattern error can be told back in words.

@@ -73,14 +73,20 @@ def build_openapi() -> dict[str, Any]:
 
     paths: dict[str, Any] = {}
     for op in ops:
-        entry: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('-', '_').replace('.', '_')}"}
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('-', '_').replace('.', '_')}",
+        }
         if op.roles:
             entry["security"] = [{"bearer": []}]
             entry["description"] = "Roles: " + ", ".join(op.roles)
         else:
             entry["security"] = []
         if op.request is not None:
-            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema_of[id(op.request)]}}}
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schema_of[id(op.request)]}},
+            }
         responses: dict[str, Any] = {}
         for status, answer in op.answers.items():
             if answer is str:

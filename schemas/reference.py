@@ -110,9 +110,13 @@ class ReferenceKind(msgspec.Struct, frozen=True):
 REFERENCE_KINDS: dict[str, ReferenceKind] = {
     kind.path: kind
     for kind in (
-        ReferenceKind("institutions", Institution, "institution_id", "fw.ref.institutions", "ref_institutions"),
+        ReferenceKind(
+            "institutions", Institution, "institution_id", "fw.ref.institutions", "ref_institutions"
+        ),
         ReferenceKind("accounts", Account, "account_id", "fw.ref.accounts", "ref_accounts"),
-        ReferenceKind("related-parties", RelatedParty, "party_id", "fw.ref.related_parties", "ref_related_parties"),
+        ReferenceKind(
+            "related-parties", RelatedParty, "party_id", "fw.ref.related_parties", "ref_related_parties"
+        ),
         ReferenceKind("products", Product, "product_id", "fw.ref.products", "ref_products"),
     )
 }

@@ -58,7 +58,9 @@ def _join(prefix: str | None, field: str | None) -> str | None:
     return f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"
 
 
-def explain(error: msgspec.ValidationError | msgspec.DecodeError | ValueError, prefix: str | None = None) -> ValidationFailure:
+def explain(
+    error: msgspec.ValidationError | msgspec.DecodeError | ValueError, prefix: str | None = None
+) -> ValidationFailure:
     """The field and the rule behind a decode error, in words."""
     if isinstance(error, msgspec.DecodeError) and not isinstance(error, msgspec.ValidationError):
         return ValidationFailure(prefix, f"is not valid JSON ({error})")
@@ -90,11 +92,13 @@ def explain(error: msgspec.ValidationError | msgspec.DecodeError | ValueError, p
         return ValidationFailure(_join(prefix, field), f"must be {bound} {m.group('n')}")
     if m := _EXPECTED.match(what):
         want = " or ".join(_TYPE_WORDS.get(w.strip(), w.strip()) for w in m.group("want").split("|"))
-        return ValidationFailure(_join(prefix, field), f"must be {want}, not {_TYPE_WORDS.get(m.group('got'), m.group('got'))}")
+        return ValidationFailure(
+            _join(prefix, field), f"must be {want}, not {_TYPE_WORDS.get(m.group('got'), m.group('got'))}"
+        )
     if m := _INVALID.match(what):
         value = m.group("value") or m.group("v2")
         if field and field.endswith("kind"):
-            return ValidationFailure(_join(prefix, field), f"must be \"transaction\" or \"balance\", not {value}")
+            return ValidationFailure(_join(prefix, field), f'must be "transaction" or "balance", not {value}')
         return ValidationFailure(_join(prefix, field), f"must be one of the allowed values, not {value}")
     return ValidationFailure(_join(prefix, field), what)
 

@@ -76,7 +76,9 @@ class TokenStore:
                 self._by_hash[digest] = (digest, Principal(token_id, role, bank_code, region))
         return len(rows)
 
-    async def create(self, role: str, bank_code: str = "", region: str = "") -> tuple[str, Principal, datetime]:
+    async def create(
+        self, role: str, bank_code: str = "", region: str = ""
+    ) -> tuple[str, Principal, datetime]:
         token = new_token(role)
         digest = hash_token(token)
         principal = Principal(token_id=secrets.token_hex(8), role=role, bank_code=bank_code, region=region)

@@ -72,7 +72,9 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the embedded broker exited with {self._process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"the embedded broker exited with {self._process.returncode}; see {self.log_path}"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     log.info("embedded broker up bootstrap=%s pid=%d", self.bootstrap, self._process.pid)

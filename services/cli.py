@@ -82,15 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
         "borrowers, products) and push its records through a running API with each bank's own token, "
         "or write them to files with --out.",
     )
-    simulate.add_argument("--api", default=None, help="API base URL (default http://127.0.0.1:$FUNDWATCH_HTTP_PORT)")
-    simulate.add_argument("--admin-token", default=None, help="admin token (default FUNDWATCH_ADMIN_TOKEN or ./var/admin-token)")
+    simulate.add_argument(
+        "--api", default=None, help="API base URL (default http://127.0.0.1:$FUNDWATCH_HTTP_PORT)"
+    )
+    simulate.add_argument(
+        "--admin-token", default=None, help="admin token (default FUNDWATCH_ADMIN_TOKEN or ./var/admin-token)"
+    )
     simulate.add_argument("--seed", type=int, default=7, help="random seed of the province (default 7)")
-    simulate.add_argument("--institutions", type=int, default=24, help="institutions in the province (default 24)")
+    simulate.add_argument(
+        "--institutions", type=int, default=24, help="institutions in the province (default 24)"
+    )
     simulate.add_argument("--rate", type=float, default=500.0, help="records per second pushed (default 500)")
     simulate.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     simulate.add_argument("--max-records", type=int, default=None, help="stop after this many records")
-    simulate.add_argument("--out", type=Path, default=None, help="write reference and batch files here instead of pushing")
-    simulate.add_argument("--hours", type=float, default=24.0, help="with --out: simulated hours to write (default 24)")
+    simulate.add_argument(
+        "--out", type=Path, default=None, help="write reference and batch files here instead of pushing"
+    )
+    simulate.add_argument(
+        "--hours", type=float, default=24.0, help="with --out: simulated hours to write (default 24)"
+    )
 
     sub.add_parser(
         "eval",
@@ -149,7 +159,9 @@ def _simulate(args: argparse.Namespace) -> int:
             duration_s=args.duration, max_records=args.max_records, progress=True,
         )
     )  # fmt: skip
-    print(f"pushed={stats.pushed} accepted={stats.accepted} duplicates={stats.duplicates} rejected={stats.rejected}")
+    print(
+        f"pushed={stats.pushed} accepted={stats.accepted} duplicates={stats.duplicates} rejected={stats.rejected}"
+    )
     return 0
 
 

@@ -96,7 +96,9 @@ class Settings:
 
     def validate(self) -> None:
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ConfigError(f"FUNDWATCH_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+            raise ConfigError(
+                f"FUNDWATCH_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
+            )
         if self.log_format not in {"text", "json"}:
             raise ConfigError(f"FUNDWATCH_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if not self.clickhouse_url.startswith(("chdb://", "clickhouse://", "clickhouses://")):

@@ -31,7 +31,12 @@ def topic_plan(partitions: int) -> list[NewTopic]:
     for kind in REFERENCE_KINDS.values():
         # Compacted: the newest value per id is what every worker must hold, forever.
         topics.append(
-            NewTopic(kind.topic, num_partitions=partitions, replication_factor=1, topic_configs={"cleanup.policy": "compact"})
+            NewTopic(
+                kind.topic,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"},
+            )
         )
     return topics
 
@@ -63,6 +68,8 @@ class Publisher:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
+        # Messages the broker acknowledged, per topic: lets the embedded stack drain on shutdown.
+        self.acknowledged: dict[str, int] = {}
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -88,13 +95,15 @@ class Publisher:
         if self._producer is None:
             raise PublishError("the Kafka producer is not started")
         try:
-            futures = [
-                await self._producer.send(topic, value=value, key=key, partition=partition)
+            sent = [
+                (topic, await self._producer.send(topic, value=value, key=key, partition=partition))
                 for topic, partition, key, value in messages
             ]
-            await asyncio.gather(*futures)
+            await asyncio.gather(*(future for _, future in sent))
         except KafkaError as error:
             raise PublishError(f"Kafka refused a message: {error}") from None
+        for topic, _ in sent:
+            self.acknowledged[topic] = self.acknowledged.get(topic, 0) + 1
 
     async def ping(self) -> bool:
         if self._producer is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import faust
 import mode
 from aiohttp import web
 
+from schemas.messages import RECORDS_TOPIC
 from services.auth import TokenStore, resolve_admin_token
 from services.broker import EmbeddedBroker
 from services.config import Settings
@@ -26,7 +29,7 @@ from services.kafka_io import Publisher, ensure_topics
 from services.logs import setup_logging
 from services.storage import migrate, open_storage
 from services.storage.async_storage import AsyncStorage
-from streams.app import create_worker_app
+from streams.app import WorkerApp, create_worker_app
 
 log = logging.getLogger("fundwatch.runner")
 
@@ -34,20 +37,41 @@ log = logging.getLogger("fundwatch.runner")
 class Worker(faust.Worker):
     """Faust's worker with FundWatch's logging instead of its own."""
 
-    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        settings: Settings,
+        before_stop: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._settings = settings
+        self._before_stop = before_stop
         super().__init__(*args, quiet=True, redirect_stdouts=False, **kwargs)
 
     def _setup_logging(self) -> None:
         setup_logging(self._settings.log_level, self._settings.log_format)
 
+    async def on_stop(self) -> None:
+        # Runs before any child stops: the consumer is still up to finish what the API accepted.
+        if self._before_stop is not None:
+            await self._before_stop()
+        await super().on_stop()
+
 
 class ApiService(mode.Service):
     """Serves the gateway's aiohttp application inside the worker's event loop."""
 
-    def __init__(self, gateway: Gateway, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        host: str,
+        port: int,
+        drain: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.gateway = gateway
+        self.drain = drain
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -56,16 +80,25 @@ class ApiService(mode.Service):
     async def on_start(self) -> None:
         await self.gateway.publisher.start()
         await self.gateway.load()
-        self._runner = web.AppRunner(self.gateway.application(), access_log=None)
+        # A client still sending a refused body must not hold the shutdown for aiohttp's default minute.
+        self._runner = web.AppRunner(self.gateway.application(), access_log=None, shutdown_timeout=3.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.ready.set()
         log.info("api listening url=http://%s:%d", self.host, self.port)
 
+    async def close_and_drain(self) -> None:
+        """Stop taking requests, then wait for the pipeline to finish what was accepted."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        drain, self.drain = self.drain, None
+        if drain is not None:
+            await drain()
+
     async def on_stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.close_and_drain()
         await self.gateway.publisher.stop()
 
 
@@ -101,7 +134,12 @@ class SimulatorService(mode.Service):
 def open_and_migrate(settings: Settings) -> AsyncStorage:
     storage = open_storage(settings.clickhouse_url)
     applied = migrate(storage)
-    log.info("storage ready backend=%s version=%s migrations_applied=%s", storage.kind, storage.version(), applied or "none")
+    log.info(
+        "storage ready backend=%s version=%s migrations_applied=%s",
+        storage.kind,
+        storage.version(),
+        applied or "none",
+    )
     return AsyncStorage(storage)
 
 
@@ -114,10 +152,33 @@ def admin_token_for(settings: Settings) -> str:
     return token
 
 
-def _gateway(settings: Settings, storage: AsyncStorage, bootstrap: str, admin_token: str, checks: dict) -> Gateway:
+def _gateway(
+    settings: Settings, storage: AsyncStorage, bootstrap: str, admin_token: str, checks: dict
+) -> Gateway:
     tokens = TokenStore(storage)
     tokens.bootstrap_admin(admin_token)
     return Gateway(storage, Publisher(bootstrap), tokens, settings.partitions, extra_checks=checks)
+
+
+def _drain(gateway: Gateway, worker: WorkerApp, timeout_s: float = 30.0) -> Callable[[], Awaitable[None]]:
+    """Wait until the in-process worker has handled every message this gateway published.
+
+    The embedded broker forgets everything when it stops, so records accepted but not yet
+    processed would be lost; a clean stop lets the worker finish them first.
+    """
+
+    async def drain() -> None:
+        deadline = time.monotonic() + timeout_s
+        target = gateway.publisher.acknowledged.get(RECORDS_TOPIC, 0)
+        while worker.processor.messages_handled < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        left = target - worker.processor.messages_handled
+        if left > 0:
+            log.warning("stopping with unprocessed messages=%d after waiting %.0f s", left, timeout_s)
+        else:
+            log.info("drained: every accepted record is processed messages=%d", target)
+
+    return drain
 
 
 def run_embedded(settings: Settings, simulator: bool = True) -> int:
@@ -138,11 +199,17 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         admin_token = admin_token_for(settings)
         worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
         gateway = _gateway(settings, storage, bootstrap, admin_token, {"workers": worker.ready})
-        api = ApiService(gateway, settings.http_host, settings.http_port)
+        api = ApiService(gateway, settings.http_host, settings.http_port, drain=_drain(gateway, worker))
         services: list[mode.Service] = [*worker.services(), api]
         if simulator:
             services.append(SimulatorService(api, admin_token))
-        Worker(worker.app, *services, settings=settings, loop=asyncio.new_event_loop()).execute_from_commandline()
+        Worker(
+            worker.app,
+            *services,
+            settings=settings,
+            before_stop=api.close_and_drain,
+            loop=asyncio.new_event_loop(),
+        ).execute_from_commandline()
     except SystemExit as done:
         return int(done.code or 0)
     finally:
@@ -163,7 +230,9 @@ def run_worker(settings: Settings) -> int:
     asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.partitions))
     worker = create_worker_app(settings.app_id, settings.kafka_bootstrap, settings.partitions, storage)
     try:
-        Worker(worker.app, *worker.services(), settings=settings, loop=asyncio.new_event_loop()).execute_from_commandline()
+        Worker(
+            worker.app, *worker.services(), settings=settings, loop=asyncio.new_event_loop()
+        ).execute_from_commandline()
     except SystemExit as done:
         return int(done.code or 0)
     finally:
@@ -187,7 +256,9 @@ def run_gateway(settings: Settings) -> int:
             setup_logging(settings.log_level, settings.log_format)
 
     try:
-        GatewayWorker(api, quiet=True, redirect_stdouts=False, loop=asyncio.new_event_loop()).execute_from_commandline()
+        GatewayWorker(
+            api, quiet=True, redirect_stdouts=False, loop=asyncio.new_event_loop()
+        ).execute_from_commandline()
     except SystemExit as done:
         return int(done.code or 0)
     finally:
@@ -205,7 +276,9 @@ def data_dir_lock(path: Path) -> None:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        raise SystemExit(f"another fundwatch process is using {path}; stop it or pick another --data-dir") from None
+        raise SystemExit(
+            f"another fundwatch process is using {path}; stop it or pick another --data-dir"
+        ) from None
     _held_locks.append(handle)
 
 

@@ -85,6 +85,7 @@ class RecordsProcessor:
         # State snapshots from ClickHouse, used for an account the table does not hold: after the
         # memory-only embedded broker restarted, its changelogs are gone but ClickHouse is not.
         self.seed: dict[str, dict[str, Any]] = {}
+        self.messages_handled = 0
 
     def load_seed(self) -> int:
         """Read the snapshots before the agent starts (blocking: start-up only)."""
@@ -103,7 +104,13 @@ class RecordsProcessor:
                 return
             except StorageError as error:
                 metrics.CLICKHOUSE_ERRORS.labels(table.split(".")[-1]).inc()
-                log.error("clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s", table, len(rows), delay, error)
+                log.error(
+                    "clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s",
+                    table,
+                    len(rows),
+                    delay,
+                    error,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -141,6 +148,7 @@ class RecordsProcessor:
         metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
         metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
         metrics.MESSAGES_PROCESSED.inc()
+        self.messages_handled += 1
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         metrics.RECORD_LAG_SECONDS.observe(max(0.0, time.time() - message.received_at))
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 RECORDS_PROCESSED = Counter(
-    "fundwatch_records_processed_total", "Records folded into state and written to ClickHouse by workers", ["kind"]
+    "fundwatch_records_processed_total",
+    "Records folded into state and written to ClickHouse by workers",
+    ["kind"],
 )
-MESSAGES_PROCESSED = Counter("fundwatch_messages_processed_total", "Record sub-batch messages processed by workers")
+MESSAGES_PROCESSED = Counter(
+    "fundwatch_messages_processed_total", "Record sub-batch messages processed by workers"
+)
 MESSAGES_REPLAYED = Counter(
-    "fundwatch_messages_replayed_total", "Messages seen again after a redelivery, whose state was already applied"
+    "fundwatch_messages_replayed_total",
+    "Messages seen again after a redelivery, whose state was already applied",
 )
-CLICKHOUSE_ROWS = Counter("fundwatch_clickhouse_insert_rows_total", "Rows inserted into ClickHouse", ["table"])
-CLICKHOUSE_ERRORS = Counter("fundwatch_clickhouse_insert_errors_total", "Failed ClickHouse inserts", ["table"])
+CLICKHOUSE_ROWS = Counter(
+    "fundwatch_clickhouse_insert_rows_total", "Rows inserted into ClickHouse", ["table"]
+)
+CLICKHOUSE_ERRORS = Counter(
+    "fundwatch_clickhouse_insert_errors_total", "Failed ClickHouse inserts", ["table"]
+)
 PROCESSING_SECONDS = Histogram(
     "fundwatch_message_processing_seconds",
     "Time to process one records message, from decode to ClickHouse write",

@@ -24,8 +24,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def call(method: str, url: str, token: str | None = None, body: Any = None, raw: bytes | None = None,
-         timeout: float = 30.0) -> tuple[int, Any]:
+def call(
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: Any = None,
+    raw: bytes | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, Any]:
     """One HTTP call; returns (status, parsed JSON or text)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode("utf-8"))
     request = urllib.request.Request(url, data=data, method=method)
@@ -69,7 +75,9 @@ def wait_ready(base: str, timeout: float = 90.0, process: subprocess.Popen | Non
 
 
 def clickhouse_server_binary() -> str:
-    found = shutil.which("clickhouse-server") or ("/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None)
+    found = shutil.which("clickhouse-server") or (
+        "/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None
+    )
     if not found:
         raise RuntimeError("clickhouse-server is not installed; `make test` installs it (make test-deps)")
     return found
@@ -101,12 +109,16 @@ class ClickHouseServer:
             f"--logger.log={self.root / 'server.log'}", f"--logger.errorlog={self.root / 'error.log'}",
             "--logger.level=warning",
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb"))
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb")
+        )
         from clickhouse_driver import Client
 
         def up() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(f"clickhouse-server exited: {(self.root / 'stderr.log').read_text()[-2000:]}")
+                raise AssertionError(
+                    f"clickhouse-server exited: {(self.root / 'stderr.log').read_text()[-2000:]}"
+                )
             try:
                 Client("127.0.0.1", port=self.tcp_port, connect_timeout=1).execute("SELECT 1")
                 return True
@@ -141,7 +153,7 @@ class FundwatchProcess:
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -150,7 +162,9 @@ class FundwatchProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-                raise AssertionError(f"fundwatch {self.args[0]} did not stop within {timeout:.0f} s") from None
+                raise AssertionError(
+                    f"fundwatch {self.args[0]} did not stop within {timeout:.0f} s"
+                ) from None
         return self.process.returncode
 
     def log(self) -> str:

@@ -102,11 +102,15 @@ class Gateway:
             raise ApiError(422, "invalid_token_request", str(failure), failure.field) from None
         role = ask.role.value
         if role == "bank" and not ask.bank_code:
-            raise ApiError(422, "invalid_token_request", "`bank_code`: is required for a bank token", "bank_code")
+            raise ApiError(
+                422, "invalid_token_request", "`bank_code`: is required for a bank token", "bank_code"
+            )
         if role == "desk" and not ask.region:
             raise ApiError(422, "invalid_token_request", "`region`: is required for a desk token", "region")
         if role != "bank" and ask.bank_code:
-            raise ApiError(422, "invalid_token_request", "`bank_code`: only a bank token has a bank_code", "bank_code")
+            raise ApiError(
+                422, "invalid_token_request", "`bank_code`: only a bank token has a bank_code", "bank_code"
+            )
         if role != "desk" and ask.region:
             raise ApiError(422, "invalid_token_request", "`region`: only a desk token has a region", "region")
         token, created, at = await self.tokens.create(role, ask.bank_code or "", ask.region or "")
@@ -175,7 +179,9 @@ class Gateway:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         started = time.perf_counter()
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        route = (
+            request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        )
         status = 500
         try:
             if request.path not in PUBLIC_PATHS:
@@ -185,10 +191,15 @@ class Gateway:
             return response
         except ApiError as error:
             status = error.status
-            return error.response()
+            response = error.response()
+            if status == 413:
+                response.force_close()  # the rest of the body is not read; do not reuse the connection
+            return response
         except web.HTTPException as error:
             status = error.status
-            code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(error.status, "http_error")
+            code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+                error.status, "http_error"
+            )
             return ApiError(error.status, code, error.reason).response()
         except Exception:
             log.exception("unhandled error route=%s", route)
@@ -211,7 +222,9 @@ class Gateway:
 async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, or 413 as soon as it passes ``limit`` (declared or streamed)."""
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "body_too_large", f"the body is {request.content_length} bytes; at most {limit} are taken")
+        raise ApiError(
+            413, "body_too_large", f"the body is {request.content_length} bytes; at most {limit} are taken"
+        )
     chunks = []
     size = 0
     async for chunk in request.content.iter_chunked(1 << 16):

@@ -50,7 +50,7 @@ from services.auth import Principal
 from services.gateway import metrics
 from services.gateway.dedup import BatchAnswers, RecordKeys
 from services.gateway.errors import ApiError
-from services.kafka_io import PublishError, Publisher
+from services.kafka_io import Publisher, PublishError
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 
@@ -78,7 +78,9 @@ def to_message_record(record: Transaction | Balance) -> TxnRecord | BalanceRecor
             instruction_id=record.instruction_id,
             purpose=record.purpose,
             product_id=record.product_id,
-            balance_after_cents=None if record.balance_after is None else amount_to_cents(record.balance_after),
+            balance_after_cents=None
+            if record.balance_after is None
+            else amount_to_cents(record.balance_after),
         )
     return BalanceRecord(
         record_id=record.record_id,
@@ -113,7 +115,10 @@ def parse_batch(body: bytes, principal: Principal) -> Batch:
         raise ApiError(403, "forbidden", "only a bank token may push batches")
     if batch.bank_code != principal.bank_code:
         raise ApiError(
-            403, "forbidden", f"this token pushes for bank {principal.bank_code!r}, not {batch.bank_code!r}", "bank_code"
+            403,
+            "forbidden",
+            f"this token pushes for bank {principal.bank_code!r}, not {batch.bank_code!r}",
+            "bank_code",
         )
     if len(batch.records) > MAX_RECORDS_PER_BATCH:
         raise ApiError(
@@ -132,7 +137,9 @@ class BatchIntake:
         self.answers = BatchAnswers()
         # One lock per batch in flight, so a batch sent twice at once is answered once; a lock
         # lives only while a request holds it.
-        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def load(self) -> None:
         keys = await self.keys.load(self.storage)
@@ -182,8 +189,18 @@ class BatchIntake:
         except (PublishError, StorageError) as error:
             self.keys.release(batch.bank_code, reserved)
             metrics.BATCHES.labels("failed").inc()
-            log.error("batch not taken bank=%s batch=%s records=%d error=%s", batch.bank_code, batch.batch_id, len(accepted), error)
-            raise ApiError(503, "unavailable", "the pipeline could not take the batch now; re-send it with the same batch_id") from None
+            log.error(
+                "batch not taken bank=%s batch=%s records=%d error=%s",
+                batch.bank_code,
+                batch.batch_id,
+                len(accepted),
+                error,
+            )
+            raise ApiError(
+                503,
+                "unavailable",
+                "the pipeline could not take the batch now; re-send it with the same batch_id",
+            ) from None
         self.answers.put(batch.bank_code, batch.batch_id, answer)
         metrics.RECORDS_ACCEPTED.inc(len(accepted))
         metrics.RECORDS_DUPLICATE.inc(duplicates)
@@ -194,7 +211,9 @@ class BatchIntake:
         )  # fmt: skip
         return answer
 
-    async def _publish(self, batch: Batch, records: list[TxnRecord | BalanceRecord], received_at: int) -> None:
+    async def _publish(
+        self, batch: Batch, records: list[TxnRecord | BalanceRecord], received_at: int
+    ) -> None:
         if not records:
             return
         by_partition: dict[int, list[TxnRecord | BalanceRecord]] = defaultdict(list)
@@ -203,7 +222,9 @@ class BatchIntake:
         messages = []
         for partition, part in sorted(by_partition.items()):
             msg_id = f"{batch.bank_code}/{batch.batch_id}/{partition}"
-            value = encode_batch(RecordBatchMessage(msg_id, batch.bank_code, batch.batch_id, received_at, part))
+            value = encode_batch(
+                RecordBatchMessage(msg_id, batch.bank_code, batch.batch_id, received_at, part)
+            )
             messages.append((RECORDS_TOPIC, partition, msg_id.encode("utf-8"), value))
         await self.publisher.send_all(messages)
 

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-RECORDS_RECEIVED = Counter("fundwatch_records_received_total", "Records received in batches, before validation")
-RECORDS_ACCEPTED = Counter("fundwatch_records_accepted_total", "Records accepted and published to the pipeline")
+RECORDS_RECEIVED = Counter(
+    "fundwatch_records_received_total", "Records received in batches, before validation"
+)
+RECORDS_ACCEPTED = Counter(
+    "fundwatch_records_accepted_total", "Records accepted and published to the pipeline"
+)
 RECORDS_DUPLICATE = Counter(
     "fundwatch_records_duplicate_total", "Records whose (bank_code, record_id) was accepted before"
 )
-RECORDS_REJECTED = Counter("fundwatch_records_rejected_total", "Records rejected, by the field that broke a rule", ["field"])
+RECORDS_REJECTED = Counter(
+    "fundwatch_records_rejected_total", "Records rejected, by the field that broke a rule", ["field"]
+)
 BATCHES = Counter("fundwatch_batches_total", "Batches by outcome", ["outcome"])
-REFERENCE_ITEMS = Counter("fundwatch_reference_items_total", "Reference items by kind and outcome", ["kind", "outcome"])
-HTTP_REQUESTS = Counter("fundwatch_http_requests_total", "HTTP requests by route and status", ["route", "method", "status"])
+REFERENCE_ITEMS = Counter(
+    "fundwatch_reference_items_total", "Reference items by kind and outcome", ["kind", "outcome"]
+)
+HTTP_REQUESTS = Counter(
+    "fundwatch_http_requests_total", "HTTP requests by route and status", ["route", "method", "status"]
+)
 HTTP_SECONDS = Histogram(
     "fundwatch_http_request_duration_seconds",
     "HTTP request handling time",

@@ -51,7 +51,9 @@ class Reads:
         )
         return bank_code, regions[0][0] if regions else ""
 
-    async def account_flows(self, principal: Principal, account_id: str, grain: str, since: str | None, limit: int) -> dict[str, Any]:
+    async def account_flows(
+        self, principal: Principal, account_id: str, grain: str, since: str | None, limit: int
+    ) -> dict[str, Any]:
         if grain not in {"hour", "day"}:
             raise ApiError(422, "invalid_query", "`grain`: must be hour or day", "grain")
         if not 1 <= limit <= 1000:
@@ -59,7 +61,9 @@ class Reads:
         try:
             since_at = parse_time(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
         except ValueError:
-            raise ApiError(422, "invalid_query", "`since`: must be an RFC 3339 time with an offset", "since") from None
+            raise ApiError(
+                422, "invalid_query", "`since`: must be an RFC 3339 time with an offset", "since"
+            ) from None
         if principal.role != "admin":
             bank_code, region = await self._account_scope(account_id)
             allowed = (principal.role == "bank" and bank_code == principal.bank_code) or (
@@ -82,7 +86,9 @@ class Reads:
                 WHERE account_id = %(account)s AND grain = 'day' AND window_start >= %(since)s""",
             {"account": account_id, "since": since_at},
         )
-        inflow, outflow, n_in, n_out, counterparties = totals[0] if totals else (Decimal(0), Decimal(0), 0, 0, 0)
+        inflow, outflow, n_in, n_out, counterparties = (
+            totals[0] if totals else (Decimal(0), Decimal(0), 0, 0, 0)
+        )
         return {
             "account_id": account_id,
             "grain": grain,
@@ -110,7 +116,9 @@ class Reads:
     async def storage_summary(self) -> dict[str, Any]:
         counts = {}
         for table in _COUNTED_TABLES:
-            counts[table] = int((await self.storage.query(f"SELECT count() FROM {DATABASE}.{table} FINAL"))[0][0])
+            counts[table] = int(
+                (await self.storage.query(f"SELECT count() FROM {DATABASE}.{table} FINAL"))[0][0]
+            )
         latest = await self.storage.query(
             f"SELECT max(booked_at), sum(amount) FROM {DATABASE}.raw_transactions FINAL"
         )

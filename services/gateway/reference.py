@@ -20,7 +20,7 @@ from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal
 from services.gateway import metrics
 from services.gateway.errors import ApiError
-from services.kafka_io import PublishError, Publisher
+from services.kafka_io import Publisher, PublishError
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 
@@ -57,7 +57,9 @@ class ReferenceService:
             items = decode(body, list[msgspec.Raw])
         except ValidationFailure as failure:
             status = 400 if failure.message.startswith("is not valid JSON") else 422
-            raise ApiError(status, "invalid_body", f"the body must be a JSON array of {kind.path}: {failure}") from None
+            raise ApiError(
+                status, "invalid_body", f"the body must be a JSON array of {kind.path}: {failure}"
+            ) from None
         if len(items) > MAX_ITEMS:
             raise ApiError(413, "too_many_items", f"at most {MAX_ITEMS} items per call, got {len(items)}")
 
@@ -72,7 +74,11 @@ class ReferenceService:
             except ValidationFailure as failure:
                 rejected.append({"index": index, "id": item_id, "error": str(failure)})
                 continue
-            if principal.role == "bank" and isinstance(item, Account) and item.bank_code != principal.bank_code:
+            if (
+                principal.role == "bank"
+                and isinstance(item, Account)
+                and item.bank_code != principal.bank_code
+            ):
                 rejected.append({
                     "index": index, "id": item_id,
                     "error": f"`bank_code`: a token of bank {principal.bank_code!r} may upsert only that bank's accounts",
@@ -84,10 +90,14 @@ class ReferenceService:
             await self._store(kind, accepted)
         except (StorageError, PublishError) as error:
             log.error("reference upsert failed kind=%s items=%d error=%s", kind.path, len(accepted), error)
-            raise ApiError(503, "unavailable", "reference data could not be stored now; send it again") from None
+            raise ApiError(
+                503, "unavailable", "reference data could not be stored now; send it again"
+            ) from None
         metrics.REFERENCE_ITEMS.labels(kind.path, "upserted").inc(len(accepted))
         metrics.REFERENCE_ITEMS.labels(kind.path, "rejected").inc(len(rejected))
-        log.info("reference upserted kind=%s upserted=%d rejected=%d", kind.path, len(accepted), len(rejected))
+        log.info(
+            "reference upserted kind=%s upserted=%d rejected=%d", kind.path, len(accepted), len(rejected)
+        )
         return {"upserted": len(accepted), "rejected": rejected}
 
     async def _store(self, kind: ReferenceKind, items: list[Any]) -> None:
@@ -99,10 +109,14 @@ class ReferenceService:
         await self.storage.insert(
             f"{DATABASE}.{kind.table}",
             (*columns, "doc", "version"),
-            [[*(_column_value(item, c) for c in columns), doc.decode("utf-8"), version] for item, doc in zip(items, docs, strict=True)],
+            [
+                [*(_column_value(item, c) for c in columns), doc.decode("utf-8"), version]
+                for item, doc in zip(items, docs, strict=True)
+            ],
         )
         await self.publisher.send_all(
-            (kind.topic, None, getattr(item, kind.key).encode("utf-8"), doc) for item, doc in zip(items, docs, strict=True)
+            (kind.topic, None, getattr(item, kind.key).encode("utf-8"), doc)
+            for item, doc in zip(items, docs, strict=True)
         )
 
     async def republish(self, kinds: list[ReferenceKind]) -> int:

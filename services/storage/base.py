@@ -45,7 +45,9 @@ class Storage(abc.ABC):
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     @abc.abstractmethod
-    def query_with_names(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple[list[tuple], list[str]]:
+    def query_with_names(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[tuple], list[str]]:
         """Rows and the column names."""
 
 

@@ -19,7 +19,9 @@ import msgspec
 from services.storage.base import Storage, StorageError
 from services.storage.sql import render
 
-_JSON_SETTINGS = " SETTINGS output_format_json_quote_decimals = 1, output_format_json_quote_64bit_integers = 0"
+_JSON_SETTINGS = (
+    " SETTINGS output_format_json_quote_decimals = 1, output_format_json_quote_64bit_integers = 0"
+)
 
 
 def _to_datetime(text: str) -> datetime:
@@ -81,7 +83,9 @@ class ChdbStorage(Storage):
     def from_url(cls, url: str) -> ChdbStorage:
         path = url[len("chdb://") :]
         if not path:
-            raise StorageError("chdb:// needs a path, e.g. chdb:///var/lib/fundwatch/chdb or chdb://./var/chdb")
+            raise StorageError(
+                "chdb:// needs a path, e.g. chdb:///var/lib/fundwatch/chdb or chdb://./var/chdb"
+            )
         return cls(path)
 
     def _run(self, sql: str, fmt: str = "CSV") -> Any:
@@ -94,7 +98,9 @@ class ChdbStorage(Storage):
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(render(sql, params))
 
-    def query_with_names(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple[list[tuple], list[str]]:
+    def query_with_names(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[tuple], list[str]]:
         result = self._run(render(sql, params) + _JSON_SETTINGS, "JSONCompact")
         raw = result.bytes()
         if not raw:
@@ -113,7 +119,9 @@ class ChdbStorage(Storage):
             return 0
         encode = msgspec.json.encode
         payload = b"\n".join(encode([_json_value(v) for v in row]) for row in rows)
-        self._run(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n" + payload.decode())
+        self._run(
+            f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n" + payload.decode()
+        )
         return len(rows)
 
     def version(self) -> str:

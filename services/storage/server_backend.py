@@ -23,7 +23,9 @@ def _aware(value: Any) -> Any:
 class ServerStorage(Storage):
     kind = "clickhouse"
 
-    def __init__(self, host: str, port: int, user: str, password: str, database: str, secure: bool = False) -> None:
+    def __init__(
+        self, host: str, port: int, user: str, password: str, database: str, secure: bool = False
+    ) -> None:
         from clickhouse_driver import Client
 
         self.database = database
@@ -64,7 +66,9 @@ class ServerStorage(Storage):
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._call(sql, dict(params) if params else None)
 
-    def query_with_names(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple[list[tuple], list[str]]:
+    def query_with_names(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[tuple], list[str]]:
         rows, columns = self._call(sql, dict(params) if params else None, with_column_types=True)
         names = [name for name, _ in columns]
         return [tuple(_aware(v) for v in row) for row in rows], names

@@ -102,32 +102,61 @@ def test_sums_in_clickhouse_equal_the_sums_pushed_exactly(stack):
         status, answer = call("POST", f"{base}/v1/batches", token, batch)
         assert status == 202 and answer["accepted"] == 400, answer
     # a record pushed again, in another batch, is counted once
-    status, answer = call("POST", f"{base}/v1/batches", token,
-                          {"batch_id": "sum-again", "bank_code": "B100", "records": batches[0]["records"][:5]})
+    status, answer = call(
+        "POST",
+        f"{base}/v1/batches",
+        token,
+        {"batch_id": "sum-again", "bank_code": "B100", "records": batches[0]["records"][:5]},
+    )
     assert (status, answer["accepted"], answer["duplicates"]) == (202, 0, 5)
 
     want = {a: (v[0], v[1], counts[a]) for a, v in expected.items() if counts[a]}
     wait_until(lambda: _sums(storage, accounts) == want, 60, what="raw sums to match")
-    wait_until(lambda: _agg_sums(storage, accounts) == {a: (v[0], v[1]) for a, v in want.items()}, 30,
-               what="aggregate sums to match")
+    wait_until(
+        lambda: _agg_sums(storage, accounts) == {a: (v[0], v[1]) for a, v in want.items()},
+        30,
+        what="aggregate sums to match",
+    )
 
 
 def test_records_are_enriched_with_reference_data(stack):
     base, storage = stack["base"], stack["storage"]
     suffix = uuid.uuid4().hex[:6]
-    institution = {"institution_id": f"I-{suffix}", "name": "长春某网贷信息中介有限公司", "uscc": "91220101MA17X4KQ3B",
-                   "type": "p2p_lending", "region": "220102", "business_scope": "网络借贷信息中介", "licences": []}
-    account = {"account_id": f"it-ref-{suffix}", "bank_code": "B101", "institution_id": f"I-{suffix}",
-               "role": "customer_custody", "holder_name": "某网贷客户资金存管户"}
-    assert call("PUT", f"{base}/v1/reference/institutions", ADMIN, [institution])[1] == {"upserted": 1, "rejected": []}
+    institution = {
+        "institution_id": f"I-{suffix}",
+        "name": "长春某网贷信息中介有限公司",
+        "uscc": "91220101MA17X4KQ3B",
+        "type": "p2p_lending",
+        "region": "220102",
+        "business_scope": "网络借贷信息中介",
+        "licences": [],
+    }
+    account = {
+        "account_id": f"it-ref-{suffix}",
+        "bank_code": "B101",
+        "institution_id": f"I-{suffix}",
+        "role": "customer_custody",
+        "holder_name": "某网贷客户资金存管户",
+    }
+    assert call("PUT", f"{base}/v1/reference/institutions", ADMIN, [institution])[1] == {
+        "upserted": 1,
+        "rejected": [],
+    }
     token = _token(base, "B101")
-    assert call("PUT", f"{base}/v1/reference/accounts", token, [account])[1] == {"upserted": 1, "rejected": []}
+    assert call("PUT", f"{base}/v1/reference/accounts", token, [account])[1] == {
+        "upserted": 1,
+        "rejected": [],
+    }
 
     def enriched() -> tuple | None:
         # reference data reaches workers asynchronously; push until a record comes back enriched
         rid = f"e-{uuid.uuid4().hex[:8]}"
-        call("POST", f"{base}/v1/batches", token,
-             {"batch_id": rid, "bank_code": "B101", "records": [_txn(rid, account["account_id"], "1.00")]})
+        call(
+            "POST",
+            f"{base}/v1/batches",
+            token,
+            {"batch_id": rid, "bank_code": "B101", "records": [_txn(rid, account["account_id"], "1.00")]},
+        )
         rows = storage.query(
             f"SELECT institution_id, account_role, region FROM {DATABASE}.raw_transactions FINAL "
             "WHERE account_id = %(a)s AND institution_id != ''",
@@ -135,7 +164,11 @@ def test_records_are_enriched_with_reference_data(stack):
         )
         return rows[0] if rows else None
 
-    assert wait_until(enriched, 60, interval=1.0, what="an enriched record") == (f"I-{suffix}", "customer_custody", "220102")
+    assert wait_until(enriched, 60, interval=1.0, what="an enriched record") == (
+        f"I-{suffix}",
+        "customer_custody",
+        "220102",
+    )
 
 
 def test_a_killed_worker_resumes_without_losing_or_doubling(stack, tmp_path):
@@ -150,7 +183,9 @@ def test_a_killed_worker_resumes_without_losing_or_doubling(stack, tmp_path):
             account = accounts[i % len(accounts)]
             records.append(_txn(f"{prefix}-{i}", account, "3.33"))
             total[account] += Decimal("3.33")
-        status, answer = call("POST", f"{base}/v1/batches", token, {"batch_id": prefix, "bank_code": "B102", "records": records})
+        status, answer = call(
+            "POST", f"{base}/v1/batches", token, {"batch_id": prefix, "bank_code": "B102", "records": records}
+        )
         assert status == 202 and answer["accepted"] == n, answer
 
     push("k1", 500)
@@ -159,15 +194,24 @@ def test_a_killed_worker_resumes_without_losing_or_doubling(stack, tmp_path):
     worker.start()
     push("k3", 500)
     expected = {a: (v, Decimal(0), 300) for a, v in total.items()}
-    wait_until(lambda: _sums(storage, accounts) == expected, 90, interval=0.5, what="sums after the worker restart")
-    wait_until(lambda: _agg_sums(storage, accounts) == {a: (v, Decimal(0)) for a, v in total.items()}, 30,
-               what="aggregates after the worker restart")
+    wait_until(
+        lambda: _sums(storage, accounts) == expected, 90, interval=0.5, what="sums after the worker restart"
+    )
+    wait_until(
+        lambda: _agg_sums(storage, accounts) == {a: (v, Decimal(0)) for a, v in total.items()},
+        30,
+        what="aggregates after the worker restart",
+    )
 
 
 def test_a_restarted_gateway_remembers_batches_and_records(stack):
     base, gateway = stack["base"], stack["gateway"]
     token = _token(base, "B103")
-    batch = {"batch_id": "remember-1", "bank_code": "B103", "records": [_txn("m-1", "it-mem-1", "5.00"), _txn("m-2", "it-mem-1", "6.00")]}
+    batch = {
+        "batch_id": "remember-1",
+        "bank_code": "B103",
+        "records": [_txn("m-1", "it-mem-1", "5.00"), _txn("m-2", "it-mem-1", "6.00")],
+    }
     status, first = call("POST", f"{base}/v1/batches", token, batch)
     assert status == 202 and first["accepted"] == 2
     gateway.stop()

@@ -16,12 +16,18 @@ pytestmark = pytest.mark.integration
 
 def test_migrations_are_recorded_once(storage):
     assert migrate(storage) == []  # already applied by the fixture; a second start applies nothing
-    versions = [row[0] for row in storage.query(f"SELECT version FROM {DATABASE}.schema_migrations FINAL ORDER BY version")]
+    versions = [
+        row[0]
+        for row in storage.query(f"SELECT version FROM {DATABASE}.schema_migrations FINAL ORDER BY version")
+    ]
     assert versions == [m.version for m in MIGRATIONS]
 
 
 def test_every_table_of_the_contract_exists(storage):
-    tables = {row[0] for row in storage.query("SELECT name FROM system.tables WHERE database = %(db)s", {"db": DATABASE})}
+    tables = {
+        row[0]
+        for row in storage.query("SELECT name FROM system.tables WHERE database = %(db)s", {"db": DATABASE})
+    }
     for needed in ("raw_transactions", "raw_balances", "agg_account", "agg_institution", "alerts", "alert_events",
                    "deliveries", "subscriptions", "tokens", "batch_answers", "ingest_keys", "ref_institutions",
                    "ref_accounts", "ref_related_parties", "ref_products", "account_state"):  # fmt: skip
@@ -45,7 +51,12 @@ def test_values_round_trip_with_their_python_types(storage):
     )
     assert rows == [
         {"record_id": "r1", "as_of": when, "balance": Decimal("-12.50"), "customer_liabilities": None},
-        {"record_id": "r2", "as_of": when, "balance": Decimal("99999999999.99"), "customer_liabilities": Decimal("0.01")},
+        {
+            "record_id": "r2",
+            "as_of": when,
+            "balance": Decimal("99999999999.99"),
+            "customer_liabilities": Decimal("0.01"),
+        },
     ]
 
 
@@ -55,10 +66,24 @@ def test_decimal_sums_are_exact(storage):
     amounts = [Decimal("0.10")] * 1000 + [Decimal("1234567.89"), Decimal("0.01")]
     storage.insert(
         f"{DATABASE}.agg_account",
-        ("account_id", "grain", "window_start", "msg_id", "institution_id", "inflow", "outflow", "n_in", "n_out", "counterparties"),
-        [[account, "day", when, f"m{i}", "", amount, Decimal("0"), 1, 0, [f"c{i % 7}"]] for i, amount in enumerate(amounts)],
+        (
+            "account_id",
+            "grain",
+            "window_start",
+            "msg_id",
+            "institution_id",
+            "inflow",
+            "outflow",
+            "n_in",
+            "n_out",
+            "counterparties",
+        ),
+        [
+            [account, "day", when, f"m{i}", "", amount, Decimal("0"), 1, 0, [f"c{i % 7}"]]
+            for i, amount in enumerate(amounts)
+        ],
     )
-    (total, distinct), = storage.query(
+    ((total, distinct),) = storage.query(
         f"SELECT sum(inflow), length(groupUniqArrayArray(counterparties)) FROM {DATABASE}.agg_account FINAL "
         "WHERE account_id = %(a)s",
         {"a": account},
@@ -72,10 +97,21 @@ def test_replacing_tables_collapse_rewrites_of_the_same_key(storage):
     account = f"acc-{uuid.uuid4().hex}"
     when = datetime(2026, 11, 25, tzinfo=UTC)
     row = [account, "hour", when, "msg-1", "", Decimal("10.00"), Decimal("0"), 1, 0, ["c"]]
-    columns = ("account_id", "grain", "window_start", "msg_id", "institution_id", "inflow", "outflow", "n_in", "n_out", "counterparties")
+    columns = (
+        "account_id",
+        "grain",
+        "window_start",
+        "msg_id",
+        "institution_id",
+        "inflow",
+        "outflow",
+        "n_in",
+        "n_out",
+        "counterparties",
+    )
     storage.insert(f"{DATABASE}.agg_account", columns, [row])
     storage.insert(f"{DATABASE}.agg_account", columns, [row])
-    (total,), = storage.query(
+    ((total,),) = storage.query(
         f"SELECT sum(inflow) FROM {DATABASE}.agg_account FINAL WHERE account_id = %(a)s", {"a": account}
     )
     assert total == Decimal("10.00")
@@ -85,7 +121,9 @@ def test_parameters_are_escaped_not_spliced(storage):
     hostile = "x'); DROP TABLE fundwatch.tokens; --\\\n"
     rows = storage.query("SELECT %(v)s, length(%(v)s)", {"v": hostile})
     assert rows == [(hostile, len(hostile.encode("utf-8")))]
-    assert storage.query(f"SELECT count() FROM system.tables WHERE database = '{DATABASE}' AND name = 'tokens'") == [(1,)]
+    assert storage.query(
+        f"SELECT count() FROM system.tables WHERE database = '{DATABASE}' AND name = 'tokens'"
+    ) == [(1,)]
 
 
 def test_errors_name_the_backend_and_the_cause(storage):

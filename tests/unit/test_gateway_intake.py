@@ -72,7 +72,14 @@ def test_small_amount_is_exact():
 
 def test_transaction_optional_fields_carried():
     record = to_message_record(
-        _record(TXN, counterparty_name="某公司", instruction_id="I-9", purpose="还款", product_id="P-1", balance_after="-0.50")
+        _record(
+            TXN,
+            counterparty_name="某公司",
+            instruction_id="I-9",
+            purpose="还款",
+            product_id="P-1",
+            balance_after="-0.50",
+        )
     )
     assert record.counterparty_name == "某公司"
     assert record.instruction_id == "I-9"

@@ -7,7 +7,9 @@ from schemas.fields import epoch_seconds
 from schemas.messages import TxnRecord
 
 
-def txn(account="A", credit=True, cents=100, at="2026-11-25T09:30:00+08:00", cp="C1", product=None) -> TxnRecord:
+def txn(
+    account="A", credit=True, cents=100, at="2026-11-25T09:30:00+08:00", cp="C1", product=None
+) -> TxnRecord:
     return TxnRecord(
         record_id=f"r-{account}-{at}-{cents}-{cp}",
         account_id=account,

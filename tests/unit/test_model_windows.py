@@ -18,7 +18,9 @@ def test_constants():
 def test_hour_start():
     ts = epoch_seconds("2026-11-25T09:59:59+08:00")
     assert hour_start(ts) == epoch_seconds("2026-11-25T09:00:00+08:00")
-    assert hour_start(epoch_seconds("2026-11-25T10:00:00+08:00")) == epoch_seconds("2026-11-25T10:00:00+08:00")
+    assert hour_start(epoch_seconds("2026-11-25T10:00:00+08:00")) == epoch_seconds(
+        "2026-11-25T10:00:00+08:00"
+    )
 
 
 def test_beijing_day_start_at_midnight_is_itself():

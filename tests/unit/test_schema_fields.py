@@ -51,13 +51,24 @@ def test_amount_to_cents_avoids_float_rounding():
 
 @pytest.mark.parametrize(
     ("cents", "text"),
-    [(10, "0.10"), (1, "0.01"), (0, "0.00"), (1234567, "12345.67"), (-1250, "-12.50"), (-50, "-0.50"), (-1, "-0.01"), (100, "1.00")],
+    [
+        (10, "0.10"),
+        (1, "0.01"),
+        (0, "0.00"),
+        (1234567, "12345.67"),
+        (-1250, "-12.50"),
+        (-50, "-0.50"),
+        (-1, "-0.01"),
+        (100, "1.00"),
+    ],
 )
 def test_cents_to_text(cents, text):
     assert cents_to_text(cents) == text
 
 
-@pytest.mark.parametrize(("cents", "text"), [(10, "0.10"), (1234567, "12345.67"), (-1250, "-12.50"), (0, "0.00")])
+@pytest.mark.parametrize(
+    ("cents", "text"), [(10, "0.10"), (1234567, "12345.67"), (-1250, "-12.50"), (0, "0.00")]
+)
 def test_cents_to_decimal_is_exact_with_two_places(cents, text):
     value = cents_to_decimal(cents)
     assert isinstance(value, Decimal)

@@ -83,7 +83,14 @@ def test_transaction_schema_required_fields(doc):
     assert {
         "record_id", "account_id", "direction", "amount", "booked_at", "counterparty_account", "counterparty_bank", "channel",
     } <= required  # fmt: skip
-    for optional in ("currency", "counterparty_name", "instruction_id", "purpose", "product_id", "balance_after"):
+    for optional in (
+        "currency",
+        "counterparty_name",
+        "instruction_id",
+        "purpose",
+        "product_id",
+        "balance_after",
+    ):
         assert optional not in required
 
 
@@ -123,7 +130,9 @@ def test_metrics_is_text(doc):
 
 
 def test_reference_put_takes_an_array(doc):
-    schema = doc["paths"]["/v1/reference/institutions"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = doc["paths"]["/v1/reference/institutions"]["put"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     assert schema["type"] == "array"
     assert schema["items"]["$ref"] == "#/components/schemas/Institution"
 

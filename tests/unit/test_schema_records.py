@@ -118,7 +118,9 @@ def test_transaction_with_every_optional_field():
 # --- amount --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("amount", ["0.01", "1", "1.5", "12345.67", "1111111111111111", "1111111111111111.99"])
+@pytest.mark.parametrize(
+    "amount", ["0.01", "1", "1.5", "12345.67", "1111111111111111", "1111111111111111.99"]
+)
 def test_amount_accepted(amount):
     assert txn(amount=amount).amount == amount
 
@@ -196,7 +198,13 @@ def test_booked_at_without_offset_rejected_with_rule():
 
 @pytest.mark.parametrize(
     "booked_at",
-    ["2026-11-25", "2026/11/25 09:30:00+08:00", "2026-11-25T09:30+08:00", "2026-11-25T09:30:00+0800", "yesterday"],
+    [
+        "2026-11-25",
+        "2026/11/25 09:30:00+08:00",
+        "2026-11-25T09:30+08:00",
+        "2026-11-25T09:30:00+0800",
+        "yesterday",
+    ],
 )
 def test_booked_at_malformed_rejected(booked_at):
     assert_in_words(failure_of(TXN, booked_at=booked_at), "booked_at")
@@ -204,7 +212,12 @@ def test_booked_at_malformed_rejected(booked_at):
 
 @pytest.mark.parametrize(
     "booked_at",
-    ["2026-02-30T10:00:00+08:00", "2026-02-29T10:00:00+08:00", "2026-13-01T10:00:00+08:00", "2026-11-25T24:30:00+08:00"],
+    [
+        "2026-02-30T10:00:00+08:00",
+        "2026-02-29T10:00:00+08:00",
+        "2026-13-01T10:00:00+08:00",
+        "2026-11-25T24:30:00+08:00",
+    ],
 )
 def test_booked_at_not_on_the_calendar_rejected(booked_at):
     failure = failure_of(TXN, booked_at=booked_at)
@@ -237,7 +250,16 @@ def test_channel_accepted(channel):
 
 
 def test_channel_enum_is_the_contract_list():
-    assert {c.value for c in Channel} == {"HVPS", "BEPS", "IBPS", "INTERNAL", "UNIONPAY", "NETSUNION", "CASH", "OTHER"}
+    assert {c.value for c in Channel} == {
+        "HVPS",
+        "BEPS",
+        "IBPS",
+        "INTERNAL",
+        "UNIONPAY",
+        "NETSUNION",
+        "CASH",
+        "OTHER",
+    }
 
 
 @pytest.mark.parametrize("channel", ["SWIFT", "hvps", ""])
@@ -252,7 +274,16 @@ def test_channel_not_in_enum_rejected(channel):
 
 @pytest.mark.parametrize(
     "field",
-    ["record_id", "account_id", "direction", "amount", "booked_at", "counterparty_account", "counterparty_bank", "channel"],
+    [
+        "record_id",
+        "account_id",
+        "direction",
+        "amount",
+        "booked_at",
+        "counterparty_account",
+        "counterparty_bank",
+        "channel",
+    ],
 )
 def test_transaction_missing_required_field_rejected(field):
     failure = failure_of(TXN, **{field: DROP})
@@ -267,7 +298,9 @@ def test_balance_missing_required_field_rejected(field):
     assert failure.message == "is required"
 
 
-@pytest.mark.parametrize("field", ["currency", "counterparty_name", "instruction_id", "purpose", "product_id", "balance_after"])
+@pytest.mark.parametrize(
+    "field", ["currency", "counterparty_name", "instruction_id", "purpose", "product_id", "balance_after"]
+)
 def test_transaction_optional_field_may_be_absent(field):
     assert isinstance(txn(**{field: DROP}), Transaction)
 
@@ -458,7 +491,9 @@ def test_index_prefix_joins_without_a_dot():
 
 
 def test_nested_path_in_batch_schema_is_dotted():
-    body = json.dumps({"batch_id": "b1", "bank_code": "B001", "records": [dict(TXN), dict(TXN, amount="1.234")]}).encode()
+    body = json.dumps(
+        {"batch_id": "b1", "bank_code": "B001", "records": [dict(TXN), dict(TXN, amount="1.234")]}
+    ).encode()
     with pytest.raises(ValidationFailure) as info:
         decode(body, BatchSchema)
     assert info.value.field == "records[1].amount"
@@ -553,7 +588,9 @@ def test_batch_empty_batch_id_rejected():
 
 def test_batch_schema_caps_records_at_the_limit():
     assert MAX_RECORDS_PER_BATCH == 10_000
-    body = json.dumps({"batch_id": "b", "bank_code": "B001", "records": [TXN] * (MAX_RECORDS_PER_BATCH + 1)}).encode()
+    body = json.dumps(
+        {"batch_id": "b", "bank_code": "B001", "records": [TXN] * (MAX_RECORDS_PER_BATCH + 1)}
+    ).encode()
     with pytest.raises(ValidationFailure) as info:
         decode(body, BatchSchema)
     assert info.value.field == "records"

@@ -26,7 +26,12 @@ INSTITUTION = {
     "type": "p2p_lending",
     "region": "220102",
 }
-ACCOUNT = {"account_id": "6222020000000001", "bank_code": "B001", "role": "customer_custody", "holder_name": "某平台存管户"}
+ACCOUNT = {
+    "account_id": "6222020000000001",
+    "bank_code": "B001",
+    "role": "customer_custody",
+    "holder_name": "某平台存管户",
+}
 PARTY = {"party_id": "RP-1", "institution_id": "I-1", "name": "张三", "relation": "actual_controller"}
 PRODUCT = {
     "product_id": "P-1",
@@ -63,7 +68,9 @@ def test_institution_valid_with_defaults():
     assert item.licences == [] and item.status == "active" and item.business_scope == ""
 
 
-@pytest.mark.parametrize("uscc", ["91220101MA0Y5XXX1", "91220101MA0Y5XXX1KK", "91220101ma0y5xxx1k", "91220101MA0Y5XX-1K", ""])
+@pytest.mark.parametrize(
+    "uscc", ["91220101MA0Y5XXX1", "91220101MA0Y5XXX1KK", "91220101ma0y5xxx1k", "91220101MA0Y5XX-1K", ""]
+)
 def test_institution_uscc_must_be_18_digits_or_capitals(uscc):
     failure = rejected(INSTITUTION, Institution, uscc=uscc)
     assert failure.field == "uscc"
@@ -282,23 +289,31 @@ def test_product_sale_end_before_sale_start_rejected_naming_sale_end():
 
 
 def test_product_sale_end_equal_to_start_accepted():
-    item = convert(_with(PRODUCT, sale_start="2026-11-01T09:00:00+08:00", sale_end="2026-11-01T01:00:00Z"), Product)
+    item = convert(
+        _with(PRODUCT, sale_start="2026-11-01T09:00:00+08:00", sale_end="2026-11-01T01:00:00Z"), Product
+    )
     assert item.sale_end == "2026-11-01T01:00:00Z"
 
 
 def test_product_sale_window_compared_as_instants_not_text():
     # textually "2026-11-01T08:00:00Z" < "2026-11-01T09:00:00+08:00" but it is 7 hours later
-    item = convert(_with(PRODUCT, sale_start="2026-11-01T09:00:00+08:00", sale_end="2026-11-01T08:00:00Z"), Product)
+    item = convert(
+        _with(PRODUCT, sale_start="2026-11-01T09:00:00+08:00", sale_end="2026-11-01T08:00:00Z"), Product
+    )
     assert item.sale_end == "2026-11-01T08:00:00Z"
 
 
 def test_product_sale_end_one_second_before_start_in_other_offset_rejected():
-    failure = rejected(PRODUCT, Product, sale_start="2026-11-01T09:00:00+08:00", sale_end="2026-11-01T00:59:59Z")
+    failure = rejected(
+        PRODUCT, Product, sale_start="2026-11-01T09:00:00+08:00", sale_end="2026-11-01T00:59:59Z"
+    )
     assert failure.field == "sale_end"
 
 
 def test_product_sale_dates_impossible_rejected_when_both_given():
-    failure = rejected(PRODUCT, Product, sale_start="2026-02-30T09:00:00+08:00", sale_end="2026-03-30T09:00:00+08:00")
+    failure = rejected(
+        PRODUCT, Product, sale_start="2026-02-30T09:00:00+08:00", sale_end="2026-03-30T09:00:00+08:00"
+    )
     assert failure.field == "sale_start"
 
 
@@ -316,7 +331,9 @@ def test_product_lone_impossible_sale_end_rejected():
     assert failure.field == "sale_end"
 
 
-@pytest.mark.parametrize("field", ["product_id", "institution_id", "name", "declared_annual_yield", "term_days"])
+@pytest.mark.parametrize(
+    "field", ["product_id", "institution_id", "name", "declared_annual_yield", "term_days"]
+)
 def test_product_required_fields(field):
     assert rejected(PRODUCT, Product, **{field: DROP}).field == field
 

@@ -57,12 +57,16 @@ def test_environment_values_read():
 
 
 def test_empty_values_mean_default():
-    settings = Settings.from_env({"FUNDWATCH_HTTP_PORT": "", "FUNDWATCH_PARTITIONS": "", "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE": ""})
+    settings = Settings.from_env(
+        {"FUNDWATCH_HTTP_PORT": "", "FUNDWATCH_PARTITIONS": "", "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE": ""}
+    )
     assert (settings.http_port, settings.partitions, settings.webhook_allow_private) == (8080, 4, False)
 
 
 def test_overrides_win_over_environment():
-    settings = Settings.from_env({"FUNDWATCH_HTTP_PORT": "9000", "FUNDWATCH_PARTITIONS": "8"}, http_port=9100, partitions=2)
+    settings = Settings.from_env(
+        {"FUNDWATCH_HTTP_PORT": "9000", "FUNDWATCH_PARTITIONS": "8"}, http_port=9100, partitions=2
+    )
     assert settings.http_port == 9100
     assert settings.partitions == 2
 
@@ -135,7 +139,9 @@ def test_repr_hides_admin_token():
 
 
 def test_describe_hides_clickhouse_password():
-    settings = Settings.from_env({"FUNDWATCH_CLICKHOUSE_URL": "clickhouse://fw:hunter2@db.internal:9000/fundwatch"})
+    settings = Settings.from_env(
+        {"FUNDWATCH_CLICKHOUSE_URL": "clickhouse://fw:hunter2@db.internal:9000/fundwatch"}
+    )
     text = settings.describe()
     assert "hunter2" not in text
     assert "fw:" not in text

@@ -149,7 +149,10 @@ def test_unknown_type_raises_type_error(value):
 
 
 def test_render_substitutes_named_params():
-    sql = render("SELECT * FROM t WHERE a = %(a)s AND b IN %(b)s AND c = %(c)s", {"a": "x'y", "b": ("p", "q"), "c": None})
+    sql = render(
+        "SELECT * FROM t WHERE a = %(a)s AND b IN %(b)s AND c = %(c)s",
+        {"a": "x'y", "b": ("p", "q"), "c": None},
+    )
     assert sql == "SELECT * FROM t WHERE a = 'x\\'y' AND b IN ('p', 'q') AND c = NULL"
 
 
