@@ -58,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         help="Faust stream workers against external Kafka and ClickHouse",
         description="Consume the records topic, keep per-account state and write raw records and aggregates "
-        "to ClickHouse. Run as many as there are partitions to scale out.",
+        "to ClickHouse. Run as many as there are partitions to scale out. Serves /healthz, /readyz and "
+        "/metrics on --http-port.",
     )
-    _common(worker, http=False)
+    _common(worker)
 
     gateway = sub.add_parser(
         "gateway",
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rate", type=float, default=500.0, help="records per second pushed (default 500)")
     simulate.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     simulate.add_argument("--max-records", type=int, default=None, help="stop after this many records")
+    simulate.add_argument(
+        "--wait-processed", type=float, default=0.0, metavar="SECONDS",
+        help="after pushing, wait up to this long for the workers to process everything; print the end-to-end rate",
+    )  # fmt: skip
+    simulate.add_argument("--batch-records", type=int, default=1000, help="records per batch (default 1000)")
     simulate.add_argument(
         "--out", type=Path, default=None, help="write reference and batch files here instead of pushing"
     )
@@ -157,11 +163,18 @@ def _simulate(args: argparse.Namespace) -> int:
         run_simulation(
             api, token, seed=args.seed, institutions=args.institutions, rate=args.rate,
             duration_s=args.duration, max_records=args.max_records, progress=True,
+            wait_processed_s=args.wait_processed, batch_records=args.batch_records,
         )
     )  # fmt: skip
     print(
-        f"pushed={stats.pushed} accepted={stats.accepted} duplicates={stats.duplicates} rejected={stats.rejected}"
+        f"pushed={stats.pushed} accepted={stats.accepted} duplicates={stats.duplicates} rejected={stats.rejected} "
+        f"push_rate={stats.pushed / max(stats.elapsed, 1e-9):.0f}/s"
     )
+    if stats.drained_after:
+        print(
+            f"processed end to end: {stats.accepted} records in {stats.drained_after:.1f} s = "
+            f"{stats.accepted / stats.drained_after:.0f} records/s"
+        )
     return 0
 
 

@@ -102,6 +102,43 @@ class ApiService(mode.Service):
         await self.gateway.publisher.stop()
 
 
+class ProbeService(mode.Service):
+    """/healthz, /readyz and /metrics for a process without the API (a worker)."""
+
+    def __init__(self, host: str, port: int, ready: Callable[[], Awaitable[bool]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.port = port
+        self.ready = ready
+        self._runner: web.AppRunner | None = None
+
+    async def on_start(self) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        async def healthz(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def readyz(request: web.Request) -> web.Response:
+            ok = await self.ready()
+            return web.json_response({"status": "ready" if ok else "not_ready"}, status=200 if ok else 503)
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=3.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("probes listening url=http://%s:%d", self.host, self.port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 class SimulatorService(mode.Service):
     """The built-in feed of `make run`: a synthetic province pushed through the real HTTP API."""
 
@@ -230,8 +267,9 @@ def run_worker(settings: Settings) -> int:
     asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.partitions))
     worker = create_worker_app(settings.app_id, settings.kafka_bootstrap, settings.partitions, storage)
     try:
+        probes = ProbeService(settings.http_host, settings.http_port, worker.ready)
         Worker(
-            worker.app, *worker.services(), settings=settings, loop=asyncio.new_event_loop()
+            worker.app, *worker.services(), probes, settings=settings, loop=asyncio.new_event_loop()
         ).execute_from_commandline()
     except SystemExit as done:
         return int(done.code or 0)

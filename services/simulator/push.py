@@ -56,6 +56,9 @@ class SimulationStats:
     processed: int = 0  # from the API's metrics at the last scrape
     simulated_until: str = ""  # the simulated time the feed had reached
     first_rejections: list[str] = field(default_factory=list)  # a few server messages, for diagnosis
+    # With wait_processed_s: wall seconds from the first push until the workers had processed
+    # every record this run had accepted (0 when not waited for or not reached).
+    drained_after: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -396,12 +399,15 @@ async def run_simulation(
     flush_s: float = 1.0,
     run_id: str | None = None,
     retry_for_s: float = 120.0,
+    wait_processed_s: float = 0.0,
 ) -> SimulationStats:
     """Create a token per bank, upsert the reference data, then push records at about ``rate``
     per second until ``duration_s`` passes, ``max_records`` are pushed or ``stop`` is set.
 
     ``start`` is the first simulated moment (default: midnight of today, Beijing time). Each call
     uses a fresh ``run_id`` unless given one, so a second run is new data, not duplicates.
+    With ``wait_processed_s`` it then waits up to that long for the workers to process every
+    accepted record, and reports when they had (``drained_after``): an end-to-end rate.
     """
     if rate <= 0:
         raise ValueError("rate must be above 0")
@@ -425,6 +431,8 @@ async def run_simulation(
             "simulation started run_id=%s seed=%d institutions=%d banks=%d rate=%.0f sim_day_s=%.0f",
             run_id, seed, institutions, len(tokens), rate, sim_day_s,
         )  # fmt: skip
+        processed_before = await api.processed() or 0
+        pushing_from = time.monotonic()
         pusher = _Pusher(
             api, feed, tokens, stats,
             rate=rate, batch_records=batch_records, flush_s=flush_s,
@@ -443,8 +451,18 @@ async def run_simulation(
             # One failure cancels the rest; the caller gets that failure, not a group.
             raise failure.exceptions[0] from None
         processed = await api.processed()
+        deadline = time.monotonic() + wait_processed_s
+        while (
+            processed is not None
+            and processed - processed_before < stats.accepted
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.1)
+            processed = await api.processed()
         if processed is not None:
             stats.processed = processed
+            if wait_processed_s and processed - processed_before >= stats.accepted:
+                stats.drained_after = time.monotonic() - pushing_from
     stats.elapsed = time.monotonic() - began
     stats.simulated_until = format_time(int(feed.clock.timestamp()))
     log.info(

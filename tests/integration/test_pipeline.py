@@ -33,14 +33,22 @@ def stack(broker, clickhouse_server, server_storage, tmp_path_factory):
         "FUNDWATCH_APP_ID": f"fw-it-{uuid.uuid4().hex[:8]}",
         "FUNDWATCH_LOG_LEVEL": os.environ.get("FW_TEST_LOG_LEVEL", "INFO"),
     }
-    worker = FundwatchProcess(["worker"], env, root / "worker.log")
+    worker_port = free_port()
+    worker = FundwatchProcess(["worker", "--http-port", str(worker_port)], env, root / "worker.log")
     gateway = FundwatchProcess(["gateway"], env, root / "gateway.log")
     worker.start()
     gateway.start()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process=gateway.process)
-        yield {"base": base, "worker": worker, "gateway": gateway, "storage": server_storage}
+        wait_ready(f"http://127.0.0.1:{worker_port}", process=worker.process)
+        yield {
+            "base": base,
+            "worker": worker,
+            "gateway": gateway,
+            "storage": server_storage,
+            "worker_url": f"http://127.0.0.1:{worker_port}",
+        }
     finally:
         for process in (gateway, worker):
             if process.process and process.process.poll() is None:
@@ -202,6 +210,12 @@ def test_a_killed_worker_resumes_without_losing_or_doubling(stack, tmp_path):
         30,
         what="aggregates after the worker restart",
     )
+
+
+def test_the_worker_serves_its_own_metrics(stack):
+    status, text = call("GET", f"{stack['worker_url']}/metrics")
+    assert status == 200 and "fundwatch_records_processed_total" in text
+    assert call("GET", f"{stack['worker_url']}/healthz")[0] == 200
 
 
 def test_a_restarted_gateway_remembers_batches_and_records(stack):
