@@ -56,6 +56,10 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def exit_code(self) -> int | None:
+        """The broker's exit code if it has exited, else None."""
+        return None if self._process is None else self._process.poll()
+
     def start(self, timeout_s: float = 20.0) -> str:
         binary = broker_binary()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +71,9 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # Its own session: a Ctrl-C at the terminal reaches FundWatch, which drains the
+                # pipeline and then stops the broker, instead of the broker dying first.
+                start_new_session=True,
                 preexec_fn=_die_with_parent,
             )  # fmt: skip
         deadline = time.monotonic() + timeout_s

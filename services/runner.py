@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -139,6 +142,38 @@ class ProbeService(mode.Service):
             await self._runner.cleanup()
 
 
+class BrokerWatch(mode.Service):
+    """Stops the embedded stack if its broker child dies: nothing can be accepted or processed
+    without it, and a stack that looks alive but is not would be worse than one that stopped."""
+
+    def __init__(self, broker: EmbeddedBroker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.broker = broker
+        self.lost = False
+
+    @mode.Service.timer(1.0)
+    async def _check(self) -> None:
+        code = self.broker.exit_code()
+        if code is not None and not self.lost:
+            self.lost = True
+            log.error("the embedded broker exited code=%s; stopping the stack", code)
+            _exit_if_stuck(15.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _exit_if_stuck(after_s: float) -> None:
+    """Leave the process after ``after_s`` even if a shutdown step hangs (a client waiting on a
+    broker that is gone)."""
+
+    def leave() -> None:
+        log.error("shutdown did not finish within %.0f s; exiting", after_s)
+        os._exit(1)
+
+    timer = threading.Timer(after_s, leave)
+    timer.daemon = True
+    timer.start()
+
+
 class SimulatorService(mode.Service):
     """The built-in feed of `make run`: a synthetic province pushed through the real HTTP API."""
 
@@ -163,6 +198,15 @@ class SimulatorService(mode.Service):
             raise
         except Exception:
             log.exception("simulator stopped on an error; the stack keeps running")
+
+    async def halt(self) -> None:
+        """Stop pushing and wait for the pushes in flight, so none is cut off mid-request."""
+        self._stop.set()
+        for future in list(self._futures):
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout=10.0)
+            except (TimeoutError, asyncio.CancelledError, Exception):  # its outcome is logged by _feed
+                pass
 
     async def on_stop(self) -> None:
         self._stop.set()
@@ -238,13 +282,25 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         gateway = _gateway(settings, storage, bootstrap, admin_token, {"workers": worker.ready})
         api = ApiService(gateway, settings.http_host, settings.http_port, drain=_drain(gateway, worker))
         services: list[mode.Service] = [*worker.services(), api]
-        if simulator:
-            services.append(SimulatorService(api, admin_token))
+        watch = BrokerWatch(broker) if broker is not None else None
+        if watch is not None:
+            services.append(watch)
+        feed = SimulatorService(api, admin_token) if simulator else None
+        if feed is not None:
+            services.append(feed)
+
+        async def before_stop() -> None:
+            if feed is not None:
+                await feed.halt()
+            if watch is not None and watch.lost:
+                api.drain = None  # nothing left to drain: the broker took it with it
+            await api.close_and_drain()
+
         Worker(
             worker.app,
             *services,
             settings=settings,
-            before_stop=api.close_and_drain,
+            before_stop=before_stop,
             loop=asyncio.new_event_loop(),
         ).execute_from_commandline()
     except SystemExit as done:

@@ -151,6 +151,7 @@ class FundwatchProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", *self.args], cwd=REPO, env=self.env,
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, as a terminal gives a command
         )  # fmt: skip
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:

@@ -363,6 +363,28 @@ def test_sigterm_stops_everything_and_leaves_no_orphan(tmp_path):
     wait_until(lambda: not any(pid_alive(c) for c in children), 15, what="children to exit")
 
 
+def test_ctrl_c_at_the_terminal_stops_cleanly(tmp_path):
+    """Ctrl-C sends SIGINT to the whole foreground process group, the broker's too if it shared it."""
+    stack = Stack(tmp_path, free_port())
+    stack.start()
+    process = stack.process.process
+    children = child_pids(process.pid)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(30) == 0
+    assert "drained" in stack.process.log()
+    wait_until(lambda: not any(pid_alive(c) for c in children), 15, what="children to exit")
+
+
+def test_losing_the_broker_stops_the_stack(tmp_path):
+    stack = Stack(tmp_path, free_port())
+    stack.start()
+    process = stack.process.process
+    (broker_pid,) = child_pids(process.pid)
+    os.kill(broker_pid, signal.SIGKILL)
+    assert process.wait(40) != 0
+    assert "the embedded broker exited" in stack.process.log()
+
+
 def test_a_killed_run_leaves_no_broker_behind(tmp_path):
     stack = Stack(tmp_path, free_port())
     stack.start()
