@@ -8,7 +8,10 @@ alert's figures.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+
+import msgspec
 
 from models.findings import Finding
 from schemas.alerts import AlertData, DetectorInfo, Evidence, Explanation
@@ -69,3 +72,53 @@ def apply_finding(previous: AlertData | None, finding: Finding, region: str, at:
     if previous is not None and _figures(candidate) == _figures(previous):
         return None
     return candidate
+
+
+# --- alerts an account's detectors have raised, as the account's state remembers them ----------
+
+# An alert whose window ended this long ago (event time) is forgotten by the account state; its
+# history stays in ClickHouse. A finding for it after that would open it again as a new revision 1.
+ALERT_MEMORY_S = 45 * 86400
+
+
+def _digest(alert: AlertData) -> str:
+    return hashlib.blake2b(repr(_figures(alert)).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def fold_findings(
+    known: dict[str, dict] | None, findings: list[Finding], region_of: dict[str, str], at: int
+) -> tuple[dict[str, dict], list[tuple[str, AlertData]]]:
+    """Fold one message's findings into what an account remembers of its alerts.
+
+    Returns the new memory and the alerts that changed, each with its event type ("created" or
+    "updated"). Findings that change no figure yield nothing, so replays are silent.
+    """
+    original = known or {}
+    memory = {alert_id: dict(entry) for alert_id, entry in original.items()}
+    changed: dict[str, tuple[str, AlertData]] = {}
+    for finding in findings:
+        # measured against what was known before this message: a violation reported twice in one
+        # message is one change, and the later report (the fuller one) wins
+        entry = original.get(finding.alert_id)
+        region = region_of.get(finding.institution_id, "")
+        candidate = alert_data(finding, region, at)
+        if entry is not None:
+            if entry["digest"] == _digest(candidate):
+                memory[finding.alert_id] = dict(entry)
+                changed.pop(finding.alert_id, None)
+                continue
+            remembered = msgspec.structs.replace(
+                candidate, status=entry["status"], created_at=entry["created_at"], revision=entry["revision"]
+            )
+            candidate = alert_data(finding, region, at, remembered)
+        memory[finding.alert_id] = {
+            "digest": _digest(candidate),
+            "revision": candidate.revision,
+            "created_at": candidate.created_at,
+            "status": candidate.status,
+            "window_end": finding.window_end,
+        }
+        changed[finding.alert_id] = ("created" if entry is None else "updated", candidate)
+    horizon = max((entry["window_end"] for entry in memory.values()), default=0) - ALERT_MEMORY_S
+    memory = {alert_id: entry for alert_id, entry in memory.items() if entry["window_end"] >= horizon}
+    return memory, list(changed.values())

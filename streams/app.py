@@ -12,14 +12,20 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import faust
 import msgspec
 
+from models.account_detection import step_account
 from models.account_state import already_applied, apply
+from models.detectors import DetectContext
+from models.thresholds import load_thresholds
+from schemas.alerts import AlertData, encode_event, to_event
 from schemas.ddl import DATABASE
-from schemas.messages import RECORDS_TOPIC, decode_batch
+from schemas.messages import ALERTS_TOPIC, RECORDS_TOPIC, decode_batch
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 from streams import metrics
@@ -78,10 +84,14 @@ def faust_app(app_id: str, bootstrap: str, partitions: int) -> faust.App:
 
 
 class RecordsProcessor:
-    def __init__(self, storage: AsyncStorage, references: ReferenceView, account_state: Any) -> None:
+    def __init__(
+        self, storage: AsyncStorage, references: ReferenceView, account_state: Any, alerts_topic: Any
+    ) -> None:
         self.storage = storage
         self.references = references
         self.account_state = account_state
+        self.alerts_topic = alerts_topic
+        self.context = DetectContext(references=references, thresholds=load_thresholds())
         # State snapshots from ClickHouse, used for an account the table does not hold: after the
         # memory-only embedded broker restarted, its changelogs are gone but ClickHouse is not.
         self.seed: dict[str, dict[str, Any]] = {}
@@ -114,6 +124,29 @@ class RecordsProcessor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    async def _emit_alerts(self, changed: list[tuple[str, AlertData]], version: int) -> None:
+        """Alerts that changed: their current state and history to ClickHouse, the event to the
+        alerts topic (unmasked: the topic is internal; the dispatcher masks what leaves)."""
+        current, history = [], []
+        for event_type, alert in changed:
+            doc = _json.encode(alert).decode()
+            current.append([
+                alert.alert_id, alert.typology, alert.severity, alert.status, alert.score, alert.institution_id,
+                alert.region, Decimal(alert.amount), _at(alert.window_start), _at(alert.window_end),
+                _at(alert.created_at), _at(alert.updated_at), doc, version,
+            ])  # fmt: skip
+            history.append([
+                alert.alert_id, _at(alert.updated_at), event_type, alert.typology, alert.severity, alert.status,
+                alert.institution_id, alert.region, f"detector:{alert.detector.name}", doc, version,
+            ])  # fmt: skip
+            metrics.ALERTS.labels(alert.typology, alert.severity, event_type).inc()
+        await self._insert(f"{DATABASE}.alerts", ALERT_COLUMNS, current)
+        await self._insert(f"{DATABASE}.alert_events", ALERT_EVENT_COLUMNS, history)
+        for _, alert in changed:
+            await self.alerts_topic.send(
+                key=alert.alert_id.encode("utf-8"), value=encode_event(to_event(alert, masked=False))
+            )
+
     async def handle(self, value: bytes) -> None:
         started = time.perf_counter()
         message = decode_batch(value)
@@ -127,18 +160,25 @@ class RecordsProcessor:
             by_account[record.account_id].append(record)
         snapshots = []
         version = time.time_ns()
+        now = int(time.time())
         replayed = False
+        changed_alerts: list[tuple[str, AlertData]] = []
         for account_id, records in by_account.items():
             key = account_id.encode("utf-8")
             state = self.account_state.get(key)
             if state is None:
                 state = self.seed.pop(account_id, None)
-            if already_applied(state, message.msg_id):
+            flows = flows_of(state)
+            if already_applied(flows, message.msg_id):
                 replayed = True
                 continue
-            new_state = apply(state, message.msg_id, records)
+            detection, changed = step_account(self.context, state, account_id, message.msg_id, records, now)
+            new_state = {"flows": apply(flows, message.msg_id, records), **detection}
             self.account_state[key] = new_state
             snapshots.append([account_id, _json.encode(new_state).decode(), version])
+            changed_alerts.extend(changed)
+        if changed_alerts:
+            await self._emit_alerts(changed_alerts, version)
         if snapshots:
             await self._insert(f"{DATABASE}.account_state", ("account_id", "state", "version"), snapshots)
         if replayed:
@@ -151,6 +191,25 @@ class RecordsProcessor:
         self.messages_handled += 1
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         metrics.RECORD_LAG_SECONDS.observe(max(0.0, time.time() - message.received_at))
+
+
+ALERT_COLUMNS = (
+    "alert_id", "typology", "severity", "status", "score", "institution_id", "region", "amount",
+    "window_start", "window_end", "created_at", "updated_at", "doc", "version",
+)  # fmt: skip
+ALERT_EVENT_COLUMNS = (
+    "alert_id", "event_time", "event_type", "typology", "severity", "status", "institution_id", "region",
+    "actor", "doc", "version",
+)  # fmt: skip
+
+
+def _at(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def flows_of(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The flow totals within an account's state."""
+    return None if state is None else state.get("flows")
 
 
 def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: AsyncStorage) -> WorkerApp:
@@ -167,7 +226,10 @@ def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: Asy
     )
     references = ReferenceView()
     follower = ReferenceFollower(bootstrap, references)
-    processor = RecordsProcessor(storage, references, account_state)
+    alerts_topic = app.topic(
+        ALERTS_TOPIC, partitions=partitions, key_serializer="raw", value_serializer="raw", internal=False
+    )
+    processor = RecordsProcessor(storage, references, account_state, alerts_topic)
 
     @app.agent(records_topic, name="records")
     async def records_agent(stream: Any) -> None:

@@ -32,3 +32,6 @@ RECORD_LAG_SECONDS = Histogram(
     "From the gateway accepting a batch to a worker having written its records",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+ALERTS = Counter(
+    "fundwatch_alerts_total", "Alerts raised or updated by workers", ["typology", "severity", "event"]
+)

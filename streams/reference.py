@@ -28,6 +28,8 @@ class ReferenceView:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in REFERENCE_KINDS}
+        # accounts of each institution's related parties, rebuilt lazily after a party changes
+        self._related: dict[str, frozenset[str]] | None = None
 
     def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
         table = self.items[kind]
@@ -36,6 +38,19 @@ class ReferenceView:
             table.pop(item_id, None)
         else:
             table[item_id] = msgspec.json.decode(value)
+        if kind == "related-parties":
+            self._related = None
+
+    def related_accounts(self, institution_id: str) -> frozenset[str]:
+        if self._related is None:
+            index: dict[str, set[str]] = {}
+            for party in self.items["related-parties"].values():
+                index.setdefault(party.get("institution_id", ""), set()).update(party.get("accounts") or ())
+            self._related = {inst: frozenset(accounts) for inst, accounts in index.items()}
+        return self._related.get(institution_id, frozenset())
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        return self.items["products"].get(product_id)
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         return self.items["accounts"].get(account_id)

@@ -3,6 +3,7 @@ real Kafka-protocol broker (Tansu) and a real ClickHouse server."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -234,3 +235,94 @@ def test_a_restarted_gateway_remembers_batches_and_records(stack):
     assert call("POST", f"{base}/v1/batches", token, batch) == (202, first)
     status, other = call("POST", f"{base}/v1/batches", token, {**batch, "batch_id": "remember-2"})
     assert (status, other["accepted"], other["duplicates"]) == (202, 0, 2)
+
+
+def _alerts_on_topic(bootstrap: str, institution_id: str) -> list[dict]:
+    """Every alert event of one institution on the alerts topic, read from the beginning."""
+    import asyncio
+    import json
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def read() -> list[dict]:
+        consumer = AIOKafkaConsumer("fw.alerts", bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+        await consumer.start()
+        try:
+            found = []
+            batches = await consumer.getmany(timeout_ms=3000, max_records=10_000)
+            for messages in batches.values():
+                for message in messages:
+                    event = json.loads(message.value)
+                    if event["subject"] == institution_id:
+                        found.append(event)
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def test_an_uninstructed_custody_debit_raises_one_alert_in_clickhouse_and_on_the_topic(stack, broker):
+    base, storage = stack["base"], stack["storage"]
+    suffix = uuid.uuid4().hex[:6]
+    institution_id = f"I-MIS-{suffix}"
+    custody, own = f"it-mis-cust-{suffix}", f"it-mis-own-{suffix}"
+    institution = {"institution_id": institution_id, "name": "长春某网贷信息中介有限公司", "uscc": "91220101MA17X4KQ3B",
+                   "type": "p2p_lending", "region": "220103", "business_scope": "网络借贷信息中介"}  # fmt: skip
+    accounts = [
+        {"account_id": custody, "bank_code": "B104", "institution_id": institution_id, "role": "customer_custody",
+         "holder_name": "客户资金存管户"},
+        {"account_id": own, "bank_code": "B104", "institution_id": institution_id, "role": "own_operating",
+         "holder_name": "某网贷信息中介有限公司"},
+    ]  # fmt: skip
+    assert call("PUT", f"{base}/v1/reference/institutions", ADMIN, [institution])[1]["upserted"] == 1
+    assert call("PUT", f"{base}/v1/reference/accounts", ADMIN, accounts)[1]["upserted"] == 2
+    token = _token(base, "B104")
+
+    def debit(record_id: str) -> dict:
+        record = _txn(record_id, custody, "250000.00", direction="debit", hour=11)
+        record["counterparty_account"] = own
+        record["counterparty_bank"] = "B104"
+        return record
+
+    def alerts() -> list:
+        return storage.query(
+            f"SELECT alert_id, typology, severity, amount, doc FROM {DATABASE}.alerts FINAL "
+            "WHERE institution_id = %(inst)s",
+            {"inst": institution_id},
+        )
+
+    # reference data reaches the worker asynchronously: wait for it by pushing until enriched
+    def enriched() -> bool:
+        rid = f"probe-{uuid.uuid4().hex[:8]}"
+        call("POST", f"{base}/v1/batches", token,
+             {"batch_id": rid, "bank_code": "B104", "records": [_txn(rid, custody, "1.00")]})  # fmt: skip
+        return bool(storage.query(
+            f"SELECT 1 FROM {DATABASE}.raw_transactions FINAL WHERE account_id = %(a)s AND institution_id != ''",
+            {"a": custody},
+        ))  # fmt: skip
+
+    wait_until(enriched, 60, interval=1.0, what="reference data at the worker")
+    status, answer = call("POST", f"{base}/v1/batches", token,
+                          {"batch_id": f"mis-{suffix}", "bank_code": "B104", "records": [debit("mis-1")]})  # fmt: skip
+    assert status == 202 and answer["accepted"] == 1
+    rows = wait_until(alerts, 60, interval=0.5, what="a misappropriation alert")
+    assert [(r[1], r[3]) for r in rows] == [("misappropriation", Decimal("250000.00"))]
+    doc = json.loads(rows[0][4])
+    assert "mis-1" in doc["evidence"]["record_ids"]
+    assert doc["explanation"]["zh"] and doc["explanation"]["en"] and doc["detector"]["version"]
+    events = wait_until(
+        lambda: _alerts_on_topic(broker, institution_id), 30, interval=1.0, what="the alert on the topic"
+    )
+    assert {e["type"] for e in events} == {"fundwatch.alert.misappropriation"}
+    assert {e["id"] for e in events} == {rows[0][0]}
+
+    # the same record again, in a new batch: a duplicate; no new alert, no changed figure
+    call("POST", f"{base}/v1/batches", token,
+         {"batch_id": f"mis-again-{suffix}", "bank_code": "B104", "records": [debit("mis-1")]})  # fmt: skip
+    revisions = storage.query(
+        f"SELECT count() FROM {DATABASE}.alert_events WHERE alert_id = %(id)s", {"id": rows[0][0]}
+    )
+    assert revisions == [(1,)]
+    assert [(r[0], r[3]) for r in alerts()] == [(rows[0][0], Decimal("250000.00"))]

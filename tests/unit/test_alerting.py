@@ -103,3 +103,40 @@ def test_events_sent_outside_mask_accounts_to_the_last_four_characters():
     inside = to_event(alert, masked=False)
     assert inside.data.accounts == ["6222000011112222", "6222000099990000"]
     assert mask_account("abc") == "****" and mask_account("12345") == "****2345"
+
+
+def test_fold_opens_then_stays_silent_for_replays_then_updates():
+    from models.alerting import fold_findings
+
+    memory, changed = fold_findings(None, [finding()], {"I1": "220102"}, 1_795_200_000)
+    assert [(kind, alert.revision) for kind, alert in changed] == [("created", 1)]
+    memory, changed = fold_findings(memory, [finding()], {"I1": "220102"}, 1_795_210_000)
+    assert changed == []
+    memory, changed = fold_findings(
+        memory, [finding(amount_cents=99_999_999)], {"I1": "220102"}, 1_795_220_000
+    )
+    ((kind, alert),) = changed
+    assert (kind, alert.revision, alert.amount, alert.created_at) == (
+        "updated",
+        2,
+        "999999.99",
+        "2026-11-20T18:40:00Z",
+    )
+
+
+def test_fold_reports_one_change_per_alert_per_message():
+    from models.alerting import fold_findings
+
+    memory, changed = fold_findings(
+        None, [finding(amount_cents=1), finding(amount_cents=2)], {}, 1_795_200_000
+    )
+    assert len(changed) == 1 and changed[0][1].amount == "0.02" and changed[0][0] == "created"
+
+
+def test_fold_forgets_alerts_whose_window_ended_long_ago():
+    from models.alerting import ALERT_MEMORY_S, fold_findings
+
+    old = finding(key="old", window_end=1_000_000)
+    memory, _ = fold_findings(None, [old], {}, 1_795_200_000)
+    memory, _ = fold_findings(memory, [finding(window_end=1_000_000 + ALERT_MEMORY_S + 1)], {}, 1_795_200_000)
+    assert old.alert_id not in memory and finding().alert_id in memory

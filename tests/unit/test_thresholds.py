@@ -21,6 +21,7 @@ def test_large_value_lines_are_the_pboc_reporting_lines():
         "non_natural_transfer": "2000000.00",
         "natural_transfer": "500000.00",
         "natural_cross_border": "200000.00",
+        "far_multiple": "10",
     }
 
 

@@ -1,0 +1,53 @@
+"""Account-level detectors: pure step functions from one message's records of one account, the
+detector's own per-account state and reference data to a new state and findings.
+
+Each module has ``NAME``, ``VERSION`` and
+
+    detect(ctx, state, account_id, msg_id, records) -> (state, findings)
+    current(ctx, state, account_id) -> findings   # what the state holds open now
+
+``state`` is plain JSON (an empty dict means nothing to keep), bounded by event-time pruning;
+see models/detectors/common.py for replay protection and lateness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from models.detectors import commingling, large_value, misappropriation, reserve_shortfall, self_financing
+from models.detectors.context import DetectContext, References, StaticReferences, is_natural_person
+from models.findings import Finding
+from schemas.messages import BalanceRecord, TxnRecord
+
+DETECTORS: dict[str, ModuleType] = {
+    module.NAME: module
+    for module in (misappropriation, self_financing, commingling, reserve_shortfall, large_value)
+}
+
+__all__ = [
+    "DETECTORS",
+    "DetectContext",
+    "References",
+    "StaticReferences",
+    "fold",
+    "is_natural_person",
+]
+
+
+def fold(
+    detector: ModuleType,
+    ctx: DetectContext,
+    account_id: str,
+    messages: Iterable[tuple[str, list[TxnRecord | BalanceRecord]]],
+    state: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Finding]]:
+    """Run one detector over an account's messages in order, as a worker would: the final state
+    and the last finding per key (what an alert store updating alerts by key would hold)."""
+    latest: dict[str, Finding] = {}
+    for msg_id, records in messages:
+        state, findings = detector.detect(ctx, state, account_id, msg_id, records)
+        for finding in findings:
+            latest[finding.key] = finding
+    return state or {}, latest

@@ -1,0 +1,292 @@
+"""What the detectors share: event-time buckets with replay protection, masking, money and date
+formatting for explanations, severities.
+
+State. Every detector keeps its own plain-JSON state per account. Records are folded into
+*buckets* (one per window and key): running sums plus, for the records of days that are still
+open, their record ids, so the same record delivered twice (the same message again, or the same
+record id in another message) is counted once. A bucket's figures are therefore a function of the
+*set* of records, whatever their arrival order or split across messages.
+
+Lateness. The account's event-time watermark ``wm`` is the latest event time seen. A Beijing day
+is *sealed* once ``wm`` has passed its end by ``ALLOWED_LATENESS``: its record ids are dropped
+(sums are kept as long as some window needs them) and records of a sealed day arriving later are
+ignored. This bounds the state, and it is the one place where arrival order matters: results are
+order-independent for records that arrive within ``ALLOWED_LATENESS`` of the end of their day.
+
+Evidence. A bucket keeps its ``TOP_N`` largest records (by amount, then event time, then record
+id). The top N of a set is the same whatever order its members came in, so evidence is as
+deterministic as the sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any
+
+import msgspec
+
+from models.findings import SEVERITIES
+from models.windows import DAY, beijing_day_start
+from schemas.fields import BEIJING, amount_to_cents, cents_to_text
+from schemas.messages import BalanceRecord, TxnRecord
+
+ALLOWED_LATENESS = 2 * DAY  # a day stays open this long after its Beijing midnight end
+TOP_N = 50  # largest records kept per bucket as evidence (record_ids of a finding)
+
+Record = TxnRecord | BalanceRecord
+
+
+# -- records and time -----------------------------------------------------------------------
+
+
+def event_time(record: Record) -> int:
+    return record.booked_at if isinstance(record, TxnRecord) else record.as_of
+
+
+def own_records(account_id: str, records: Iterable[Record]) -> list[Record]:
+    """The records of ``account_id`` (a message should hold no other, but never trust it)."""
+    return [r for r in records if r.account_id == account_id]
+
+
+def advance(wm: int | None, records: Iterable[Record]) -> int | None:
+    """The watermark after these records: the latest event time seen."""
+    for record in records:
+        ts = event_time(record)
+        if wm is None or ts > wm:
+            wm = ts
+    return wm
+
+
+def is_sealed(ts: int, wm: int | None) -> bool:
+    """Whether the Beijing day holding ``ts`` is closed for new records."""
+    return wm is not None and beijing_day_start(ts) + DAY + ALLOWED_LATENESS <= wm
+
+
+def beijing_date(ts: int) -> str:
+    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d")
+
+
+def beijing_time(ts: int) -> str:
+    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def beijing_iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, BEIJING).isoformat()
+
+
+def clone(state: dict[str, Any] | None) -> dict[str, Any]:
+    """A deep copy through JSON: the caller's state is never mutated, and a state that would not
+    serialise fails here rather than in the state store."""
+    if not state:
+        return {}
+    return msgspec.json.decode(msgspec.json.encode(state))
+
+
+# -- buckets --------------------------------------------------------------------------------
+
+
+def new_bucket() -> dict[str, Any]:
+    # c: cents, n: records, t0/t1: first/last event time, ids: {record_id: event time} of open
+    # days, top: [[cents, ts, record_id, tag], ...] largest first, x: cents per tag
+    return {"c": 0, "n": 0, "t0": None, "t1": None, "ids": {}, "top": [], "x": {}}
+
+
+def bucket_in(buckets: dict[str, Any], key: str | int) -> dict[str, Any]:
+    key = str(key)
+    bucket = buckets.get(key)
+    if bucket is None:
+        bucket = buckets[key] = new_bucket()
+    return bucket
+
+
+def _top_key(entry: list[Any]) -> tuple[int, int, str]:
+    return (-entry[0], entry[1], entry[2])
+
+
+def add(
+    bucket: dict[str, Any], record_id: str, ts: int, cents: int, tag: str | None = None, top: bool = True
+) -> bool:
+    """Count one record in a bucket; False (and nothing changes) when it was counted already."""
+    if record_id in bucket["ids"]:
+        return False
+    bucket["ids"][record_id] = ts
+    bucket["c"] += cents
+    bucket["n"] += 1
+    bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
+    bucket["t1"] = ts if bucket["t1"] is None else max(bucket["t1"], ts)
+    if tag is not None:
+        bucket["x"][tag] = bucket["x"].get(tag, 0) + cents
+    if top:
+        entries = bucket["top"]
+        entries.append([cents, ts, record_id, tag])
+        if len(entries) > TOP_N:
+            entries.sort(key=_top_key)
+            del entries[TOP_N:]
+    return True
+
+
+def seal(bucket: dict[str, Any], wm: int | None) -> None:
+    """Forget the record ids of sealed days (records of those days are refused from now on)."""
+    ids = bucket["ids"]
+    if ids and wm is not None:
+        if is_sealed(bucket["t1"], wm):
+            bucket["ids"] = {}
+        elif is_sealed(min(ids.values()), wm):
+            bucket["ids"] = {rid: ts for rid, ts in ids.items() if not is_sealed(ts, wm)}
+    bucket["top"].sort(key=_top_key)
+
+
+def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:
+    """The n largest records of several buckets, then in event-time order."""
+    entries = sorted((e for b in buckets for e in b["top"]), key=_top_key)[:n]
+    return sorted(entries, key=lambda e: (e[1], e[2]))
+
+
+def record_ids(buckets: Iterable[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(entry[2] for entry in top_entries(buckets))
+
+
+# -- money, ratios, masks -------------------------------------------------------------------
+
+
+def money(cents: int) -> str:
+    """Money in metrics and thresholds: a decimal string, "1234567.89"."""
+    return cents_to_text(cents)
+
+
+def _grouped(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}{cents // 100:,}.{cents % 100:02d}"
+
+
+def yuan_zh(cents: int) -> str:
+    return f"{_grouped(cents)} 元"
+
+
+def yuan_en(cents: int) -> str:
+    return f"CNY {_grouped(cents)}"
+
+
+def cents_of(value: Any) -> int:
+    """A money threshold (a decimal string in the config) as integer cents."""
+    return amount_to_cents(str(value).strip())
+
+
+def fraction_of(value: Any) -> Fraction:
+    """A ratio threshold (a decimal string in the config) as an exact fraction."""
+    return Fraction(Decimal(str(value).strip()))
+
+
+def ratio_text(value: Fraction | Decimal | float, places: int = 6) -> str:
+    """A ratio in metrics: a decimal string with fixed places."""
+    if isinstance(value, Fraction):
+        value = Decimal(value.numerator) / Decimal(value.denominator)
+    quantum = Decimal(1).scaleb(-places)
+    return str(Decimal(value).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+def percent(value: Fraction | Decimal, places: int = 2) -> str:
+    """A ratio for a sentence: "7.25%"."""
+    if isinstance(value, Fraction):
+        value = Decimal(value.numerator) / Decimal(value.denominator)
+    quantum = Decimal(1).scaleb(-places)
+    text = str((Decimal(value) * 100).quantize(quantum, rounding=ROUND_HALF_UP))
+    return f"{text}%"
+
+
+def mask(account_id: str | None) -> str:
+    """An account as explanations show it: only its last 4 characters ("****1234").
+
+    An id of 4 characters or fewer would be shown whole, so it is hidden entirely."""
+    text = str(account_id or "")
+    return "****" + text[-4:] if len(text) > 4 else "****"
+
+
+def score_of(value: Fraction | float, scale: Fraction | float) -> float:
+    """A 0..1 score: value / scale, capped at 1."""
+    if not scale or scale <= 0:
+        return 1.0
+    return round(min(1.0, max(0.0, float(Fraction(value) / Fraction(scale)))), 4)
+
+
+# -- severities -----------------------------------------------------------------------------
+
+
+def bump(severity: str, levels: int = 1) -> str:
+    index = min(len(SEVERITIES) - 1, SEVERITIES.index(severity) + levels)
+    return SEVERITIES[index]
+
+
+def at_least(severity: str, minimum: str) -> str:
+    return severity if SEVERITIES.index(severity) >= SEVERITIES.index(minimum) else minimum
+
+
+def most_severe(*severities: str) -> str:
+    return max(severities, key=SEVERITIES.index)
+
+
+def severity_by_amount(cents: int, high_cents: int, critical_cents: int, floor: str = "medium") -> str:
+    if cents >= critical_cents:
+        return "critical"
+    if cents >= high_cents:
+        return at_least("high", floor)
+    return floor
+
+
+# -- words ----------------------------------------------------------------------------------
+
+ROLE_ZH = {
+    "customer_custody": "客户资金存管账户",
+    "payment_reserve": "客户备付金账户",
+    "own_operating": "自有运营账户",
+    "related_party": "关联方账户",
+    "investor": "投资人账户",
+    "borrower": "借款人账户",
+    "other": "账户",
+}
+ROLE_EN = {
+    "customer_custody": "customer-custody account",
+    "payment_reserve": "payment-reserve account",
+    "own_operating": "own operating account",
+    "related_party": "related-party account",
+    "investor": "investor account",
+    "borrower": "borrower account",
+    "other": "account",
+}
+
+_CN_DIGITS = {
+    "一": "1",
+    "二": "2",
+    "三": "3",
+    "四": "4",
+    "五": "5",
+    "六": "6",
+    "七": "7",
+    "八": "8",
+    "九": "9",
+}
+
+
+def role_zh(role: str | None) -> str:
+    return ROLE_ZH.get(role or "other", "账户")
+
+
+def role_en(role: str | None) -> str:
+    return ROLE_EN.get(role or "other", "account")
+
+
+def section_en(section: str) -> str:
+    """A seed-plan section for an English sentence: 二(一) -> "§2(1)", 四(二)4 -> "§4(2)4"."""
+    return "§" + "".join(_CN_DIGITS.get(ch, ch) for ch in section)
+
+
+def cite_zh(section: str) -> str:
+    return f"（《方案》{section}）"
+
+
+def cite_en(section: str) -> str:
+    return f"(rectification plan {section_en(section)})"

@@ -1,0 +1,206 @@
+"""What a detector may look at besides the records: reference data and thresholds.
+
+A detector never reads a topic, a table or a socket (DESIGN.md); the worker hands it a
+``DetectContext`` whose ``references`` answer from memory (the worker's reference view) and whose
+``thresholds`` are the versioned configuration (models/thresholds.toml). ``StaticReferences`` is
+the same thing backed by plain dicts, for tests and for ``fundwatch eval``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from models.thresholds import Thresholds
+
+CUSTODY_ROLES = frozenset({"customer_custody", "payment_reserve"})
+
+
+@runtime_checkable
+class References(Protocol):
+    """Reference look-ups a detector needs; every answer is a plain dict (or None when unknown)."""
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        """account_id, bank_code, institution_id, role, holder_name, product_id[, holder_type]."""
+        ...
+
+    def institution(self, institution_id: str) -> dict[str, Any] | None:
+        """institution_id, name, type, region, ..."""
+        ...
+
+    def related_accounts(self, institution_id: str) -> frozenset[str]:
+        """Every account listed in the ``accounts`` of the institution's related parties."""
+        ...
+
+
+def _by_id(items: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]], key: str) -> dict[str, dict]:
+    if isinstance(items, Mapping):
+        return {str(k): dict(v) for k, v in items.items()}
+    return {str(item[key]): dict(item) for item in items}
+
+
+class StaticReferences:
+    """References held in dicts: ``accounts`` and ``institutions`` keyed by id (a list of items is
+    accepted too), ``related_parties`` a list of related-party items."""
+
+    def __init__(
+        self,
+        accounts: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]] = (),
+        institutions: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]] = (),
+        related_parties: Iterable[dict[str, Any]] = (),
+    ) -> None:
+        self._accounts = _by_id(accounts, "account_id")
+        self._institutions = _by_id(institutions, "institution_id")
+        related: dict[str, set[str]] = {}
+        for party in related_parties:
+            related.setdefault(str(party["institution_id"]), set()).update(party.get("accounts") or ())
+        self._related = {iid: frozenset(accounts) for iid, accounts in related.items()}
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        return self._accounts.get(account_id)
+
+    def institution(self, institution_id: str) -> dict[str, Any] | None:
+        return self._institutions.get(institution_id)
+
+    def related_accounts(self, institution_id: str) -> frozenset[str]:
+        return self._related.get(institution_id, frozenset())
+
+
+# -- natural person or organisation ---------------------------------------------------------
+
+# Words that only organisations carry in their names (公司, 有限, 合伙 ... and the endings of
+# shops, branches and public bodies), in Chinese and in English.
+ORG_MARKERS = (
+    "公司", "有限", "合伙", "中心", "银行", "基金", "集团", "事务所", "协会", "合作社", "研究院",
+    "研究所", "委员会", "管理局", "政府", "学校", "学院", "大学", "医院", "商行", "经营部",
+    "门市部", "营业部", "办事处", "分行", "支行", "信用社", "联社", "基金会", "工作室", "俱乐部",
+    "商会", "工会", "企业", "股份", "控股", "投资", "实业", "科技", "贸易", "商贸", "财政",
+    "工厂", "商店", "超市", "酒店", "饭店", "药店", "农场", "个体工商户",
+)  # fmt: skip
+ORG_SUFFIXES = ("厂", "店", "局", "厅", "馆", "社", "所", "院", "部", "站", "队", "场", "处", "署")
+ORG_MARKERS_EN = (
+    "co.", "co,", "company", "ltd", "limited", "inc", "llc", "llp", "corp", "plc", "gmbh",
+    "bank", "fund", "group", "partnership", "association", "trust", "holdings", "s.a.",
+)  # fmt: skip
+
+# A Chinese personal name: 2 to 4 Han characters, or a transliterated name with the middle dot
+# (e.g. 阿不都·热合曼); banks sometimes mask all but the surname (张**).
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+_PERSON_ZH = re.compile(rf"^[{_HAN}][{_HAN}*＊]{{1,3}}$")
+_PERSON_ZH_DOT = re.compile(rf"^[{_HAN}]{{1,10}}([·•・][{_HAN}]{{1,10}}){{1,3}}$")
+_PERSON_EN = re.compile(r"^[A-Za-z][A-Za-z'\-]*(\.?\s+[A-Za-z][A-Za-z'\-]*){1,3}$")
+
+
+def is_natural_person(account: Mapping[str, Any] | None) -> bool | None:
+    """Whether an account is held by a natural person: True, False, or None when unknown.
+
+    ``holder_type`` decides when the reference item carries it ("person" / "organization").
+    Otherwise a heuristic on ``holder_name``, in this order:
+
+    1. a name containing an organisation marker (公司, 有限, 合伙, 中心, 银行, 基金, 集团, 事务所,
+       协会, 合作社 ... or English Co./Ltd/Bank/Fund ...) or ending in an organisation suffix
+       (厂, 店, 局, 所, 院, 部 ...) is an organisation;
+    2. 2 to 4 Han characters (masked ones ``*`` allowed after the surname), a Han name with a
+       middle dot, or 2 to 4 Latin words is a person;
+    3. anything else (empty, long names without a marker) is unknown.
+    """
+    if account is None:
+        return None
+    holder_type = str(account.get("holder_type") or "").strip().lower()
+    if holder_type in ("person", "natural_person", "individual"):
+        return True
+    if holder_type in ("organization", "organisation", "company", "legal_person"):
+        return False
+    name = str(account.get("holder_name") or "").strip()
+    if not name:
+        return None
+    lowered = name.lower()
+    if any(marker in name for marker in ORG_MARKERS) or name.endswith(ORG_SUFFIXES):
+        return False
+    if any(re.search(rf"(^|[^a-z]){re.escape(m)}($|[^a-z])", lowered) for m in ORG_MARKERS_EN):
+        return False
+    compact = name.replace(" ", "")
+    if _PERSON_ZH.match(compact) or _PERSON_ZH_DOT.match(compact) or _PERSON_EN.match(name):
+        return True
+    return None
+
+
+# -- the context ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """An enum member or a string as its plain string value."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+@dataclass(frozen=True)
+class DetectContext:
+    references: References
+    thresholds: Thresholds
+
+    def account(self, account_id: str | None) -> dict[str, Any] | None:
+        return self.references.account(account_id) if account_id else None
+
+    def role(self, account_id: str | None) -> str | None:
+        account = self.account(account_id)
+        return _text(account.get("role")) if account else None
+
+    def institution_id(self, account_id: str | None) -> str | None:
+        account = self.account(account_id)
+        return _text(account.get("institution_id")) if account else None
+
+    def institution(self, account_id: str | None) -> dict[str, Any] | None:
+        """The institution an account belongs to."""
+        institution_id = self.institution_id(account_id)
+        return self.references.institution(institution_id) if institution_id else None
+
+    def institution_type(self, account_id: str | None) -> str | None:
+        institution = self.institution(account_id)
+        return _text(institution.get("type")) if institution else None
+
+    def region(self, account_id: str | None) -> str:
+        institution = self.institution(account_id)
+        return str(institution.get("region") or "") if institution else ""
+
+    def config(self, typology: str, account_id: str | None) -> dict[str, Any]:
+        """One typology's thresholds for the account's institution type."""
+        return dict(self.thresholds.get(typology, self.institution_type(account_id)))
+
+    def is_own(self, institution_id: str | None, account_id: str | None) -> bool:
+        """An own_operating account of that institution."""
+        if not institution_id or not account_id:
+            return False
+        account = self.account(account_id)
+        return (
+            account is not None
+            and _text(account.get("role")) == "own_operating"
+            and _text(account.get("institution_id")) == institution_id
+        )
+
+    def is_related(self, institution_id: str | None, account_id: str | None) -> bool:
+        """An account of one of the institution's related parties: role related_party of that
+        institution, or listed in one of its related parties' ``accounts``."""
+        if not institution_id or not account_id:
+            return False
+        if account_id in self.references.related_accounts(institution_id):
+            return True
+        account = self.account(account_id)
+        return (
+            account is not None
+            and _text(account.get("role")) == "related_party"
+            and _text(account.get("institution_id")) == institution_id
+        )
+
+    def destination(self, institution_id: str | None, account_id: str | None) -> str:
+        """Where money went, seen from an institution: "own" (its own operating account), "related"
+        (a related party's account) or "other". Own wins when an account is both, so that one
+        movement is never both misappropriation (fees) and self-financing."""
+        if self.is_own(institution_id, account_id):
+            return "own"
+        if self.is_related(institution_id, account_id):
+            return "related"
+        return "other"

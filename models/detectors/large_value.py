@@ -1,0 +1,253 @@
+"""大额交易: large-value transactions under the anti-money-laundering reporting rules
+(《金融机构大额交易和可疑交易报告管理办法》, PBoC Order [2016] No. 3, art. 5; the plan's fund
+monitoring 《方案》三(三)). A reporting duty, not a violation: severity low, medium when far above
+the line.
+
+"The account" is the monitored ``account_id`` of the record; its holder is a natural person or not
+by ``context.is_natural_person`` (unknown counts as a non-natural person: the monitored accounts
+are mostly institutions' accounts, and 2,000,000 is the line the rule sets for them).
+
+Lines, per account and Beijing calendar day, single or cumulative, at or above (>=) the line:
+
+- cash (channel ``CASH``) >= ``cash`` (50,000);
+- transfers (every other channel) by a non-natural-person account >= ``non_natural_transfer``
+  (2,000,000), domestic and cross-border together;
+- domestic transfers by a natural person >= ``natural_transfer`` (500,000);
+- cross-border transfers by a natural person >= ``natural_cross_border`` (200,000).
+
+Decisions where the rule's wording leaves a choice:
+
+- One-sided accumulation (单边累计): money in and money out are summed separately, as the PBoC's
+  implementation guidance for art. 5 reads "累计交易金额...按资金收入或者支出单边累计计算"; so a cash
+  deposit of 30,000 and a withdrawal of 30,000 on one day report nothing, two deposits of 25,000
+  report the deposits. Each line and direction is its own finding: key
+  ``<account>:<YYYY-MM-DD>:<line>`` with line ``cash_in``, ``cash_out``, ``transfer_in``,
+  ``transfer_out``, ``cross_border_in``, ``cross_border_out`` (the last two for natural persons).
+- Cross-border: ``counterparty_bank`` starts with ``X-`` (a bank outside the mainland), or the
+  channel is ``OTHER`` and the purpose mentions 跨境.
+- Currency: only CNY records count (the lines are in CNY; the rule's foreign-currency lines in
+  USD need an exchange rate the records do not carry).
+- Medium when the total reaches ``far_multiple`` x the line (a module default of 10 until
+  thresholds.toml has it).
+
+State (per account): ``wm`` and, per open Beijing day, one bucket per line and direction (sums,
+the 50 largest records as evidence, record ids). A day is dropped once sealed, so about three days.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.detectors.common import (
+    add,
+    advance,
+    beijing_date,
+    bucket_in,
+    cents_of,
+    clone,
+    fraction_of,
+    is_sealed,
+    mask,
+    money,
+    own_records,
+    record_ids,
+    role_en,
+    role_zh,
+    score_of,
+    seal,
+    top_entries,
+    yuan_en,
+    yuan_zh,
+)
+from models.detectors.context import DetectContext, is_natural_person
+from models.findings import Finding
+from models.windows import beijing_day_start
+from schemas.messages import BalanceRecord, TxnRecord
+
+NAME = "large_value"
+VERSION = "1"
+RULE = "三(三)"
+
+DEFAULTS = {
+    "cash": "50000.00",
+    "non_natural_transfer": "2000000.00",
+    "natural_transfer": "500000.00",
+    "natural_cross_border": "200000.00",
+    "far_multiple": "10",  # not in thresholds.toml yet: module default
+}
+
+_DESC_ZH = {
+    "cash_in": "现金缴存",
+    "cash_out": "现金支取",
+    "transfer_in": "款项转入",
+    "transfer_out": "款项转出",
+    "cross_border_in": "跨境款项转入",
+    "cross_border_out": "跨境款项转出",
+}
+_DESC_EN = {
+    "cash_in": "cash deposit(s)",
+    "cash_out": "cash withdrawal(s)",
+    "transfer_in": "incoming transfer(s)",
+    "transfer_out": "outgoing transfer(s)",
+    "cross_border_in": "incoming cross-border transfer(s)",
+    "cross_border_out": "outgoing cross-border transfer(s)",
+}
+
+
+def empty_state() -> dict[str, Any]:
+    return {"wm": None, "days": {}}
+
+
+def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
+    return {**DEFAULTS, **ctx.config(NAME, account_id)}
+
+
+def is_cross_border(record: TxnRecord) -> bool:
+    """A transfer to or from abroad: the counterparty bank is foreign ("X-" code), or the channel
+    is OTHER and the purpose says 跨境."""
+    if (record.counterparty_bank or "").upper().startswith("X-"):
+        return True
+    return record.channel == "OTHER" and "跨境" in (record.purpose or "")
+
+
+def bucket_line(record: TxnRecord) -> str:
+    """The bucket a record is summed in: kind and direction."""
+    direction = "in" if record.credit else "out"
+    if record.channel == "CASH":
+        return f"cash_{direction}"
+    return f"cross_border_{direction}" if is_cross_border(record) else f"transfer_{direction}"
+
+
+def reported_line(line: str, natural: bool | None) -> str:
+    """The line a bucket is reported under: a non-natural person's cross-border transfers count
+    with its other transfers."""
+    if natural is not True and line.startswith("cross_border_"):
+        return "transfer_" + line.rsplit("_", 1)[1]
+    return line
+
+
+def _threshold_key(line: str, natural: bool | None) -> str:
+    if line.startswith("cash_"):
+        return "cash"
+    if natural is True:
+        return "natural_cross_border" if line.startswith("cross_border_") else "natural_transfer"
+    return "non_natural_transfer"
+
+
+def detect(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    account_id: str,
+    msg_id: str,
+    records: list[TxnRecord | BalanceRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold one message's records of one account; return the new state and the findings of every
+    (day, line) the message touched that is at or above its line (replays re-emit them)."""
+    account = ctx.account(account_id)
+    if account is None:
+        return {}, []
+    natural = is_natural_person(account)
+    st = clone(state) or empty_state()
+    wm = st["wm"]
+    mine = own_records(account_id, records)
+    touched: set[tuple[int, str]] = set()
+    for record in mine:
+        if not isinstance(record, TxnRecord) or record.currency != "CNY" or is_sealed(record.booked_at, wm):
+            continue
+        day = beijing_day_start(record.booked_at)
+        line = bucket_line(record)
+        lines = st["days"].setdefault(str(day), {})
+        add(bucket_in(lines, line), record.record_id, record.booked_at, record.amount_cents)
+        touched.add((day, reported_line(line, natural)))
+    st["wm"] = wm = advance(wm, mine)
+
+    cfg = _config(ctx, account_id)
+    findings = []
+    for day, line in sorted(touched):
+        finding = _evaluate(ctx, st, account_id, natural, cfg, day, line)
+        if finding is not None:
+            findings.append(finding)
+    st["days"] = {k: lines for k, lines in st["days"].items() if not is_sealed(int(k), wm)}
+    for lines in st["days"].values():
+        for bucket in lines.values():
+            seal(bucket, wm)
+    return st, findings
+
+
+def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -> list[Finding]:
+    """The findings of every open day and line in ``state``."""
+    account = ctx.account(account_id)
+    if not state or account is None:
+        return []
+    natural = is_natural_person(account)
+    cfg = _config(ctx, account_id)
+    keys = sorted(
+        {(int(day), reported_line(line, natural)) for day, lines in state["days"].items() for line in lines}
+    )
+    findings = (_evaluate(ctx, state, account_id, natural, cfg, day, line) for day, line in keys)
+    return [f for f in findings if f is not None]
+
+
+def _evaluate(
+    ctx: DetectContext,
+    st: dict[str, Any],
+    account_id: str,
+    natural: bool | None,
+    cfg: dict[str, Any],
+    day: int,
+    line: str,
+) -> Finding | None:
+    lines = st["days"].get(str(day), {})
+    buckets = [b for name, b in sorted(lines.items()) if reported_line(name, natural) == line]
+    total = sum(b["c"] for b in buckets)
+    threshold_key = _threshold_key(line, natural)
+    reporting_line = cents_of(cfg[threshold_key])
+    if not buckets or total < reporting_line:
+        return None
+    far = fraction_of(cfg["far_multiple"]) * reporting_line
+    count = sum(b["n"] for b in buckets)
+    largest = top_entries(buckets, 1)[0][0]
+    role = ctx.role(account_id)
+    date = beijing_date(day)
+    masked = mask(account_id)
+    holder = {True: "natural_person", False: "non_natural_person", None: "unknown"}[natural]
+    holder_en = "" if line.startswith("cash_") else (
+        " for a natural person's account" if natural is True else " for a non-natural-person account"
+    )  # fmt: skip
+    return Finding(
+        typology=NAME,
+        key=f"{account_id}:{date}:{line}",
+        institution_id=ctx.institution_id(account_id) or "",
+        severity="medium" if total >= far else "low",
+        score=score_of(total, far),
+        accounts=(account_id,),
+        amount_cents=total,
+        window_start=min(b["t0"] for b in buckets),
+        window_end=max(b["t1"] for b in buckets),
+        record_ids=record_ids(buckets),
+        metrics={
+            "day": date,
+            "line": line,
+            "total": money(total),
+            "count": count,
+            "largest": money(largest),
+            "single_at_or_above_line": largest >= reporting_line,
+            "reporting_line": money(reporting_line),
+            "threshold": threshold_key,
+            "holder": holder,
+        },
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=(
+            f"{role_zh(role)}{masked}于{date}{_DESC_ZH[line]}{count}笔，当日单边累计{yuan_zh(total)}，"
+            f"达到大额交易报告标准{yuan_zh(reporting_line)}（中国人民银行令〔2016〕第3号第五条），"
+            f"应按规定报告（《方案》{RULE}）。"
+        ),
+        explanation_en=(
+            f"On {date} the {role_en(role)} {masked} had {count} {_DESC_EN[line]} totalling "
+            f"{yuan_en(total)}, at or above the large-value reporting line of {yuan_en(reporting_line)}"
+            f"{holder_en} (PBoC Order [2016] No. 3, art. 5): a report is due (rectification plan §3(3))."
+        ),
+        rule=RULE,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={"account_role": role, "region": ctx.region(account_id), "holder": holder},
+    )
