@@ -253,6 +253,7 @@ def _drain(gateway: Gateway, worker: WorkerApp, timeout_s: float = 30.0) -> Call
         target = gateway.publisher.acknowledged.get(RECORDS_TOPIC, 0)
         while worker.processor.messages_handled < target and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        await worker.processor.flush_snapshots()
         left = target - worker.processor.messages_handled
         if left > 0:
             log.warning("stopping with unprocessed messages=%d after waiting %.0f s", left, timeout_s)
@@ -325,7 +326,12 @@ def run_worker(settings: Settings) -> int:
     try:
         probes = ProbeService(settings.http_host, settings.http_port, worker.ready)
         Worker(
-            worker.app, *worker.services(), probes, settings=settings, loop=asyncio.new_event_loop()
+            worker.app,
+            *worker.services(),
+            probes,
+            settings=settings,
+            before_stop=worker.processor.flush_snapshots,
+            loop=asyncio.new_event_loop(),
         ).execute_from_commandline()
     except SystemExit as done:
         return int(done.code or 0)

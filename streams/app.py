@@ -96,6 +96,11 @@ class RecordsProcessor:
         # memory-only embedded broker restarted, its changelogs are gone but ClickHouse is not.
         self.seed: dict[str, dict[str, Any]] = {}
         self.messages_handled = 0
+        # Snapshots wait here and go to ClickHouse together, the newest per account, at most
+        # every SNAPSHOT_INTERVAL_S: busy accounts change on every message, and their state is
+        # what a restart on a memory-only broker needs, not every step of it.
+        self._dirty: dict[str, dict[str, Any]] = {}
+        self._last_snapshot = time.monotonic()
 
     def load_seed(self) -> int:
         """Read the snapshots before the agent starts (blocking: start-up only)."""
@@ -123,6 +128,15 @@ class RecordsProcessor:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def flush_snapshots(self) -> None:
+        """Write the newest state of every account changed since the last flush."""
+        dirty, self._dirty = self._dirty, {}
+        self._last_snapshot = time.monotonic()
+        if dirty:
+            version = time.time_ns()
+            rows = [[account, _json.encode(state).decode(), version] for account, state in dirty.items()]
+            await self._insert(f"{DATABASE}.account_state", ("account_id", "state", "version"), rows)
 
     async def _emit_alerts(self, changed: list[tuple[str, AlertData]], version: int) -> None:
         """Alerts that changed: their current state and history to ClickHouse, the event to the
@@ -158,7 +172,6 @@ class RecordsProcessor:
         by_account: dict[str, list[Any]] = defaultdict(list)
         for record in message.records:
             by_account[record.account_id].append(record)
-        snapshots = []
         version = time.time_ns()
         now = int(time.time())
         replayed = False
@@ -175,12 +188,12 @@ class RecordsProcessor:
             detection, changed = step_account(self.context, state, account_id, message.msg_id, records, now)
             new_state = {"flows": apply(flows, message.msg_id, records), **detection}
             self.account_state[key] = new_state
-            snapshots.append([account_id, _json.encode(new_state).decode(), version])
+            self._dirty[account_id] = new_state
             changed_alerts.extend(changed)
         if changed_alerts:
             await self._emit_alerts(changed_alerts, version)
-        if snapshots:
-            await self._insert(f"{DATABASE}.account_state", ("account_id", "state", "version"), snapshots)
+        if time.monotonic() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
+            await self.flush_snapshots()
         if replayed:
             metrics.MESSAGES_REPLAYED.inc()
 
@@ -192,6 +205,8 @@ class RecordsProcessor:
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         metrics.RECORD_LAG_SECONDS.observe(max(0.0, time.time() - message.received_at))
 
+
+SNAPSHOT_INTERVAL_S = 2.0
 
 ALERT_COLUMNS = (
     "alert_id", "typology", "severity", "status", "score", "institution_id", "region", "amount",

@@ -51,22 +51,6 @@ def _converter(type_name: str) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    if hasattr(value, "value") and not isinstance(value, str | int | float):
-        return value.value  # Enum members go in by their value
-    return value
-
-
 class ChdbStorage(Storage):
     kind = "chdb"
 
@@ -117,10 +101,13 @@ class ChdbStorage(Storage):
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        # msgspec writes Decimal as a quoted exact string and datetimes as RFC 3339, which
+        # ClickHouse reads with best-effort parsing: no per-value conversion in Python.
         encode = msgspec.json.encode
-        payload = b"\n".join(encode([_json_value(v) for v in row]) for row in rows)
+        payload = b"\n".join(encode(row) for row in rows)
         self._run(
-            f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n" + payload.decode()
+            f"INSERT INTO {table} ({', '.join(columns)}) SETTINGS date_time_input_format = 'best_effort' "
+            "FORMAT JSONCompactEachRow\n" + payload.decode()
         )
         return len(rows)
 
