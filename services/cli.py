@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from models.thresholds import ThresholdError, load_thresholds
 from services.config import ConfigError, Settings
 
 DESCRIPTION = """\
@@ -181,6 +182,8 @@ def _simulate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in {"run", "worker"}:
+            load_thresholds()  # a bad thresholds file or override stops the start, named
         if args.command == "run":
             from services.runner import run_embedded
 
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         return _not_yet(args.command)
-    except ConfigError as error:
+    except (ConfigError, ThresholdError) as error:
         print(f"fundwatch: configuration error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,50 @@
+"""The command line: every subcommand of CONTRACT.md §1 exists and explains itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.cli import build_parser, main
+
+COMMANDS = ("run", "worker", "gateway", "dispatcher", "simulate", "eval", "bench")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([command, "--help"])
+    assert done.value.code == 0
+    assert len(capsys.readouterr().out) > 80
+
+
+def test_top_level_help_names_the_configuration(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in out
+    for variable in (
+        "FUNDWATCH_KAFKA_BOOTSTRAP",
+        "FUNDWATCH_CLICKHOUSE_URL",
+        "FUNDWATCH_ADMIN_TOKEN",
+        "FUNDWATCH_HTTP_PORT",
+    ):
+        assert variable in out
+
+
+@pytest.mark.parametrize("command", ["eval", "bench", "dispatcher"])
+def test_commands_not_yet_available_say_so_and_fail(command, capsys):
+    assert main([command]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_a_bad_threshold_override_stops_the_start_naming_it(monkeypatch, capsys):
+    monkeypatch.setenv("FUNDWATCH_THRESHOLD__large_value__gold", "1")
+    assert main(["worker"]) == 2
+    assert "FUNDWATCH_THRESHOLD__large_value__gold" in capsys.readouterr().err
+
+
+def test_a_bad_setting_stops_the_start_naming_it(monkeypatch, capsys):
+    monkeypatch.setenv("FUNDWATCH_HTTP_PORT", "eighty")
+    assert main(["gateway"]) == 2
+    assert "FUNDWATCH_HTTP_PORT" in capsys.readouterr().err
