@@ -16,14 +16,21 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from models.detectors import commingling, large_value, misappropriation, reserve_shortfall, self_financing
+from models.detectors import (
+    commingling,
+    fund_pool,
+    large_value,
+    misappropriation,
+    reserve_shortfall,
+    self_financing,
+)
 from models.detectors.context import DetectContext, References, StaticReferences, is_natural_person
 from models.findings import Finding
 from schemas.messages import BalanceRecord, TxnRecord
 
 DETECTORS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (misappropriation, self_financing, commingling, reserve_shortfall, large_value)
+    for module in (misappropriation, self_financing, commingling, reserve_shortfall, large_value, fund_pool)
 }
 
 __all__ = [

@@ -1,0 +1,408 @@
+"""设立资金池: money collected from many investors into an account the institution controls and
+paid straight out to many borrowers or back to investors, outside custody (DOMAIN.md; 《方案》二(一)
+"设立资金池").
+
+Watched accounts: an account with an ``institution_id`` whose role is ``own_operating``,
+``related_party`` or ``other`` (the institution's own accounts, its people's and affiliates'
+accounts, other accounts registered to it). Never ``customer_custody`` / ``payment_reserve``:
+taking money from many investors and paying many borrowers is what custody is for. Never
+``investor`` / ``borrower`` accounts: those are the customers' own.
+
+What a day holds, from the account's own CNY records of that Beijing day:
+
+- credits and debits (every counterparty): sums, counts, the 50 largest as evidence;
+- fan-in: the distinct *investor-like* payers: an account with role ``investor`` (of any
+  institution) or one unknown to the reference data (investors' personal accounts are mostly at
+  banks that report nothing; the finding says how many were unknown). A payer known with any
+  other role (the institution's own or custody accounts, related parties, borrowers, ``other``)
+  is not investor-like: moving one's own money about is not pooling;
+- fan-out: the distinct payees with role ``borrower`` or ``investor``, or unknown to the
+  reference data;
+- the day's latest balance seen: a transaction's ``balance_after_cents`` or a balance snapshot,
+  the latest by event time (then record id) wins.
+
+Rule. The window ``T(D)`` is the ``window_days`` Beijing days ending with a day D on which the
+account has a transaction. It fires when all four hold over T(D):
+
+1. fan-in: distinct investor-like payers >= ``min_distinct_in``;
+2. fan-out: distinct borrower- or investor-like payees >= ``min_distinct_out``;
+3. pass-through: debits / credits >= ``pass_through_min`` (all counterparties, so money leaving
+   for anywhere counts as leaving);
+4. short dwell: closing balance / credits <= ``end_balance_ratio_max``. The closing balance is the
+   latest balance seen on D. When D has none, the proxy is the window's net inflow,
+   max(0, credits - debits): the finding's ``end_balance_source`` is ``net_flow`` instead of
+   ``balance`` and both sentences say the figure is an estimate. (thresholds.toml reads "day-end
+   balance / the day's inflow": for a one-day window this is exactly that; over several days the
+   denominator is the window's inflow, so a pool that collects one day and pays out the next is
+   judged on what is left at the end, not on its overnight float.)
+
+Alerts. Trailing windows overlap, so the Beijing days are cut into consecutive *periods* of
+``window_days`` days counted from 1970-01-01 (Beijing), and there is one finding per account and
+period: key ``<account>:<first day of the period>``. It shows the latest window that fires among
+the open days of the period, and updates as records arrive. A pool going on for weeks is one
+alert per period, not one per day; a burst at the end of one period that is still inside the
+window of an active day of the next period is reported in both.
+
+Severity by the money passed through, min(credits, debits) over the window (also the finding's
+``amount_cents``): medium; ``high_amount`` or more: high; ``critical_amount`` or more: critical
+(module defaults until thresholds.toml has them); one level up when both fans reach ``FAN_BUMP``
+times their minimum. Score: the mean of passed-through / ``critical_amount`` and how far the
+smaller fan is between its minimum and ``FAN_BUMP`` times it, each capped at 1.
+
+State (per account): ``wm`` and one entry per Beijing day (credit and debit buckets with record
+ids of open days, the day's investor-like payers and borrower/investor-like payees, the latest
+balance). A day is kept while a window that holds it can still change (``window_days - 1`` days
+after it stays open), so about ``window_days + 3`` days. Each day keeps at most ``DISTINCT_CAP``
+counterparties per side, the smallest account ids (the smallest N of a set do not depend on
+arrival order); beyond that a fan is reported as "at least DISTINCT_CAP".
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from models.detectors.common import (
+    add,
+    advance,
+    beijing_date,
+    bump,
+    cents_of,
+    cite_en,
+    cite_zh,
+    clone,
+    event_time,
+    fraction_of,
+    is_sealed,
+    mask,
+    money,
+    new_bucket,
+    own_records,
+    percent,
+    ratio_text,
+    record_ids,
+    role_en,
+    role_zh,
+    score_of,
+    seal,
+    severity_by_amount,
+    yuan_en,
+    yuan_zh,
+)
+from models.detectors.context import DetectContext
+from models.findings import Finding
+from models.windows import DAY, HOUR, beijing_day_start
+from schemas.messages import BalanceRecord, TxnRecord
+
+NAME = "fund_pool"
+VERSION = "1"
+RULE = "二(一)"  # P2P: 设立资金池
+WATCHED_ROLES = frozenset({"own_operating", "related_party", "other"})
+FAN_BUMP = 3  # both fans at this multiple of their minimum: one severity level up
+DISTINCT_CAP = 2000  # counterparties kept per day and side
+
+DEFAULTS = {
+    "window_days": 3,
+    "min_distinct_in": 20,
+    "min_distinct_out": 10,
+    "pass_through_min": "0.8",
+    "end_balance_ratio_max": "0.10",
+    "high_amount": "1000000.00",  # not in thresholds.toml yet: module default
+    "critical_amount": "10000000.00",  # not in thresholds.toml yet: module default
+}
+
+_BEIJING_OFFSET = 8 * HOUR
+
+
+def empty_state() -> dict[str, Any]:
+    return {"wm": None, "days": {}}
+
+
+def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
+    return {**DEFAULTS, **ctx.config(NAME, account_id)}
+
+
+def _window_days(cfg: dict[str, Any]) -> int:
+    return max(1, int(cfg["window_days"]))
+
+
+def watched_role(ctx: DetectContext, account_id: str) -> str | None:
+    """The account's role when this detector watches it, else None."""
+    role = ctx.role(account_id)
+    if role not in WATCHED_ROLES or not ctx.institution_id(account_id):
+        return None
+    return role
+
+
+def period_start(day: int, window_days: int) -> int:
+    """The first day of the period of ``window_days`` Beijing days that holds ``day``."""
+    number = (day + _BEIJING_OFFSET) // DAY
+    return day - (number % window_days) * DAY
+
+
+def payer_class(ctx: DetectContext, account_id: str, counterparty: str | None) -> str | None:
+    """A credit's payer as the fan-in sees it: "investor", "unknown", or None (not investor-like)."""
+    if not counterparty or counterparty == account_id:
+        return None
+    if ctx.account(counterparty) is None:
+        return "unknown"
+    return "investor" if ctx.role(counterparty) == "investor" else None
+
+
+def payee_class(ctx: DetectContext, account_id: str, counterparty: str | None) -> str | None:
+    """A debit's payee as the fan-out sees it: "borrower", "investor", "unknown", or None."""
+    if not counterparty or counterparty == account_id:
+        return None
+    if ctx.account(counterparty) is None:
+        return "unknown"
+    role = ctx.role(counterparty)
+    return role if role in ("borrower", "investor") else None
+
+
+def _day_in(days: dict[str, Any], day: int) -> dict[str, Any]:
+    entry = days.get(str(day))
+    if entry is None:
+        # in/out: credit and debit buckets; fin/fout: {counterparty: class}; bal: [ts, rid, cents]
+        entry = days[str(day)] = {"in": new_bucket(), "out": new_bucket(), "fin": {}, "fout": {}, "bal": None}
+    return entry
+
+
+def _see_balance(entry: dict[str, Any], ts: int, record_id: str, cents: int) -> None:
+    seen = entry["bal"]
+    if seen is None or (ts, record_id) > (seen[0], seen[1]):
+        entry["bal"] = [ts, record_id, cents]
+
+
+def _trim(fan: dict[str, str]) -> dict[str, str]:
+    if len(fan) <= DISTINCT_CAP:
+        return fan
+    return {cp: fan[cp] for cp in sorted(fan)[:DISTINCT_CAP]}
+
+
+def _evaluable(st: dict[str, Any], day: int, wm: int | None) -> bool:
+    """A window ends on this day: the day has a transaction and is still open."""
+    entry = st["days"].get(str(day))
+    return entry is not None and entry["in"]["n"] + entry["out"]["n"] > 0 and not is_sealed(day, wm)
+
+
+def detect(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    account_id: str,
+    msg_id: str,
+    records: list[TxnRecord | BalanceRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold one message's records of one account; return the new state and the finding of every
+    period whose windows the message touched and that fires (replays re-emit unchanged figures)."""
+    role = watched_role(ctx, account_id)
+    if role is None:
+        return {}, []
+    cfg = _config(ctx, account_id)
+    window_days = _window_days(cfg)
+    st = clone(state) or empty_state()
+    wm = st["wm"]
+    mine = own_records(account_id, records)
+    moved: set[int] = set()  # days whose figures changed
+    for record in mine:
+        ts = event_time(record)
+        if record.currency != "CNY" or is_sealed(ts, wm):
+            continue
+        day = beijing_day_start(ts)
+        entry = _day_in(st["days"], day)
+        moved.add(day)
+        if isinstance(record, BalanceRecord):
+            _see_balance(entry, ts, record.record_id, record.balance_cents)
+            continue
+        if record.balance_after_cents is not None:
+            _see_balance(entry, ts, record.record_id, record.balance_after_cents)
+        counterparty = record.counterparty_account
+        if record.credit:
+            kind = payer_class(ctx, account_id, counterparty)
+            side, fan = entry["in"], entry["fin"]
+        else:
+            kind = payee_class(ctx, account_id, counterparty)
+            side, fan = entry["out"], entry["fout"]
+        if add(side, record.record_id, ts, record.amount_cents, tag=kind or "other") and kind:
+            fan[counterparty] = kind
+    for day in moved:
+        entry = st["days"][str(day)]
+        entry["fin"], entry["fout"] = _trim(entry["fin"]), _trim(entry["fout"])
+    st["wm"] = wm = advance(wm, mine)
+
+    # a day's records change the windows ending on it and on the next window_days - 1 days
+    ends = {day + i * DAY for day in moved for i in range(window_days)}
+    periods = {period_start(end, window_days) for end in ends if _evaluable(st, end, wm)}
+    findings = []
+    for period in sorted(periods):
+        finding = _period_finding(ctx, st, account_id, role, cfg, period)
+        if finding is not None:
+            findings.append(finding)
+    _prune(st, wm, window_days)
+    return st, findings
+
+
+def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -> list[Finding]:
+    """The finding of every period with an open day whose window fires."""
+    role = watched_role(ctx, account_id)
+    if not state or role is None:
+        return []
+    cfg = _config(ctx, account_id)
+    window_days = _window_days(cfg)
+    days = (int(k) for k in state["days"])
+    periods = sorted({period_start(d, window_days) for d in days if _evaluable(state, d, state["wm"])})
+    findings = (_period_finding(ctx, state, account_id, role, cfg, p) for p in periods)
+    return [f for f in findings if f is not None]
+
+
+def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
+    # a day counts in the windows of the following window_days - 1 days: keep it while any is open
+    reach = (window_days - 1) * DAY
+    st["days"] = {k: e for k, e in st["days"].items() if not is_sealed(int(k) + reach, wm)}
+    for entry in st["days"].values():
+        seal(entry["in"], wm)
+        seal(entry["out"], wm)
+
+
+def _period_finding(
+    ctx: DetectContext, st: dict[str, Any], account_id: str, role: str, cfg: dict[str, Any], period: int
+) -> Finding | None:
+    """The latest window that fires among the open days of the period."""
+    window_days = _window_days(cfg)
+    for i in reversed(range(window_days)):
+        day = period + i * DAY
+        if _evaluable(st, day, st["wm"]):
+            finding = _evaluate(ctx, st, account_id, role, cfg, period, day)
+            if finding is not None:
+                return finding
+    return None
+
+
+def _count(fan: dict[str, str], kind: str) -> int:
+    return sum(1 for k in fan.values() if k == kind)
+
+
+def _evaluate(
+    ctx: DetectContext,
+    st: dict[str, Any],
+    account_id: str,
+    role: str,
+    cfg: dict[str, Any],
+    period: int,
+    day: int,
+) -> Finding | None:
+    window_days = _window_days(cfg)
+    min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
+    pass_min = fraction_of(cfg["pass_through_min"])
+    ratio_max = fraction_of(cfg["end_balance_ratio_max"])
+    first = day - (window_days - 1) * DAY
+    entries = [st["days"][k] for k in sorted(st["days"], key=int) if first <= int(k) <= day]
+    credits = sum(e["in"]["c"] for e in entries)
+    debits = sum(e["out"]["c"] for e in entries)
+    if credits <= 0:
+        return None
+    payers: dict[str, str] = {}
+    payees: dict[str, str] = {}
+    for entry in entries:  # a later day's class wins if the reference data changed
+        payers.update(entry["fin"])
+        payees.update(entry["fout"])
+    capped_in, capped_out = len(payers) >= DISTINCT_CAP, len(payees) >= DISTINCT_CAP
+    distinct_in, distinct_out = min(len(payers), DISTINCT_CAP), min(len(payees), DISTINCT_CAP)
+    if distinct_in < min_in or distinct_out < min_out:
+        return None
+    pass_through = Fraction(debits, credits)
+    if pass_through < pass_min:
+        return None
+    balance = st["days"][str(day)]["bal"]
+    source = "balance" if balance is not None else "net_flow"
+    closing = balance[2] if balance is not None else max(0, credits - debits)
+    end_ratio = Fraction(closing, credits)
+    if end_ratio > ratio_max:
+        return None
+
+    passed = min(credits, debits)
+    high, critical = cents_of(cfg["high_amount"]), cents_of(cfg["critical_amount"])
+    fan_factor = min(Fraction(distinct_in, max(1, min_in)), Fraction(distinct_out, max(1, min_out)))
+    severity = severity_by_amount(passed, high, critical)
+    if fan_factor >= FAN_BUMP:
+        severity = bump(severity)
+    score = round((score_of(passed, critical) + score_of(fan_factor - 1, FAN_BUMP - 1)) / 2, 4)
+
+    unknown_in = _count(payers, "unknown")
+    n_credits = sum(e["in"]["n"] for e in entries)
+    n_debits = sum(e["out"]["n"] for e in entries)
+    buckets = [b for e in entries for b in (e["in"], e["out"]) if b["n"] > 0]
+    start_date, end_date = beijing_date(first), beijing_date(day)
+    masked = mask(account_id)
+    span_zh = start_date if window_days == 1 else f"{start_date}至{end_date}"
+    span_en = f"On {start_date}" if window_days == 1 else f"From {start_date} to {end_date}"
+    in_zh = f"至少{distinct_in}" if capped_in else str(distinct_in)
+    in_en = f"at least {distinct_in}" if capped_in else str(distinct_in)
+    out_zh = f"至少{distinct_out}" if capped_out else str(distinct_out)
+    out_en = f"at least {distinct_out}" if capped_out else str(distinct_out)
+    unknown_zh = f"（其中{unknown_in}个未在参考数据中登记）" if unknown_in else ""
+    unknown_en = f" ({unknown_in} of them not in the reference data)" if unknown_in else ""
+    if source == "balance":
+        dwell_zh = f"{end_date}日终余额{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
+        dwell_en = (
+            f"its balance at the end of {end_date} was {yuan_en(closing)}, {percent(end_ratio)} of the inflow"
+        )
+    else:
+        dwell_zh = f"未报送{end_date}日终余额，按期间净流入估算为{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
+        dwell_en = (
+            f"no balance was reported for {end_date}, so the net inflow over the window, {yuan_en(closing)} "
+            f"or {percent(end_ratio)} of the inflow, stands in for it as an estimate"
+        )
+    return Finding(
+        typology=NAME,
+        key=f"{account_id}:{beijing_date(period)}",
+        institution_id=ctx.institution_id(account_id) or "",
+        severity=severity,
+        score=score,
+        accounts=(account_id,),
+        amount_cents=passed,
+        window_start=min(b["t0"] for b in buckets),
+        window_end=max(b["t1"] for b in buckets),
+        record_ids=record_ids(buckets),
+        metrics={
+            "period": beijing_date(period),
+            "window_first_day": start_date,
+            "window_last_day": end_date,
+            "window_days": window_days,
+            "distinct_in": distinct_in,
+            "distinct_in_investor": _count(payers, "investor"),
+            "distinct_in_unknown": unknown_in,
+            "distinct_in_capped": capped_in,
+            "distinct_out": distinct_out,
+            "distinct_out_borrower": _count(payees, "borrower"),
+            "distinct_out_investor": _count(payees, "investor"),
+            "distinct_out_unknown": _count(payees, "unknown"),
+            "distinct_out_capped": capped_out,
+            "credits": money(credits),
+            "credit_count": n_credits,
+            "debits": money(debits),
+            "debit_count": n_debits,
+            "passed_through": money(passed),
+            "pass_through": ratio_text(pass_through, 8),
+            "closing_balance": money(closing),
+            "end_balance_source": source,
+            "end_balance_ratio": ratio_text(end_ratio, 8),
+        },
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=(
+            f"{role_zh(role)}{masked}在{span_zh}（{window_days}个北京日）内有{in_zh}个投资人账户{unknown_zh}"
+            f"向其转入资金；期间共转入{n_credits}笔、合计{yuan_zh(credits)}，共转出{n_debits}笔、合计"
+            f"{yuan_zh(debits)}，转出为转入的{percent(pass_through)}，收款方中有{out_zh}个借款人或投资人账户；"
+            f"{dwell_zh}。资金从众多投资人归集后快进快出、不在账户沉淀，涉嫌设立资金池{cite_zh(RULE)}。"
+        ),
+        explanation_en=(
+            f"{span_en} ({window_days} Beijing day(s)) {in_en} investor account(s){unknown_en} paid into "
+            f"the {role_en(role)} {masked}; in all it received {n_credits} payment(s) totalling "
+            f"{yuan_en(credits)} and made {n_debits} payment(s) totalling {yuan_en(debits)}, "
+            f"{percent(pass_through)} of what came in, {out_en} borrower or investor account(s) among the "
+            f"payees; {dwell_en}. Money collected from many investors passes straight through without "
+            f"staying: suspected fund pool {cite_en(RULE)}."
+        ),
+        rule=RULE,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={"account_role": role, "region": ctx.region(account_id)},
+    )
