@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait-processed", type=float, default=0.0, metavar="SECONDS",
         help="after pushing, wait up to this long for the workers to process everything; print the end-to-end rate",
     )  # fmt: skip
+    simulate.add_argument(
+        "--violations",
+        action="store_true",
+        help="with --out: inject labelled violations of every typology and hard negatives (ground truth in labels.jsonl)",
+    )
     simulate.add_argument("--batch-records", type=int, default=1000, help="records per batch (default 1000)")
     simulate.add_argument(
         "--out", type=Path, default=None, help="write reference and batch files here instead of pushing"
@@ -144,13 +149,18 @@ def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
     from services.logs import setup_logging
-    from services.simulator import build_province, run_simulation, write_files
+    from services.simulator import build_province, plan_violations, run_simulation, write_files
 
     settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_format)
     if args.out is not None:
-        write_files(build_province(args.seed, args.institutions), args.out, hours=args.hours, seed=args.seed)
-        print(f"written to {args.out}")
+        province = build_province(args.seed, args.institutions)
+        plan = plan_violations(province, args.seed, days=args.hours / 24) if args.violations else None
+        write_files(province, args.out, hours=args.hours, seed=args.seed, violations=plan)
+        print(
+            f"written to {args.out}"
+            + (" with labelled violations (labels.jsonl, violations.json)" if plan else "")
+        )
         return 0
     token = args.admin_token or settings.admin_token
     if not token:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, time
+from typing import TYPE_CHECKING
 
 from schemas.fields import BEIJING
 from schemas.records import MAX_RECORDS_PER_BATCH
@@ -18,6 +19,9 @@ from services.simulator.ledger import Label
 from services.simulator.province import Province
 from services.simulator.rhythm import PEAK_HOURS_PER_DAY, activity_factor, poisson
 from services.simulator.world import World
+
+if TYPE_CHECKING:
+    from services.simulator.violations import Injector, ViolationPlan
 
 TICK_S = 60
 DEFAULT_INTENSITY = 6000.0  # records per simulated hour in a weekday's busiest hour
@@ -31,7 +35,8 @@ class Feed:
     ``intensity`` is the rate of activity records per simulated hour at a weekday's peak; the day
     rhythm scales it down at night and at weekends and up at month end. Balance snapshots and the
     scheduled sweeps and payrolls come on top. ``extra_sources`` and ``activities`` are where
-    injected behaviour (labelled violations) plugs in.
+    injected behaviour plugs in; ``violations`` runs a ``ViolationPlan`` (services.simulator.violations)
+    and makes ``labels`` its ground truth. Without it the records are exactly those of the normal feed.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class Feed:
         activities: Sequence[tuple[Activity, float]] = NORMAL_ACTIVITIES,
         sources: Sequence[EventSource] = NORMAL_SOURCES,
         extra_sources: Iterable[EventSource] = (),
+        violations: ViolationPlan | None = None,
     ) -> None:
         if start is None:
             start = datetime.combine(province.as_of, time(0), BEIJING)
@@ -63,6 +69,10 @@ class Feed:
         self._activities = [activity for activity, _ in activities]
         self._activity_cum = _cumulative([weight for _, weight in activities])
         self._sources = list(sources) + list(extra_sources)
+        # The injector's steps run as one more source, and every tick's records pass by it to be labelled.
+        self.injector: Injector | None = None if violations is None else violations.injector(self.world)
+        if self.injector is not None:
+            self._sources.append(self.injector.source)
         self._clock = started_at  # start of the next tick to run
         self._horizon = float(started_at)
         self._batch_seq: dict[str, int] = {}
@@ -74,6 +84,8 @@ class Feed:
 
     @property
     def labels(self) -> list[Label]:
+        if self.injector is not None:
+            return self.injector.labels()
         return self.world.ledger.labels
 
     @property
@@ -92,9 +104,18 @@ class Feed:
         if seconds < 0:
             raise ValueError("time only moves forward")
         self._horizon += seconds
+        if self.injector is None:
+            while self._clock + TICK_S <= self._horizon:
+                self._tick()
+            return self.world.ledger.drain()
+        made: dict[str, list[dict]] = {}
         while self._clock + TICK_S <= self._horizon:
             self._tick()
-        return self.world.ledger.drain()
+            fresh = self.world.ledger.drain()
+            self.injector.observe(fresh)
+            for bank, records in fresh.items():
+                made.setdefault(bank, []).extend(records)
+        return made
 
     def batches(self, records_by_bank: dict[str, list[dict]], max_records: int = 2000) -> Iterator[dict]:
         """Batch envelopes for ``records_by_bank``, at most ``max_records`` records each.

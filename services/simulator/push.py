@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as clock_time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import msgspec
@@ -31,6 +32,9 @@ from services.simulator.feed import DEFAULT_INTENSITY, TICK_S, Feed
 from services.simulator.ledger import format_time
 from services.simulator.province import Province, build_province
 from services.simulator.rhythm import intensity_for
+
+if TYPE_CHECKING:  # violations builds on this module; the plan is only passed through here
+    from services.simulator.violations import ViolationPlan
 
 log = logging.getLogger("fundwatch.simulator")
 
@@ -485,8 +489,12 @@ def write_files(
     batch_records: int = 2000,
     run_id: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    violations: ViolationPlan | None = None,
 ) -> WrittenFiles:
     """Write the reference data and ``hours`` of simulated records instead of pushing them.
+
+    With ``violations`` the plan is injected; ``labels.jsonl`` then holds its ground truth and
+    ``violations.json`` the plan and what each injection made.
 
     Layout: ``reference/<kind>.json`` (a JSON array, the body of ``PUT /v1/reference/<kind>``),
     ``batches/<bank>.jsonl`` (one ``POST /v1/batches`` body a line) and ``labels.jsonl`` (ground
@@ -501,7 +509,7 @@ def write_files(
     for kind, items in province.reference_payloads().items():
         (out_dir / "reference" / f"{kind}.json").write_bytes(msgspec.json.encode(items) + b"\n")
 
-    feed = Feed(province, seed, start, intensity=intensity, run_id=run_id)
+    feed = Feed(province, seed, start, intensity=intensity, run_id=run_id, violations=violations)
     encoder = msgspec.json.Encoder()
     counts = dict.fromkeys(province.bank_codes, 0)
     batches = 0
@@ -523,6 +531,13 @@ def write_files(
     with (out_dir / "labels.jsonl").open("wb") as handle:
         for label in feed.labels:
             handle.write(encoder.encode(label) + b"\n")
+    if violations is not None and feed.injector is not None:
+        summary = {
+            **violations.to_builtins(),
+            "outcome": feed.injector.report(),
+            "conflicts": feed.injector.conflicts,
+        }
+        (out_dir / "violations.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary)) + b"\n")
     simulated_until = format_time(int(feed.clock.timestamp()))
     log.info(
         "files written records=%d batches=%d banks=%d simulated_until=%s",
