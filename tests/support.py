@@ -168,6 +168,15 @@ class FundwatchProcess:
                 ) from None
         return self.process.returncode
 
+    def kill(self) -> None:
+        """Teardown of last resort: whatever a failed test left running goes, with its group."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(10)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -62,9 +62,23 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     running = Stack(tmp_path_factory.mktemp("run"), free_port())
-    running.start()
-    yield running
-    running.process.stop()
+    try:
+        running.start()
+        yield running
+        running.process.stop()
+    finally:
+        running.process.kill()
+
+
+@pytest.fixture
+def lone_stack(tmp_path):
+    """A stack of its own, for tests that stop or break it."""
+    running = Stack(tmp_path, free_port())
+    try:
+        running.start()
+        yield running
+    finally:
+        running.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -353,9 +367,8 @@ def test_after_a_restart_tokens_answers_and_duplicates_are_remembered(stack, ban
     )
 
 
-def test_sigterm_stops_everything_and_leaves_no_orphan(tmp_path):
-    stack = Stack(tmp_path, free_port())
-    stack.start()
+def test_sigterm_stops_everything_and_leaves_no_orphan(lone_stack):
+    stack = lone_stack
     pid = stack.process.process.pid
     children = child_pids(pid)
     assert children, "the embedded broker runs as a child process"
@@ -363,10 +376,9 @@ def test_sigterm_stops_everything_and_leaves_no_orphan(tmp_path):
     wait_until(lambda: not any(pid_alive(c) for c in children), 15, what="children to exit")
 
 
-def test_ctrl_c_at_the_terminal_stops_cleanly(tmp_path):
+def test_ctrl_c_at_the_terminal_stops_cleanly(lone_stack):
     """Ctrl-C sends SIGINT to the whole foreground process group, the broker's too if it shared it."""
-    stack = Stack(tmp_path, free_port())
-    stack.start()
+    stack = lone_stack
     process = stack.process.process
     children = child_pids(process.pid)
     os.killpg(process.pid, signal.SIGINT)
@@ -375,9 +387,8 @@ def test_ctrl_c_at_the_terminal_stops_cleanly(tmp_path):
     wait_until(lambda: not any(pid_alive(c) for c in children), 15, what="children to exit")
 
 
-def test_losing_the_broker_stops_the_stack(tmp_path):
-    stack = Stack(tmp_path, free_port())
-    stack.start()
+def test_losing_the_broker_stops_the_stack(lone_stack):
+    stack = lone_stack
     process = stack.process.process
     (broker_pid,) = child_pids(process.pid)
     os.kill(broker_pid, signal.SIGKILL)
@@ -385,9 +396,8 @@ def test_losing_the_broker_stops_the_stack(tmp_path):
     assert "the embedded broker exited" in stack.process.log()
 
 
-def test_a_killed_run_leaves_no_broker_behind(tmp_path):
-    stack = Stack(tmp_path, free_port())
-    stack.start()
+def test_a_killed_run_leaves_no_broker_behind(lone_stack):
+    stack = lone_stack
     children = child_pids(stack.process.process.pid)
     stack.process.stop(signal.SIGKILL)
     wait_until(lambda: not any(pid_alive(c) for c in children), 15, what="the broker to follow its parent")
@@ -400,8 +410,11 @@ def test_a_second_run_on_the_same_data_dir_is_refused(stack):
         stack.root / f"second-{uuid.uuid4().hex[:6]}.log",
     )
     other.start()
-    assert other.process.wait(60) != 0
-    assert "another fundwatch process" in other.log()
+    try:
+        assert other.process.wait(60) != 0
+        assert "another fundwatch process" in other.log()
+    finally:
+        other.kill()
 
 
 def test_logs_carry_no_account_numbers_or_names(stack):

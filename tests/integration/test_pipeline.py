@@ -52,8 +52,11 @@ def stack(broker, clickhouse_server, server_storage, tmp_path_factory):
         }
     finally:
         for process in (gateway, worker):
-            if process.process and process.process.poll() is None:
-                process.stop()
+            try:
+                if process.process and process.process.poll() is None:
+                    process.stop()
+            finally:
+                process.kill()
 
 
 def _token(base: str, bank: str) -> str:
