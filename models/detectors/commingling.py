@@ -74,10 +74,6 @@ def empty_state() -> dict[str, Any]:
     return {"wm": None, "days": {}}
 
 
-def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
-    return {**DEFAULTS, **ctx.config(NAME, account_id)}
-
-
 def _signal(ctx: DetectContext, role: str, institution_id: str | None, record: TxnRecord) -> str | None:
     if not record.credit:
         return None
@@ -124,7 +120,7 @@ def detect(
         touched.add(day)
     st["wm"] = wm = advance(wm, mine)
 
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []
     for day in sorted(touched):
         finding = _evaluate(ctx, st, account_id, role, cfg, day)
@@ -141,7 +137,7 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     role = ctx.role(account_id)
     if not state or (role != "own_operating" and role not in CUSTODY_ROLES):
         return []
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = (_evaluate(ctx, state, account_id, role, cfg, int(k)) for k in sorted(state["days"], key=int))
     return [f for f in findings if f is not None]
 

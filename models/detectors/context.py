@@ -166,9 +166,12 @@ class DetectContext:
         institution = self.institution(account_id)
         return str(institution.get("region") or "") if institution else ""
 
-    def config(self, typology: str, account_id: str | None) -> dict[str, Any]:
-        """One typology's thresholds for the account's institution type."""
-        return dict(self.thresholds.get(typology, self.institution_type(account_id)))
+    def config(
+        self, typology: str, account_id: str | None, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One typology's thresholds for the account's institution type, over a detector's
+        own defaults for keys the configuration does not carry."""
+        return {**(defaults or {}), **self.thresholds.get(typology, self.institution_type(account_id))}
 
     def is_own(self, institution_id: str | None, account_id: str | None) -> bool:
         """An own_operating account of that institution."""

@@ -118,10 +118,6 @@ def empty_state() -> dict[str, Any]:
     return {"wm": None, "days": {}}
 
 
-def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
-    return {**DEFAULTS, **ctx.config(NAME, account_id)}
-
-
 def _window_days(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["window_days"]))
 
@@ -197,7 +193,7 @@ def detect(
     role = watched_role(ctx, account_id)
     if role is None:
         return {}, []
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     window_days = _window_days(cfg)
     st = clone(state) or empty_state()
     wm = st["wm"]
@@ -246,7 +242,7 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     role = watched_role(ctx, account_id)
     if not state or role is None:
         return []
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     window_days = _window_days(cfg)
     days = (int(k) for k in state["days"])
     periods = sorted({period_start(d, window_days) for d in days if _evaluable(state, d, state["wm"])})

@@ -98,10 +98,6 @@ def empty_state() -> dict[str, Any]:
     return {"wm": None, "days": {}}
 
 
-def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
-    return {**DEFAULTS, **ctx.config(NAME, account_id)}
-
-
 def is_cross_border(record: TxnRecord) -> bool:
     """A transfer to or from abroad: the counterparty bank is foreign ("X-" code), or the channel
     is OTHER and the purpose says 跨境."""
@@ -161,7 +157,7 @@ def detect(
         touched.add((day, reported_line(line, natural)))
     st["wm"] = wm = advance(wm, mine)
 
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []
     for day, line in sorted(touched):
         finding = _evaluate(ctx, st, account_id, natural, cfg, day, line)
@@ -180,7 +176,7 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     if not state or account is None:
         return []
     natural = is_natural_person(account)
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     keys = sorted(
         {(int(day), reported_line(line, natural)) for day, lines in state["days"].items() for line in lines}
     )

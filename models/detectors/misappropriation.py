@@ -90,10 +90,6 @@ def empty_state() -> dict[str, Any]:
     return {"wm": None, "uninstructed": {}, "fees": {}, "inflow": {}}
 
 
-def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
-    return {**DEFAULTS, **ctx.config(NAME, account_id)}
-
-
 def detect(
     ctx: DetectContext,
     state: dict[str, Any] | None,
@@ -109,7 +105,7 @@ def detect(
     if role not in CUSTODY_ROLES:
         return {}, []
     institution_id = ctx.institution_id(account_id)
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     window_days = int(cfg["fee_window_days"])
     st = clone(state) or empty_state()
     wm = st["wm"]
@@ -152,7 +148,7 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     role = ctx.role(account_id)
     if not state or role not in CUSTODY_ROLES:
         return []
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     days = {int(k) for k in (*state["uninstructed"], *state["fees"])}
     open_days = sorted(day for day in days if not is_sealed(day, state["wm"]))
     findings = (_evaluate(ctx, state, account_id, role, cfg, day) for day in open_days)

@@ -57,10 +57,6 @@ RULE_BY_TYPE = {
 DEFAULT_RULE = "三(三)"
 
 
-def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
-    return {**DEFAULTS, **ctx.config(NAME, account_id)}
-
-
 def detect(
     ctx: DetectContext,
     state: dict[str, Any] | None,
@@ -105,7 +101,7 @@ def _evaluate(ctx: DetectContext, st: dict[str, Any], account_id: str) -> Findin
     balance, liabilities = st["balance"], st["liabilities"]
     if balance >= liabilities:
         return None
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     medium = fraction_of(cfg["gap_ratio_medium"])
     high = fraction_of(cfg["gap_ratio_high"])
     critical = fraction_of(cfg["gap_ratio_critical"])

@@ -71,10 +71,6 @@ def empty_state() -> dict[str, Any]:
     return {"wm": None, "counterparties": {}}
 
 
-def _config(ctx: DetectContext, account_id: str) -> dict[str, Any]:
-    return {**DEFAULTS, **ctx.config(NAME, account_id)}
-
-
 def detect(
     ctx: DetectContext,
     state: dict[str, Any] | None,
@@ -106,7 +102,7 @@ def detect(
         touched.add(record.counterparty_account)
     st["wm"] = wm = advance(wm, mine)
 
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []
     for counterparty in sorted(touched):
         finding = _evaluate(ctx, st, account_id, role, cfg, counterparty)
@@ -127,7 +123,7 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     role = ctx.role(account_id)
     if not state or role not in CUSTODY_ROLES:
         return []
-    cfg = _config(ctx, account_id)
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = (_evaluate(ctx, state, account_id, role, cfg, cp) for cp in sorted(state["counterparties"]))
     return [f for f in findings if f is not None]
 
