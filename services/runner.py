@@ -61,6 +61,17 @@ class Worker(faust.Worker):
         await super().on_stop()
 
 
+class GatewayWorker(mode.Worker):
+    """mode's worker for a process without Faust agents, with FundWatch's logging."""
+
+    def __init__(self, *services: mode.Service, settings: Settings, **kwargs: Any) -> None:
+        self._settings = settings
+        super().__init__(*services, quiet=True, redirect_stdouts=False, **kwargs)
+
+    def _setup_logging(self) -> None:
+        setup_logging(self._settings.log_level, self._settings.log_format)
+
+
 class ApiService(mode.Service):
     """Serves the gateway's aiohttp application inside the worker's event loop."""
 
@@ -212,6 +223,34 @@ class SimulatorService(mode.Service):
         self._stop.set()
 
 
+def _prepare(settings: Settings, bootstrap: str) -> AsyncStorage:
+    """Storage migrated and topics present: what every process needs before it serves."""
+    storage = open_and_migrate(settings)
+    try:
+        asyncio.run(ensure_topics(bootstrap, settings.partitions))
+    except BaseException:
+        storage.close()
+        raise
+    return storage
+
+
+def _execute(worker: mode.Worker) -> int:
+    """Run a mode/Faust worker until it stops; its exit code."""
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+def _external_bootstrap(settings: Settings, command: str) -> str:
+    if not settings.kafka_bootstrap:
+        raise SystemExit(
+            f"fundwatch {command} needs FUNDWATCH_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)"
+        )
+    return settings.kafka_bootstrap
+
+
 def open_and_migrate(settings: Settings) -> AsyncStorage:
     storage = open_storage(settings.clickhouse_url)
     applied = migrate(storage)
@@ -276,8 +315,7 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         else:
             broker = EmbeddedBroker(settings.data_dir / "broker.log")
             bootstrap = broker.start()
-        storage = open_and_migrate(settings)
-        asyncio.run(ensure_topics(bootstrap, settings.partitions))
+        storage = _prepare(settings, bootstrap)
         admin_token = admin_token_for(settings)
         worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
         gateway = _gateway(settings, storage, bootstrap, admin_token, {"workers": worker.ready})
@@ -297,74 +335,55 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
                 api.drain = None  # nothing left to drain: the broker took it with it
             await api.close_and_drain()
 
-        Worker(
-            worker.app,
-            *services,
-            settings=settings,
-            before_stop=before_stop,
-            loop=asyncio.new_event_loop(),
-        ).execute_from_commandline()
-    except SystemExit as done:
-        return int(done.code or 0)
+        return _execute(
+            Worker(
+                worker.app,
+                *services,
+                settings=settings,
+                before_stop=before_stop,
+                loop=asyncio.new_event_loop(),
+            )
+        )
     finally:
         if storage is not None:
             storage.close()
-            storage.sync.close()
         if broker is not None:
             broker.stop()
-    return 0
 
 
 def run_worker(settings: Settings) -> int:
     """`fundwatch worker`: Faust workers against an external Kafka and ClickHouse."""
     setup_logging(settings.log_level, settings.log_format)
-    if not settings.kafka_bootstrap:
-        raise SystemExit("fundwatch worker needs FUNDWATCH_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
-    storage = open_and_migrate(settings)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.partitions))
-    worker = create_worker_app(settings.app_id, settings.kafka_bootstrap, settings.partitions, storage)
+    bootstrap = _external_bootstrap(settings, "worker")
+    storage = _prepare(settings, bootstrap)
     try:
+        worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
         probes = ProbeService(settings.http_host, settings.http_port, worker.ready)
-        Worker(
-            worker.app,
-            *worker.services(),
-            probes,
-            settings=settings,
-            before_stop=worker.processor.flush_snapshots,
-            loop=asyncio.new_event_loop(),
-        ).execute_from_commandline()
-    except SystemExit as done:
-        return int(done.code or 0)
+        return _execute(
+            Worker(
+                worker.app,
+                *worker.services(),
+                probes,
+                settings=settings,
+                before_stop=worker.processor.flush_snapshots,
+                loop=asyncio.new_event_loop(),
+            )
+        )
     finally:
         storage.close()
-        storage.sync.close()
-    return 0
 
 
 def run_gateway(settings: Settings) -> int:
     """`fundwatch gateway`: the HTTP API against an external Kafka and ClickHouse."""
     setup_logging(settings.log_level, settings.log_format)
-    if not settings.kafka_bootstrap:
-        raise SystemExit("fundwatch gateway needs FUNDWATCH_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
-    storage = open_and_migrate(settings)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.partitions))
-    gateway = _gateway(settings, storage, settings.kafka_bootstrap, admin_token_for(settings), {})
-    api = ApiService(gateway, settings.http_host, settings.http_port)
-
-    class GatewayWorker(mode.Worker):
-        def _setup_logging(self) -> None:
-            setup_logging(settings.log_level, settings.log_format)
-
+    bootstrap = _external_bootstrap(settings, "gateway")
+    storage = _prepare(settings, bootstrap)
     try:
-        GatewayWorker(
-            api, quiet=True, redirect_stdouts=False, loop=asyncio.new_event_loop()
-        ).execute_from_commandline()
-    except SystemExit as done:
-        return int(done.code or 0)
+        gateway = _gateway(settings, storage, bootstrap, admin_token_for(settings), {})
+        api = ApiService(gateway, settings.http_host, settings.http_port)
+        return _execute(GatewayWorker(api, settings=settings, loop=asyncio.new_event_loop()))
     finally:
         storage.close()
-        storage.sync.close()
-    return 0
 
 
 def data_dir_lock(path: Path) -> None:

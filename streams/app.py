@@ -25,7 +25,7 @@ from models.detectors import DetectContext
 from models.thresholds import load_thresholds
 from schemas.alerts import AlertData, encode_event, to_event
 from schemas.ddl import DATABASE
-from schemas.messages import ALERTS_TOPIC, RECORDS_TOPIC, decode_batch
+from schemas.messages import ALERTS_TOPIC, RECORDS_TOPIC, TxnRecord, decode_batch
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 from streams import metrics
@@ -197,7 +197,7 @@ class RecordsProcessor:
         if replayed:
             metrics.MESSAGES_REPLAYED.inc()
 
-        n_txn = sum(1 for r in message.records if type(r).__name__ == "TxnRecord")
+        n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
         metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
         metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
         metrics.MESSAGES_PROCESSED.inc()

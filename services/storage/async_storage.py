@@ -37,4 +37,6 @@ class AsyncStorage:
         return await self._run(self.sync.insert, table, columns, rows)
 
     def close(self) -> None:
+        """Finish the calls in flight, then release the backend."""
         self._executor.shutdown(wait=True)
+        self.sync.close()
