@@ -238,4 +238,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (subscription_id, webhook_id)""",
         ),
     ),
+    Migration(
+        3,
+        "per-institution detection state",
+        (
+            # The institution agent's running state (products, growth trend, clearing mirrors),
+            # snapshotted like account_state and for the same reason.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.institution_state (
+                institution_id String,
+                state String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY institution_id""",
+        ),
+    ),
 )

@@ -15,6 +15,9 @@ import msgspec
 
 RECORDS_TOPIC = "fw.records"
 ALERTS_TOPIC = "fw.alerts"
+# Records re-keyed by institution for the product- and institution-level detectors, and product
+# reviews after reference changes: every record of an institution meets its state in one place.
+INSTITUTION_TOPIC = "fw.institution-records"
 
 
 class TxnRecord(msgspec.Struct, array_like=True, tag="t"):
@@ -51,8 +54,22 @@ class RecordBatchMessage(msgspec.Struct, array_like=True):
     records: list[TxnRecord | BalanceRecord]
 
 
+class InstitutionPart(msgspec.Struct, array_like=True):
+    institution_id: str
+    records: list[TxnRecord]
+    # Products just upserted (a review): newer than the worker's reference view may be yet.
+    products: list[dict] = []
+
+
+class InstitutionMessage(msgspec.Struct, array_like=True):
+    msg_id: str  # "<records msg_id>/i" for re-keyed records, "review/<digest>" for a review
+    received_at: int  # epoch seconds, UTC
+    parts: list[InstitutionPart]
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(RecordBatchMessage)
+_institution_decoder = msgspec.json.Decoder(InstitutionMessage)
 
 
 def encode_batch(message: RecordBatchMessage) -> bytes:
@@ -61,6 +78,14 @@ def encode_batch(message: RecordBatchMessage) -> bytes:
 
 def decode_batch(data: bytes) -> RecordBatchMessage:
     return _decoder.decode(data)
+
+
+def encode_institution_message(message: InstitutionMessage) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_institution_message(data: bytes) -> InstitutionMessage:
+    return _institution_decoder.decode(data)
 
 
 def partition_for(account_id: str, partitions: int) -> int:

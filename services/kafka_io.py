@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from schemas.messages import ALERTS_TOPIC, RECORDS_TOPIC
+from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
 from schemas.reference import REFERENCE_KINDS
 
 log = logging.getLogger("fundwatch.kafka")
@@ -26,6 +26,7 @@ class PublishError(RuntimeError):
 def topic_plan(partitions: int) -> list[NewTopic]:
     topics = [
         NewTopic(RECORDS_TOPIC, num_partitions=partitions, replication_factor=1),
+        NewTopic(INSTITUTION_TOPIC, num_partitions=partitions, replication_factor=1),
         NewTopic(ALERTS_TOPIC, num_partitions=partitions, replication_factor=1),
     ]
     for kind in REFERENCE_KINDS.values():

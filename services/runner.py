@@ -23,7 +23,7 @@ import faust
 import mode
 from aiohttp import web
 
-from schemas.messages import RECORDS_TOPIC
+from schemas.messages import INSTITUTION_TOPIC, RECORDS_TOPIC
 from services.auth import TokenStore, resolve_admin_token
 from services.broker import EmbeddedBroker
 from services.config import Settings
@@ -292,7 +292,15 @@ def _drain(gateway: Gateway, worker: WorkerApp, timeout_s: float = 30.0) -> Call
         target = gateway.publisher.acknowledged.get(RECORDS_TOPIC, 0)
         while worker.processor.messages_handled < target and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        await worker.processor.flush_snapshots()
+        # then what the records agent and the gateway's product reviews sent on by institution
+        while (
+            worker.institutions.messages_handled
+            < worker.processor.institution_messages_sent
+            + gateway.publisher.acknowledged.get(INSTITUTION_TOPIC, 0)
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.05)
+        await worker.flush_snapshots()
         left = target - worker.processor.messages_handled
         if left > 0:
             log.warning("stopping with unprocessed messages=%d after waiting %.0f s", left, timeout_s)
@@ -365,7 +373,7 @@ def run_worker(settings: Settings) -> int:
                 *worker.services(),
                 probes,
                 settings=settings,
-                before_stop=worker.processor.flush_snapshots,
+                before_stop=worker.flush_snapshots,
                 loop=asyncio.new_event_loop(),
             )
         )

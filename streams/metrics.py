@@ -35,3 +35,16 @@ RECORD_LAG_SECONDS = Histogram(
 ALERTS = Counter(
     "fundwatch_alerts_total", "Alerts raised or updated by workers", ["typology", "severity", "event"]
 )
+INSTITUTION_MESSAGES_SENT = Counter(
+    "fundwatch_institution_messages_sent_total",
+    "Messages re-keyed by institution for the product- and institution-level detectors",
+)
+INSTITUTION_MESSAGES_HANDLED = Counter(
+    "fundwatch_institution_messages_handled_total",
+    "Institution messages (re-keyed records and product reviews) processed by workers",
+)
+INSTITUTION_PROCESSING_SECONDS = Histogram(
+    "fundwatch_institution_message_processing_seconds",
+    "Time to process one institution message through the institution-level detectors",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)

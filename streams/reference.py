@@ -30,6 +30,9 @@ class ReferenceView:
         self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in REFERENCE_KINDS}
         # accounts of each institution's related parties, rebuilt lazily after a party changes
         self._related: dict[str, frozenset[str]] | None = None
+        # products per institution and per institution type, rebuilt lazily after a change
+        self._by_institution: dict[str, list[dict[str, Any]]] | None = None
+        self._by_type: dict[str, list[dict[str, Any]]] | None = None
 
     def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
         table = self.items[kind]
@@ -40,6 +43,8 @@ class ReferenceView:
             table[item_id] = msgspec.json.decode(value)
         if kind == "related-parties":
             self._related = None
+        elif kind in ("products", "institutions"):
+            self._by_institution = self._by_type = None
 
     def related_accounts(self, institution_id: str) -> frozenset[str]:
         if self._related is None:
@@ -51,6 +56,27 @@ class ReferenceView:
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self.items["products"].get(product_id)
+
+    def _product_indexes(self) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+        if self._by_institution is None or self._by_type is None:
+            products, institutions = self.items["products"], self.items["institutions"]
+            by_institution: dict[str, list[dict[str, Any]]] = {}
+            by_type: dict[str, list[dict[str, Any]]] = {}
+            for product_id in sorted(products):
+                product = products[product_id]
+                institution_id = str(product.get("institution_id") or "")
+                by_institution.setdefault(institution_id, []).append(product)
+                institution = institutions.get(institution_id)
+                if institution is not None:
+                    by_type.setdefault(str(institution.get("type") or ""), []).append(product)
+            self._by_institution, self._by_type = by_institution, by_type
+        return self._by_institution, self._by_type
+
+    def products_of(self, institution_id: str) -> list[dict[str, Any]]:
+        return list(self._product_indexes()[0].get(institution_id, ()))
+
+    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
+        return list(self._product_indexes()[1].get(institution_type, ()))
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         return self.items["accounts"].get(account_id)

@@ -96,9 +96,28 @@ def message_rows(
         [_partial_row(k, message.msg_id, enriched[k[0]][0], p) for k, p in by_account.items()],
     )
     region_of = {inst: region for inst, _, region in enriched.values() if inst}
-    by_institution = flow_partials(txns, lambda t: enriched[t.account_id][0] or None)
+    by_institution = flow_partials(txns, lambda t: institution_side(t, enriched, enrich))
     into.add(
         f"{DATABASE}.agg_institution",
         AGG_INSTITUTION_COLUMNS,
         [_partial_row(k, message.msg_id, region_of.get(k[0], ""), p) for k, p in by_institution.items()],
     )
+
+
+def institution_side(
+    txn: TxnRecord,
+    enriched: dict[str, tuple[str, str, str]],
+    enrich: Callable[[str], tuple[str, str, str]],
+) -> str | None:
+    """The institution whose flows a transaction counts in, or None.
+
+    A movement between two accounts of the same institution is neither its inflow nor its
+    outflow: its two legs (the debit reported by one bank, the credit by the other) would otherwise
+    count the same money twice in the institution's figures (DOMAIN.md: count it once)."""
+    institution_id = enriched[txn.account_id][0]
+    if not institution_id:
+        return None
+    counterparty = enriched.get(txn.counterparty_account)
+    if counterparty is None:
+        counterparty = enriched[txn.counterparty_account] = enrich(txn.counterparty_account)
+    return None if counterparty[0] == institution_id else institution_id

@@ -9,7 +9,7 @@ the same thing backed by plain dicts, for tests and for ``fundwatch eval``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,6 +34,19 @@ class References(Protocol):
         """Every account listed in the ``accounts`` of the institution's related parties."""
         ...
 
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        """product_id, institution_id, declared_annual_yield, term_days, underlying_project_rate,
+        underlying_term_days, investor_cap, sale_start, sale_end (CONTRACT.md §3)."""
+        ...
+
+    def products_of(self, institution_id: str) -> list[dict[str, Any]]:
+        """The institution's products, ordered by product_id."""
+        ...
+
+    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
+        """Every product of every institution of that type (the peer group), ordered by product_id."""
+        ...
+
 
 def _by_id(items: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]], key: str) -> dict[str, dict]:
     if isinstance(items, Mapping):
@@ -50,9 +63,11 @@ class StaticReferences:
         accounts: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]] = (),
         institutions: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]] = (),
         related_parties: Iterable[dict[str, Any]] = (),
+        products: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]] = (),
     ) -> None:
         self._accounts = _by_id(accounts, "account_id")
         self._institutions = _by_id(institutions, "institution_id")
+        self._products = _by_id(products, "product_id")
         related: dict[str, set[str]] = {}
         for party in related_parties:
             related.setdefault(str(party["institution_id"]), set()).update(party.get("accounts") or ())
@@ -66,6 +81,75 @@ class StaticReferences:
 
     def related_accounts(self, institution_id: str) -> frozenset[str]:
         return self._related.get(institution_id, frozenset())
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        return self._products.get(product_id)
+
+    def products_of(self, institution_id: str) -> list[dict[str, Any]]:
+        return products_of(self._products, institution_id)
+
+    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
+        return products_of_type(self._products, self._institutions, institution_type)
+
+
+def products_of(products: Mapping[str, dict[str, Any]], institution_id: str) -> list[dict[str, Any]]:
+    return [
+        products[pid] for pid in sorted(products) if products[pid].get("institution_id") == institution_id
+    ]
+
+
+def products_of_type(
+    products: Mapping[str, dict[str, Any]], institutions: Mapping[str, dict[str, Any]], institution_type: str
+) -> list[dict[str, Any]]:
+    def type_of(product: dict[str, Any]) -> str | None:
+        institution = institutions.get(str(product.get("institution_id")))
+        return _text(institution.get("type")) if institution else None
+
+    return [products[pid] for pid in sorted(products) if type_of(products[pid]) == institution_type]
+
+
+class OverlaidReferences:
+    """References with some products replaced by newer copies: a product review carries the
+    items just upserted, which the worker's view may not have received yet."""
+
+    def __init__(self, base: References, products: Iterable[dict[str, Any]]) -> None:
+        self._base = base
+        self._products = {str(p["product_id"]): dict(p) for p in products}
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        return self._base.account(account_id)
+
+    def institution(self, institution_id: str) -> dict[str, Any] | None:
+        return self._base.institution(institution_id)
+
+    def related_accounts(self, institution_id: str) -> frozenset[str]:
+        return self._base.related_accounts(institution_id)
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        return self._products.get(product_id) or self._base.product(product_id)
+
+    def _overlay(
+        self, items: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]
+    ) -> list[dict[str, Any]]:
+        merged = {str(p["product_id"]): p for p in items}
+        for pid, product in self._products.items():
+            if keep(product):
+                merged[pid] = product
+            else:
+                merged.pop(pid, None)
+        return [merged[pid] for pid in sorted(merged)]
+
+    def products_of(self, institution_id: str) -> list[dict[str, Any]]:
+        return self._overlay(
+            self._base.products_of(institution_id), lambda p: p.get("institution_id") == institution_id
+        )
+
+    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
+        def same_type(product: dict[str, Any]) -> bool:
+            institution = self._base.institution(str(product.get("institution_id")))
+            return institution is not None and _text(institution.get("type")) == institution_type
+
+        return self._overlay(self._base.products_of_type(institution_type), same_type)
 
 
 # -- natural person or organisation ---------------------------------------------------------

@@ -52,7 +52,7 @@ class Gateway:
         self.publisher = publisher
         self.tokens = tokens
         self.intake = BatchIntake(storage, publisher, partitions)
-        self.reference = ReferenceService(storage, publisher)
+        self.reference = ReferenceService(storage, publisher, partitions)
         self.reads = Reads(storage)
         self.extra_checks = extra_checks or {}
         self._openapi = msgspec.json.encode(build_openapi())

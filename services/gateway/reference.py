@@ -4,6 +4,11 @@ Accepted items are written to ClickHouse (the durable copy) and to their compact
 workers hold). At start the gateway publishes the durable copy again, so workers have every item
 even when the broker kept nothing; on a broker that kept its topics this rewrites identical
 values, which compaction folds away.
+
+Products and institutions that change are also sent for *review* to the institution topic: the
+product-level detectors judge a declared yield or a split term from reference data alone, so a
+product is flagged when it is registered, not at its first payment. A review carries the products
+just stored, since the workers' reference view may not have them yet when it arrives.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ from typing import Any
 import msgspec
 
 from schemas.ddl import DATABASE
-from schemas.reference import Account, ReferenceKind
+from schemas.messages import (
+    INSTITUTION_TOPIC,
+    InstitutionMessage,
+    InstitutionPart,
+    encode_institution_message,
+    partition_for,
+)
+from schemas.reference import Account, Institution, Product, ReferenceKind
 from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal
 from services.gateway import metrics
@@ -46,9 +58,10 @@ def _column_value(item: Any, column: str) -> str:
 
 
 class ReferenceService:
-    def __init__(self, storage: AsyncStorage, publisher: Publisher) -> None:
+    def __init__(self, storage: AsyncStorage, publisher: Publisher, partitions: int) -> None:
         self.storage = storage
         self.publisher = publisher
+        self.partitions = partitions
 
     async def upsert(self, kind: ReferenceKind, body: bytes, principal: Principal) -> dict[str, Any]:
         if principal.role != "admin" and not (principal.role == "bank" and kind.path == "accounts"):
@@ -118,6 +131,7 @@ class ReferenceService:
             (kind.topic, None, getattr(item, kind.key).encode("utf-8"), doc)
             for item, doc in zip(items, docs, strict=True)
         )
+        await self.publisher.send_all(review_messages(items, self.partitions))
 
     async def republish(self, kinds: list[ReferenceKind]) -> int:
         """Publish every stored item of each kind again (start-up)."""
@@ -131,3 +145,28 @@ class ReferenceService:
                 )
             total += len(rows)
         return total
+
+
+def review_messages(items: list[Any], partitions: int) -> list[tuple[str, int, bytes, bytes]]:
+    """Institution-topic messages asking the institution agent to look at these products (or at
+    the products of these institutions) again: one per partition. Each review is new (its id holds
+    the time); reviewing unchanged products again changes no alert."""
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if isinstance(item, Product):
+            parts.setdefault(item.institution_id, []).append(msgspec.to_builtins(item))
+        elif isinstance(item, Institution):
+            parts.setdefault(item.institution_id, [])
+    by_partition: dict[int, list[InstitutionPart]] = {}
+    for institution_id in sorted(parts):
+        part = InstitutionPart(institution_id=institution_id, records=[], products=parts[institution_id])
+        by_partition.setdefault(partition_for(institution_id, partitions), []).append(part)
+    messages = []
+    now = time.time_ns()
+    for partition, group in sorted(by_partition.items()):
+        msg_id = f"review/{now}/{partition}"
+        value = encode_institution_message(
+            InstitutionMessage(msg_id=msg_id, received_at=now // 1_000_000_000, parts=group)
+        )
+        messages.append((INSTITUTION_TOPIC, partition, msg_id.encode("utf-8"), value))
+    return messages

@@ -1,0 +1,105 @@
+"""Product- and institution-level detection: one institution's step through the detectors that
+need every record of an institution (its products, its banks, its growth), and their alerts.
+
+The records agent partitions by account, so an institution's accounts are spread over partitions.
+The worker therefore re-keys the records these detectors need (``institution_records``) onto the
+institution topic, where one agent holds each institution's state. A product review (reference
+data changed, no records) takes the same path with an empty record list, so that a product whose
+declared yield or term is wrong is flagged when it is registered, not at its first payment.
+
+Everything here is pure: replaying the institution topic gives the same alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from models.alerting import fold_findings
+from models.detectors import DetectContext
+from models.detectors.context import CUSTODY_ROLES, _text
+from models.findings import Finding
+from schemas.alerts import AlertData
+from schemas.messages import BalanceRecord, TxnRecord
+
+# The accounts whose records an institution-level detector sees: where customers' money is held
+# and where the institution's own money moves. Investors' and borrowers' own accounts are left
+# out, so a movement reported by both banks is seen once, from the institution's side.
+INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
+
+RECENT_MESSAGES = 64
+
+INSTITUTION_DETECTORS: dict[str, ModuleType] = {}
+
+
+def register(*modules: ModuleType) -> None:
+    for module in modules:
+        INSTITUTION_DETECTORS[module.NAME] = module
+
+
+def institution_records(
+    ctx: DetectContext, records: Iterable[TxnRecord | BalanceRecord]
+) -> dict[str, list[TxnRecord]]:
+    """The transactions of one message that institution-level detectors need, per institution."""
+    parts: dict[str, list[TxnRecord]] = {}
+    for record in records:
+        if not isinstance(record, TxnRecord):
+            continue
+        account = ctx.account(record.account_id)
+        if account is None or _text(account.get("role")) not in INSTITUTION_ROLES:
+            continue
+        institution_id = _text(account.get("institution_id"))
+        if institution_id:
+            parts.setdefault(institution_id, []).append(record)
+    return parts
+
+
+def detect_institution(
+    ctx: DetectContext,
+    states: dict[str, Any] | None,
+    institution_id: str,
+    msg_id: str,
+    records: list[TxnRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Every institution-level detector's new state and all their findings."""
+    states = states or {}
+    new_states: dict[str, Any] = {}
+    findings: list[Finding] = []
+    for name, detector in INSTITUTION_DETECTORS.items():
+        state, found = detector.detect(ctx, states.get(name), institution_id, msg_id, records)
+        if state:
+            new_states[name] = state
+        findings.extend(found)
+    return new_states, findings
+
+
+def already_applied(state: dict[str, Any] | None, msg_id: str) -> bool:
+    return bool(state) and msg_id in state.get("recent", ())
+
+
+def step_institution(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    institution_id: str,
+    msg_id: str,
+    records: list[TxnRecord],
+    at: int,
+) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
+    """The institution's state after one message, and the alerts that changed. A message seen
+    already (redelivered) changes nothing."""
+    state = state or {}
+    if already_applied(state, msg_id):
+        return state, []
+    detector_states, findings = detect_institution(
+        ctx, state.get("detectors"), institution_id, msg_id, records
+    )
+    institution = ctx.references.institution(institution_id) or {}
+    region_of = {institution_id: str(institution.get("region") or "")}
+    for finding in findings:
+        if finding.institution_id not in region_of:
+            other = ctx.references.institution(finding.institution_id) or {}
+            region_of[finding.institution_id] = str(other.get("region") or "")
+    alerts, changed = fold_findings(state.get("alerts"), findings, region_of, at)
+    recent = [*state.get("recent", ()), msg_id][-RECENT_MESSAGES:]
+    return {"detectors": detector_states, "alerts": alerts, "recent": recent}, changed

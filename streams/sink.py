@@ -1,0 +1,130 @@
+"""Where a worker's results go: ClickHouse inserts that wait out an outage, alerts to ClickHouse
+and the alerts topic, and state snapshots coalesced in time. Shared by the records agent and the
+institution agent of one worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from schemas.alerts import AlertData, encode_event, to_event
+from schemas.ddl import DATABASE
+from services.storage.async_storage import AsyncStorage
+from services.storage.base import StorageError
+from streams import metrics
+
+log = logging.getLogger("fundwatch.worker")
+
+_json = msgspec.json.Encoder()
+
+# Snapshots wait and go to ClickHouse together, the newest per key, at most every this often:
+# busy accounts change on every message, and their state is what a restart on a memory-only
+# broker needs, not every step of it.
+SNAPSHOT_INTERVAL_S = 2.0
+
+ALERT_COLUMNS = (
+    "alert_id", "typology", "severity", "status", "score", "institution_id", "region", "amount",
+    "window_start", "window_end", "created_at", "updated_at", "doc", "version",
+)  # fmt: skip
+ALERT_EVENT_COLUMNS = (
+    "alert_id", "event_time", "event_type", "typology", "severity", "status", "institution_id", "region",
+    "actor", "doc", "version",
+)  # fmt: skip
+
+SNAPSHOT_TABLES = {
+    "account": ("account_state", "account_id"),
+    "institution": ("institution_state", "institution_id"),
+}
+
+
+def _at(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+class Sink:
+    def __init__(self, storage: AsyncStorage, alerts_topic: Any) -> None:
+        self.storage = storage
+        self.alerts_topic = alerts_topic
+        self._dirty: dict[tuple[str, str], dict[str, Any]] = {}
+        self._last_snapshot = time.monotonic()
+
+    def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
+        """The states of one scope ("account" or "institution") from ClickHouse (blocking:
+        start-up only)."""
+        table, key = SNAPSHOT_TABLES[scope]
+        rows = self.storage.sync.query(f"SELECT {key}, state FROM {DATABASE}.{table} FINAL")
+        return {name: msgspec.json.decode(state) for name, state in rows}
+
+    async def insert(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
+        # ClickHouse being away must hold the partition back, not drop records: retry until it
+        # answers. Kafka keeps the uncommitted messages meanwhile.
+        delay = 0.5
+        while True:
+            try:
+                await self.storage.insert(table, columns, rows)
+                metrics.CLICKHOUSE_ROWS.labels(table.split(".")[-1]).inc(len(rows))
+                return
+            except StorageError as error:
+                metrics.CLICKHOUSE_ERRORS.labels(table.split(".")[-1]).inc()
+                log.error(
+                    "clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s",
+                    table,
+                    len(rows),
+                    delay,
+                    error,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def remember(self, scope: str, key: str, state: dict[str, Any]) -> None:
+        self._dirty[(scope, key)] = state
+
+    async def maybe_flush(self) -> None:
+        if time.monotonic() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
+            await self.flush_snapshots()
+
+    async def flush_snapshots(self) -> None:
+        """Write the newest state of every key changed since the last flush."""
+        dirty, self._dirty = self._dirty, {}
+        self._last_snapshot = time.monotonic()
+        version = time.time_ns()
+        for scope, (table, column) in SNAPSHOT_TABLES.items():
+            rows = [
+                [key, _json.encode(state).decode(), version]
+                for (s, key), state in dirty.items()
+                if s == scope
+            ]
+            if rows:
+                await self.insert(f"{DATABASE}.{table}", (column, "state", "version"), rows)
+
+    async def emit_alerts(self, changed: list[tuple[str, AlertData]]) -> None:
+        """Alerts that changed: their current state and history to ClickHouse, the event to the
+        alerts topic (unmasked: the topic is internal; the dispatcher masks what leaves)."""
+        if not changed:
+            return
+        version = time.time_ns()
+        current, history = [], []
+        for event_type, alert in changed:
+            doc = _json.encode(alert).decode()
+            current.append([
+                alert.alert_id, alert.typology, alert.severity, alert.status, alert.score, alert.institution_id,
+                alert.region, Decimal(alert.amount), _at(alert.window_start), _at(alert.window_end),
+                _at(alert.created_at), _at(alert.updated_at), doc, version,
+            ])  # fmt: skip
+            history.append([
+                alert.alert_id, _at(alert.updated_at), event_type, alert.typology, alert.severity, alert.status,
+                alert.institution_id, alert.region, f"detector:{alert.detector.name}", doc, version,
+            ])  # fmt: skip
+            metrics.ALERTS.labels(alert.typology, alert.severity, event_type).inc()
+        await self.insert(f"{DATABASE}.alerts", ALERT_COLUMNS, current)
+        await self.insert(f"{DATABASE}.alert_events", ALERT_EVENT_COLUMNS, history)
+        for _, alert in changed:
+            await self.alerts_topic.send(
+                key=alert.alert_id.encode("utf-8"), value=encode_event(to_event(alert, masked=False))
+            )
