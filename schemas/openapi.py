@@ -48,6 +48,17 @@ def operations() -> list[Operation]:
             "get", "/v1/admin/storage", "Row counts of the ClickHouse tables and the newest booked record",
             ("admin",), None, {200: dict, 401: ErrorBody, 403: ErrorBody},
         ),
+        Operation(
+            "get", "/v1/alerts",
+            "Alerts newest first; filters typology, status, severity (one or several, comma-separated), "
+            "region (prefix), institution_id, since (updated at or after), limit (1..1000); desks within "
+            "their region",
+            ("admin", "desk"), None, {200: dict, 401: ErrorBody, 403: ErrorBody, 422: ErrorBody},
+        ),
+        Operation(
+            "get", "/v1/alerts/{alert_id}", "One alert with its evidence and its history",
+            ("admin", "desk"), None, {200: dict, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+        ),
     ]  # fmt: skip
     for kind in REFERENCE_KINDS.values():
         roles = ("admin", "bank") if kind.path == "accounts" else ("admin",)

@@ -20,6 +20,7 @@ from schemas.reference import REFERENCE_KINDS
 from schemas.validation import ValidationFailure, decode
 from services.auth import Principal, TokenStore
 from services.gateway import metrics
+from services.gateway.alert_reads import AlertReads
 from services.gateway.errors import ApiError, json_response, raw_json_response
 from services.gateway.intake import BatchIntake, parse_batch
 from services.gateway.reads import Reads
@@ -54,6 +55,7 @@ class Gateway:
         self.intake = BatchIntake(storage, publisher, partitions)
         self.reference = ReferenceService(storage, publisher, partitions)
         self.reads = Reads(storage)
+        self.alert_reads = AlertReads(storage)
         self.extra_checks = extra_checks or {}
         self._openapi = msgspec.json.encode(build_openapi())
 
@@ -155,6 +157,12 @@ class Gateway:
         )
         return json_response(answer)
 
+    async def list_alerts(self, request: web.Request) -> web.Response:
+        return json_response(await self.alert_reads.list(request[PRINCIPAL], request.query))
+
+    async def get_alert(self, request: web.Request) -> web.Response:
+        return json_response(await self.alert_reads.get(request[PRINCIPAL], request.match_info["alert_id"]))
+
     async def storage_summary(self, request: web.Request) -> web.Response:
         if request[PRINCIPAL].role != "admin":
             raise ApiError(403, "forbidden", "only an admin token may read the storage summary")
@@ -174,6 +182,8 @@ class Gateway:
         app.router.add_put("/v1/reference/{kind}", self.upsert_reference)
         app.router.add_get("/v1/accounts/{account_id}/flows", self.account_flows)
         app.router.add_get("/v1/admin/storage", self.storage_summary)
+        app.router.add_get("/v1/alerts", self.list_alerts)
+        app.router.add_get("/v1/alerts/{alert_id}", self.get_alert)
         return app
 
     @web.middleware

@@ -1,0 +1,126 @@
+"""Alert reads for desks and admins (CONTRACT.md §2 `GET /v1/alerts`, `GET /v1/alerts/{id}`).
+
+The current state of each alert is ``alerts`` FINAL (one row per alert id, the newest revision);
+its history is ``alert_events``. A desk sees only institutions whose region starts with its own
+prefix; a bank token sees no alert at all. An alert outside the caller's scope answers exactly as
+an unknown one does, so a caller learns nothing about other regions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from models.findings import SEVERITIES, TYPOLOGIES
+from schemas.ddl import DATABASE
+from schemas.fields import parse_time
+from services.auth import Principal
+from services.gateway.errors import ApiError
+
+STATUSES = ("open", "acknowledged", "assigned", "disposed")
+MAX_LIMIT = 1000
+
+
+def _choice(query: Any, name: str, allowed: tuple[str, ...]) -> list[str]:
+    """A filter that takes one value or several, comma-separated, each from ``allowed``."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return []
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    for value in values:
+        if value not in allowed:
+            raise ApiError(
+                422, "invalid_query", f"`{name}`: {value!r} is not one of {', '.join(allowed)}", name
+            )
+    return values
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class AlertReads:
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    @staticmethod
+    def _scope(principal: Principal) -> str:
+        """The region prefix a caller is confined to ("" for admins)."""
+        if principal.role == "admin":
+            return ""
+        if principal.role == "desk":
+            return principal.region
+        raise ApiError(403, "forbidden", f"{principal.role} tokens may not read alerts")
+
+    async def list(self, principal: Principal, query: Any) -> dict[str, Any]:
+        scope = self._scope(principal)
+        where = ["1 = 1"]
+        params: dict[str, Any] = {}
+        for name, allowed in (("typology", TYPOLOGIES), ("status", STATUSES), ("severity", SEVERITIES)):
+            values = _choice(query, name, allowed)
+            if values:
+                where.append(f"{name} IN %({name})s")
+                params[name] = tuple(values)
+        region = query.get("region") or ""
+        if region and not region.isdigit():
+            raise ApiError(
+                422, "invalid_query", "`region`: must be a prefix of a 6-digit division code", "region"
+            )
+        if scope and region and not (region.startswith(scope) or scope.startswith(region)):
+            raise ApiError(
+                403, "forbidden", f"`region`: {region!r} is outside your region {scope!r}", "region"
+            )
+        prefix = max(scope, region, key=len)
+        if prefix:
+            where.append("substring(region, 1, %(prefix_len)s) = %(prefix)s")
+            params.update(prefix=prefix, prefix_len=len(prefix))
+        institution_id = query.get("institution_id")
+        if institution_id:
+            where.append("institution_id = %(institution_id)s")
+            params["institution_id"] = institution_id
+        since = query.get("since")
+        if since:
+            try:
+                params["since"] = parse_time(since)
+            except ValueError:
+                raise ApiError(
+                    422, "invalid_query", "`since`: must be an RFC 3339 time with an offset", "since"
+                ) from None
+            where.append("updated_at >= %(since)s")
+        try:
+            limit = int(query.get("limit", "100"))
+        except ValueError:
+            raise ApiError(422, "invalid_query", "`limit`: must be a whole number", "limit") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ApiError(422, "invalid_query", f"`limit`: must be between 1 and {MAX_LIMIT}", "limit")
+        params["limit"] = limit
+        rows = await self.storage.query(
+            f"""SELECT doc FROM {DATABASE}.alerts FINAL WHERE {" AND ".join(where)}
+                ORDER BY updated_at DESC, alert_id LIMIT %(limit)s""",
+            params,
+        )
+        return {"alerts": [msgspec.json.decode(doc) for (doc,) in rows]}
+
+    async def get(self, principal: Principal, alert_id: str) -> dict[str, Any]:
+        scope = self._scope(principal)
+        rows = await self.storage.query(
+            f"SELECT doc, region FROM {DATABASE}.alerts FINAL WHERE alert_id = %(id)s", {"id": alert_id}
+        )
+        if not rows or not rows[0][1].startswith(scope):
+            raise ApiError(404, "not_found", f"no alert {alert_id!r} in your scope")
+        alert = msgspec.json.decode(rows[0][0])
+        events = await self.storage.query(
+            f"""SELECT event_time, event_type, actor, status, severity, doc FROM {DATABASE}.alert_events
+                WHERE alert_id = %(id)s ORDER BY event_time, version""",
+            {"id": alert_id},
+        )
+        history = []
+        for event_time, event_type, actor, status, severity, doc in events:
+            revision = msgspec.json.decode(doc).get("revision")
+            history.append({
+                "at": _iso(event_time), "event": event_type, "actor": actor, "status": status,
+                "severity": severity, "revision": revision,
+            })  # fmt: skip
+        return {**alert, "history": history}
