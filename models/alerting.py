@@ -76,8 +76,9 @@ def apply_finding(previous: AlertData | None, finding: Finding, region: str, at:
 
 # --- alerts an account's detectors have raised, as the account's state remembers them ----------
 
-# An alert whose window ended this long ago (event time) is forgotten by the account state; its
-# history stays in ClickHouse. A finding for it after that would open it again as a new revision 1.
+# An alert neither ending nor reported again within this long (event time) of the newest the
+# memory knows is forgotten by the account's or institution's state; its history stays in
+# ClickHouse. A finding for it after that would open it again as a new revision 1.
 ALERT_MEMORY_S = 45 * 86400
 
 
@@ -96,6 +97,13 @@ def fold_findings(
     original = known or {}
     memory = {alert_id: dict(entry) for alert_id, entry in original.items()}
     changed: dict[str, tuple[str, AlertData]] = {}
+    # The newest event time this memory knows of. An alert reported again is "touched" at it, so
+    # one whose window lies in the past (a product's sale start) is kept while it is reported.
+    mark = max(
+        [entry.get("touched", entry["window_end"]) for entry in original.values()]
+        + [finding.window_end for finding in findings],
+        default=0,
+    )
     for finding in findings:
         # measured against what was known before this message: a violation reported twice in one
         # message is one change, and the later report (the fuller one) wins
@@ -104,7 +112,7 @@ def fold_findings(
         candidate = alert_data(finding, region, at)
         if entry is not None:
             if entry["digest"] == _digest(candidate):
-                memory[finding.alert_id] = dict(entry)
+                memory[finding.alert_id] = {**entry, "touched": mark}
                 changed.pop(finding.alert_id, None)
                 continue
             remembered = msgspec.structs.replace(
@@ -117,8 +125,13 @@ def fold_findings(
             "created_at": candidate.created_at,
             "status": candidate.status,
             "window_end": finding.window_end,
+            "touched": mark,
         }
         changed[finding.alert_id] = ("created" if entry is None else "updated", candidate)
-    horizon = max((entry["window_end"] for entry in memory.values()), default=0) - ALERT_MEMORY_S
-    memory = {alert_id: entry for alert_id, entry in memory.items() if entry["window_end"] >= horizon}
+    horizon = mark - ALERT_MEMORY_S
+    memory = {
+        alert_id: entry
+        for alert_id, entry in memory.items()
+        if max(entry["window_end"], entry.get("touched", 0)) >= horizon
+    }
     return memory, list(changed.values())

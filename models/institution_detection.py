@@ -17,7 +17,14 @@ from types import ModuleType
 from typing import Any
 
 from models.alerting import fold_findings
-from models.detectors import DetectContext
+from models.detectors import (
+    DetectContext,
+    disguised_clearing,
+    excess_return,
+    investor_cap_breach,
+    maturity_mismatch,
+    rapid_growth,
+)
 from models.detectors.context import CUSTODY_ROLES, _text
 from models.findings import Finding
 from schemas.alerts import AlertData
@@ -30,12 +37,10 @@ INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
 
 RECENT_MESSAGES = 64
 
-INSTITUTION_DETECTORS: dict[str, ModuleType] = {}
-
-
-def register(*modules: ModuleType) -> None:
-    for module in modules:
-        INSTITUTION_DETECTORS[module.NAME] = module
+INSTITUTION_DETECTORS: dict[str, ModuleType] = {
+    module.NAME: module
+    for module in (excess_return, maturity_mismatch, investor_cap_breach, rapid_growth, disguised_clearing)
+}
 
 
 def institution_records(

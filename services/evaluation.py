@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from models.evaluation import SeenAlert, TypologyScore, fold_alert_events, score
 from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC
-from services.broker import EmbeddedBroker, free_port
+from services.broker import EmbeddedBroker, die_with_parent, free_port
 from services.simulator import build_province, plan_violations, write_files
 from services.simulator.push import REFERENCE_ORDER, PushError, _Api, parse_metric_total
 
@@ -213,6 +213,7 @@ async def _evaluate(
     stack = subprocess.Popen(
         _stack_command(work / "data", port), env=env, stdout=stack_log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent, start_new_session=True,
+        preexec_fn=die_with_parent,  # an interrupted eval leaves no stack behind
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     counts = {"pushed": 0, "accepted": 0, "rejected": 0}

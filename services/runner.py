@@ -55,10 +55,28 @@ class Worker(faust.Worker):
         setup_logging(self._settings.log_level, self._settings.log_format)
 
     async def on_stop(self) -> None:
+        _stop_deadline(STOP_DEADLINE_S)
         # Runs before any child stops: the consumer is still up to finish what the API accepted.
         if self._before_stop is not None:
             await self._before_stop()
         await super().on_stop()
+
+
+# Draining takes at most 30 s; the rest of a stop is closing connections. A broker that is gone
+# can hold those closes for ever (its clients keep retrying), so a stop that takes longer than
+# this ends the process: what was accepted and not processed stays in Kafka or is re-sent.
+STOP_DEADLINE_S = 90.0
+
+
+def _stop_deadline(seconds: float) -> None:
+    def expire() -> None:
+        log.error("stop did not finish within %.0f s (broker or storage unreachable); exiting", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 class GatewayWorker(mode.Worker):
@@ -70,6 +88,10 @@ class GatewayWorker(mode.Worker):
 
     def _setup_logging(self) -> None:
         setup_logging(self._settings.log_level, self._settings.log_format)
+
+    async def on_stop(self) -> None:
+        _stop_deadline(STOP_DEADLINE_S)
+        await super().on_stop()
 
 
 class ApiService(mode.Service):

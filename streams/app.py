@@ -93,19 +93,12 @@ def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: Asy
         default=None,
         help="running state per account, one write per account per message",
     )
-    institution_state = app.Table(
-        "institution-state",
-        partitions=partitions,
-        key_type=bytes,
-        default=None,
-        help="running state per institution, one write per institution per message",
-    )
     references = ReferenceView()
     follower = ReferenceFollower(bootstrap, references)
     context = DetectContext(references=references, thresholds=load_thresholds())
     sink = Sink(storage, alerts_topic)
     processor = RecordsProcessor(sink, context, references, account_state, institution_topic, partitions)
-    institutions = InstitutionProcessor(sink, context, institution_state)
+    institutions = InstitutionProcessor(sink, context)
 
     @app.agent(records_topic, name="records")
     async def records_agent(stream: Any) -> None:
@@ -117,7 +110,11 @@ def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: Asy
         async for event in stream.events():
             await institutions.handle(event.value)
 
-    log.info(
-        "state seeds loaded accounts=%d institutions=%d", processor.load_seed(), institutions.load_seed()
-    )
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # another worker may take these institutions over: it reads their state from ClickHouse
+        await sink.flush_snapshots()
+        institutions.forget()
+
+    log.info("account state seeds loaded accounts=%d", processor.load_seed())
     return WorkerApp(app, references, follower, processor, institutions)

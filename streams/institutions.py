@@ -1,31 +1,55 @@
 """The institution agent's work on one message: each institution's records (or a product
-review) through the product- and institution-level detectors, one state write per institution."""
+review) through the product- and institution-level detectors.
+
+Institution states live in this process's memory, not in a Faust table: a payment institution's
+clearing mirrors and growth trend reach megabytes, and a changelogged table would write all of it
+to Kafka on every message. They are snapshotted to ClickHouse (``institution_state``) with the
+account snapshots, every few seconds and when partitions are revoked, and an institution this
+process has not seen yet is loaded from there on first touch: after a restart, or when a
+rebalance hands its partition over from another worker.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
+
+import msgspec
 
 from models.detectors import DetectContext
 from models.detectors.context import OverlaidReferences
 from models.institution_detection import step_institution
 from schemas.alerts import AlertData
+from schemas.ddl import DATABASE
 from schemas.messages import decode_institution_message
 from streams import metrics
 from streams.sink import Sink
 
+log = logging.getLogger("fundwatch.worker")
+
 
 class InstitutionProcessor:
-    def __init__(self, sink: Sink, context: DetectContext, institution_state: Any) -> None:
+    def __init__(self, sink: Sink, context: DetectContext) -> None:
         self.sink = sink
         self.context = context
-        self.institution_state = institution_state
-        self.seed: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, dict[str, Any]] = {}
         self.messages_handled = 0
 
-    def load_seed(self) -> int:
-        self.seed = self.sink.load_snapshots("institution")
-        return len(self.seed)
+    async def _state(self, institution_id: str) -> dict[str, Any] | None:
+        state = self.states.get(institution_id)
+        if state is None:
+            rows = await self.sink.storage.query(
+                f"SELECT state FROM {DATABASE}.institution_state FINAL WHERE institution_id = %(id)s",
+                {"id": institution_id},
+            )
+            if rows:
+                state = self.states[institution_id] = msgspec.json.decode(rows[0][0])
+        return state
+
+    def forget(self) -> None:
+        """Drop what memory holds (after a rebalance): it is reloaded from the snapshots."""
+        self.states.clear()
 
     async def handle(self, value: bytes) -> None:
         started = time.perf_counter()
@@ -33,10 +57,7 @@ class InstitutionProcessor:
         now = int(time.time())
         changed_alerts: list[tuple[str, AlertData]] = []
         for part in message.parts:
-            key = part.institution_id.encode("utf-8")
-            state = self.institution_state.get(key)
-            if state is None:
-                state = self.seed.pop(part.institution_id, None)
+            state = await self._state(part.institution_id)
             context = self.context
             if part.products:
                 context = DetectContext(
@@ -47,7 +68,7 @@ class InstitutionProcessor:
                 context, state, part.institution_id, message.msg_id, part.records, now
             )
             if new_state is not state:
-                self.institution_state[key] = new_state
+                self.states[part.institution_id] = new_state
                 self.sink.remember("institution", part.institution_id, new_state)
             changed_alerts.extend(changed)
         await self.sink.emit_alerts(changed_alerts)

@@ -257,6 +257,15 @@ class DetectContext:
         own defaults for keys the configuration does not carry."""
         return {**(defaults or {}), **self.thresholds.get(typology, self.institution_type(account_id))}
 
+    def institution_config(
+        self, typology: str, institution_id: str | None, defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One typology's thresholds for the type of the institution itself (product- and
+        institution-level detectors), over a detector's own defaults."""
+        institution = self.references.institution(institution_id) if institution_id else None
+        institution_type = _text(institution.get("type")) if institution else None
+        return {**(defaults or {}), **self.thresholds.get(typology, institution_type)}
+
     def is_own(self, institution_id: str | None, account_id: str | None) -> bool:
         """An own_operating account of that institution."""
         if not institution_id or not account_id:

@@ -140,3 +140,18 @@ def test_fold_forgets_alerts_whose_window_ended_long_ago():
     memory, _ = fold_findings(None, [old], {}, 1_795_200_000)
     memory, _ = fold_findings(memory, [finding(window_end=1_000_000 + ALERT_MEMORY_S + 1)], {}, 1_795_200_000)
     assert old.alert_id not in memory and finding().alert_id in memory
+
+
+def test_fold_keeps_an_old_window_alert_while_it_is_reported_again():
+    from models.alerting import ALERT_MEMORY_S, fold_findings
+
+    product = finding(key="product:PRD1", window_start=1_000_000, window_end=1_000_000)
+    memory, changed = fold_findings(None, [product], {}, 1_795_200_000)
+    assert len(changed) == 1
+    later = 1_000_000 + 3 * ALERT_MEMORY_S
+    memory, changed = fold_findings(memory, [finding(key="day", window_end=later), product], {}, 1_795_200_000)
+    assert product.alert_id in memory
+    assert [alert.alert_id for _, alert in changed] == [finding(key="day").alert_id]
+    # no longer reported: forgotten once the memory's newest time has moved on by the horizon
+    memory, _ = fold_findings(memory, [finding(key="day2", window_end=later + ALERT_MEMORY_S + 1)], {}, 1)
+    assert product.alert_id not in memory

@@ -32,7 +32,7 @@ def test_top_level_help_names_the_configuration(capsys):
         assert variable in out
 
 
-@pytest.mark.parametrize("command", ["eval", "bench", "dispatcher"])
+@pytest.mark.parametrize("command", ["bench", "dispatcher"])
 def test_commands_not_yet_available_say_so_and_fail(command, capsys):
     assert main([command]) == 2
     assert "not available" in capsys.readouterr().err
@@ -48,3 +48,8 @@ def test_a_bad_setting_stops_the_start_naming_it(monkeypatch, capsys):
     monkeypatch.setenv("FUNDWATCH_HTTP_PORT", "eighty")
     assert main(["gateway"]) == 2
     assert "FUNDWATCH_HTTP_PORT" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_non_positive_duration(capsys):
+    assert main(["eval", "--hours", "0"]) == 2
+    assert "--hours" in capsys.readouterr().err

@@ -105,6 +105,25 @@ ROLES = {
 }
 ALL_ACCOUNTS = (*ROLES, *STAFF, EXTERNAL)
 
+# Products (CONTRACT.md §3) for the product-level detectors: ordinary ones, whose promised yield
+# stays below the project's rate and whose term matches the project's. A test that needs others
+# passes its own list to ``references(products=...)``.
+PRODUCTS = [
+    {"product_id": "PRD-P1-090", "institution_id": "P1", "name": "鑫汇季季丰90天", "declared_annual_yield": "0.080",
+     "term_days": 90, "underlying_project_rate": "0.110", "underlying_term_days": 90, "investor_cap": None,
+     "sale_start": "2026-06-01T09:00:00+08:00", "sale_end": "2027-06-01T17:00:00+08:00"},
+    {"product_id": "PRD-P1-360", "institution_id": "P1", "name": "鑫汇年年鑫360天", "declared_annual_yield": "0.090",
+     "term_days": 360, "underlying_term_days": 360, "underlying_project_rate": "0.125", "investor_cap": None,
+     "sale_start": "2026-06-01T09:00:00+08:00", "sale_end": "2027-06-01T17:00:00+08:00"},
+    {"product_id": "PRD-P2-180", "institution_id": "P2", "name": "瑞丰半年享180天", "declared_annual_yield": "0.085",
+     "term_days": 180, "underlying_project_rate": "0.115", "underlying_term_days": 180, "investor_cap": None,
+     "sale_start": "2026-05-01T09:00:00+08:00", "sale_end": "2027-05-01T17:00:00+08:00"},
+    {"product_id": "PRD-AM-180", "institution_id": "AM", "name": "嘉润稳健私募投资基金1号",
+     "declared_annual_yield": "0.065", "term_days": 180, "underlying_project_rate": "0.085",
+     "underlying_term_days": 180, "investor_cap": 200,
+     "sale_start": "2026-07-01T09:00:00+08:00", "sale_end": "2027-07-01T17:00:00+08:00"},
+]  # fmt: skip
+
 # The values of models/thresholds.toml, fixed here so these tests do not move when it is tuned.
 TEST_THRESHOLDS = Thresholds(
     version="test-1",
@@ -133,8 +152,11 @@ TEST_THRESHOLDS = Thresholds(
 )
 
 
-def references(patch: dict[str, dict[str, Any]] | None = None) -> StaticReferences:
-    """The world's reference data; ``patch`` changes fields of some accounts."""
+def references(
+    patch: dict[str, dict[str, Any]] | None = None, products: list[dict[str, Any]] | None = None
+) -> StaticReferences:
+    """The world's reference data; ``patch`` changes fields of some accounts, ``products``
+    replaces the world's PRODUCTS."""
     accounts = {
         account: {
             "account_id": account,
@@ -160,7 +182,9 @@ def references(patch: dict[str, dict[str, Any]] | None = None) -> StaticReferenc
         {"party_id": "RP2", "institution_id": "P1", "name": "王建国", "relation": "actual_controller",
          "accounts": [RELATED]},
     ]  # fmt: skip
-    return StaticReferences(accounts, institutions, parties)
+    return StaticReferences(
+        accounts, institutions, parties, products=PRODUCTS if products is None else products
+    )
 
 
 def world(thresholds: Thresholds = TEST_THRESHOLDS) -> DetectContext:

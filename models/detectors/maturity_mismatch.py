@@ -1,0 +1,302 @@
+"""maturity_mismatch: short-term money for a long-term project, one project split into short
+products, earlier investors repaid with later investors' money (《方案》二(一): P2P网络借贷平台
+期限错配、期限分拆).
+
+One alert per product, key ``product:<product_id>``, for every product of the institution
+(``ctx.references.products_of``):
+
+1. term split (reference data only): ``term_days < underlying_term_days * term_ratio_max``, both
+   known. Evaluated on every call, reviews (no records) included.
+2. rollover, added to the same alert while the term is split: over the product's life seen so far
+   (models/detectors/product_flows.py, the same sums as excess_return's payout coverage), payouts
+   to investors of at least ``min_payout`` with ``repaid / paid_out < payout_coverage_min`` (1):
+   the investors of a short product were paid back before its borrowers repaid, with money that
+   came from elsewhere. The metrics then also give the institution's investor inflow (credits on
+   its custody or reserve accounts from ``investor`` accounts, any product) over the Beijing days
+   from the product's first payout or repayment to its latest payout, at most the last
+   ``inflow_days`` of them: where the money came from.
+
+Window: ``window_start = window_end =`` the product's ``sale_start``; without one, the event time
+of its first record seen; with neither, or a sale starting after the latest record seen, the split
+alone waits. With rollover, ``window_end`` is the latest payout (``window_start`` no later).
+
+Severity: the split alone is medium when ``term_ratio >= term_ratio_max / 2``, high below;
+rollover adds one level. Score: the larger of how far the ratio is below its line and how far the
+coverage is below its minimum, each relative to the line. ``amount_cents``: the uncovered payouts
+with rollover, else 0; ``record_ids``: the largest payouts and repayments with rollover.
+
+State (plain JSON): product_flows' (watermark, per product the first record time and payout and
+repayment buckets); the investor inflow per Beijing day (``inflow``: buckets with record ids of
+open days), kept for ``inflow_days + 3`` days behind the watermark; and, for a product whose
+inflow period reaches back past that, the period's figures frozen when its first day is dropped
+(``frozen``: all its days are sealed by then, so the figures are final and a finding re-emitted
+months later is unchanged).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+from models.detectors import product_flows as pf
+from models.detectors.common import (
+    add,
+    beijing_date,
+    bump,
+    cents_of,
+    cite_en,
+    cite_zh,
+    clone,
+    fraction_of,
+    is_sealed,
+    mask,
+    money,
+    new_bucket,
+    percent,
+    score_of,
+    seal,
+    yuan_en,
+    yuan_zh,
+)
+from models.detectors.context import DetectContext
+from models.findings import Finding
+from models.windows import DAY, beijing_day_start
+from schemas.messages import TxnRecord
+
+NAME = "maturity_mismatch"
+VERSION = "1"
+SCOPE = "institution"
+RULE = "二(一)"
+
+DEFAULTS = {
+    "term_ratio_max": pf.TERM_RATIO_MAX,
+    "min_payout": "100000.00",
+    "payout_coverage_min": "1.0",
+    "inflow_days": 30,
+}
+
+
+def empty_state() -> dict[str, Any]:
+    return {**pf.empty_state(), "inflow": {}, "frozen": {}}
+
+
+def _inflow_days(cfg: dict[str, Any]) -> int:
+    return max(1, int(cfg["inflow_days"]))
+
+
+def detect(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    institution_id: str,
+    msg_id: str,
+    records: list[TxnRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold one message's records of the institution; return the new state and the finding of every
+    product of the institution that fires (unchanged ones are re-emitted identically)."""
+    cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
+    st = clone(state) or empty_state()
+    mine = pf.of_institution(ctx, institution_id, records)
+    _fold_inflow(ctx, st, mine)  # before pf.fold advances the watermark
+    pf.fold(ctx, st, institution_id, mine)
+    pf.prune(st)
+    _prune(st, _inflow_days(cfg))
+    findings = _findings(ctx, st, institution_id, cfg)
+    keep = st["products"] or st["inflow"] or st["wm"] is not None
+    return (st if keep else {}), findings
+
+
+def current(ctx: DetectContext, state: dict[str, Any] | None, institution_id: str) -> list[Finding]:
+    """The findings the state and the reference data hold now."""
+    cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
+    return _findings(ctx, state or empty_state(), institution_id, cfg)
+
+
+# -- the institution's investor inflow ------------------------------------------------------
+
+
+def _fold_inflow(ctx: DetectContext, st: dict[str, Any], records: list[TxnRecord]) -> None:
+    wm = st["wm"]
+    for record in records:
+        ts = record.booked_at
+        if not record.credit or record.currency != "CNY" or is_sealed(ts, wm):
+            continue
+        counterparty = record.counterparty_account
+        if (
+            not counterparty
+            or not pf.is_custody(ctx, record.account_id)
+            or ctx.role(counterparty) != "investor"
+        ):
+            continue
+        day = str(beijing_day_start(ts))
+        bucket = st["inflow"].get(day)
+        if bucket is None:
+            bucket = st["inflow"][day] = new_bucket()
+        add(bucket, record.record_id, ts, record.amount_cents, top=False)
+
+
+def _period(flows: pf.Flows, inflow_days: int) -> tuple[int, int] | None:
+    """The Beijing days (first, last) over which the inflow is shown beside a rollover."""
+    if flows.last_payout is None or flows.first is None:
+        return None
+    last = beijing_day_start(flows.last_payout)
+    return max(beijing_day_start(flows.first), last - (inflow_days - 1) * DAY), last
+
+
+def _inflow_over(st: dict[str, Any], first: int, last: int) -> tuple[int, int]:
+    cents = count = 0
+    for day, bucket in st["inflow"].items():
+        if first <= int(day) <= last:
+            cents += bucket["c"]
+            count += bucket["n"]
+    return cents, count
+
+
+def _prune(st: dict[str, Any], inflow_days: int) -> None:
+    wm = st["wm"]
+    if wm is None:
+        return
+    cutoff = beijing_day_start(wm) - (inflow_days + 3) * DAY
+    frozen: dict[str, Any] = {}
+    for pid in sorted(st["products"]):
+        period = _period(pf.flows_of(st, pid), inflow_days)
+        if period is None or period[0] >= cutoff:
+            continue  # the days are still kept: nothing to freeze
+        known = st["frozen"].get(pid)
+        if known is not None and known[:2] == list(period):
+            frozen[pid] = known
+        else:  # the period's first day goes now; every day of it is sealed, so these are final
+            frozen[pid] = [*period, *_inflow_over(st, *period)]
+    st["frozen"] = frozen
+    st["inflow"] = {day: bucket for day, bucket in st["inflow"].items() if int(day) >= cutoff}
+    for bucket in st["inflow"].values():
+        seal(bucket, wm)
+
+
+def _inflow(st: dict[str, Any], pid: str, period: tuple[int, int]) -> tuple[int, int]:
+    known = st["frozen"].get(pid)
+    if known is not None and known[:2] == list(period):
+        return known[2], known[3]
+    return _inflow_over(st, *period)
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+
+def _findings(
+    ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any]
+) -> list[Finding]:
+    findings = []
+    for product in ctx.references.products_of(institution_id):
+        finding = _evaluate(ctx, st, institution_id, cfg, product)
+        if finding is not None:
+            findings.append(finding)
+    return findings
+
+
+def _evaluate(
+    ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any], product: dict[str, Any]
+) -> Finding | None:
+    ratio_max = fraction_of(cfg["term_ratio_max"])
+    ratio = pf.term_ratio(product)
+    if ratio is None or ratio >= ratio_max:
+        return None
+    pid = str(product["product_id"])
+    term, underlying = pf.days_of(product.get("term_days")), pf.days_of(product.get("underlying_term_days"))
+    coverage_min = fraction_of(cfg["payout_coverage_min"])
+    flows = pf.flows_of(st, pid)
+    rollover = flows.short(cents_of(cfg["min_payout"]), coverage_min)
+
+    base = pf.window_time(st, product)
+    if rollover:
+        window_end = flows.last_payout
+        window_start = min(base if base is not None else flows.first, window_end)
+    elif base is None:
+        return None  # the split alone with no place in time yet waits
+    else:
+        window_start = window_end = base
+
+    severity = "medium" if ratio >= ratio_max / 2 else "high"
+    score = score_of(ratio_max - ratio, ratio_max)
+    if rollover:
+        severity = bump(severity)
+        score = max(score, score_of(coverage_min - flows.coverage, coverage_min))
+    coverage = flows.coverage
+    metrics: dict[str, Any] = {
+        "product_id": pid,
+        "signals": ["term_split", "rollover"] if rollover else ["term_split"],
+        "term_days": term,
+        "underlying_term_days": underlying,
+        "term_ratio": pf.fixed(ratio),
+        "terms_per_project": math.ceil(Fraction(underlying, term)),
+        "payouts": money(flows.paid_out),
+        "payout_count": flows.payouts,
+        "repayments": money(flows.repaid),
+        "repayment_count": flows.repayments,
+        "payout_coverage": pf.fixed(coverage, 8),
+        "uncovered_payouts": money(flows.uncovered),
+        "rollover": rollover,
+        "first_day": beijing_date(window_start),
+        "last_day": beijing_date(window_end),
+    }
+    accounts: tuple[str, ...] = ()
+    rollover_zh = rollover_en = ""
+    if rollover:
+        accounts = flows.accounts
+        first_day, last_day = _period(flows, _inflow_days(cfg))
+        inflow, inflow_count = _inflow(st, pid, (first_day, last_day))
+        metrics.update(
+            investor_inflow=money(inflow),
+            investor_inflow_count=inflow_count,
+            inflow_first_day=beijing_date(first_day),
+            inflow_last_day=beijing_date(last_day),
+        )
+        masked_zh = "、".join(mask(a) for a in accounts)
+        masked_en = ", ".join(mask(a) for a in accounts)
+        if first_day == last_day:
+            span_zh, span_en = beijing_date(last_day), f"on {beijing_date(last_day)}"
+        else:
+            span_zh = f"{beijing_date(first_day)}至{beijing_date(last_day)}"
+            span_en = f"from {beijing_date(first_day)} to {beijing_date(last_day)}"
+        rollover_zh = (
+            f"；客户资金账户{masked_zh}已按指令向该产品投资人兑付{flows.payouts}笔、合计{yuan_zh(flows.paid_out)}，"
+            f"而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}（覆盖率{percent(coverage)}），"
+            f"{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑；{span_zh}该机构存管账户共收到投资人资金"
+            f"{inflow_count}笔、合计{yuan_zh(inflow)}，疑似以后期投资人资金兑付前期投资人"
+        )
+        rollover_en = (
+            f"; the customer-fund account(s) {masked_en} paid its investors {flows.payouts} time(s), "
+            f"{yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
+            f"{yuan_en(flows.repaid)} (a coverage of {percent(coverage)}), so {yuan_en(flows.uncovered)} "
+            f"was paid with no project repayment behind it, while {span_en} the institution's custody "
+            f"accounts took in {inflow_count} investor payment(s) totalling {yuan_en(inflow)}: earlier "
+            f"investors suspected to be paid with later investors' money"
+        )
+    return Finding(
+        typology=NAME,
+        key=f"product:{pid}",
+        institution_id=institution_id,
+        severity=severity,
+        score=score,
+        accounts=accounts,
+        amount_cents=flows.uncovered if rollover else 0,
+        window_start=window_start,
+        window_end=window_end,
+        record_ids=flows.record_ids if rollover else (),
+        metrics=metrics,
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=(
+            f"产品{pid}期限{term}天，而其底层项目期限{underlying}天，产品期限仅为项目期限的{percent(ratio)}"
+            f"（阈值{percent(ratio_max)}），一个项目需由约{metrics['terms_per_project']}期产品接续募集"
+            f"{rollover_zh}。涉嫌期限错配、期限分拆{cite_zh(RULE)}。"
+        ),
+        explanation_en=(
+            f"Product {pid} runs for {term} days while its underlying project runs for {underlying} days, "
+            f"{percent(ratio)} of it (line {percent(ratio_max)}), so about {metrics['terms_per_project']} "
+            f"successive issues of the product fund one project{rollover_en}. Suspected maturity mismatch "
+            f"and term splitting {cite_en(RULE)}."
+        ),
+        rule=RULE,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={"product_id": pid},
+    )
