@@ -10,9 +10,11 @@ payment institutions, merchants, employees, suppliers): they appear only as coun
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from functools import cached_property
 
 import msgspec
@@ -76,6 +78,11 @@ EXTERNAL_BANKS: tuple[tuple[str, str, str, str], ...] = (
     ("X308", "招商银行", "4310", "622588"),
     ("X403", "中国邮政储蓄银行", "9220", "621098"),
 )
+
+# Normal products stay clearly inside their peers: a declared yield whose robust z among the
+# products of the same institution type ((y - median) / (1.4826 * MAD)) would pass this is lowered
+# to it. The excess_return rule flags above 3.5 by default (models/thresholds.toml).
+PEER_Z_MAX = Fraction(3)
 
 # Mix of types once each type is present; P2P lending dominated the rectification campaign.
 TYPE_WEIGHTS: dict[InstitutionType, float] = {
@@ -499,6 +506,35 @@ class _Builder:
         return person_ids, firm_ids
 
 
+def _median(values: list[Fraction]) -> Fraction:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _tame_outliers(products: list[Product], type_of: dict[str, InstitutionType]) -> list[Product]:
+    """``products`` with every declared yield above ``PEER_Z_MAX`` robust z of its type lowered to
+    that line (still covered by its project: only lower). Lowering the highest point leaves the
+    median and the MAD as they were, so one pass per outlier is enough."""
+    out = list(products)
+    for kind in dict.fromkeys(type_of[p.institution_id] for p in out):
+        index = [n for n, p in enumerate(out) if type_of[p.institution_id] is kind]
+        while True:
+            yields = [Fraction(out[n].declared_annual_yield) for n in index]
+            mid = _median(yields)
+            mad = _median([abs(y - mid) for y in yields])
+            if mad == 0:
+                break
+            line = mid + PEER_Z_MAX * Fraction(14826, 10000) * mad
+            worst = max(index, key=lambda n: (Fraction(out[n].declared_annual_yield), n))
+            if Fraction(out[worst].declared_annual_yield) <= line:
+                break
+            out[worst] = msgspec.structs.replace(
+                out[worst], declared_annual_yield=_rate(math.floor(line * 10_000))
+            )
+    return out
+
+
 def _rate(basis_points: int) -> str:
     return f"{basis_points // 10000}.{basis_points % 10000:04d}".rstrip("0").rstrip(".") or "0"
 
@@ -569,7 +605,7 @@ def build_province(
         institutions=tuple(insts),
         accounts=tuple(b.accounts),
         related_parties=tuple(b.related),
-        products=tuple(b.products),
+        products=tuple(_tame_outliers(b.products, {inst.institution_id: inst.type for inst in insts})),
         external_banks=tuple(Bank(code, name, False) for code, name, _, _ in EXTERNAL_BANKS),
         externals=tuple(b.externals),
         natural_persons=frozenset(b.persons),

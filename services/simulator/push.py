@@ -113,6 +113,11 @@ def _label_end(text: str) -> int:
     return -1
 
 
+def reference_payloads(province: Province, plan: ViolationPlan | None = None) -> dict[str, list[dict]]:
+    """The reference data to upsert: the province's, with a plan's new and patched items."""
+    return plan.reference_payloads(province) if plan is not None else province.reference_payloads()
+
+
 def default_start() -> datetime:
     """Midnight of the current Beijing day."""
     return datetime.combine(datetime.now(BEIJING).date(), clock_time(0), BEIJING)
@@ -404,6 +409,7 @@ async def run_simulation(
     run_id: str | None = None,
     retry_for_s: float = 120.0,
     wait_processed_s: float = 0.0,
+    violations: ViolationPlan | Callable[[Province], ViolationPlan] | None = None,
 ) -> SimulationStats:
     """Create a token per bank, upsert the reference data, then push records at about ``rate``
     per second until ``duration_s`` passes, ``max_records`` are pushed or ``stop`` is set.
@@ -412,6 +418,9 @@ async def run_simulation(
     uses a fresh ``run_id`` unless given one, so a second run is new data, not duplicates.
     With ``wait_processed_s`` it then waits up to that long for the workers to process every
     accepted record, and reports when they had (``drained_after``): an end-to-end rate.
+    ``violations`` injects a plan (or a function making one for the province, which is built here
+    from ``seed``, ``institutions`` and ``start``); its reference items are upserted with the
+    province's before the first record.
     """
     if rate <= 0:
         raise ValueError("rate must be above 0")
@@ -420,14 +429,17 @@ async def run_simulation(
     start = start or default_start()
     province = build_province(seed, institutions, as_of=start.astimezone(BEIJING).date())
     run_id = run_id or f"s{seed}-{datetime.now(BEIJING):%Y%m%d%H%M%S}"
-    feed = Feed(province, seed, start, intensity=intensity_for(rate, sim_day_s), run_id=run_id)
+    plan = violations(province) if callable(violations) else violations
+    feed = Feed(
+        province, seed, start, intensity=intensity_for(rate, sim_day_s), run_id=run_id, violations=plan
+    )
     stats = SimulationStats()
     began = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=60, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         api = _Api(session, api_url, admin_token, retry_for_s)
         tokens = {bank: await api.bank_token(bank) for bank in province.bank_codes}
-        payloads = province.reference_payloads()
+        payloads = reference_payloads(province, plan)
         for kind in REFERENCE_ORDER:
             upserted = await api.upsert_reference(kind, payloads[kind])
             log.info("reference upserted kind=%s count=%d", kind, upserted)
@@ -493,8 +505,9 @@ def write_files(
 ) -> WrittenFiles:
     """Write the reference data and ``hours`` of simulated records instead of pushing them.
 
-    With ``violations`` the plan is injected; ``labels.jsonl`` then holds its ground truth and
-    ``violations.json`` the plan and what each injection made.
+    With ``violations`` the plan is injected; ``labels.jsonl`` then holds its ground truth,
+    ``violations.json`` the plan and what each injection made, and the reference files carry the
+    plan's new products and investor accounts too.
 
     Layout: ``reference/<kind>.json`` (a JSON array, the body of ``PUT /v1/reference/<kind>``),
     ``batches/<bank>.jsonl`` (one ``POST /v1/batches`` body a line) and ``labels.jsonl`` (ground
@@ -506,7 +519,7 @@ def write_files(
     out_dir = Path(out_dir)
     (out_dir / "reference").mkdir(parents=True, exist_ok=True)
     (out_dir / "batches").mkdir(parents=True, exist_ok=True)
-    for kind, items in province.reference_payloads().items():
+    for kind, items in reference_payloads(province, violations).items():
         (out_dir / "reference" / f"{kind}.json").write_bytes(msgspec.json.encode(items) + b"\n")
 
     feed = Feed(province, seed, start, intensity=intensity, run_id=run_id, violations=violations)

@@ -17,16 +17,27 @@ Where the truth comes from:
   fees to own accounts above the contractual share of the 30-day inflow, instructed custody
   outflows to related parties, commingling credits, and balance snapshots below the customer
   liabilities. ``episode_id`` names the injection behind a label (None: normal activity).
+- The product- and institution-level typologies (excess_return, maturity_mismatch,
+  investor_cap_breach, rapid_growth, disguised_clearing) are labelled the same way by
+  ``institution_truth``: the rules on reference data (yields against the project rate, the legal
+  cap and the peers; split terms; investor caps) over *every* product of the province and the
+  plan, the rules on records (payout coverage, distinct investors, growth on the trend, mirrored
+  legs at two banks) over every record. Their variants live in ``violations_institutions``; the
+  products and investor accounts they need are new reference items the plan carries
+  (``ViolationPlan.products``, ``.accounts``; ``push`` upserts them with the province's).
 - A fund pool is a pattern over many movements and days: it is labelled from the injection that
   made it. Hard negatives are labelled from their injections too, one label per typology they
   resemble, and dropped (with a note in ``Injector.conflicts``) if the records ever made them a
-  positive of that typology.
+  positive of that typology or their finding key is a positive's.
 
 Labels follow the detectors' keys (DOMAIN.md), so an alert and a label pair up by typology and
 key or by shared record ids: misappropriation and commingling per (account, Beijing day),
 self_financing per (custody account, related account), reserve_shortfall per account and
-unbroken run of short snapshots, large_value per (account, Beijing day, line), fund_pool and hard
-negatives per injection. Thresholds come from models/thresholds.toml (the file, not the
+unbroken run of short snapshots, large_value per (account, Beijing day, line), excess_return,
+maturity_mismatch and investor_cap_breach per product (``product:<id>``), rapid_growth and
+disguised_clearing per (institution, Beijing day) (``<institution>:<day>``), fund_pool per
+injection; hard negatives take their typology's key where it has one of these forms (a hard
+negative over several days takes its most conspicuous day), else the injection id. Thresholds come from models/thresholds.toml (the file, not the
 environment, so that a seed always gives the same labels) unless the plan is given others.
 
 Injected steps draw only from their own generators (one per injection), never from the feed's,
@@ -51,17 +62,40 @@ import msgspec
 
 from models.thresholds import Thresholds, load_thresholds
 from schemas.fields import BEIJING, amount_to_cents, cents_to_text
-from schemas.reference import AccountRole, Institution, InstitutionType, Relation
+from schemas.reference import Account, AccountRole, Institution, InstitutionType, Product, Relation
 from services.simulator.activities import Action
+from services.simulator.institution_truth import DAY_TYPOLOGIES, PRODUCT_TYPOLOGIES, InstitutionTruth
 from services.simulator.ledger import HOLDS_CUSTOMER_MONEY, HVPS_FROM_CENTS, Event, Label, Movement, Party
-from services.simulator.province import CUSTODY_TYPES, Province
+from services.simulator.province import CUSTODY_TYPES, ExternalParty, Province
 from services.simulator.rhythm import HOUR_WEIGHTS
+from services.simulator.violations_base import (
+    HARD_NEGATIVE,
+    POSITIVE,
+    Variant,
+    ViolationLabel,
+    _Bucket,
+    _copy,
+    _day_of,
+    _iso,
+    _merge,
+    _ratio,
+    _ts,
+    _Unsuitable,
+    _window,
+)
+from services.simulator.violations_institutions import (
+    INSTITUTION_VARIANTS,
+    InstitutionPlanning,
+    InstitutionSteps,
+    clashes,
+    register_parties,
+)
+from services.simulator.violations_institutions import PREFERRED as _INSTITUTION_PREFERRED
 from services.simulator.world import World, draw_cents
 
-POSITIVE = "positive"
-HARD_NEGATIVE = "hard_negative"
 TYPOLOGIES = (
     "misappropriation", "self_financing", "commingling", "reserve_shortfall", "large_value", "fund_pool",
+    "excess_return", "maturity_mismatch", "investor_cap_breach", "rapid_growth", "disguised_clearing",
 )  # fmt: skip
 
 _PAYMENT = frozenset({InstitutionType.payment})
@@ -83,20 +117,6 @@ _UNINSTRUCTED_PURPOSES = {
 }
 # Amount bands in yuan: under misappropriation's high_amount, between high and critical, above.
 _AMOUNT_BANDS = ((20_000, 95_000), (100_000, 950_000), (1_000_000, 6_000_000))
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """One way of injecting a typology. A hard negative names the typology it resembles in
-    ``typology`` and every typology that must not flag it in ``not_typologies``."""
-
-    name: str
-    typology: str
-    kind: str
-    types: frozenset[InstitutionType]
-    default_count: int
-    description: str
-    not_typologies: tuple[str, ...] = ()
 
 
 VARIANTS: dict[str, Variant] = {
@@ -152,6 +172,7 @@ VARIANTS: dict[str, Variant] = {
                 ("misappropriation", "self_financing")),
         Variant("below_line", "large_value", HARD_NEGATIVE, _ALL_TYPES, 1,
                 "a natural person sending just under 500,000 in a day", ("large_value",)),
+        *INSTITUTION_VARIANTS,
     )
 }  # fmt: skip
 
@@ -196,7 +217,11 @@ def _file_thresholds() -> Thresholds:
 class ViolationPlan:
     """What to inject over [``start``, ``end``) (Unix seconds) and the thresholds that decide the
     labels. ``skipped`` says what was asked for but found no suitable institution. A feed runs the
-    steps that fall into the time it simulates; steps before its start never happen."""
+    steps that fall into the time it simulates; steps before its start never happen.
+
+    ``products`` and ``accounts`` are reference items the injections need (new products with bad
+    yields or split terms, new investor accounts): they go to the API with the province's reference
+    data (``reference_payloads``). ``externals`` are new parties unknown to the reference data."""
 
     seed: int
     start: int
@@ -204,6 +229,9 @@ class ViolationPlan:
     injections: tuple[Injection, ...] = ()
     thresholds: Thresholds = field(default_factory=_file_thresholds)
     skipped: tuple[str, ...] = ()
+    products: tuple[Product, ...] = ()
+    accounts: tuple[Account, ...] = ()
+    externals: tuple[ExternalParty, ...] = ()
 
     def injector(self, world: World) -> Injector:
         return Injector(self, world)
@@ -223,30 +251,32 @@ class ViolationPlan:
             "thresholds_version": self.thresholds.version,
             "injections": [inj.to_builtins() for inj in self.injections],
             "skipped": list(self.skipped),
+            "reference": {
+                "products": [msgspec.to_builtins(p) for p in self.products],
+                "accounts": [msgspec.to_builtins(a) for a in self.accounts],
+            },
+            "unknown_accounts": len(self.externals),
         }
 
+    def reference_payloads(self, province: Province) -> dict[str, list[dict]]:
+        """The province's reference data with the plan's items upserted (same id: replaced; new:
+        appended), keyed like ``Province.reference_payloads``."""
+        payloads = province.reference_payloads()
+        for kind, items, key in (
+            ("products", self.products, "product_id"),
+            ("accounts", self.accounts, "account_id"),
+        ):
+            if not items:
+                continue
+            extra = {getattr(item, key): msgspec.to_builtins(item) for item in items}
+            merged = [extra.pop(item[key], item) for item in payloads[kind]]
+            payloads[kind] = merged + list(extra.values())
+        return payloads
 
-@dataclass(frozen=True, slots=True)
-class ViolationLabel(Label):
-    """Ground truth for one alert-sized finding (or one hard negative).
-
-    The inherited fields keep the ledger's label shape: ``labels`` is ``(typology, "<kind>:<what>")``,
-    ``records`` the (bank code, record id) pairs, ``at`` the window start in Unix seconds.
-    """
-
-    label_id: str = ""
-    typology: str = ""
-    kind: str = POSITIVE  # "positive" | "hard_negative"
-    what: str = ""
-    key: str = ""  # the detector's finding key where one exists
-    account_id: str | None = None
-    record_ids: tuple[str, ...] = ()
-    window_start: str = ""  # RFC 3339, Beijing time
-    window_end: str = ""
-    episode_id: str | None = None  # the injection behind it; None: normal activity
-    product_id: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
+    def all_products(self, province: Province) -> list[Product]:
+        patched = {p.product_id: p for p in self.products}
+        merged = [patched.pop(p.product_id, p) for p in province.products]
+        return merged + list(patched.values())
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -322,14 +352,13 @@ def plan_violations(
         injections=tuple(planner.injections),
         thresholds=planner.thresholds,
         skipped=tuple(planner.skipped),
+        products=tuple(planner.new_products),
+        accounts=tuple(planner.new_accounts),
+        externals=tuple(planner.new_externals),
     )
 
 
-class _Unsuitable(Exception):
-    """This institution cannot host this variant."""
-
-
-class _Planner:
+class _Planner(InstitutionPlanning):
     def __init__(
         self,
         province: Province,
@@ -366,6 +395,7 @@ class _Planner:
         self.outside_firms = [e.account_id for e in province.externals if not e.person]
         self.outside_persons = [e.account_id for e in province.externals if e.person]
         self.free_investors = list(province.accounts_of(None, AccountRole.investor))
+        self._init_institution_planning()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -422,17 +452,27 @@ class _Planner:
         self.rng.shuffle(candidates)
         candidates.sort(key=lambda inst: (inst.type not in preferred, self.usage[inst.institution_id]))
         for inst in candidates:
+            # A planner that gives up leaves no new reference item behind.
+            made = (
+                len(self.new_products),
+                len(self.new_accounts),
+                len(self.new_externals),
+                self.next_product,
+            )
             try:
                 times, params = planner(inst)
+                if any(not self.start <= t < self.end for t in times):
+                    raise _Unsuitable
             except _Unsuitable:
-                continue
-            if any(not self.start <= t < self.end for t in times):
+                del self.new_products[made[0] :], self.new_accounts[made[1] :], self.new_externals[made[2] :]
+                self.next_product = made[3]
                 continue
             number = len(self.injections) + 1
             injection = Injection(
                 f"V{number:03d}-{variant.name}", variant.name, inst.institution_id, tuple(times), params
             )
             self.injections.append(injection)
+            self.after_planning(variant, inst.institution_id, times)
             self.usage[inst.institution_id] += 1
             self.variants_at.setdefault(inst.institution_id, set()).add(variant.name)
             if variant.name in _EXCLUSIVE:
@@ -450,7 +490,7 @@ class _Planner:
             return "fee_excess" in there
         if name == "fee_excess":
             return "contractual_fee" in there
-        return False
+        return clashes(name, there)
 
     # -- misappropriation ------------------------------------------------------------------
 
@@ -773,7 +813,10 @@ class _Planner:
             self.covered = self._covered_yields()
         planned = {i.params.get("product_id") for i in self.injections}
         for product, metrics in self.covered:
-            if product.product_id not in planned:
+            # Not where another injection may pay a product's investors beyond its repayments.
+            if product.product_id not in planned and not self._clashes(
+                "covered_high_yield", product.institution_id
+            ):
                 if product.institution_id != inst.institution_id:
                     raise _Unsuitable
                 return [], {"product_id": product.product_id, **metrics}
@@ -875,6 +918,7 @@ class _Planner:
 
 
 _PREFERRED = {
+    **_INSTITUTION_PREFERRED,
     "own_transfer_between_banks": _PAYMENT,
     "large_loan": _PROJECT_TYPES,
     "cash": frozenset({InstitutionType.real_estate}),
@@ -910,29 +954,6 @@ def _split_notes(rng: random.Random, total: int, parts: int) -> list[int]:
 
 
 @dataclass(slots=True)
-class _Bucket:
-    """Records of one finding-sized group: sums, (bank, record id)s and the time span."""
-
-    cents: int = 0
-    count: int = 0
-    ids: list[tuple[str, str]] = field(default_factory=list)
-    first: str = ""
-    last: str = ""
-    tags: Counter[str] = field(default_factory=Counter)
-
-    def add(self, bank: str, record_id: str, stamp: str, cents: int, tag: str = "") -> None:
-        self.cents += cents
-        self.count += 1
-        self.ids.append((bank, record_id))
-        if not self.first or stamp < self.first:
-            self.first = stamp
-        if stamp > self.last:
-            self.last = stamp
-        if tag:
-            self.tags[tag] += cents
-
-
-@dataclass(slots=True)
 class _ShortRun:
     account: str
     bucket: _Bucket = field(default_factory=_Bucket)
@@ -941,7 +962,7 @@ class _ShortRun:
     causes: list[str] = field(default_factory=list)
 
 
-class Injector:
+class Injector(InstitutionSteps):
     """Runs a plan's steps in a feed and labels the feed's records (see the module docstring).
 
     ``source`` is the event source the feed adds; ``observe`` takes each tick's records;
@@ -973,8 +994,11 @@ class Injector:
         self._ledger_seen = len(world.ledger.labels)
         self._gap_cause: dict[str, str] = {}
 
-        self._role = {a.account_id: a.role for a in p.accounts}
-        self._institution = {a.account_id: a.institution_id for a in p.accounts}
+        # The plan's new accounts join the world (and the reference data the oracles read).
+        register_parties(world, list(plan.accounts), list(plan.externals))
+        accounts = {a.account_id: a for a in (*p.accounts, *plan.accounts)}
+        self._role = {aid: a.role for aid, a in accounts.items()}
+        self._institution = {aid: a.institution_id for aid, a in accounts.items()}
         related: dict[str, set[str]] = {}
         for account in p.accounts:
             if account.role is AccountRole.related_party and account.institution_id:
@@ -998,6 +1022,22 @@ class Injector:
         self._lv_day = ""
         self._short_open: dict[str, _ShortRun] = {}
         self._short_done: list[_ShortRun] = []
+        # The product- and institution-level typologies (institution_truth).
+        self._truth = InstitutionTruth(
+            plan.thresholds, {i.institution_id: i.type for i in p.institutions}, accounts,
+            plan.all_products(p), self._record_injection.get, lambda i: self._typology[i],
+            plan.start, plan.end,
+        )  # fmt: skip
+        self._typology = {inj.injection_id: inj.typology for inj in plan.injections}
+        self._named_products = {inj.params.get("product_id") for inj in plan.injections} - {None}
+        # Products an injection let pay out more than their borrowers repaid (own money topped up).
+        self._product_cause: dict[str, str] = {}
+        # The product behind each product-level injection (reference-only labels have no records).
+        self._product_episode = {
+            inj.params["product_id"]: inj.injection_id
+            for inj in plan.injections
+            if inj.kind == POSITIVE and inj.typology in PRODUCT_TYPOLOGIES and "product_id" in inj.params
+        }
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -1160,6 +1200,7 @@ class Injector:
             # Money to pay investors whose borrowers did not repay (垫付): payouts may use it.
             book = max(w.books[iid], key=lambda b: (len(b.positions), b.product_id))
             book.repaid += cents
+            self._product_cause.setdefault(book.product_id, inj.injection_id)
         else:
             w.unsettled[account] += cents
         return [self._move(inj, rng, at, own, account, cents, inj.params["purpose"])]
@@ -1369,6 +1410,8 @@ class Injector:
                     self._see_balance(bank, record)
                 else:
                     self._see_transaction(bank, record)
+                    self._truth.see(bank, record)
+        self._truth.settle()
 
     def _see_balance(self, bank: str, r: dict) -> None:
         account = r["account_id"]
@@ -1469,6 +1512,7 @@ class Injector:
             *self._commingling_labels(),
             *self._shortfall_labels(),
             *self._large_value_labels(),
+            *self._truth.labels({**self._product_cause, **self._product_episode}),
         ]
         out = positives + self._episode_labels(positives)
         out.sort(key=lambda lab: (lab.window_start, lab.typology, lab.label_id))
@@ -1641,10 +1685,13 @@ class Injector:
 
     def _episode_labels(self, positives: list[ViolationLabel]) -> list[ViolationLabel]:
         """Fund pools and hard negatives, from their injections. A hard negative whose records
-        ended up in a positive of its typology is dropped and noted in ``conflicts``."""
+        ended up in a positive of its typology, or whose finding key is a positive's (a product;
+        an institution on a day it moved money), is dropped and noted in ``conflicts``."""
         positive_ids: dict[str, set[str]] = {}
+        positive_keys: dict[str, set[str]] = {}
         for label in positives:
             positive_ids.setdefault(label.typology, set()).update(label.record_ids)
+            positive_keys.setdefault(label.typology, set()).add(label.key)
         out: list[ViolationLabel] = []
         self.conflicts = []
         for inj in self.plan.injections:
@@ -1662,17 +1709,34 @@ class Injector:
             elif not moved:
                 continue
             for typology in variant.not_typologies:
+                key, touched = self._negative_keys(inj, typology, moved)
                 label = self._make(
-                    typology, HARD_NEGATIVE, inj.variant, inj.injection_id, _main_account(inj), bucket,
+                    typology, HARD_NEGATIVE, inj.variant, key, _main_account(inj), bucket,
                     _public_params(inj), variant.description, episode=inj.injection_id,
                     institution=inj.institution_id, product_id=inj.params.get("product_id"),
                     label_id=f"{typology}/hard_negative/{inj.injection_id}",
                 )  # fmt: skip
                 if positive_ids.get(typology, set()) & set(label.record_ids):
                     self.conflicts.append(f"{label.label_id}: its records are a {typology} positive")
+                elif positive_keys.get(typology, set()) & touched:
+                    self.conflicts.append(f"{label.label_id}: its key is a {typology} positive")
                 else:
                     out.append(label)
         return out
+
+    def _negative_keys(
+        self, inj: Injection, typology: str, moved: list[tuple[str, str, int]]
+    ) -> tuple[str, set[str]]:
+        """A hard negative's key (the detector's, where the typology has one per product or per
+        institution and day; else the injection id) and every such key it touches."""
+        if typology in PRODUCT_TYPOLOGIES and inj.params.get("product_id"):
+            key = f"product:{inj.params['product_id']}"
+            return key, {key}
+        if typology in DAY_TYPOLOGIES and moved:
+            days = sorted({_day_of(at) for _, _, at in moved})
+            touched = {f"{inj.institution_id}:{day}" for day in days}
+            return f"{inj.institution_id}:{inj.params.get('key_day') or days[0]}", touched
+        return inj.injection_id, set()
 
     def _pool_label(self, inj: Injection, bucket: _Bucket) -> ViolationLabel:
         st, account = self._state[inj.injection_id], inj.params["account"]
@@ -1707,20 +1771,6 @@ class Injector:
         ]
 
 
-def _copy(bucket: _Bucket) -> _Bucket:
-    return _Bucket(
-        bucket.cents, bucket.count, list(bucket.ids), bucket.first, bucket.last, Counter(bucket.tags)
-    )
-
-
-def _merge(into: _Bucket, other: _Bucket) -> None:
-    """Add ``other``'s records to ``into`` (sums by tag aside: the metrics say those)."""
-    into.ids.extend(other.ids)
-    into.count += other.count
-    into.first = min(filter(None, (into.first, other.first)))
-    into.last = max(into.last, other.last)
-
-
 def _main_account(inj: Injection) -> str | None:
     for key in ("account", "own", "payer"):
         if key in inj.params:
@@ -1730,7 +1780,8 @@ def _main_account(inj: Injection) -> str | None:
 
 def _public_params(inj: Injection) -> dict[str, Any]:
     keep = ("declared_annual_yield", "underlying_project_rate", "peer_median", "robust_z", "legal_cap",
-            "share_of_limit", "purpose")  # fmt: skip
+            "share_of_limit", "purpose", "product_id", "term_days", "underlying_term_days", "repaid_cents",
+            "weekday_level_cents", "key_day", "payer_account")  # fmt: skip
     return {k: v for k, v in inj.params.items() if k in keep}
 
 
@@ -1741,23 +1792,6 @@ def _cross_border(r: dict) -> bool:
     return r.get("channel") == "OTHER" and "跨境" in (r.get("purpose") or "")
 
 
-def _ts(text: str) -> int:
-    return int(datetime.fromisoformat(text).timestamp())
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, BEIJING).isoformat()
-
-
-def _day_of(ts: int) -> str:
-    return datetime.fromtimestamp(ts, BEIJING).date().isoformat()
-
-
-def _window(day: str, days: int) -> list[str]:
-    last = date.fromisoformat(day)
-    return [(last - timedelta(days=n)).isoformat() for n in range(days)]
-
-
 def _rest_of_day(ts: int) -> float:
     """Activity still to come today over activity so far, by the day rhythm."""
     local = datetime.fromtimestamp(ts, BEIJING)
@@ -1765,10 +1799,6 @@ def _rest_of_day(ts: int) -> float:
     done = sum(HOUR_WEIGHTS[: local.hour]) + HOUR_WEIGHTS[local.hour] * part
     rest = HOUR_WEIGHTS[local.hour] * (1 - part) + sum(HOUR_WEIGHTS[local.hour + 1 :])
     return rest / done if done > 0 else 1.0
-
-
-def _ratio(value: Fraction) -> str:
-    return f"{float(value):.6f}"
 
 
 # -- files ----------------------------------------------------------------------------------

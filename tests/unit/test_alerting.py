@@ -149,7 +149,9 @@ def test_fold_keeps_an_old_window_alert_while_it_is_reported_again():
     memory, changed = fold_findings(None, [product], {}, 1_795_200_000)
     assert len(changed) == 1
     later = 1_000_000 + 3 * ALERT_MEMORY_S
-    memory, changed = fold_findings(memory, [finding(key="day", window_end=later), product], {}, 1_795_200_000)
+    memory, changed = fold_findings(
+        memory, [finding(key="day", window_end=later), product], {}, 1_795_200_000
+    )
     assert product.alert_id in memory
     assert [alert.alert_id for _, alert in changed] == [finding(key="day").alert_id]
     # no longer reported: forgotten once the memory's newest time has moved on by the horizon

@@ -6,6 +6,8 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
+from statistics import median
 
 import msgspec
 import pytest
@@ -157,6 +159,28 @@ def test_products_promise_no_more_than_their_projects_pay(province):
     # Private products can never be sold to more investors than the cap.
     for pool in province.investor_pools.values():
         assert len(pool) < 200
+
+
+@pytest.mark.parametrize("seed", range(1, 26))
+def test_normal_products_raise_no_excess_return_or_mismatch_signal(seed):
+    """Whatever the seed: yields covered and under four times the LPR, no robust-z outlier among
+    the products of the same institution type (3.0 at most, the rule flags above 3.5), terms not
+    split."""
+    province = build_province(seed)
+    lpr_cap = Fraction("0.030") * 4
+    by_type: dict[InstitutionType, list[Fraction]] = defaultdict(list)
+    for product in province.products:
+        by_type[province.institution_by_id[product.institution_id].type].append(
+            Fraction(product.declared_annual_yield)
+        )
+        assert Fraction(product.declared_annual_yield) < Fraction(product.underlying_project_rate)
+        assert Fraction(product.declared_annual_yield) < lpr_cap
+        assert product.term_days >= product.underlying_term_days * Fraction(1, 2)
+    for yields in by_type.values():
+        mid = median(yields)
+        mad = median([abs(y - mid) for y in yields])
+        if mad:
+            assert max(yields) <= mid + 3 * Fraction("1.4826") * mad
 
 
 # -- the feed -------------------------------------------------------------------------------
