@@ -18,6 +18,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from models.detectors.context import listed_by
 from schemas.reference import REFERENCE_KINDS
 
 log = logging.getLogger("fundwatch.reference")
@@ -30,6 +31,7 @@ class ReferenceView:
         self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in REFERENCE_KINDS}
         # accounts of each institution's related parties, rebuilt lazily after a party changes
         self._related: dict[str, frozenset[str]] | None = None
+        self._listed_by: dict[str, str] | None = None
         # products per institution and per institution type, rebuilt lazily after a change
         self._by_institution: dict[str, list[dict[str, Any]]] | None = None
         self._by_type: dict[str, list[dict[str, Any]]] | None = None
@@ -42,7 +44,7 @@ class ReferenceView:
         else:
             table[item_id] = msgspec.json.decode(value)
         if kind == "related-parties":
-            self._related = None
+            self._related = self._listed_by = None
         elif kind in ("products", "institutions"):
             self._by_institution = self._by_type = None
 
@@ -53,6 +55,12 @@ class ReferenceView:
                 index.setdefault(party.get("institution_id", ""), set()).update(party.get("accounts") or ())
             self._related = {inst: frozenset(accounts) for inst, accounts in index.items()}
         return self._related.get(institution_id, frozenset())
+
+    def related_institution(self, account_id: str) -> str | None:
+        if self._listed_by is None:
+            self.related_accounts("")  # builds the index of related parties' accounts
+            self._listed_by = listed_by(self._related or {})
+        return self._listed_by.get(account_id)
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self.items["products"].get(product_id)

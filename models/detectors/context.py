@@ -34,6 +34,11 @@ class References(Protocol):
         """Every account listed in the ``accounts`` of the institution's related parties."""
         ...
 
+    def related_institution(self, account_id: str) -> str | None:
+        """The institution one of whose related parties lists this account (the smallest id when
+        several do), or None."""
+        ...
+
     def product(self, product_id: str) -> dict[str, Any] | None:
         """product_id, institution_id, declared_annual_yield, term_days, underlying_project_rate,
         underlying_term_days, investor_cap, sale_start, sale_end (CONTRACT.md §3)."""
@@ -72,6 +77,7 @@ class StaticReferences:
         for party in related_parties:
             related.setdefault(str(party["institution_id"]), set()).update(party.get("accounts") or ())
         self._related = {iid: frozenset(accounts) for iid, accounts in related.items()}
+        self._listed_by = listed_by(self._related)
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         return self._accounts.get(account_id)
@@ -82,6 +88,9 @@ class StaticReferences:
     def related_accounts(self, institution_id: str) -> frozenset[str]:
         return self._related.get(institution_id, frozenset())
 
+    def related_institution(self, account_id: str) -> str | None:
+        return self._listed_by.get(account_id)
+
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self._products.get(product_id)
 
@@ -90,6 +99,15 @@ class StaticReferences:
 
     def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
         return products_of_type(self._products, self._institutions, institution_type)
+
+
+def listed_by(related: Mapping[str, frozenset[str]]) -> dict[str, str]:
+    """Account -> the smallest institution id whose related parties list it."""
+    index: dict[str, str] = {}
+    for institution_id in sorted(related, reverse=True):
+        for account_id in related[institution_id]:
+            index[account_id] = institution_id
+    return index
 
 
 def products_of(products: Mapping[str, dict[str, Any]], institution_id: str) -> list[dict[str, Any]]:
@@ -124,6 +142,9 @@ class OverlaidReferences:
 
     def related_accounts(self, institution_id: str) -> frozenset[str]:
         return self._base.related_accounts(institution_id)
+
+    def related_institution(self, account_id: str) -> str | None:
+        return self._base.related_institution(account_id)
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self._products.get(product_id) or self._base.product(product_id)
@@ -236,6 +257,14 @@ class DetectContext:
     def institution_id(self, account_id: str | None) -> str | None:
         account = self.account(account_id)
         return _text(account.get("institution_id")) if account else None
+
+    def reporting_institution(self, account_id: str | None) -> str | None:
+        """The institution a report on this account is filed under: its own, else the one whose
+        related party lists it (a controller's personal account belongs to no institution but is
+        watched because of one)."""
+        return self.institution_id(account_id) or (
+            self.references.related_institution(account_id) if account_id else None
+        )
 
     def institution(self, account_id: str | None) -> dict[str, Any] | None:
         """The institution an account belongs to."""

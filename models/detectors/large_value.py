@@ -213,7 +213,7 @@ def _evaluate(
     return Finding(
         typology=NAME,
         key=f"{account_id}:{date}:{line}",
-        institution_id=ctx.institution_id(account_id) or "",
+        institution_id=ctx.reporting_institution(account_id) or "",
         severity="medium" if total >= far else "low",
         score=score_of(total, far),
         accounts=(account_id,),

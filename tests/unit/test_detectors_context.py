@@ -147,3 +147,19 @@ def test_own_wins_when_an_account_is_own_and_listed():
         [{"party_id": "p", "institution_id": "I", "accounts": ["O"]}],
     )
     assert DetectContext(refs, TEST_THRESHOLDS).destination("I", "O") == "own"
+
+
+def test_a_report_on_an_account_listed_by_a_related_party_is_filed_under_that_institution():
+    from models.detectors.context import DetectContext, StaticReferences
+    from models.thresholds import load_thresholds
+
+    refs = StaticReferences(
+        accounts=[{"account_id": "CTRL", "bank_code": "B1", "role": "other", "holder_name": "张三"}],
+        institutions=[{"institution_id": "P9", "type": "p2p_lending", "region": "220102"}],
+        related_parties=[{"party_id": "RP", "institution_id": "P9", "accounts": ["CTRL", "UNREG"]}],
+    )
+    ctx = DetectContext(refs, load_thresholds(env={}))
+    assert ctx.institution_id("CTRL") is None
+    assert ctx.reporting_institution("CTRL") == "P9"
+    assert ctx.reporting_institution("UNREG") == "P9"  # not in the reference accounts at all
+    assert ctx.reporting_institution("NOBODY") is None
