@@ -17,8 +17,9 @@ Recall = positive labels that pair with some alert / all positive labels of the 
 A hard negative is *flagged* when an alert of the typology it resembles pairs with it the same way.
 
 Delay: for each paired label, the event time at which its first alert was raised (the window end
-of the alert's first revision) minus the label's start (the first record of the violation), never
-below 0. It measures how much of a violation the detectors must see before they speak, not
+of the alert's first revision) minus the label's start (the first record of the violation, or the
+start of the data when the label's window opened before it: a product sold for months before the
+data begins), never below 0. It measures how much of a violation the detectors must see before they speak, not
 processing time.
 """
 
@@ -124,8 +125,11 @@ def _pairs(label: Mapping[str, Any], alerts: list[SeenAlert], by_id: dict[str, S
     return list(found.values())
 
 
-def score(labels: Iterable[Mapping[str, Any]], alerts: Iterable[SeenAlert]) -> dict[str, TypologyScore]:
-    """One score per typology that has labels or alerts, in the contract's order."""
+def score(
+    labels: Iterable[Mapping[str, Any]], alerts: Iterable[SeenAlert], data_start: int = 0
+) -> dict[str, TypologyScore]:
+    """One score per typology that has labels or alerts, in the contract's order. ``data_start``
+    (epoch seconds) is when the data begins."""
     by_typology: dict[str, list[SeenAlert]] = {}
     for alert in alerts:
         by_typology.setdefault(alert.typology, []).append(alert)
@@ -152,9 +156,10 @@ def score(labels: Iterable[Mapping[str, Any]], alerts: Iterable[SeenAlert]) -> d
             if pairs:
                 result.labels_found += 1
                 paired_alerts.update(alert.alert_id for alert in pairs)
-                start = (
+                opened = (
                     _epoch(label["window_start"]) if label.get("window_start") else int(label.get("at", 0))
                 )
+                start = max(opened, data_start)
                 first = min(alert.first_event_time for alert in pairs)
                 result.delays_s.append(max(0, first - start))
             else:

@@ -309,7 +309,7 @@ def run_eval(
             alerts=len(alerts),
             elapsed_s=time.monotonic() - began,
             thresholds_version=load_thresholds().version,
-            scores=score(labels, alerts),
+            scores=score(labels, alerts, data_start=plan.start),
         )
     finally:
         if not keep:

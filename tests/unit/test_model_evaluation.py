@@ -98,3 +98,15 @@ def test_fold_keeps_the_latest_revision_and_the_first_time():
     assert folded.record_ids == {"r1", "r2"}
     assert folded.first_event_time == 1_793_588_400  # 2026-11-02T03:00:00Z
     assert folded.data["revision"] == 2
+
+
+def test_delay_counts_from_the_start_of_the_data_at_the_earliest():
+    from datetime import datetime
+
+    start = int(datetime.fromisoformat("2026-11-02T00:00:00+08:00").timestamp())
+    scores = score(
+        [label("excess_return", "product:P1", start="2026-06-03T09:00:00+08:00")],
+        [alert("excess_return", "product:P1", first="2026-11-03T00:00:00+08:00")],
+        data_start=start,
+    )
+    assert scores["excess_return"].delays_s == [86400]
