@@ -1,0 +1,1 @@
+"""Webhook delivery to subscribers (CONTRACT.md §5)."""
