@@ -20,6 +20,7 @@ deterministic as the sums.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -102,7 +103,7 @@ def bucket_in(buckets: dict[str, Any], key: str | int) -> dict[str, Any]:
     return bucket
 
 
-def _top_key(entry: list[Any]) -> tuple[int, int, str]:
+def top_rank(entry: list[Any]) -> tuple[int, int, str]:
     return (-entry[0], entry[1], entry[2])
 
 
@@ -123,7 +124,7 @@ def add(
         entries = bucket["top"]
         entries.append([cents, ts, record_id, tag])
         if len(entries) > TOP_N:
-            entries.sort(key=_top_key)
+            entries.sort(key=top_rank)
             del entries[TOP_N:]
     return True
 
@@ -136,12 +137,12 @@ def seal(bucket: dict[str, Any], wm: int | None) -> None:
             bucket["ids"] = {}
         elif is_sealed(min(ids.values()), wm):
             bucket["ids"] = {rid: ts for rid, ts in ids.items() if not is_sealed(ts, wm)}
-    bucket["top"].sort(key=_top_key)
+    bucket["top"].sort(key=top_rank)
 
 
 def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:
     """The n largest records of several buckets, then in event-time order."""
-    entries = sorted((e for b in buckets for e in b["top"]), key=_top_key)[:n]
+    entries = sorted((e for b in buckets for e in b["top"]), key=top_rank)[:n]
     return sorted(entries, key=lambda e: (e[1], e[2]))
 
 
@@ -290,3 +291,66 @@ def cite_zh(section: str) -> str:
 
 def cite_en(section: str) -> str:
     return f"(rectification plan {section_en(section)})"
+
+
+# -- copy-on-write state for detectors whose state is large (institution level) -------------
+
+
+def open_from(wm: int | None) -> int | None:
+    """The earliest event time whose Beijing day is not sealed (common.is_sealed(ts, wm) is
+    ts < open_from(wm))."""
+    if wm is None:
+        return None
+    return beijing_day_start(wm - DAY - ALLOWED_LATENESS) + DAY
+
+
+class CopyOnWrite:
+    """Copy-on-write over the caller's state: a container reached from it is copied (shallowly) the
+    first time this call writes into it, so the caller's state never changes and a call costs what
+    it touches, not the size of the state."""
+
+    def __init__(self) -> None:
+        self._mine: dict[int, Any] = {}  # id -> the container (kept alive, so ids are not reused)
+
+    def mine(self, obj: Any) -> Any:
+        self._mine[id(obj)] = obj
+        return obj
+
+    def dict_in(self, parent: dict[str, Any], key: str) -> dict[str, Any]:
+        child = parent.get(key)
+        if child is None:
+            child = parent[key] = self.mine({})
+        elif id(child) not in self._mine:
+            child = parent[key] = self.mine(dict(child))
+        return child
+
+    def list_in(self, parent: dict[str, Any], key: str) -> list[Any]:
+        child = parent.get(key)
+        if child is None:
+            child = parent[key] = self.mine([])
+        elif id(child) not in self._mine:
+            child = parent[key] = self.mine(list(child))
+        return child
+
+    def path(self, root: dict[str, Any], *keys: str) -> dict[str, Any]:
+        node = root
+        for key in keys:
+            node = self.dict_in(node, key)
+        return node
+
+
+def tally(w: CopyOnWrite, bucket: dict[str, Any], cents: int, ts: int, record_id: str, tag: str) -> None:
+    """Count one record in a writable tally (new_bucket's layout without ids): sums, times, the
+    TOP_N largest kept sorted (so the tally is the same whatever the arrival order)."""
+    bucket["c"] += cents
+    bucket["n"] += 1
+    bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
+    bucket["t1"] = ts if bucket["t1"] is None else max(bucket["t1"], ts)
+    per_tag = w.dict_in(bucket, "x")
+    per_tag[tag] = per_tag.get(tag, 0) + cents
+    entry = [cents, ts, record_id, tag]
+    top = bucket["top"]
+    if len(top) < TOP_N or top_rank(entry) < top_rank(top[-1]):
+        top = w.list_in(bucket, "top")
+        insort(top, entry, key=top_rank)
+        del top[TOP_N:]

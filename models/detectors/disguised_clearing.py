@@ -54,8 +54,7 @@ from math import ceil, floor
 from typing import Any
 
 from models.detectors.common import (
-    ALLOWED_LATENESS,
-    TOP_N,
+    CopyOnWrite,
     advance,
     beijing_date,
     cite_en,
@@ -63,11 +62,13 @@ from models.detectors.common import (
     fraction_of,
     mask,
     money,
+    open_from,
     percent,
     record_ids,
     role_en,
     role_zh,
     score_of,
+    tally,
     yuan_en,
     yuan_zh,
 )
@@ -109,70 +110,6 @@ def watched(ctx: DetectContext, institution_id: str) -> bool:
     return institution is not None and _text(institution.get("type")) in CLEARING_TYPES
 
 
-def open_from(wm: int | None) -> int | None:
-    """The earliest event time whose Beijing day is not sealed (common.is_sealed(ts, wm) is
-    ts < open_from(wm))."""
-    if wm is None:
-        return None
-    return beijing_day_start(wm - DAY - ALLOWED_LATENESS) + DAY
-
-
-class _Writer:
-    """Copy-on-write over the caller's state: a container reached from it is copied (shallowly) the
-    first time this call writes into it, so the caller's state never changes and a call costs what
-    it touches, not the size of the state."""
-
-    def __init__(self) -> None:
-        self._mine: dict[int, Any] = {}  # id -> the container (kept alive, so ids are not reused)
-
-    def mine(self, obj: Any) -> Any:
-        self._mine[id(obj)] = obj
-        return obj
-
-    def dict_in(self, parent: dict[str, Any], key: str) -> dict[str, Any]:
-        child = parent.get(key)
-        if child is None:
-            child = parent[key] = self.mine({})
-        elif id(child) not in self._mine:
-            child = parent[key] = self.mine(dict(child))
-        return child
-
-    def list_in(self, parent: dict[str, Any], key: str) -> list[Any]:
-        child = parent.get(key)
-        if child is None:
-            child = parent[key] = self.mine([])
-        elif id(child) not in self._mine:
-            child = parent[key] = self.mine(list(child))
-        return child
-
-    def path(self, root: dict[str, Any], *keys: str) -> dict[str, Any]:
-        node = root
-        for key in keys:
-            node = self.dict_in(node, key)
-        return node
-
-
-def _rank(entry: list[Any]) -> tuple[int, int, str]:
-    return (-entry[0], entry[1], entry[2])
-
-
-def _tally(w: _Writer, bucket: dict[str, Any], cents: int, ts: int, record_id: str, tag: str) -> None:
-    """Count one record in a writable tally (new_bucket's layout without ids): sums, times, the
-    TOP_N largest kept sorted (so the tally is the same whatever the arrival order)."""
-    bucket["c"] += cents
-    bucket["n"] += 1
-    bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
-    bucket["t1"] = ts if bucket["t1"] is None else max(bucket["t1"], ts)
-    per_tag = w.dict_in(bucket, "x")
-    per_tag[tag] = per_tag.get(tag, 0) + cents
-    entry = [cents, ts, record_id, tag]
-    top = bucket["top"]
-    if len(top) < TOP_N or _rank(entry) < _rank(top[-1]):
-        top = w.list_in(bucket, "top")
-        insort(top, entry, key=_rank)
-        del top[TOP_N:]
-
-
 def _new_tally() -> dict[str, Any]:
     return {"c": 0, "n": 0, "t0": None, "t1": None, "top": [], "x": {}}
 
@@ -190,7 +127,7 @@ class _Folder:
     """One call's work on a copy-on-write state."""
 
     def __init__(self, state: dict[str, Any] | None, cfg: dict[str, Any]) -> None:
-        self.w = _Writer()
+        self.w = CopyOnWrite()
         self.st = self.w.mine(dict(state or empty_state()))
         self.lag = max(0, int(cfg["max_lag_seconds"]))
         self.tol = max(Fraction(0), fraction_of(cfg["amount_tolerance"]))
@@ -305,7 +242,7 @@ class _Folder:
                 {"mc": _new_tally(), "md": _new_tally(), "cust": {}, "more": False, "cmax": None}
             )
         day = self.w.dict_in(days, key)
-        _tally(self.w, self.w.dict_in(day, "m" + side), cents, ts, record_id, account)
+        tally(self.w, self.w.dict_in(day, "m" + side), cents, ts, record_id, account)
         if side == CREDIT and counterparty:
             self._customer(key, day, counterparty)
 

@@ -60,13 +60,11 @@ window had more than ``PAYER_CAP`` payers, an estimate (``new_investors_estimate
 from __future__ import annotations
 
 import hashlib
-from bisect import insort
 from fractions import Fraction
 from typing import Any
 
 from models.detectors.common import (
-    ALLOWED_LATENESS,
-    TOP_N,
+    CopyOnWrite,
     advance,
     beijing_date,
     cents_of,
@@ -76,11 +74,13 @@ from models.detectors.common import (
     is_sealed,
     mask,
     money,
+    open_from,
     ratio_text,
     record_ids,
     role_en,
     role_zh,
     score_of,
+    tally,
     yuan_en,
     yuan_zh,
 )
@@ -118,68 +118,10 @@ def _trend(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["trend_days"]))
 
 
-def open_from(wm: int | None) -> int | None:
-    """The earliest event time whose Beijing day is not sealed (common.is_sealed(ts, wm) is
-    ts < open_from(wm))."""
-    if wm is None:
-        return None
-    return beijing_day_start(wm - DAY - ALLOWED_LATENESS) + DAY
-
-
 def level(payer: str) -> int:
     """The payer's sampling level: leading zero bits of a 32-bit hash (level >= L for 1 in 2^L)."""
     digest = hashlib.blake2b(payer.encode("utf-8"), digest_size=HASH_BITS // 8).digest()
     return HASH_BITS - int.from_bytes(digest, "big").bit_length()
-
-
-class _Writer:
-    """Copy-on-write over the caller's state: a container reached from it is copied (shallowly) the
-    first time this call writes into it, so the caller's state never changes and a call costs what
-    it touches, not the size of the state."""
-
-    def __init__(self) -> None:
-        self._mine: dict[int, Any] = {}  # id -> the container (kept alive, so ids are not reused)
-
-    def mine(self, obj: Any) -> Any:
-        self._mine[id(obj)] = obj
-        return obj
-
-    def dict_in(self, parent: dict[str, Any], key: str) -> dict[str, Any]:
-        child = parent.get(key)
-        if child is None:
-            child = parent[key] = self.mine({})
-        elif id(child) not in self._mine:
-            child = parent[key] = self.mine(dict(child))
-        return child
-
-    def list_in(self, parent: dict[str, Any], key: str) -> list[Any]:
-        child = parent.get(key)
-        if child is None:
-            child = parent[key] = self.mine([])
-        elif id(child) not in self._mine:
-            child = parent[key] = self.mine(list(child))
-        return child
-
-
-def _rank(entry: list[Any]) -> tuple[int, int, str]:
-    return (-entry[0], entry[1], entry[2])
-
-
-def _tally(w: _Writer, bucket: dict[str, Any], cents: int, ts: int, record_id: str, tag: str) -> None:
-    """Count one record in a writable tally (new_bucket's layout without ids): sums, times, the
-    TOP_N largest kept sorted (so the tally is the same whatever the arrival order)."""
-    bucket["c"] += cents
-    bucket["n"] += 1
-    bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
-    bucket["t1"] = ts if bucket["t1"] is None else max(bucket["t1"], ts)
-    per_tag = w.dict_in(bucket, "x")
-    per_tag[tag] = per_tag.get(tag, 0) + cents
-    entry = [cents, ts, record_id, tag]
-    top = bucket["top"]
-    if len(top) < TOP_N or _rank(entry) < _rank(top[-1]):
-        top = w.list_in(bucket, "top")
-        insort(top, entry, key=_rank)
-        del top[TOP_N:]
 
 
 def empty_state() -> dict[str, Any]:
@@ -203,7 +145,7 @@ class _Folder:
     """One call's work on a copy-on-write state."""
 
     def __init__(self, state: dict[str, Any] | None, trend: int) -> None:
-        self.w = _Writer()
+        self.w = CopyOnWrite()
         base = state or empty_state()
         self.st = self.w.mine(dict(base))
         self.days = self.w.dict_in(self.st, "days")
@@ -360,7 +302,7 @@ def detect(
         if not fold.first_time(record.record_id, ts):
             continue
         entry = fold.day(day)
-        _tally(
+        tally(
             fold.w, fold.w.dict_in(entry, "in"), record.amount_cents, ts, record.record_id, record.account_id
         )
         if payer:
