@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 run: setup ## the embedded stack with a simulated province on http://127.0.0.1:8080 (Ctrl-C stops)
 	$(BIN)/fundwatch run
 
-test-deps: ## install what the tests need from Debian packages (a ClickHouse server) when absent
+test-deps: ## install what the tests need from Debian packages (a ClickHouse server, promtool) when absent
 	@command -v clickhouse-server >/dev/null 2>&1 || test -x /usr/sbin/clickhouse-server || { \
 		echo "installing clickhouse-server (Debian package) for the integration tests"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends clickhouse-server >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || test -x /usr/bin/promtool || { \
+		echo "installing prometheus (Debian package, for promtool) to check the monitoring configuration"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 test: setup test-deps ## the whole suite: unit, integration (real Tansu, ClickHouse server, chDB), e2e
 	$(BIN)/python -m pytest tests

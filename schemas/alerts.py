@@ -72,13 +72,48 @@ def mask_account(account_id: str) -> str:
     return "****" + account_id[-4:] if len(account_id) > 4 else "****"
 
 
+def _names_accounts(key: str) -> bool:
+    """A metrics key whose value is account numbers (or is keyed by them)."""
+    return key in {
+        "accounts",
+        "account",
+        "account_id",
+        "counterparty",
+        "counterparty_account",
+    } or key.endswith(("_accounts", "_by_account", "_account", "_account_id", "_counterparties"))
+
+
+def _mask_metrics(value: Any, accounts: frozenset[str], personal: bool = False) -> Any:
+    """Metrics with account numbers masked: any value or key that is one of the alert's accounts,
+    and whatever sits under a key that names accounts."""
+    if isinstance(value, dict):
+        masked = {}
+        for key, item in value.items():
+            shown = mask_account(key) if personal or key in accounts else key
+            masked[shown] = _mask_metrics(item, accounts, _names_accounts(str(key)))
+        return masked
+    if isinstance(value, list):
+        return [_mask_metrics(item, accounts, personal) for item in value]
+    if isinstance(value, str) and (personal or value in accounts):
+        return mask_account(value)
+    return value
+
+
+def mask_alert(alert: AlertData) -> AlertData:
+    """The alert as it may leave FundWatch (DOMAIN.md, Personal data): account numbers cut to
+    their last 4 characters wherever they appear. Explanations are written masked already."""
+    accounts = frozenset(alert.accounts)
+    evidence = msgspec.structs.replace(
+        alert.evidence, metrics=_mask_metrics(alert.evidence.metrics, accounts)
+    )
+    return msgspec.structs.replace(
+        alert, accounts=[mask_account(a) for a in alert.accounts], evidence=evidence
+    )
+
+
 def to_event(alert: AlertData, masked: bool) -> AlertEvent:
     """The alert as a CloudEvent; ``masked`` for anything sent outside (webhooks)."""
-    data = (
-        msgspec.structs.replace(alert, accounts=[mask_account(a) for a in alert.accounts])
-        if masked
-        else alert
-    )
+    data = mask_alert(alert) if masked else alert
     return AlertEvent(
         id=alert.alert_id,
         source=EVENT_SOURCE,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -55,3 +55,42 @@ class UpsertAnswer(msgspec.Struct):
 class Health(msgspec.Struct):
     status: str
     checks: dict[str, Any] = {}
+
+
+Typology = Literal[
+    "misappropriation", "reserve_shortfall", "commingling", "fund_pool", "maturity_mismatch",
+    "excess_return", "self_financing", "disguised_clearing", "investor_cap_breach", "rapid_growth",
+    "large_value", "anomaly",
+]  # fmt: skip
+Severity = Literal["low", "medium", "high", "critical"]
+WebhookUrl = Annotated[str, msgspec.Meta(min_length=8, max_length=2048, description="an http(s) URL")]
+
+
+class SubscriptionFilter(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Which alerts a subscription receives: all of these that are given must match."""
+
+    typologies: list[Typology] = []  # empty: every typology
+    min_severity: Severity = "low"
+    region: RegionPrefix | None = None  # a prefix of the institution's region; a desk's is forced
+
+
+class SubscriptionRequest(msgspec.Struct, forbid_unknown_fields=True):
+    url: WebhookUrl
+    filter: SubscriptionFilter = msgspec.field(default_factory=SubscriptionFilter)
+
+
+class SubscriptionCreated(msgspec.Struct):
+    id: str
+    secret: str  # whsec_<base64 key>: shown once
+
+
+class SecretAnswer(msgspec.Struct):
+    secret: str
+
+
+class SubscriptionList(msgspec.Struct):
+    subscriptions: list[dict[str, Any]]
+
+
+class DeliveryLog(msgspec.Struct):
+    deliveries: list[dict[str, Any]]

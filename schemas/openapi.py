@@ -6,7 +6,18 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from schemas.api import ErrorBody, Health, TokenAnswer, TokenRequest, UpsertAnswer
+from schemas.api import (
+    DeliveryLog,
+    ErrorBody,
+    Health,
+    SecretAnswer,
+    SubscriptionCreated,
+    SubscriptionList,
+    SubscriptionRequest,
+    TokenAnswer,
+    TokenRequest,
+    UpsertAnswer,
+)
 from schemas.records import BatchAnswer, BatchSchema
 from schemas.reference import REFERENCE_KINDS
 
@@ -59,6 +70,32 @@ def operations() -> list[Operation]:
             "get", "/v1/alerts/{alert_id}", "One alert with its evidence and its history",
             ("admin", "desk"), None, {200: dict, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
         ),
+        Operation(
+            "post", "/v1/subscriptions",
+            "Subscribe a URL to alerts (filter: typologies, min_severity, region prefix; a desk's region is "
+            "forced within its own); the secret is shown once",
+            ("admin", "desk"), SubscriptionRequest,
+            {201: SubscriptionCreated, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 422: ErrorBody},
+        ),
+        Operation(
+            "get", "/v1/subscriptions", "Subscriptions without their secrets: all for an admin, its own for a desk",
+            ("admin", "desk"), None, {200: SubscriptionList, 401: ErrorBody, 403: ErrorBody},
+        ),
+        Operation(
+            "delete", "/v1/subscriptions/{subscription_id}", "Delete a subscription; its pending messages are dropped",
+            ("admin", "desk"), None, {204: None, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+        ),
+        Operation(
+            "post", "/v1/subscriptions/{subscription_id}/rotate-secret",
+            "A new secret; for 24 h each message carries two signatures, new and old",
+            ("admin", "desk"), None, {200: SecretAnswer, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+        ),
+        Operation(
+            "get", "/v1/subscriptions/{subscription_id}/deliveries",
+            "The delivery log: each message's webhook-id, alert id, attempts (time, status or error) and state "
+            "(status=pending|delivered|dead, limit 1..1000)",
+            ("admin", "desk"), None, {200: DeliveryLog, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 422: ErrorBody},
+        ),
     ]  # fmt: skip
     for kind in REFERENCE_KINDS.values():
         roles = ("admin", "bank") if kind.path == "accounts" else ("admin",)
@@ -78,7 +115,7 @@ def build_openapi() -> dict[str, Any]:
     for op in ops:
         if op.request is not None:
             types.append(op.request)
-        types.extend(t for t in op.answers.values() if t not in (str, dict))
+        types.extend(t for t in op.answers.values() if t not in (str, dict, None))
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     schema_of = dict(zip(map(id, types), schemas, strict=True))
 
@@ -100,6 +137,9 @@ def build_openapi() -> dict[str, Any]:
             }
         responses: dict[str, Any] = {}
         for status, answer in op.answers.items():
+            if answer is None:
+                responses[str(status)] = {"description": _STATUS_WORDS.get(status, "answer")}
+                continue
             if answer is str:
                 content = {"text/plain": {"schema": {"type": "string"}}}
             elif answer is dict:
@@ -129,9 +169,11 @@ _STATUS_WORDS = {
     200: "OK",
     201: "Created",
     202: "Accepted: the per-record answer",
+    204: "No content",
     400: "Malformed body",
     401: "Missing or wrong token",
     403: "The token does not have the right",
+    404: "Unknown, or outside the caller's reach",
     413: "Body or batch over the limit",
     422: "A field breaks a rule; the error names it",
     503: "Not ready, or the broker or storage is unavailable",

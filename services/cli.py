@@ -26,7 +26,14 @@ Configuration comes from environment variables; the flags below override them:
   FUNDWATCH_HTTP_PORT             API port (default 8080)
   FUNDWATCH_DATA_DIR              where the embedded stack keeps its data (default ./var)
   FUNDWATCH_PARTITIONS            partitions of the records topic (default 4)
-  FUNDWATCH_WEBHOOK_RETRY_BASE_S  first webhook retry delay in seconds (default 5)
+  FUNDWATCH_WEBHOOK_RETRY_BASE_S  first webhook retry delay in seconds (default 5); later ones
+                                  double, with jitter, up to an hour apart
+  FUNDWATCH_WEBHOOK_RETRY_WINDOW_S  how long a webhook message is retried before it is
+                                  dead-lettered (default 86400: a day)
+  FUNDWATCH_WEBHOOK_TIMEOUT_S     how long a subscriber may take to answer (default 10)
+  FUNDWATCH_WEBHOOK_CONCURRENCY   requests in flight per subscriber (default 4)
+  FUNDWATCH_WEBHOOK_ALLOW_PRIVATE 1 lets subscriber URLs resolve to loopback or private
+                                  addresses (default 0; `run` sets 1 unless it is given)
   FUNDWATCH_LOG_LEVEL, FUNDWATCH_LOG_FORMAT   INFO / text by default; json for log shippers
 """
 
@@ -72,11 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(gateway)
 
-    sub.add_parser(
+    dispatcher = sub.add_parser(
         "dispatcher",
-        help="the webhook dispatcher (not available in this version)",
-        description="Delivers alerts to subscribers by signed webhook. Not available in this version.",
+        help="the webhook dispatcher against external Kafka and ClickHouse",
+        description="Read the alerts topic and deliver each alert to the subscriptions whose filter it "
+        "passes, as a CloudEvent signed per Standard Webhooks, with account numbers masked. Failed "
+        "deliveries are retried with exponential backoff and jitter for FUNDWATCH_WEBHOOK_RETRY_WINDOW_S, "
+        "then dead-lettered; pending retries are kept in ClickHouse and resume after a restart. Serves "
+        "/healthz, /readyz and /metrics on --http-port.",
     )
+    _common(dispatcher)
 
     simulate = sub.add_parser(
         "simulate",
@@ -248,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
             from services.runner import run_gateway
 
             return run_gateway(_settings(args))
+        if args.command == "dispatcher":
+            from services.runner import run_dispatcher
+
+            return run_dispatcher(_settings(args))
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "eval":

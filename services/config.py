@@ -61,6 +61,10 @@ class Settings:
     http_port: int = 8080
     partitions: int = 4
     webhook_retry_base_s: float = 5.0
+    # How long a message is retried before it is dead-lettered (the contract asks for at least a day).
+    webhook_retry_window_s: float = 86400.0
+    webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 4  # requests in flight per subscription
     webhook_allow_private: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
@@ -82,6 +86,9 @@ class Settings:
             http_port=_int(env, "FUNDWATCH_HTTP_PORT", 8080, 0, 65535),
             partitions=_int(env, "FUNDWATCH_PARTITIONS", 4, 1, 1024),
             webhook_retry_base_s=_float(env, "FUNDWATCH_WEBHOOK_RETRY_BASE_S", 5.0, 0.01),
+            webhook_retry_window_s=_float(env, "FUNDWATCH_WEBHOOK_RETRY_WINDOW_S", 86400.0, 1.0),
+            webhook_timeout_s=_float(env, "FUNDWATCH_WEBHOOK_TIMEOUT_S", 10.0, 0.1),
+            webhook_concurrency=_int(env, "FUNDWATCH_WEBHOOK_CONCURRENCY", 4, 1, 64),
             webhook_allow_private=_flag(env, "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE", False),
             log_level=(env.get("FUNDWATCH_LOG_LEVEL") or "INFO").upper(),
             log_format=(env.get("FUNDWATCH_LOG_FORMAT") or "text").lower(),

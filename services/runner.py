@@ -1,5 +1,5 @@
 """How the pieces start: the embedded stack (`fundwatch run`) and the production-shape processes
-(`fundwatch worker`, `fundwatch gateway`).
+(`fundwatch worker`, `fundwatch gateway`, `fundwatch dispatcher`).
 
 Every process opens storage and applies migrations first, so it fails at start, with the reason,
 rather than at its first write. The embedded stack keeps everything that touches chDB in this one
@@ -32,6 +32,8 @@ from services.kafka_io import Publisher, ensure_topics
 from services.logs import setup_logging
 from services.storage import migrate, open_storage
 from services.storage.async_storage import AsyncStorage
+from services.webhooks.dispatcher import DispatchConfig, Dispatcher
+from services.webhooks.policy import RetryPolicy
 from streams.app import WorkerApp, create_worker_app
 
 log = logging.getLogger("fundwatch.runner")
@@ -299,7 +301,24 @@ def _gateway(
 ) -> Gateway:
     tokens = TokenStore(storage)
     tokens.bootstrap_admin(admin_token)
-    return Gateway(storage, Publisher(bootstrap), tokens, settings.partitions, extra_checks=checks)
+    return Gateway(
+        storage,
+        Publisher(bootstrap),
+        tokens,
+        settings.partitions,
+        extra_checks=checks,
+        allow_private_webhooks=settings.webhook_allow_private,
+    )
+
+
+def _dispatcher(settings: Settings, storage: AsyncStorage, bootstrap: str) -> Dispatcher:
+    config = DispatchConfig(
+        retry=RetryPolicy(base_s=settings.webhook_retry_base_s, window_s=settings.webhook_retry_window_s),
+        allow_private=settings.webhook_allow_private,
+        timeout_s=settings.webhook_timeout_s,
+        concurrency=settings.webhook_concurrency,
+    )
+    return Dispatcher(storage, bootstrap, config, group_id=f"{settings.app_id}-dispatcher")
 
 
 def _drain(gateway: Gateway, worker: WorkerApp, timeout_s: float = 30.0) -> Callable[[], Awaitable[None]]:
@@ -348,9 +367,20 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         storage = _prepare(settings, bootstrap)
         admin_token = admin_token_for(settings)
         worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
-        gateway = _gateway(settings, storage, bootstrap, admin_token, {"workers": worker.ready})
+        dispatcher = _dispatcher(settings, storage, bootstrap)
+
+        async def dispatcher_ready() -> bool:
+            return dispatcher.ready.is_set()
+
+        gateway = _gateway(
+            settings,
+            storage,
+            bootstrap,
+            admin_token,
+            {"workers": worker.ready, "dispatcher": dispatcher_ready},
+        )
         api = ApiService(gateway, settings.http_host, settings.http_port, drain=_drain(gateway, worker))
-        services: list[mode.Service] = [*worker.services(), api]
+        services: list[mode.Service] = [*worker.services(), dispatcher, api]
         watch = BrokerWatch(broker) if broker is not None else None
         if watch is not None:
             services.append(watch)
@@ -412,6 +442,23 @@ def run_gateway(settings: Settings) -> int:
         gateway = _gateway(settings, storage, bootstrap, admin_token_for(settings), {})
         api = ApiService(gateway, settings.http_host, settings.http_port)
         return _execute(GatewayWorker(api, settings=settings, loop=asyncio.new_event_loop()))
+    finally:
+        storage.close()
+
+
+def run_dispatcher(settings: Settings) -> int:
+    """`fundwatch dispatcher`: webhook delivery against an external Kafka and ClickHouse."""
+    setup_logging(settings.log_level, settings.log_format)
+    bootstrap = _external_bootstrap(settings, "dispatcher")
+    storage = _prepare(settings, bootstrap)
+    try:
+        dispatcher = _dispatcher(settings, storage, bootstrap)
+
+        async def ready() -> bool:
+            return dispatcher.ready.is_set()
+
+        probes = ProbeService(settings.http_host, settings.http_port, ready)
+        return _execute(GatewayWorker(dispatcher, probes, settings=settings, loop=asyncio.new_event_loop()))
     finally:
         storage.close()
 

@@ -20,6 +20,7 @@ from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
 from services.storage.async_storage import AsyncStorage
 from streams.institutions import InstitutionProcessor
+from streams.lag import LagService
 from streams.records import RecordsProcessor
 from streams.reference import ReferenceFollower, ReferenceView
 from streams.sink import Sink
@@ -34,10 +35,11 @@ class WorkerApp:
     follower: ReferenceFollower
     processor: RecordsProcessor
     institutions: InstitutionProcessor
+    lag: LagService
 
     def services(self) -> list[Any]:
         """Services that must run beside the Faust app in the same worker."""
-        return [self.follower]
+        return [self.follower, self.lag]
 
     async def ready(self) -> bool:
         app = self.app
@@ -97,7 +99,9 @@ def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: Asy
     follower = ReferenceFollower(bootstrap, references)
     context = DetectContext(references=references, thresholds=load_thresholds())
     sink = Sink(storage, alerts_topic)
-    processor = RecordsProcessor(sink, context, references, account_state, institution_topic, partitions)
+    processor = RecordsProcessor(
+        sink, context, references, account_state, institution_topic, partitions, follower.seen_since
+    )
     institutions = InstitutionProcessor(sink, context)
 
     @app.agent(records_topic, name="records")
@@ -116,5 +120,7 @@ def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: Asy
         await sink.flush_snapshots()
         institutions.forget()
 
+    # the consumer exists once the app runs; before that there is no lag to show
+    lag = LagService(app_id, lambda: app.consumer if app.started else None)
     log.info("account state seeds loaded accounts=%d", processor.load_seed())
-    return WorkerApp(app, references, follower, processor, institutions)
+    return WorkerApp(app, references, follower, processor, institutions, lag)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_PROCESSED = Counter(
     "fundwatch_records_processed_total",
@@ -15,12 +15,6 @@ MESSAGES_PROCESSED = Counter(
 MESSAGES_REPLAYED = Counter(
     "fundwatch_messages_replayed_total",
     "Messages seen again after a redelivery, whose state was already applied",
-)
-CLICKHOUSE_ROWS = Counter(
-    "fundwatch_clickhouse_insert_rows_total", "Rows inserted into ClickHouse", ["table"]
-)
-CLICKHOUSE_ERRORS = Counter(
-    "fundwatch_clickhouse_insert_errors_total", "Failed ClickHouse inserts", ["table"]
 )
 PROCESSING_SECONDS = Histogram(
     "fundwatch_message_processing_seconds",
@@ -47,4 +41,13 @@ INSTITUTION_PROCESSING_SECONDS = Histogram(
     "fundwatch_institution_message_processing_seconds",
     "Time to process one institution message through the institution-level detectors",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CONSUMER_LAG = Gauge(
+    "fundwatch_consumer_lag_messages",
+    "Messages on a partition not yet consumed by this process's consumer group",
+    ["group", "topic", "partition"],
+)
+SNAPSHOTS_PENDING = Gauge(
+    "fundwatch_snapshot_queue_states",
+    "Account and institution states waiting to be snapshotted to ClickHouse",
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from models.account_detection import step_account
@@ -36,6 +37,7 @@ class RecordsProcessor:
         account_state: Any,
         institution_topic: Any,
         partitions: int,
+        reference_sync: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
         self.sink = sink
         self.context = context
@@ -43,6 +45,8 @@ class RecordsProcessor:
         self.account_state = account_state
         self.institution_topic = institution_topic
         self.partitions = partitions
+        # waits for reference data published before a given time (ReferenceFollower.seen_since)
+        self.reference_sync = reference_sync
         # State snapshots from ClickHouse, used for an account the table does not hold: after the
         # memory-only embedded broker restarted, its changelogs are gone but ClickHouse is not.
         self.seed: dict[str, dict[str, Any]] = {}
@@ -59,14 +63,20 @@ class RecordsProcessor:
     async def handle(self, value: bytes) -> None:
         started = time.perf_counter()
         message = decode_batch(value)
+        by_account: dict[str, list[Any]] = defaultdict(list)
+        for record in message.records:
+            by_account[record.account_id].append(record)
+        if self.reference_sync is not None and any(
+            self.references.account(account_id) is None for account_id in by_account
+        ):
+            # An account registered just before its first records may still be on its way to
+            # this worker; received_at is whole seconds, so wait for what came before its end.
+            await self.reference_sync(message.received_at + 1.0)
         rows = Rows()
         message_rows(message, self.references.enrich, rows)
         for table, (columns, table_rows) in rows.tables.items():
             await self.sink.insert(table, columns, table_rows)
 
-        by_account: dict[str, list[Any]] = defaultdict(list)
-        for record in message.records:
-            by_account[record.account_id].append(record)
         now = int(time.time())
         replayed = False
         changed_alerts: list[tuple[str, AlertData]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import mode
@@ -22,6 +23,9 @@ from models.detectors.context import listed_by
 from schemas.reference import REFERENCE_KINDS
 
 log = logging.getLogger("fundwatch.reference")
+
+# How long a message waits for reference data still in flight before it is judged without it.
+SYNC_TIMEOUT_S = 3.0
 
 
 class ReferenceView:
@@ -116,6 +120,11 @@ class ReferenceFollower(mode.Service):
         self.caught_up = asyncio.Event()
         self._kind_of_topic = {kind.topic: kind.path for kind in REFERENCE_KINDS.values()}
         self._consumer: AIOKafkaConsumer | None = None
+        self._partitions_followed: list[TopicPartition] = []
+        self._applied: dict[TopicPartition, int] = {}  # next offset to apply, per partition
+        self._progress = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
+        self.synced_at = 0.0  # everything published before this epoch time is applied
 
     async def on_start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -130,6 +139,7 @@ class ReferenceFollower(mode.Service):
             for p in self._consumer.partitions_for_topic(topic) or await self._partitions(topic):
                 partitions.append(TopicPartition(topic, p))
         self._consumer.assign(partitions)
+        self._partitions_followed = partitions
         await self._consumer.seek_to_beginning(*partitions)
         self._targets = await self._consumer.end_offsets(partitions)
         self.add_future(self._follow())
@@ -163,8 +173,12 @@ class ReferenceFollower(mode.Service):
                     if message.key is not None:
                         self.view.apply(kind, message.key, message.value)
                         loaded += 1
+                if messages:
+                    self._applied[tp] = messages[-1].offset + 1
                 if tp in pending and messages and messages[-1].offset + 1 >= self._targets[tp]:
                     pending.discard(tp)
+            if batches:
+                self._progress.set()
             if pending and not self.caught_up.is_set():
                 for tp in list(pending):
                     if await self._consumer.position(tp) >= self._targets[tp]:
@@ -172,6 +186,45 @@ class ReferenceFollower(mode.Service):
             if not pending and not self.caught_up.is_set():
                 self.caught_up.set()
                 log.info("reference data loaded items=%d", loaded)
+
+    async def seen_since(self, epoch_s: float, timeout_s: float = SYNC_TIMEOUT_S) -> bool:
+        """Wait until every reference item published before ``epoch_s`` is applied.
+
+        A custody bank may register an account and push its first records a moment later; the
+        records message then races the account on another topic. The gateway publishes reference
+        data before it answers the upsert, so what was published before a batch was received is
+        on the reference topics by then: reading them up to their current ends settles the race.
+        False when that took longer than ``timeout_s`` (the records are then judged without it).
+        """
+        if self.synced_at >= epoch_s:
+            return True
+        async with self._sync_lock:  # one look at the topic ends serves every message waiting
+            if self.synced_at >= epoch_s:
+                return True
+            consumer = self._consumer
+            if consumer is None:
+                return False
+            started = time.time()
+            try:
+                ends = await consumer.end_offsets(self._partitions_followed)
+            except KafkaError as error:
+                log.warning("reference sync failed error=%s", error)
+                return False
+            deadline = time.monotonic() + timeout_s
+            while True:
+                self._progress.clear()  # before the look, so progress made after it wakes us
+                if all(self._applied.get(tp, 0) >= end for tp, end in ends.items()):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("reference data still behind after %.1f s; judging without it", timeout_s)
+                    return False
+                try:
+                    await asyncio.wait_for(self._progress.wait(), left)
+                except TimeoutError:
+                    pass
+            self.synced_at = started
+            return True
 
     async def on_stop(self) -> None:
         if self._consumer is not None:

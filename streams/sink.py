@@ -68,10 +68,8 @@ class Sink:
         while True:
             try:
                 await self.storage.insert(table, columns, rows)
-                metrics.CLICKHOUSE_ROWS.labels(table.split(".")[-1]).inc(len(rows))
                 return
             except StorageError as error:
-                metrics.CLICKHOUSE_ERRORS.labels(table.split(".")[-1]).inc()
                 log.error(
                     "clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s",
                     table,
@@ -84,6 +82,7 @@ class Sink:
 
     def remember(self, scope: str, key: str, state: dict[str, Any]) -> None:
         self._dirty[(scope, key)] = state
+        metrics.SNAPSHOTS_PENDING.set(len(self._dirty))
 
     async def maybe_flush(self) -> None:
         if time.monotonic() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
@@ -92,6 +91,7 @@ class Sink:
     async def flush_snapshots(self) -> None:
         """Write the newest state of every key changed since the last flush."""
         dirty, self._dirty = self._dirty, {}
+        metrics.SNAPSHOTS_PENDING.set(0)
         self._last_snapshot = time.monotonic()
         version = time.time_ns()
         for scope, (table, column) in SNAPSHOT_TABLES.items():

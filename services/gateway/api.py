@@ -25,6 +25,7 @@ from services.gateway.errors import ApiError, json_response, raw_json_response
 from services.gateway.intake import BatchIntake, parse_batch
 from services.gateway.reads import Reads
 from services.gateway.reference import ReferenceService
+from services.gateway.subscriptions import Subscriptions
 from services.kafka_io import Publisher
 from services.storage.async_storage import AsyncStorage
 
@@ -48,6 +49,7 @@ class Gateway:
         tokens: TokenStore,
         partitions: int,
         extra_checks: dict[str, Check] | None = None,
+        allow_private_webhooks: bool = False,
     ) -> None:
         self.storage = storage
         self.publisher = publisher
@@ -56,6 +58,7 @@ class Gateway:
         self.reference = ReferenceService(storage, publisher, partitions)
         self.reads = Reads(storage)
         self.alert_reads = AlertReads(storage)
+        self.subscriptions = Subscriptions(storage, allow_private_webhooks)
         self.extra_checks = extra_checks or {}
         self._openapi = msgspec.json.encode(build_openapi())
 
@@ -163,6 +166,30 @@ class Gateway:
     async def get_alert(self, request: web.Request) -> web.Response:
         return json_response(await self.alert_reads.get(request[PRINCIPAL], request.match_info["alert_id"]))
 
+    async def create_subscription(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        self.subscriptions.may_manage(principal)  # before reading a body it would refuse anyway
+        body = await read_body(request)
+        return json_response(await self.subscriptions.create(principal, body), status=201)
+
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        return json_response(await self.subscriptions.list(request[PRINCIPAL]))
+
+    async def delete_subscription(self, request: web.Request) -> web.Response:
+        await self.subscriptions.delete(request[PRINCIPAL], request.match_info["subscription_id"])
+        return web.Response(status=204)
+
+    async def rotate_secret(self, request: web.Request) -> web.Response:
+        return json_response(
+            await self.subscriptions.rotate(request[PRINCIPAL], request.match_info["subscription_id"])
+        )
+
+    async def delivery_log(self, request: web.Request) -> web.Response:
+        answer = await self.subscriptions.delivery_log(
+            request[PRINCIPAL], request.match_info["subscription_id"], request.query
+        )
+        return json_response(answer)
+
     async def storage_summary(self, request: web.Request) -> web.Response:
         if request[PRINCIPAL].role != "admin":
             raise ApiError(403, "forbidden", "only an admin token may read the storage summary")
@@ -184,6 +211,11 @@ class Gateway:
         app.router.add_get("/v1/admin/storage", self.storage_summary)
         app.router.add_get("/v1/alerts", self.list_alerts)
         app.router.add_get("/v1/alerts/{alert_id}", self.get_alert)
+        app.router.add_post("/v1/subscriptions", self.create_subscription)
+        app.router.add_get("/v1/subscriptions", self.list_subscriptions)
+        app.router.add_delete("/v1/subscriptions/{subscription_id}", self.delete_subscription)
+        app.router.add_post("/v1/subscriptions/{subscription_id}/rotate-secret", self.rotate_secret)
+        app.router.add_get("/v1/subscriptions/{subscription_id}/deliveries", self.delivery_log)
         return app
 
     @web.middleware

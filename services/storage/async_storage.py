@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from services.storage.base import Storage
+from services.storage import metrics
+from services.storage.base import Storage, StorageError
 
 
 class AsyncStorage:
@@ -34,7 +35,14 @@ class AsyncStorage:
         return await self._run(self.sync.query_dicts, sql, params)
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        return await self._run(self.sync.insert, table, columns, rows)
+        name = table.rsplit(".", 1)[-1]
+        try:
+            count = await self._run(self.sync.insert, table, columns, rows)
+        except StorageError:
+            metrics.CLICKHOUSE_ERRORS.labels(name).inc()
+            raise
+        metrics.CLICKHOUSE_ROWS.labels(name).inc(len(rows))
+        return count
 
     def close(self) -> None:
         """Finish the calls in flight, then release the backend."""

@@ -134,7 +134,12 @@ def test_admin_token_is_generated_and_kept_private(stack):
 def test_health_readiness_metrics_and_openapi_need_no_token(stack):
     assert call("GET", f"{stack.base}/healthz")[0] == 200
     status, ready = call("GET", f"{stack.base}/readyz")
-    assert status == 200 and ready["checks"] == {"broker": True, "storage": True, "workers": True}
+    assert status == 200 and ready["checks"] == {
+        "broker": True,
+        "storage": True,
+        "workers": True,
+        "dispatcher": True,
+    }
     status, text = call("GET", f"{stack.base}/metrics")
     assert status == 200 and "fundwatch_records_received_total" in text
     status, spec = call("GET", f"{stack.base}/v1/openapi.json")

@@ -32,10 +32,18 @@ def test_top_level_help_names_the_configuration(capsys):
         assert variable in out
 
 
-@pytest.mark.parametrize("command", ["bench", "dispatcher"])
+@pytest.mark.parametrize("command", ["bench"])
 def test_commands_not_yet_available_say_so_and_fail(command, capsys):
     assert main([command]) == 2
     assert "not available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["worker", "gateway", "dispatcher"])
+def test_production_processes_need_the_kafka_bootstrap_named(command, monkeypatch):
+    monkeypatch.delenv("FUNDWATCH_KAFKA_BOOTSTRAP", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        main([command])
+    assert "FUNDWATCH_KAFKA_BOOTSTRAP" in str(stopped.value)
 
 
 def test_a_bad_threshold_override_stops_the_start_naming_it(monkeypatch, capsys):
