@@ -74,6 +74,16 @@ def wait_ready(base: str, timeout: float = 90.0, process: subprocess.Popen | Non
     wait_until(ready, timeout, what=f"{base}/readyz")
 
 
+def promtool() -> str:
+    """Prometheus' checker, from the Debian package `prometheus` (`make test-deps`)."""
+    found = shutil.which("promtool") or ("/usr/bin/promtool" if os.path.exists("/usr/bin/promtool") else None)
+    if found is None:
+        import pytest
+
+        pytest.fail("promtool is missing: `make test-deps` installs the Debian package prometheus")
+    return found
+
+
 def clickhouse_server_binary() -> str:
     found = shutil.which("clickhouse-server") or (
         "/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None

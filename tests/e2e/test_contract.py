@@ -9,12 +9,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from tests.support import FundwatchProcess, call, child_pids, free_port, pid_alive, wait_ready, wait_until
+from tests.receivers import Receivers
+from tests.support import (
+    FundwatchProcess,
+    call,
+    child_pids,
+    free_port,
+    pid_alive,
+    promtool,
+    wait_ready,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +99,14 @@ def bank(stack):
     )
     assert status == 201 and answer["role"] == "bank" and answer["bank_code"] == "B001"
     return answer["token"]
+
+
+@pytest.fixture(scope="module")
+def receivers():
+    running = Receivers()
+    running.start()
+    yield running
+    running.stop()
 
 
 def txn(record_id: str, amount: str = "100.00", account: str = "E2E-CUST-1", **extra) -> dict:
@@ -351,6 +370,47 @@ def test_desk_sees_flows_only_in_its_region(stack, bank):
     assert call("GET", f"{stack.base}/v1/accounts/E2E-CUST-1/flows", far)[0] == 404
 
 
+# --- webhooks ------------------------------------------------------------------------------
+
+
+def large_credit(record_id: str, day: int) -> dict:
+    """Over the CNY 2,000,000 daily line of a non-natural person: one large_value alert a day."""
+    return txn(record_id, "2500000.00", booked_at=f"2026-11-{day:02d}T11:00:00+08:00", channel="HVPS")
+
+
+def delivered_alerts(receivers, name: str) -> set[str]:
+    return {r.data["alert_id"] for r in receivers[name].delivered().values()}
+
+
+def test_the_embedded_stack_delivers_alerts_by_signed_webhook(stack, bank, receivers):
+    # `fundwatch run` allows loopback subscribers, so a receiver on this machine can subscribe
+    status, sub = call("POST", f"{stack.base}/v1/subscriptions", stack.admin,
+                       {"url": receivers.url("run"), "filter": {"typologies": ["large_value"]}})  # fmt: skip
+    assert status == 201 and sub["secret"].startswith("whsec_"), sub
+    receivers["run"].secret = sub["secret"]
+    assert push(stack, bank, "hook-1", [large_credit("hook-a", 21)])[1]["accepted"] == 1
+    wait_until(lambda: delivered_alerts(receivers, "run"), 60, what="the alert delivered")
+    (received,) = receivers["run"].delivered().values()
+    assert received.event.get_type() == "fundwatch.alert.large_value"
+    assert received.data["institution_id"] == "E2E-P2P-1" and received.data["accounts"] == ["****ST-1"]
+    assert not receivers["run"].bad
+    status, log = call("GET", f"{stack.base}/v1/subscriptions/{sub['id']}/deliveries", stack.admin)
+    assert status == 200 and [d["state"] for d in log["deliveries"]] == ["delivered"]
+    assert log["deliveries"][0]["webhook_id"] == received.webhook_id
+
+
+def test_promtool_accepts_the_embedded_stacks_metrics(stack):
+    status, text = call("GET", f"{stack.base}/metrics")
+    assert status == 200
+    checked = subprocess.run(
+        [promtool(), "check", "metrics"], input=text.encode(), capture_output=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+    for family in ("fundwatch_records_received_total", "fundwatch_records_processed_total",
+                   "fundwatch_webhook_attempts_total", "fundwatch_consumer_lag_messages"):  # fmt: skip
+        assert f"# TYPE {family} " in text
+
+
 # --- restart -------------------------------------------------------------------------------
 
 
@@ -370,6 +430,15 @@ def test_after_a_restart_tokens_answers_and_duplicates_are_remembered(stack, ban
     wait_until(
         lambda: flows(stack, "E2E-RESTART")["totals"]["inflow"] == "11.00", 30, what="11.00 after restart"
     )
+
+
+def test_after_a_restart_subscriptions_still_deliver(stack, bank, receivers):
+    status, listed = call("GET", f"{stack.base}/v1/subscriptions", stack.admin)
+    assert status == 200 and [s["url"] for s in listed["subscriptions"]] == [receivers.url("run")]
+    before = delivered_alerts(receivers, "run")
+    assert push(stack, bank, "hook-2", [large_credit("hook-b", 22)])[1]["accepted"] == 1
+    wait_until(lambda: len(delivered_alerts(receivers, "run")) == len(before) + 1, 60,
+               what="an alert raised after the restart delivered")  # fmt: skip
 
 
 def test_sigterm_stops_everything_and_leaves_no_orphan(lone_stack):

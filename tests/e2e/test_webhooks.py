@@ -6,7 +6,6 @@ broker and a ClickHouse server, with real HTTP receivers that verify signatures 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +15,15 @@ import uuid
 import pytest
 
 from tests.receivers import Receivers
-from tests.support import ClickHouseServer, FundwatchProcess, call, free_port, wait_ready, wait_until
+from tests.support import (
+    ClickHouseServer,
+    FundwatchProcess,
+    call,
+    free_port,
+    promtool,
+    wait_ready,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -57,13 +64,6 @@ def _large_credit(region: str, day: int) -> dict:
         "booked_at": f"2026-11-{day:02d}T10:00:00+08:00", "counterparty_account": f"6230000000{day:06d}",
         "counterparty_bank": "B777", "channel": "HVPS",
     }  # fmt: skip
-
-
-def promtool() -> str:
-    found = shutil.which("promtool") or ("/usr/bin/promtool" if os.path.exists("/usr/bin/promtool") else None)
-    if found is None:
-        pytest.fail("promtool is missing: `make test-deps` installs the Debian package prometheus")
-    return found
 
 
 class Stack:
