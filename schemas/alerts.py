@@ -79,23 +79,46 @@ def _names_accounts(key: str) -> bool:
         "account",
         "account_id",
         "counterparty",
+        "counterparties",
         "counterparty_account",
     } or key.endswith(("_accounts", "_by_account", "_account", "_account_id", "_counterparties"))
 
 
-def _mask_metrics(value: Any, accounts: frozenset[str], personal: bool = False) -> Any:
+def _mask_metrics(value: Any, accounts: frozenset[str]) -> Any:
     """Metrics with account numbers masked: any value or key that is one of the alert's accounts,
-    and whatever sits under a key that names accounts."""
+    and the account numbers that sit under a key naming accounts."""
     if isinstance(value, dict):
-        masked = {}
-        for key, item in value.items():
-            shown = mask_account(key) if personal or key in accounts else key
-            masked[shown] = _mask_metrics(item, accounts, _names_accounts(str(key)))
-        return masked
+        return {
+            (mask_account(key) if key in accounts else key): (
+                _mask_named(item, accounts) if _names_accounts(str(key)) else _mask_metrics(item, accounts)
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_mask_metrics(item, accounts, personal) for item in value]
-    if isinstance(value, str) and (personal or value in accounts):
+        return [_mask_metrics(item, accounts) for item in value]
+    if isinstance(value, str) and value in accounts:
         return mask_account(value)
+    return value
+
+
+def _mask_named(value: Any, accounts: frozenset[str]) -> Any:
+    """What a key naming accounts holds: an account number, a list of them, a mapping keyed by
+    them, or rows that lead with one (``[account, amount, ...]``). Only the numbers are cut; the
+    figures beside them stay as they are, and records inside name their own fields."""
+    if isinstance(value, str):
+        return mask_account(value)
+    if isinstance(value, dict):
+        return {mask_account(str(key)): _mask_metrics(item, accounts) for key, item in value.items()}
+    if isinstance(value, list):
+        masked: list[Any] = []
+        for item in value:
+            if isinstance(item, str):
+                masked.append(mask_account(item))
+            elif isinstance(item, list) and item and isinstance(item[0], str):
+                masked.append([mask_account(item[0]), *(_mask_metrics(x, accounts) for x in item[1:])])
+            else:
+                masked.append(_mask_metrics(item, accounts))
+        return masked
     return value
 
 

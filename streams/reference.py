@@ -198,7 +198,8 @@ class ReferenceFollower(mode.Service):
         """
         if self.synced_at >= epoch_s:
             return True
-        async with self._sync_lock:  # one look at the topic ends serves every message waiting
+        # One look at a time; a look that began after a waiting message's time serves it too.
+        async with self._sync_lock:
             if self.synced_at >= epoch_s:
                 return True
             consumer = self._consumer

@@ -434,14 +434,18 @@ class Dispatcher(mode.Service):
     async def _disable(self, lane: Lane, now: float) -> None:
         """410 Gone: the subscriber asks for nothing more. The subscription stays, disabled, so
         its owner sees why deliveries stopped."""
-        doc = {
-            **lane.subscription,
-            "disabled_at": iso(now),
-            "disabled_reason": "the subscriber answered 410 Gone",
-        }
-        lane.subscription = doc
         self._kill_lane(lane, "subscription_gone")
-        await self.subscriptions.save(doc["owner"]["token_id"], doc)
+        if lane.subscription.get("disabled_at"):
+            return  # another attempt in flight met the 410 first
+        marks = {"disabled_at": iso(now), "disabled_reason": "the subscriber answered 410 Gone"}
+        lane.subscription = {**lane.subscription, **marks}
+        # From storage, not the lane's copy: a rotation or a delete since the last refresh must
+        # not be undone by writing an older document back.
+        found = await self.subscriptions.get(lane.id)
+        if found is None:
+            return
+        owner, current = found
+        await self.subscriptions.save(owner, {**current, **marks})
         log.warning("subscription disabled on 410 subscription=%s", lane.id)
 
     # --- saving ---------------------------------------------------------------------------
