@@ -308,9 +308,16 @@ class _Builder:
         return self.rng.choice(_SURNAMES) + self.rng.choice(_GIVEN)
 
     def brand(self) -> str:
-        while True:
+        for _ in range(_BRAND_DRAWS):
             brand = self.rng.choice(_BRAND_HEAD) + self.rng.choice(_BRAND_TAIL)
             if brand not in self.used_brands and brand[0] != brand[1]:
+                self.used_brands.add(brand)
+                return brand
+        # The two-character brands run out in a province of a few hundred institutions (each
+        # institution's borrowers and partners are firms too): number them from then on.
+        while True:
+            brand = self.rng.choice(_BRAND_HEAD) + self.rng.choice(_BRAND_TAIL) + str(len(self.used_brands))
+            if brand not in self.used_brands:
                 self.used_brands.add(brand)
                 return brand
 
@@ -510,6 +517,11 @@ def _median(values: list[Fraction]) -> Fraction:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+# Draws of an unused two-character brand before numbering them; far more than a province of tens
+# of institutions ever needs, so those stay as they are.
+_BRAND_DRAWS = 400
 
 
 def _tame_outliers(products: list[Product], type_of: dict[str, InstitutionType]) -> list[Product]:

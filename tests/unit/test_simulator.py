@@ -443,3 +443,11 @@ def test_processed_counter_is_summed_over_labels():
     assert parse_metric_total(text) == 1240.0
     assert parse_metric_total("other_metric 5\n") == 0
     assert parse_metric_total("") == 0
+
+
+def test_a_province_of_hundreds_of_institutions_is_built_with_distinct_names():
+    # the two-character brands run out near 200 institutions; the builder numbers them from then on
+    province = build_province(3, 300)
+    names = [inst.name for inst in province.institutions]
+    assert len(names) == 300 and len(set(names)) == 300
+    assert len({a.account_id for a in province.accounts}) == len(province.accounts) > 15_000
