@@ -39,6 +39,7 @@ from models.evaluation import SeenAlert, TypologyScore, fold_alert_events, score
 from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC
 from services.broker import EmbeddedBroker, die_with_parent, free_port
+from services.progress import StatusLine
 from services.simulator import build_province, plan_violations, write_files
 from services.simulator.push import REFERENCE_ORDER, PushError, _Api, parse_metric_total
 
@@ -72,39 +73,6 @@ class EvalResult:
             "thresholds_version": self.thresholds_version,
             "typologies": {name: s.to_builtins() for name, s in self.scores.items()},
         }
-
-
-class _Status:
-    """One progress line: on a terminal, live; otherwise a log line every few seconds."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.text = "starting"
-        self._live: Any = None
-        self._last_log = 0.0
-
-    def __enter__(self) -> _Status:
-        if self.enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.live import Live
-            from rich.text import Text
-
-            self._text = Text
-            self._live = Live(Text(self.text), console=Console(stderr=True), refresh_per_second=4)
-            self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._live is not None:
-            self._live.__exit__(*exc)
-
-    def update(self, text: str, force: bool = False) -> None:
-        self.text = text
-        if self._live is not None:
-            self._live.update(self._text(text))
-        elif self.enabled and (force or time.monotonic() - self._last_log >= 5.0):
-            self._last_log = time.monotonic()
-            print(f"eval: {text}", file=sys.stderr, flush=True)
 
 
 def _stack_command(data_dir: Path, port: int) -> list[str]:
@@ -142,7 +110,7 @@ async def _metrics(session: aiohttp.ClientSession, base: str) -> dict[str, int]:
 
 
 async def _push_files(
-    api: _Api, files: Path, banks: list[str], status: _Status, counts: dict[str, int]
+    api: _Api, files: Path, banks: list[str], status: StatusLine, counts: dict[str, int]
 ) -> None:
     reference = {
         kind: json.loads((files / "reference" / f"{kind}.json").read_text("utf-8"))
@@ -196,7 +164,7 @@ async def _read_alerts(bootstrap: str) -> list[SeenAlert]:
 
 
 async def _evaluate(
-    work: Path, seed: int, hours: float, labels: list[dict[str, Any]], banks: list[str], status: _Status
+    work: Path, seed: int, hours: float, labels: list[dict[str, Any]], banks: list[str], status: StatusLine
 ) -> tuple[list[SeenAlert], dict[str, int]]:
     broker = EmbeddedBroker(work / "broker.log")
     bootstrap = broker.start()
@@ -279,7 +247,7 @@ def run_eval(
     work = Path(work_dir or tempfile.mkdtemp(prefix="fundwatch-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        with _Status(progress) as status:
+        with StatusLine("eval", progress) as status:
             status.update(f"simulating {hours:g} h of a province (seed {seed})", force=True)
             province = build_province(seed, institutions)
             plan = plan_violations(province, seed, days=hours / 24)

@@ -1,0 +1,104 @@
+"""The FundWatch processes a benchmark runs, as child processes of their own: the same commands
+an operator starts, so their figures (rate, peak memory) are the real processes' figures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from services.broker import die_with_parent, free_port
+from services.simulator.push import parse_metric_total
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The most resident memory the process has had (VmHWM), in MiB; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class Child:
+    """``fundwatch <command>`` with its own environment, port and log file."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.command = command
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "FUNDWATCH_HTTP_PORT": str(self.port)}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self.peak_rss_mb: float | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *self.command],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C at the bench's terminal reaches the bench alone
+            preexec_fn=die_with_parent,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def sample_rss(self) -> float | None:
+        if self.process is not None and self.process.poll() is None:
+            value = peak_rss_mb(self.process.pid)
+            if value is not None:
+                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, value)
+        return self.peak_rss_mb
+
+    async def wait_ready(self, session: aiohttp.ClientSession, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"fundwatch {self.command[0]} exited with {self.process.returncode} before it was "
+                    f"ready; see {self.log_path}"
+                )
+            try:
+                async with session.get(self.base + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"fundwatch {self.command[0]} was not ready within {timeout_s:.0f} s")
+
+    async def metric(self, session: aiohttp.ClientSession, name: str) -> float:
+        async with session.get(self.base + "/metrics") as resp:
+            return parse_metric_total(await resp.text(), name)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        if self.process is None:
+            return None
+        self.sample_rss()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)

@@ -1,0 +1,72 @@
+"""The benchmark's figures as a table (terminal and Markdown) and as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _n(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}"
+    return f"{value:,}{unit}" if isinstance(value, int) else f"{value}{unit}"
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(figure, province, 10x accounts)."""
+    big = result.get("scale_10x") or {}
+    rss, big_rss = result.get("peak_rss_mb") or {}, big.get("peak_rss_mb") or {}
+    return [
+        ("accounts", _n(result.get("accounts")), _n(big.get("accounts"))),
+        ("records", _n(result.get("records")), _n(big.get("records"))),
+        ("raw_ceiling_rps", _n(result.get("raw_ceiling_rps")), _n(big.get("raw_ceiling_rps"))),
+        ("pipeline_rps", _n(result.get("pipeline_rps")), _n(big.get("pipeline_rps"))),
+        ("naive_faust_rps", _n(result.get("naive_faust_rps")), ""),
+        ("gateway_rps", _n(result.get("gateway_rps")), _n(big.get("gateway_rps"))),
+        ("pipeline / raw ceiling", _n(result.get("pipeline_over_raw")), ""),
+        ("pipeline / naive Faust", _n(result.get("pipeline_over_naive")), ""),
+        ("offered_rps (achieved)", f"{_n(result.get('offered_rps'))} ({_n(result.get('achieved_rps'))})", ""),
+        ("latency_p50_ms", _n(result.get("latency_p50_ms")), ""),
+        ("latency_p99_ms", _n(result.get("latency_p99_ms")), ""),
+        (
+            "probes delivered",
+            f"{_n(result.get('latency_probes_delivered'))} of {_n(result.get('latency_probes'))}",
+            "",
+        ),
+        ("peak RSS gateway (MiB)", _n(rss.get("gateway")), _n(big_rss.get("gateway"))),
+        ("peak RSS worker (MiB)", _n(rss.get("worker")), _n(big_rss.get("worker"))),
+        ("peak RSS run (MiB)", _n(rss.get("run")), ""),
+        ("worker RSS per added account (KiB)", _n(result.get("worker_rss_per_account_kb")), ""),
+    ]
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    lines = ["| figure | province | 10× accounts |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows(result)]
+    return "\n".join(lines) + "\n"
+
+
+def print_result(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="fundwatch bench" + (" --quick" if result.get("quick") else ""))
+    for column in ("figure", "province", "10× accounts"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for row in rows(result):
+        table.add_row(*row)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+    m = result.get("machine") or {}
+    console.print(
+        f"machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}"
+    )
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
