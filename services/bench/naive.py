@@ -1,7 +1,8 @@
 """The plain Faust way, as the baseline the pipeline is measured against: one record per Kafka
 message, decoded from JSON into a faust.Record, and one table update per record (a running
-balance per account). Run as ``python -m services.bench.naive BOOTSTRAP TOPIC COUNT``: it
-prints one JSON line with the records it counted and the seconds from the first to the last.
+balance per account). Run as ``python -m services.bench.naive BOOTSTRAP TOPIC COUNT PARTITIONS
+OUT``: it writes to OUT, as JSON, the records it counted and the seconds from the first to the last
+(a file, since Faust's worker writes terminal controls to stdout).
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def run(bootstrap: str, topic: str, count: int, partitions: int) -> dict[str, An
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
-    bootstrap, topic, count, partitions = argv[0], argv[1], int(argv[2]), int(argv[3])
-    print(json.dumps(run(bootstrap, topic, count, partitions)), flush=True)
-    return 0
+    bootstrap, topic, count, partitions, out = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
+    figures = run(bootstrap, topic, count, partitions)
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(figures, handle)
+    return 0 if figures["records"] >= count else 1
 
 
 if __name__ == "__main__":

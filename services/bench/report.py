@@ -16,6 +16,10 @@ def _n(value: Any, unit: str = "") -> str:
     return f"{value:,}{unit}" if isinstance(value, int) else f"{value}{unit}"
 
 
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}" if value < 1 else f"{value:.2f}"
+
+
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, province, 10x accounts)."""
     big = result.get("scale_10x") or {}
@@ -27,8 +31,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("pipeline_rps", _n(result.get("pipeline_rps")), _n(big.get("pipeline_rps"))),
         ("naive_faust_rps", _n(result.get("naive_faust_rps")), ""),
         ("gateway_rps", _n(result.get("gateway_rps")), _n(big.get("gateway_rps"))),
-        ("pipeline / raw ceiling", _n(result.get("pipeline_over_raw")), ""),
-        ("pipeline / naive Faust", _n(result.get("pipeline_over_naive")), ""),
+        ("pipeline / raw ceiling", _ratio(result.get("pipeline_over_raw")), ""),
+        ("pipeline / naive Faust", _ratio(result.get("pipeline_over_naive")), ""),
         ("offered_rps (achieved)", f"{_n(result.get('offered_rps'))} ({_n(result.get('achieved_rps'))})", ""),
         ("latency_p50_ms", _n(result.get("latency_p50_ms")), ""),
         ("latency_p99_ms", _n(result.get("latency_p99_ms")), ""),

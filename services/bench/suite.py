@@ -248,27 +248,20 @@ async def _naive_faust(bootstrap: str, partitions: int, workload: Workload, coun
         await producer.flush()
     finally:
         await producer.stop()
+    out = logs / "naive.json"
     with (logs / "naive.log").open("wb") as log_file:
         done = await asyncio.to_thread(
             subprocess.run,
-            [
-                sys.executable,
-                "-m",
-                "services.bench.naive",
-                bootstrap,
-                NAIVE_TOPIC,
-                str(len(records)),
-                str(partitions),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log_file,
+            [sys.executable, "-m", "services.bench.naive", bootstrap, NAIVE_TOPIC, str(len(records)),
+             str(partitions), str(out)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             timeout=900,
             preexec_fn=die_with_parent,
-        )
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+        )  # fmt: skip
+    if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"the naive Faust baseline failed ({done.returncode}); see {logs / 'naive.log'}")
-    figures = json.loads(lines[-1])
+    figures = json.loads(out.read_text("utf-8"))
     return figures["records"] / figures["seconds"]
 
 
