@@ -52,27 +52,33 @@ class InstitutionProcessor:
         self.states.clear()
 
     async def handle(self, value: bytes) -> None:
+        await self.handle_many([value])
+
+    async def handle_many(self, values: list[bytes]) -> None:
+        """Messages taken together: each through the detectors in order, their alerts out and
+        the snapshots considered once for all of them."""
         started = time.perf_counter()
-        message = decode_institution_message(value)
         now = int(time.time())
         changed_alerts: list[tuple[str, AlertData]] = []
-        for part in message.parts:
-            state = await self._state(part.institution_id)
-            context = self.context
-            if part.products:
-                context = DetectContext(
-                    references=OverlaidReferences(self.context.references, part.products),
-                    thresholds=self.context.thresholds,
+        for value in values:
+            message = decode_institution_message(value)
+            for part in message.parts:
+                state = await self._state(part.institution_id)
+                context = self.context
+                if part.products:
+                    context = DetectContext(
+                        references=OverlaidReferences(self.context.references, part.products),
+                        thresholds=self.context.thresholds,
+                    )
+                new_state, changed = step_institution(
+                    context, state, part.institution_id, message.msg_id, part.records, now
                 )
-            new_state, changed = step_institution(
-                context, state, part.institution_id, message.msg_id, part.records, now
-            )
-            if new_state is not state:
-                self.states[part.institution_id] = new_state
-                self.sink.remember("institution", part.institution_id, new_state)
-            changed_alerts.extend(changed)
+                if new_state is not state:
+                    self.states[part.institution_id] = new_state
+                    self.sink.remember("institution", part.institution_id, new_state)
+                changed_alerts.extend(changed)
         await self.sink.emit_alerts(changed_alerts)
         await self.sink.maybe_flush()
-        self.messages_handled += 1
-        metrics.INSTITUTION_MESSAGES_HANDLED.inc()
+        self.messages_handled += len(values)
+        metrics.INSTITUTION_MESSAGES_HANDLED.inc(len(values))
         metrics.INSTITUTION_PROCESSING_SECONDS.observe(time.perf_counter() - started)

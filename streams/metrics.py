@@ -18,7 +18,7 @@ MESSAGES_REPLAYED = Counter(
 )
 PROCESSING_SECONDS = Histogram(
     "fundwatch_message_processing_seconds",
-    "Time to process one records message, from decode to ClickHouse write",
+    "Time to process the records messages taken together (up to 64), from decode to alerts out",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 RECORD_LAG_SECONDS = Histogram(
@@ -39,7 +39,7 @@ INSTITUTION_MESSAGES_HANDLED = Counter(
 )
 INSTITUTION_PROCESSING_SECONDS = Histogram(
     "fundwatch_institution_message_processing_seconds",
-    "Time to process one institution message through the institution-level detectors",
+    "Time to process the institution messages taken together through the institution-level detectors",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 CONSUMER_LAG = Gauge(

@@ -61,53 +61,84 @@ class RecordsProcessor:
         await self.sink.flush_snapshots()
 
     async def handle(self, value: bytes) -> None:
+        await self.handle_many([value])
+
+    async def handle_many(self, values: list[bytes]) -> None:
+        """The messages the agent took together (DESIGN.md, Performance: the cost is per message
+        and per write): one ClickHouse insert per table and one table write per touched account
+        for all of them, each message still folded into each account's state on its own and in
+        order, so a replay of any one is recognised as before."""
         started = time.perf_counter()
-        message = decode_batch(value)
-        by_account: dict[str, list[Any]] = defaultdict(list)
-        for record in message.records:
-            by_account[record.account_id].append(record)
-        if self.reference_sync is not None and any(
-            self.references.account(account_id) is None for account_id in by_account
-        ):
-            # An account registered just before its first records may still be on its way to
-            # this worker; received_at is whole seconds, so wait for what came before its end.
-            await self.reference_sync(message.received_at + 1.0)
+        messages = [decode_batch(value) for value in values]
+        grouped = [(message, _by_account(message)) for message in messages]
+        if self.reference_sync is not None:
+            waiting = [
+                message.received_at
+                for message, by_account in grouped
+                if any(self.references.account(account_id) is None for account_id in by_account)
+            ]
+            if waiting:
+                # An account registered just before its first records may still be on its way
+                # to this worker; received_at is whole seconds, so wait for what came before its end.
+                await self.reference_sync(max(waiting) + 1.0)
         rows = Rows()
-        message_rows(message, self.references.enrich, rows)
+        for message in messages:
+            message_rows(message, self.references.enrich, rows)
         for table, (columns, table_rows) in rows.tables.items():
             await self.sink.insert(table, columns, table_rows)
 
         now = int(time.time())
-        replayed = False
+        touched: dict[str, dict[str, Any]] = {}
         changed_alerts: list[tuple[str, AlertData]] = []
-        for account_id, records in by_account.items():
-            key = account_id.encode("utf-8")
-            state = self.account_state.get(key)
-            if state is None:
-                state = self.seed.pop(account_id, None)
-            flows = flows_of(state)
-            if already_applied(flows, message.msg_id):
-                replayed = True
-                continue
-            detection, changed = step_account(self.context, state, account_id, message.msg_id, records, now)
-            new_state = {"flows": apply(flows, message.msg_id, records), **detection}
-            self.account_state[key] = new_state
-            self.sink.remember("account", account_id, new_state)
-            changed_alerts.extend(changed)
+        for message, by_account in grouped:
+            replayed = False
+            for account_id, records in by_account.items():
+                state = touched.get(account_id)
+                if state is None:
+                    state = self.account_state.get(account_id.encode("utf-8"))
+                if state is None:
+                    state = self.seed.pop(account_id, None)
+                flows = flows_of(state)
+                if already_applied(flows, message.msg_id):
+                    replayed = True
+                    continue
+                detection, changed = step_account(
+                    self.context, state, account_id, message.msg_id, records, now
+                )
+                touched[account_id] = {"flows": apply(flows, message.msg_id, records), **detection}
+                changed_alerts.extend(changed)
+            if replayed:
+                metrics.MESSAGES_REPLAYED.inc()
+        for account_id, state in touched.items():
+            self._write_state(account_id, state)
+            self.sink.remember("account", account_id, state)
         await self.sink.emit_alerts(changed_alerts)
-        # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
-        await self._forward(message.msg_id, message.received_at, message.records)
+        for message in messages:
+            # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
+            await self._forward(message.msg_id, message.received_at, message.records)
         await self.sink.maybe_flush()
-        if replayed:
-            metrics.MESSAGES_REPLAYED.inc()
 
-        n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
-        metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
-        metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
-        metrics.MESSAGES_PROCESSED.inc()
-        self.messages_handled += 1
+        clock = time.time()
+        for message in messages:
+            n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
+            metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
+            metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
+            metrics.RECORD_LAG_SECONDS.observe(max(0.0, clock - message.received_at))
+        metrics.MESSAGES_PROCESSED.inc(len(messages))
+        self.messages_handled += len(messages)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
-        metrics.RECORD_LAG_SECONDS.observe(max(0.0, time.time() - message.received_at))
+
+    def _write_state(self, account_id: str, state: dict[str, Any]) -> None:
+        """The table write, on the changelog partition of the account's own records partition.
+
+        Faust takes the partition from the event being processed; with messages taken together
+        that is the last one taken, which may be another partition's. The account's partition is
+        known (the gateway routes by it), so the write names it and the changelog stays
+        co-partitioned with the records topic, as recovery after a rebalance needs.
+        """
+        key = account_id.encode("utf-8")
+        self.account_state.send_changelog(partition_for(account_id, self.partitions), key, state)
+        self.account_state.data[key] = state
 
     async def _forward(self, msg_id: str, received_at: int, records: list[Any]) -> None:
         """One message per institution partition with the records its institutions need."""
@@ -126,6 +157,13 @@ class RecordsProcessor:
             )
             self.institution_messages_sent += 1
             metrics.INSTITUTION_MESSAGES_SENT.inc()
+
+
+def _by_account(message: Any) -> dict[str, list[Any]]:
+    by_account: dict[str, list[Any]] = defaultdict(list)
+    for record in message.records:
+        by_account[record.account_id].append(record)
+    return by_account
 
 
 def flows_of(state: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -108,21 +108,23 @@ class Sink:
         alerts topic (unmasked: the topic is internal; the dispatcher masks what leaves)."""
         if not changed:
             return
-        version = time.time_ns()
-        current, history = [], []
-        for event_type, alert in changed:
+        first_version = time.time_ns()
+        current: dict[str, list[Any]] = {}  # an alert changed twice in one take: its newest state
+        history = []
+        for step, (event_type, alert) in enumerate(changed):
+            version = first_version + step  # the order of the changes, kept in the history
             doc = _json.encode(alert).decode()
-            current.append([
+            current[alert.alert_id] = [
                 alert.alert_id, alert.typology, alert.severity, alert.status, alert.score, alert.institution_id,
                 alert.region, Decimal(alert.amount), _at(alert.window_start), _at(alert.window_end),
                 _at(alert.created_at), _at(alert.updated_at), doc, version,
-            ])  # fmt: skip
+            ]  # fmt: skip
             history.append([
                 alert.alert_id, _at(alert.updated_at), event_type, alert.typology, alert.severity, alert.status,
                 alert.institution_id, alert.region, f"detector:{alert.detector.name}", doc, version,
             ])  # fmt: skip
             metrics.ALERTS.labels(alert.typology, alert.severity, event_type).inc()
-        await self.insert(f"{DATABASE}.alerts", ALERT_COLUMNS, current)
+        await self.insert(f"{DATABASE}.alerts", ALERT_COLUMNS, list(current.values()))
         await self.insert(f"{DATABASE}.alert_events", ALERT_EVENT_COLUMNS, history)
         for _, alert in changed:
             await self.alerts_topic.send(

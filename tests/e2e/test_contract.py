@@ -394,9 +394,13 @@ def test_the_embedded_stack_delivers_alerts_by_signed_webhook(stack, bank, recei
     assert received.event.get_type() == "fundwatch.alert.large_value"
     assert received.data["institution_id"] == "E2E-P2P-1" and received.data["accounts"] == ["****ST-1"]
     assert not receivers["run"].bad
-    status, log = call("GET", f"{stack.base}/v1/subscriptions/{sub['id']}/deliveries", stack.admin)
-    assert status == 200 and [d["state"] for d in log["deliveries"]] == ["delivered"]
-    assert log["deliveries"][0]["webhook_id"] == received.webhook_id
+
+    def logged():  # the log is written a moment after the answer came
+        status, log = call("GET", f"{stack.base}/v1/subscriptions/{sub['id']}/deliveries", stack.admin)
+        assert status == 200
+        return log["deliveries"] if [d["state"] for d in log["deliveries"]] == ["delivered"] else None
+
+    assert wait_until(logged, 10, what="the delivery logged")[0]["webhook_id"] == received.webhook_id
 
 
 def test_promtool_accepts_the_embedded_stacks_metrics(stack):
