@@ -8,6 +8,7 @@ the same thing backed by plain dicts, for tests and for ``fundwatch eval``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -199,7 +200,16 @@ _PERSON_EN = re.compile(r"^[A-Za-z][A-Za-z'\-]*(\.?\s+[A-Za-z][A-Za-z'\-]*){1,3}
 
 
 def is_natural_person(account: Mapping[str, Any] | None) -> bool | None:
-    """Whether an account is held by a natural person: True, False, or None when unknown.
+    """Whether an account is held by a natural person: True, False, or None when unknown (the
+    rules are on ``_natural``; asked per record, answered once per holder)."""
+    if account is None:
+        return None
+    return _natural(str(account.get("holder_type") or ""), str(account.get("holder_name") or ""))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _natural(holder_type_text: str, holder_name: str) -> bool | None:
+    """Whether a holder is a natural person: True, False, or None when unknown.
 
     ``holder_type`` decides when the reference item carries it ("person" / "organization").
     Otherwise a heuristic on ``holder_name``, in this order:
@@ -211,14 +221,12 @@ def is_natural_person(account: Mapping[str, Any] | None) -> bool | None:
        middle dot, or 2 to 4 Latin words is a person;
     3. anything else (empty, long names without a marker) is unknown.
     """
-    if account is None:
-        return None
-    holder_type = str(account.get("holder_type") or "").strip().lower()
+    holder_type = holder_type_text.strip().lower()
     if holder_type in ("person", "natural_person", "individual"):
         return True
     if holder_type in ("organization", "organisation", "company", "legal_person"):
         return False
-    name = str(account.get("holder_name") or "").strip()
+    name = holder_name.strip()
     if not name:
         return None
     lowered = name.lower()
@@ -240,6 +248,29 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
+
+
+# Thresholds are fixed for the life of a process and each detector's defaults are a constant, so
+# the merge of the two is made once per (typology, institution type), not once per record.
+# Each entry holds its Thresholds and defaults, so neither is collected and its id reused while
+# the entry lives.
+_MERGED: dict[tuple[int, str, str | None, int], tuple[Thresholds, Any, dict[str, Any]]] = {}
+
+
+def _merged(
+    thresholds: Thresholds, typology: str, institution_type: str | None, defaults: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    key = (id(thresholds), typology, institution_type, id(defaults))
+    found = _MERGED.get(key)
+    if found is None:
+        if len(_MERGED) > 4096:  # many Thresholds made over a process's life (tests): start over
+            _MERGED.clear()
+        found = _MERGED[key] = (
+            thresholds,
+            defaults,
+            {**(defaults or {}), **thresholds.get(typology, institution_type)},
+        )
+    return found[2]
 
 
 @dataclass(frozen=True)
@@ -283,8 +314,9 @@ class DetectContext:
         self, typology: str, account_id: str | None, defaults: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """One typology's thresholds for the account's institution type, over a detector's
-        own defaults for keys the configuration does not carry."""
-        return {**(defaults or {}), **self.thresholds.get(typology, self.institution_type(account_id))}
+        own defaults for keys the configuration does not carry. Shared between calls: read it,
+        never change it."""
+        return _merged(self.thresholds, typology, self.institution_type(account_id), defaults)
 
     def institution_config(
         self, typology: str, institution_id: str | None, defaults: Mapping[str, Any] | None = None
@@ -293,7 +325,7 @@ class DetectContext:
         institution-level detectors), over a detector's own defaults."""
         institution = self.references.institution(institution_id) if institution_id else None
         institution_type = _text(institution.get("type")) if institution else None
-        return {**(defaults or {}), **self.thresholds.get(typology, institution_type)}
+        return _merged(self.thresholds, typology, institution_type, defaults)
 
     def is_own(self, institution_id: str | None, account_id: str | None) -> bool:
         """An own_operating account of that institution."""
