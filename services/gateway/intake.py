@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from schemas.ddl import DATABASE
 from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import (
     RECORDS_TOPIC,
@@ -50,6 +49,7 @@ from services.auth import Principal
 from services.gateway import metrics
 from services.gateway.dedup import BatchAnswers, RecordKeys
 from services.gateway.errors import ApiError
+from services.gateway.group_commit import GroupCommit
 from services.kafka_io import Publisher, PublishError
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
@@ -135,6 +135,7 @@ class BatchIntake:
         self.partitions = partitions
         self.keys = RecordKeys()
         self.answers = BatchAnswers()
+        self.commits = GroupCommit(storage)
         # One lock per batch in flight, so a batch sent twice at once is answered once; a lock
         # lives only while a request holds it.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -230,14 +231,7 @@ class BatchIntake:
 
     async def _remember(self, batch: Batch, record_ids: list[str], answer: bytes, received_at: int) -> None:
         when = datetime.fromtimestamp(received_at, UTC)
-        if record_ids:
-            await self.storage.insert(
-                f"{DATABASE}.ingest_keys",
-                ("bank_code", "record_id", "batch_id", "accepted_at"),
-                [[batch.bank_code, rid, batch.batch_id, when] for rid in record_ids],
-            )
-        await self.storage.insert(
-            f"{DATABASE}.batch_answers",
-            ("bank_code", "batch_id", "answer", "received_at"),
-            [[batch.bank_code, batch.batch_id, answer.decode("utf-8"), when]],
+        await self.commits.write(
+            [[batch.bank_code, rid, batch.batch_id, when] for rid in record_ids],
+            [batch.bank_code, batch.batch_id, answer.decode("utf-8"), when],
         )

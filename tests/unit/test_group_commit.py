@@ -1,0 +1,117 @@
+"""services/gateway/group_commit.py: concurrent batches share ClickHouse writes, and each is
+answered only after its own rows are written."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.gateway.group_commit import GroupCommit
+from services.storage.base import StorageError
+
+
+class SlowStorage:
+    """insert() as AsyncStorage has it, taking a while, failing on cue."""
+
+    def __init__(self, fail_rounds: int = 0) -> None:
+        self.inserts: list[tuple[str, list]] = []
+        self.fail_rounds = fail_rounds
+
+    async def insert(self, table, columns, rows):
+        await asyncio.sleep(0.01)
+        if self.fail_rounds:
+            if table.endswith("batch_answers"):
+                self.fail_rounds -= 1
+            raise StorageError("ClickHouse is away")
+        self.inserts.append((table.rsplit(".", 1)[-1], list(rows)))
+        return len(rows)
+
+
+def test_batches_arriving_together_share_one_write_per_table_and_all_wait_for_it():
+    async def main():
+        storage = SlowStorage()
+        commits = GroupCommit(storage)
+        order = []
+
+        async def batch(n: int) -> None:
+            await commits.write(
+                [["B001", f"r{n}-{i}", f"b{n}", 0] for i in range(3)], ["B001", f"b{n}", "{}", 0]
+            )
+            order.append((n, len(storage.inserts)))
+
+        await asyncio.gather(*(batch(n) for n in range(6)))
+        return storage, commits, order
+
+    storage, commits, order = asyncio.run(main())
+    # all six were waiting before the first write began: one round, one insert per table
+    assert commits.writes == 1
+    assert [(table, len(rows)) for table, rows in storage.inserts] == [
+        ("ingest_keys", 18),
+        ("batch_answers", 6),
+    ]
+    # nobody was answered before its own rows were in
+    assert all(written == 2 for _, written in order)
+
+
+def test_batches_arriving_during_a_write_go_in_the_next_one():
+    async def main():
+        storage = SlowStorage()
+        commits = GroupCommit(storage)
+        first = asyncio.ensure_future(commits.write([["B001", "a", "b0", 0]], ["B001", "b0", "{}", 0]))
+        await asyncio.sleep(0.005)  # the first write is under way
+        later = [asyncio.ensure_future(commits.write([["B001", f"r{n}", f"b{n}", 0]], ["B001", f"b{n}", "{}", 0]))
+                 for n in range(1, 5)]  # fmt: skip
+        await asyncio.gather(first, *later)
+        return storage, commits
+
+    storage, commits = asyncio.run(main())
+    assert commits.writes == 2
+    assert [len(rows) for _, rows in storage.inserts] == [1, 1, 4, 4]
+
+
+def test_a_failed_write_refuses_every_batch_of_its_round_and_the_next_round_goes_through():
+    async def main():
+        storage = SlowStorage(fail_rounds=1)
+        commits = GroupCommit(storage)
+        first = asyncio.ensure_future(commits.write([["B001", "a", "b1", 0]], ["B001", "b1", "{}", 0]))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(commits.write([], ["B001", "b2", "{}", 0]))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        third = await commits.write([["B001", "c", "b3", 0]], ["B001", "b3", "{}", 0])
+        return results, third, storage
+
+    results, third, storage = asyncio.run(main())
+    assert isinstance(results[0], StorageError)
+    assert results[1] is None or isinstance(results[1], StorageError)
+    assert third is None and storage.inserts[-1][0] == "batch_answers"
+
+
+def test_a_caller_that_goes_away_does_not_cancel_the_write_others_wait_for():
+    async def main():
+        storage = SlowStorage()
+        commits = GroupCommit(storage)
+        leaving = asyncio.ensure_future(commits.write([["B001", "x", "b1", 0]], ["B001", "b1", "{}", 0]))
+        staying = asyncio.ensure_future(commits.write([["B002", "y", "b2", 0]], ["B002", "b2", "{}", 0]))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        await staying
+        await asyncio.sleep(0.05)
+        return storage
+
+    storage = asyncio.run(main())
+    written = {row[1] for table, rows in storage.inserts if table == "ingest_keys" for row in rows}
+    assert written == {"x", "y"}
+
+
+@pytest.mark.parametrize("keys", [[], [["B001", "k", "b", 0]]])
+def test_a_lone_batch_waits_for_nobody(keys):
+    async def main():
+        storage = SlowStorage()
+        commits = GroupCommit(storage)
+        await asyncio.wait_for(commits.write(keys, ["B001", "b", "{}", 0]), 1.0)
+        return storage, commits
+
+    storage, commits = asyncio.run(main())
+    assert commits.writes == 1
+    assert [table for table, _ in storage.inserts] == (["ingest_keys"] if keys else []) + ["batch_answers"]
