@@ -60,7 +60,7 @@ class WorkerApp:
 def faust_app(app_id: str, bootstrap: str, partitions: int) -> faust.App:
     return faust.App(
         app_id,
-        broker=f"kafka://{bootstrap}",
+        broker=f"fundwatch://{bootstrap}",  # streams/transport.py: a short fetch wait
         store="memory://",
         web_enabled=False,
         topic_partitions=partitions,

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from models.detectors.context import listed_by
 from schemas.reference import REFERENCE_KINDS
+from streams.transport import FETCH_MAX_WAIT_MS
 
 log = logging.getLogger("fundwatch.reference")
 
@@ -132,6 +133,7 @@ class ReferenceFollower(mode.Service):
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,  # a records message may be waiting on this item
         )
         await self._consumer.start()
         partitions = []

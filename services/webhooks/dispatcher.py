@@ -55,6 +55,7 @@ from services.webhooks.store import (
     iso,
 )
 from streams.lag import LagGauge
+from streams.transport import FETCH_MAX_WAIT_MS
 
 log = logging.getLogger("fundwatch.dispatcher")
 
@@ -158,6 +159,9 @@ class Dispatcher(mode.Service):
         self.deliveries = DeliveryStore(storage)
         self.lanes: dict[str, Lane] = {}
         self._unsaved: dict[str, Delivery] = {}
+        # Subscriptions this process disabled on a 410, until ClickHouse shows it: a refresh that
+        # read the document just before the write must not bring the subscription back.
+        self._disabled_here: dict[str, dict[str, str]] = {}
         self._refreshed_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
@@ -216,6 +220,12 @@ class Dispatcher(mode.Service):
             started = time.time()
             docs = {doc["id"]: doc for doc in await self.subscriptions.live()}
             for sid, doc in docs.items():
+                marks = self._disabled_here.get(sid)
+                if marks is not None:
+                    if doc.get("disabled_at"):
+                        del self._disabled_here[sid]
+                    else:
+                        doc = docs[sid] = {**doc, **marks}
                 lane = self.lanes.get(sid)
                 if lane is None:
                     self.lanes[sid] = Lane(self, doc)
@@ -265,6 +275,7 @@ class Dispatcher(mode.Service):
             session_timeout_ms=10_000,
             rebalance_timeout_ms=6_000,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,  # an alert waits no longer than this for its fetch
         )
         await consumer.start()
         self._consumer = consumer
@@ -439,10 +450,12 @@ class Dispatcher(mode.Service):
             return  # another attempt in flight met the 410 first
         marks = {"disabled_at": iso(now), "disabled_reason": "the subscriber answered 410 Gone"}
         lane.subscription = {**lane.subscription, **marks}
+        self._disabled_here[lane.id] = marks
         # From storage, not the lane's copy: a rotation or a delete since the last refresh must
         # not be undone by writing an older document back.
         found = await self.subscriptions.get(lane.id)
         if found is None:
+            self._disabled_here.pop(lane.id, None)
             return
         owner, current = found
         await self.subscriptions.save(owner, {**current, **marks})
