@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="records per province (default 300,000; 60,000 with --quick)",
     )
     bench.add_argument("--offered-rps", type=float, default=None,
-                       help="offered load of the latency phase (default: half the measured pipeline rate)")  # fmt: skip
+                       help="offered load of the latency phase (default: a quarter of the measured pipeline rate)")  # fmt: skip
     bench.add_argument("--seed", type=int, default=None, help="seed of the simulated provinces")
     bench.add_argument("--work-dir", type=Path, default=None, help="keep the logs and data of the run here")
     return parser
