@@ -39,6 +39,7 @@ from models.evaluation import SeenAlert, TypologyScore, fold_alert_events, score
 from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC
 from services.broker import EmbeddedBroker, die_with_parent, free_port
+from services.children import wait_http_ready
 from services.progress import StatusLine
 from services.simulator import build_province, plan_violations, write_files
 from services.simulator.push import REFERENCE_ORDER, PushError, _Api, parse_metric_total
@@ -80,23 +81,6 @@ def _stack_command(data_dir: Path, port: int) -> list[str]:
         sys.executable, "-m", "services.cli", "run", "--no-simulator",
         "--data-dir", str(data_dir), "--http-port", str(port),
     ]  # fmt: skip
-
-
-async def _wait_ready(
-    session: aiohttp.ClientSession, base: str, stack: subprocess.Popen, timeout_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if stack.poll() is not None:
-            raise RuntimeError(f"fundwatch run exited with {stack.returncode} before it was ready")
-        try:
-            async with session.get(base + "/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"fundwatch run was not ready within {timeout_s:.0f} s")
 
 
 async def _metrics(session: aiohttp.ClientSession, base: str) -> dict[str, int]:
@@ -188,7 +172,7 @@ async def _evaluate(
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
             status.update("starting the broker and fundwatch run", force=True)
-            await _wait_ready(session, base, stack, 180.0)
+            await wait_http_ready(session, base, stack, "fundwatch run", 180.0, interval_s=0.5)
             api = _Api(session, base, token, retry_for_s=120.0)
             pushing = asyncio.create_task(_push_files(api, work / "province", banks, status, counts))
             started = time.monotonic()

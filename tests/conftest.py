@@ -52,3 +52,14 @@ def chdb_storage(tmp_path_factory):
 def storage(request):
     """Each storage test runs on both backends: the same DDL and queries must hold on both."""
     return request.getfixturevalue("server_storage" if request.param == "clickhouse" else "chdb_storage")
+
+
+@pytest.fixture(scope="module")
+def receivers():
+    """Real HTTP webhook receivers (tests/receivers.py) for one test module."""
+    from tests.receivers import Receivers
+
+    running = Receivers()
+    running.start()
+    yield running
+    running.stop()

@@ -3,17 +3,16 @@ an operator starts, so their figures (rate, peak memory) are the real processes'
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
 
 from services.broker import die_with_parent, free_port
+from services.children import wait_http_ready
 from services.simulator.push import parse_metric_total
 
 
@@ -64,21 +63,9 @@ class Child:
         return self.peak_rss_mb
 
     async def wait_ready(self, session: aiohttp.ClientSession, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"fundwatch {self.command[0]} exited with {self.process.returncode} before it was "
-                    f"ready; see {self.log_path}"
-                )
-            try:
-                async with session.get(self.base + "/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.25)
-        raise RuntimeError(f"fundwatch {self.command[0]} was not ready within {timeout_s:.0f} s")
+        await wait_http_ready(
+            session, self.base, self.process, f"fundwatch {self.command[0]} (log: {self.log_path})", timeout_s
+        )
 
     async def metric(self, session: aiohttp.ClientSession, name: str) -> float:
         async with session.get(self.base + "/metrics") as resp:

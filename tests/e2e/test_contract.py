@@ -15,7 +15,6 @@ from decimal import Decimal
 
 import pytest
 
-from tests.receivers import Receivers
 from tests.support import (
     FundwatchProcess,
     call,
@@ -99,14 +98,6 @@ def bank(stack):
     )
     assert status == 201 and answer["role"] == "bank" and answer["bank_code"] == "B001"
     return answer["token"]
-
-
-@pytest.fixture(scope="module")
-def receivers():
-    running = Receivers()
-    running.start()
-    yield running
-    running.stop()
 
 
 def txn(record_id: str, amount: str = "100.00", account: str = "E2E-CUST-1", **extra) -> dict:

@@ -14,7 +14,6 @@ import uuid
 
 import pytest
 
-from tests.receivers import Receivers
 from tests.support import (
     ClickHouseServer,
     FundwatchProcess,
@@ -135,14 +134,6 @@ class Stack:
         code, answer = call("GET", f"{self.base}/v1/subscriptions/{subscription_id}/deliveries{query}", token)
         assert code == 200, answer
         return answer["deliveries"]
-
-
-@pytest.fixture(scope="module")
-def receivers():
-    running = Receivers()
-    running.start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
