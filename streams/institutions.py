@@ -1,5 +1,5 @@
-"""The institution agent's work on one message: each institution's records (or a product
-review) through the product- and institution-level detectors.
+"""The institution agent's work on the messages it takes together: each institution's records
+(or a product review) through the product- and institution-level detectors.
 
 Institution states live in this process's memory, not in a Faust table: a payment institution's
 clearing mirrors and growth trend reach megabytes, and a changelogged table would write all of it
@@ -50,9 +50,6 @@ class InstitutionProcessor:
     def forget(self) -> None:
         """Drop what memory holds (after a rebalance): it is reloaded from the snapshots."""
         self.states.clear()
-
-    async def handle(self, value: bytes) -> None:
-        await self.handle_many([value])
 
     async def handle_many(self, values: list[bytes]) -> None:
         """Messages taken together: each through the detectors in order, their alerts out and

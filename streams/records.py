@@ -1,6 +1,6 @@
-"""The records agent's work on one message: raw records and aggregates to ClickHouse, each touched
-account's state through the account-level detectors, and the records the institution-level
-detectors need re-keyed onto the institution topic."""
+"""The records agent's work on the messages it takes together: raw records and aggregates to
+ClickHouse, each touched account's state through the account-level detectors, and the records the
+institution-level detectors need re-keyed onto the institution topic."""
 
 from __future__ import annotations
 
@@ -59,9 +59,6 @@ class RecordsProcessor:
 
     async def flush_snapshots(self) -> None:
         await self.sink.flush_snapshots()
-
-    async def handle(self, value: bytes) -> None:
-        await self.handle_many([value])
 
     async def handle_many(self, values: list[bytes]) -> None:
         """The messages the agent took together (DESIGN.md, Performance: the cost is per message

@@ -48,7 +48,8 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from schemas.messages import RECORDS_TOPIC, TxnRecord, decode_batch
+from schemas.fields import amount_to_cents, epoch_seconds
+from schemas.messages import RECORDS_TOPIC, decode_batch
 from services.bench.naive import NAIVE_TOPIC
 from services.bench.processes import Child
 from services.bench.workload import Workload, build_workload, probe_batches, probe_reference
@@ -207,33 +208,17 @@ async def _raw_ceiling(bootstrap: str, partitions: int, total: int) -> float:
 
 async def _naive_faust(bootstrap: str, partitions: int, workload: Workload, count: int, logs: Path) -> float:
     """The records one per message, then a plain Faust agent over them in a process of its own."""
-    records: list[TxnRecord] = []
+    records: list[dict[str, Any]] = []
     for _, body, _ in workload.batches:
-        for raw in msgspec.json.decode(body)["records"]:
-            if raw["kind"] == "transaction":
-                cents = round(float(raw["amount"]) * 100)
-                records.append(
-                    TxnRecord(
-                        raw["record_id"],
-                        raw["account_id"],
-                        raw["direction"] == "credit",
-                        cents,
-                        0,
-                        "",
-                        "",
-                        raw["channel"],
-                        "CNY",
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                    )  # fmt: skip
-                )
-            if len(records) >= count:
-                break
+        records += [
+            {"record_id": raw["record_id"], "account_id": raw["account_id"], "credit": raw["direction"] == "credit",
+             "amount_cents": amount_to_cents(raw["amount"]), "booked_at": epoch_seconds(raw["booked_at"])}
+            for raw in msgspec.json.decode(body)["records"]
+            if raw["kind"] == "transaction"
+        ]  # fmt: skip
         if len(records) >= count:
             break
+    records = records[:count]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -244,11 +229,9 @@ async def _naive_faust(bootstrap: str, partitions: int, workload: Workload, coun
     await producer.start()
     try:
         for record in records:
-            value = json.dumps({
-                "record_id": record.record_id, "account_id": record.account_id, "credit": record.credit,
-                "amount_cents": record.amount_cents, "booked_at": record.booked_at,
-            }).encode()  # fmt: skip
-            await producer.send(NAIVE_TOPIC, value=value, key=record.account_id.encode())
+            await producer.send(
+                NAIVE_TOPIC, value=json.dumps(record).encode(), key=record["account_id"].encode()
+            )
         await producer.flush()
     finally:
         await producer.stop()

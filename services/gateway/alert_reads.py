@@ -17,7 +17,7 @@ from models.findings import SEVERITIES, TYPOLOGIES
 from schemas.ddl import DATABASE
 from schemas.fields import parse_time
 from services.auth import Principal
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, query_limit
 
 STATUSES = ("open", "acknowledged", "assigned", "disposed")
 MAX_LIMIT = 1000
@@ -89,13 +89,7 @@ class AlertReads:
                     422, "invalid_query", "`since`: must be an RFC 3339 time with an offset", "since"
                 ) from None
             where.append("updated_at >= %(since)s")
-        try:
-            limit = int(query.get("limit", "100"))
-        except ValueError:
-            raise ApiError(422, "invalid_query", "`limit`: must be a whole number", "limit") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ApiError(422, "invalid_query", f"`limit`: must be between 1 and {MAX_LIMIT}", "limit")
-        params["limit"] = limit
+        params["limit"] = query_limit(query, most=MAX_LIMIT)
         rows = await self.storage.query(
             f"""SELECT doc FROM {DATABASE}.alerts FINAL WHERE {" AND ".join(where)}
                 ORDER BY updated_at DESC, alert_id LIMIT %(limit)s""",

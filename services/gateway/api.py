@@ -21,7 +21,7 @@ from schemas.validation import ValidationFailure, decode
 from services.auth import Principal, TokenStore
 from services.gateway import metrics
 from services.gateway.alert_reads import AlertReads
-from services.gateway.errors import ApiError, json_response, raw_json_response
+from services.gateway.errors import ApiError, json_response, query_limit, raw_json_response
 from services.gateway.intake import BatchIntake, parse_batch
 from services.gateway.reads import Reads
 from services.gateway.reference import ReferenceService
@@ -151,13 +151,10 @@ class Gateway:
         if principal.role not in {"admin", "desk", "bank"}:
             raise ApiError(403, "forbidden", "no right to read flows")
         query = request.query
-        try:
-            limit = int(query.get("limit", "100"))
-        except ValueError:
-            raise ApiError(422, "invalid_query", "`limit`: must be a whole number", "limit") from None
         answer = await self.reads.account_flows(
-            principal, request.match_info["account_id"], query.get("grain", "day"), query.get("since"), limit
-        )
+            principal, request.match_info["account_id"], query.get("grain", "day"), query.get("since"),
+            query_limit(query),
+        )  # fmt: skip
         return json_response(answer)
 
     async def list_alerts(self, request: web.Request) -> web.Response:

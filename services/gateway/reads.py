@@ -56,8 +56,6 @@ class Reads:
     ) -> dict[str, Any]:
         if grain not in {"hour", "day"}:
             raise ApiError(422, "invalid_query", "`grain`: must be hour or day", "grain")
-        if not 1 <= limit <= 1000:
-            raise ApiError(422, "invalid_query", "`limit`: must be between 1 and 1000", "limit")
         try:
             since_at = parse_time(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
         except ValueError:

@@ -23,7 +23,7 @@ import msgspec
 from schemas.api import DeliveryLog, SecretAnswer, SubscriptionCreated, SubscriptionList, SubscriptionRequest
 from schemas.validation import ValidationFailure, decode
 from services.auth import Principal
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, query_limit
 from services.storage.async_storage import AsyncStorage
 from services.webhooks.policy import ROTATION_OVERLAP_S
 from services.webhooks.signing import new_secret
@@ -135,11 +135,5 @@ class Subscriptions:
             raise ApiError(
                 422, "invalid_query", f"`status`: must be one of {', '.join(DELIVERY_STATES)}", "status"
             )
-        try:
-            limit = int(query.get("limit", "100"))
-        except ValueError:
-            raise ApiError(422, "invalid_query", "`limit`: must be a whole number", "limit") from None
-        if not 1 <= limit <= 1000:
-            raise ApiError(422, "invalid_query", "`limit`: must be between 1 and 1000", "limit")
-        found = await self.deliveries.log(subscription_id, state, limit)
+        found = await self.deliveries.log(subscription_id, state, query_limit(query))
         return DeliveryLog([delivery_view(d) for d in found])

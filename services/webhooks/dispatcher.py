@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -29,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from schemas.alerts import CLOUDEVENTS_CONTENT_TYPE, AlertData, decode_event, encode_event, to_event
+from schemas.fields import parse_time
 from schemas.messages import ALERTS_TOPIC
 from services.storage.async_storage import AsyncStorage
 from services.webhooks import metrics
@@ -76,21 +76,27 @@ class DispatchConfig:
     concurrency: int = 4  # requests in flight per subscription
 
 
-def _epoch(iso_text: str) -> float:
-    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
-
-
 class Lane:
     """One subscription's messages, delivered by its own task."""
 
     def __init__(self, dispatcher: Dispatcher, subscription: dict[str, Any]) -> None:
         self.dispatcher = dispatcher
-        self.subscription = subscription
+        self.subscription = subscription  # also sets the created time below
         self.due: list[tuple[float, int, Delivery]] = []
         self.in_flight: dict[str, tuple[asyncio.Task, Delivery]] = {}
         self._wake = asyncio.Event()
         self._seq = 0
         self.task = asyncio.create_task(self._run(), name=f"webhook-lane-{subscription['id']}")
+
+    @property
+    def subscription(self) -> dict[str, Any]:
+        return self._subscription
+
+    @subscription.setter
+    def subscription(self, doc: dict[str, Any]) -> None:
+        self._subscription = doc
+        # read for every alert against every lane: parsed once per document, not per alert
+        self.created_at = parse_time(doc["created_at"]).timestamp()
 
     @property
     def id(self) -> str:
@@ -332,7 +338,7 @@ class Dispatcher(mode.Service):
         body: str | None = None
         for lane in self.lanes.values():
             sub = lane.subscription
-            if sub.get("disabled_at") or stamp < _epoch(sub["created_at"]) - CLOCK_GRACE_S:
+            if sub.get("disabled_at") or stamp < lane.created_at - CLOCK_GRACE_S:
                 continue
             if not matches(sub.get("filter") or {}, alert):
                 continue
