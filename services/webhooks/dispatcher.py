@@ -189,12 +189,7 @@ class Dispatcher(mode.Service):
         pending = await self.deliveries.pending()
         resumed = 0
         for delivery in pending:
-            lane = self.lanes.get(delivery.subscription_id)
-            if lane is None:  # its subscription went while the dispatcher was down
-                self._kill(delivery, "subscription_deleted", time.time())
-                continue
-            lane.push(delivery)
-            resumed += 1
+            resumed += self._queue(delivery, time.time())
         await self._save()
         metrics.PENDING.set(self.pending_count())
         log.info("dispatcher ready subscriptions=%d pending_resumed=%d", len(self.lanes), resumed)
@@ -255,6 +250,19 @@ class Dispatcher(mode.Service):
                 await self.refresh()
             except Exception:  # storage away: keep the lanes as they are and try again
                 log.exception("subscription refresh failed")
+
+    def _queue(self, delivery: Delivery, now: float) -> bool:
+        """Hand a message to its subscription's lane; dead-letter it if the subscription went or
+        was disabled meanwhile (a 410 may come in while a batch of messages is being stored)."""
+        lane = self.lanes.get(delivery.subscription_id)
+        if lane is None:
+            self._kill(delivery, "subscription_deleted", now)
+            return False
+        if lane.subscription.get("disabled_at"):
+            self._kill(delivery, "subscription_gone", now)
+            return False
+        lane.push(delivery)
+        return True
 
     def _kill_lane(self, lane: Lane, reason: str) -> None:
         now = time.time()
@@ -326,9 +334,7 @@ class Dispatcher(mode.Service):
         fresh = [d for d in made if d.webhook_id not in known]
         await self.deliveries.save(fresh, first=True)
         for delivery in fresh:
-            lane = self.lanes.get(delivery.subscription_id)
-            if lane is not None:
-                lane.push(delivery)
+            self._queue(delivery, now)
         metrics.MESSAGES_CREATED.inc(len(fresh))
         metrics.PENDING.set(self.pending_count())
         return len(fresh)
