@@ -366,7 +366,9 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
             bootstrap = broker.start()
         storage = _prepare(settings, bootstrap)
         admin_token = admin_token_for(settings)
-        worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
+        worker = create_worker_app(
+            settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust"
+        )
         dispatcher = _dispatcher(settings, storage, bootstrap)
 
         async def dispatcher_ready() -> bool:
@@ -417,7 +419,9 @@ def run_worker(settings: Settings) -> int:
     bootstrap = _external_bootstrap(settings, "worker")
     storage = _prepare(settings, bootstrap)
     try:
-        worker = create_worker_app(settings.app_id, bootstrap, settings.partitions, storage)
+        worker = create_worker_app(
+            settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust"
+        )
         probes = ProbeService(settings.http_host, settings.http_port, worker.ready)
         return _execute(
             Worker(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -57,9 +58,10 @@ class WorkerApp:
         await self.processor.sink.flush_snapshots()
 
 
-def faust_app(app_id: str, bootstrap: str, partitions: int) -> faust.App:
+def faust_app(app_id: str, bootstrap: str, partitions: int, datadir: Path) -> faust.App:
     return faust.App(
         app_id,
+        datadir=str(datadir),  # Faust's default is a directory in the working directory
         broker=f"fundwatch://{bootstrap}",  # streams/transport.py: a short fetch wait
         store="memory://",
         web_enabled=False,
@@ -86,8 +88,10 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
-def create_worker_app(app_id: str, bootstrap: str, partitions: int, storage: AsyncStorage) -> WorkerApp:
-    app = faust_app(app_id, bootstrap, partitions)
+def create_worker_app(
+    app_id: str, bootstrap: str, partitions: int, storage: AsyncStorage, datadir: Path
+) -> WorkerApp:
+    app = faust_app(app_id, bootstrap, partitions, datadir)
     records_topic = _raw_topic(app, RECORDS_TOPIC, partitions)
     institution_topic = _raw_topic(app, INSTITUTION_TOPIC, partitions)
     alerts_topic = _raw_topic(app, ALERTS_TOPIC, partitions)

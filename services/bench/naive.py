@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -28,9 +29,10 @@ class NaiveRecord(faust.Record, serializer="json"):
     booked_at: int
 
 
-def run(bootstrap: str, topic: str, count: int, partitions: int) -> dict[str, Any]:
+def run(bootstrap: str, topic: str, count: int, partitions: int, datadir: Path) -> dict[str, Any]:
     app = faust.App(
         f"fw-bench-naive-{uuid.uuid4().hex[:8]}",
+        datadir=str(datadir),  # Faust's default is a directory in the working directory
         broker=f"kafka://{bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -68,7 +70,7 @@ def run(bootstrap: str, topic: str, count: int, partitions: int) -> dict[str, An
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     bootstrap, topic, count, partitions, out = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4]
-    figures = run(bootstrap, topic, count, partitions)
+    figures = run(bootstrap, topic, count, partitions, Path(out).parent / "naive-faust")
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(figures, handle)
     return 0 if figures["records"] >= count else 1
