@@ -93,11 +93,30 @@ def step_institution(
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
     """The institution's state after one message, and the alerts that changed. A message seen
     already (redelivered) changes nothing."""
+    return step_institution_messages(ctx, state, institution_id, [(msg_id, records)], at)
+
+
+def step_institution_messages(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    institution_id: str,
+    messages: list[tuple[str, list[TxnRecord]]],
+    at: int,
+) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
+    """The institution's state after several messages in order, in one detector step over their
+    records together, and the alerts that changed. Messages seen already change nothing."""
     state = state or {}
-    if already_applied(state, msg_id):
+    seen = set(state.get("recent", ()))
+    fresh: list[tuple[str, list[TxnRecord]]] = []
+    for msg_id, records in messages:
+        if msg_id not in seen:
+            seen.add(msg_id)
+            fresh.append((msg_id, records))
+    if not fresh:
         return state, []
+    records = fresh[0][1] if len(fresh) == 1 else [r for _, part in fresh for r in part]
     detector_states, findings = detect_institution(
-        ctx, state.get("detectors"), institution_id, msg_id, records
+        ctx, state.get("detectors"), institution_id, fresh[-1][0], records
     )
     institution = ctx.references.institution(institution_id) or {}
     region_of = {institution_id: str(institution.get("region") or "")}
@@ -106,5 +125,5 @@ def step_institution(
             other = ctx.references.institution(finding.institution_id) or {}
             region_of[finding.institution_id] = str(other.get("region") or "")
     alerts, changed = fold_findings(state.get("alerts"), findings, region_of, at)
-    recent = [*state.get("recent", ()), msg_id][-RECENT_MESSAGES:]
+    recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
     return {"detectors": detector_states, "alerts": alerts, "recent": recent}, changed

@@ -19,10 +19,10 @@ import msgspec
 
 from models.detectors import DetectContext
 from models.detectors.context import OverlaidReferences
-from models.institution_detection import step_institution
+from models.institution_detection import step_institution_messages
 from schemas.alerts import AlertData
 from schemas.ddl import DATABASE
-from schemas.messages import decode_institution_message
+from schemas.messages import InstitutionPart, decode_institution_message
 from streams import metrics
 from streams.sink import Sink
 
@@ -57,25 +57,44 @@ class InstitutionProcessor:
         started = time.perf_counter()
         now = int(time.time())
         changed_alerts: list[tuple[str, AlertData]] = []
+        # Each institution's parts over the messages taken, in order. Its plain records parts go
+        # through the detectors in one step; a review (products just upserted) is a step of its
+        # own, with those products overlaid on the reference view.
+        steps: dict[str, list[tuple[str, InstitutionPart]]] = {}
         for value in values:
             message = decode_institution_message(value)
             for part in message.parts:
-                state = await self._state(part.institution_id)
+                steps.setdefault(part.institution_id, []).append((message.msg_id, part))
+        for institution_id, parts in steps.items():
+            state = await self._state(institution_id)
+            for run in _runs(parts):
                 context = self.context
-                if part.products:
+                products = run[0][1].products
+                if products:
                     context = DetectContext(
-                        references=OverlaidReferences(self.context.references, part.products),
+                        references=OverlaidReferences(self.context.references, products),
                         thresholds=self.context.thresholds,
                     )
-                new_state, changed = step_institution(
-                    context, state, part.institution_id, message.msg_id, part.records, now
+                new_state, changed = step_institution_messages(
+                    context, state, institution_id, [(msg_id, part.records) for msg_id, part in run], now
                 )
                 if new_state is not state:
-                    self.states[part.institution_id] = new_state
-                    self.sink.remember("institution", part.institution_id, new_state)
+                    state = self.states[institution_id] = new_state
+                    self.sink.remember("institution", institution_id, new_state)
                 changed_alerts.extend(changed)
         await self.sink.emit_alerts(changed_alerts)
         await self.sink.maybe_flush()
         self.messages_handled += len(values)
         metrics.INSTITUTION_MESSAGES_HANDLED.inc(len(values))
         metrics.INSTITUTION_PROCESSING_SECONDS.observe(time.perf_counter() - started)
+
+
+def _runs(parts: list[tuple[str, InstitutionPart]]) -> list[list[tuple[str, InstitutionPart]]]:
+    """Consecutive plain parts together; each review part alone."""
+    runs: list[list[tuple[str, InstitutionPart]]] = []
+    for msg_id, part in parts:
+        if part.products or not runs or runs[-1][-1][1].products:
+            runs.append([(msg_id, part)])
+        else:
+            runs[-1].append((msg_id, part))
+    return runs

@@ -63,8 +63,9 @@ class RecordsProcessor:
     async def handle_many(self, values: list[bytes]) -> None:
         """The messages the agent took together (DESIGN.md, Performance: the cost is per message
         and per write): one ClickHouse insert per table and one table write per touched account
-        for all of them, each message still folded into each account's state on its own and in
-        order, so a replay of any one is recognised as before."""
+        for all of them, and one detector step per touched account over its records of every
+        message taken, in order. Each message is still marked in the account's flows on its own,
+        so a replay of any one is recognised as before."""
         started = time.perf_counter()
         messages = [decode_batch(value) for value in values]
         grouped = [(message, _by_account(message)) for message in messages]
@@ -87,25 +88,29 @@ class RecordsProcessor:
         now = int(time.time())
         touched: dict[str, dict[str, Any]] = {}
         changed_alerts: list[tuple[str, AlertData]] = []
-        for message, by_account in grouped:
-            replayed = False
-            for account_id, records in by_account.items():
-                state = touched.get(account_id)
-                if state is None:
-                    state = self.account_state.get(account_id.encode("utf-8"))
-                if state is None:
-                    state = self.seed.pop(account_id, None)
-                flows = flows_of(state)
-                if already_applied(flows, message.msg_id):
-                    replayed = True
+        replayed: set[str] = set()
+        for account_id, parts in _by_account_across(grouped).items():
+            state = self.account_state.get(account_id.encode("utf-8"))
+            if state is None:
+                state = self.seed.pop(account_id, None)
+            flows = flows_of(state)
+            fresh: list[tuple[str, list[Any]]] = []
+            for msg_id, records in parts:
+                if already_applied(flows, msg_id):
+                    replayed.add(msg_id)
                     continue
-                detection, changed = step_account(
-                    self.context, state, account_id, message.msg_id, records, now
-                )
-                touched[account_id] = {"flows": apply(flows, message.msg_id, records), **detection}
-                changed_alerts.extend(changed)
-            if replayed:
-                metrics.MESSAGES_REPLAYED.inc()
+                flows = apply(flows, msg_id, records)
+                fresh.append((msg_id, records))
+            if not fresh:
+                continue
+            # One step for all of the take's messages of this account: the detectors see their
+            # records together, in message order, and judge each (day, line) once for the take.
+            records = fresh[0][1] if len(fresh) == 1 else [r for _, part in fresh for r in part]
+            detection, changed = step_account(self.context, state, account_id, fresh[-1][0], records, now)
+            touched[account_id] = {"flows": flows, **detection}
+            changed_alerts.extend(changed)
+        if replayed:
+            metrics.MESSAGES_REPLAYED.inc(len(replayed))
         for account_id, state in touched.items():
             self._write_state(account_id, state)
             self.sink.remember("account", account_id, state)
@@ -154,6 +159,17 @@ class RecordsProcessor:
             )
             self.institution_messages_sent += 1
             metrics.INSTITUTION_MESSAGES_SENT.inc()
+
+
+def _by_account_across(
+    grouped: list[tuple[Any, dict[str, list[Any]]]],
+) -> dict[str, list[tuple[str, list[Any]]]]:
+    """Each account's (message id, records) over the messages taken, in message order."""
+    parts: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
+    for message, by_account in grouped:
+        for account_id, records in by_account.items():
+            parts[account_id].append((message.msg_id, records))
+    return parts
 
 
 def _by_account(message: Any) -> dict[str, list[Any]]:

@@ -122,9 +122,15 @@ def add(
         bucket["x"][tag] = bucket["x"].get(tag, 0) + cents
     if top:
         entries = bucket["top"]
-        entries.append([cents, ts, record_id, tag])
-        if len(entries) > TOP_N:
-            entries.sort(key=top_rank)
+        entry = [cents, ts, record_id, tag]
+        if len(entries) < TOP_N:
+            entries.append(entry)
+            if len(entries) == TOP_N:
+                entries.sort(key=top_rank)
+        # a full list is sorted (here, or by seal() at the end of every step), so its last entry
+        # is the one a larger record displaces; most records of a busy account are not larger
+        elif top_rank(entry) < top_rank(entries[-1]):
+            insort(entries, entry, key=top_rank)
             del entries[TOP_N:]
     return True
 
