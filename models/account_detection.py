@@ -1,7 +1,8 @@
 """One account's step through every account-level detector, and its alerts folded in.
 
-The worker calls this once per account per message; everything here is pure, so replaying a
-partition gives the same alerts as live processing.
+The worker steps each account through the messages it took together in order, judging after each
+message as if it came alone; everything here is pure, so replaying a partition gives the same
+alerts as live processing, however the messages were taken.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from models.alerting import fold_findings
 from models.detectors import DETECTORS, DetectContext
+from models.detectors.common import Owned, disown, own_states
 from models.findings import Finding
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
@@ -21,15 +23,18 @@ def detect_account(
     account_id: str,
     msg_id: str,
     records: list[TxnRecord | BalanceRecord],
+    owned: bool = False,
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """Every detector's new state for the account, and all their findings."""
+    """Every detector's new state for the account, and all their findings. With ``owned`` the
+    states are a sequence's working copies (models/detectors/common.Owned): changed in place, and
+    the new ones made Owned too."""
     states = states or {}
     new_states: dict[str, Any] = {}
     findings: list[Finding] = []
     for name, detector in DETECTORS.items():
         state, found = detector.detect(ctx, states.get(name), account_id, msg_id, records)
         if state:
-            new_states[name] = state
+            new_states[name] = Owned(state) if owned and type(state) is not Owned else state
         findings.extend(found)
     return new_states, findings
 
@@ -43,9 +48,30 @@ def step_account(
     at: int,
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
     """The account's detector states and alert memory after one message, and the alerts that changed."""
+    return step_account_messages(ctx, state, account_id, [(msg_id, records)], at)
+
+
+def step_account_messages(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    account_id: str,
+    messages: list[tuple[str, list[TxnRecord | BalanceRecord]]],
+    at: int,
+) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
+    """The account's state after several messages, each judged on its own in order (a violation
+    that holds after one message and not after the next is still raised), and every alert change
+    in order. The detector states are copied once for all of them."""
     state = state or {}
-    detector_states, findings = detect_account(ctx, state.get("detectors"), account_id, msg_id, records)
-    regions = {f.institution_id: ctx.references.institution(f.institution_id) for f in findings}
-    region_of = {inst: (doc or {}).get("region", "") for inst, doc in regions.items()}
-    alerts, changed = fold_findings(state.get("alerts"), findings, region_of, at)
-    return {"detectors": detector_states, "alerts": alerts}, changed
+    owned = len(messages) > 1
+    detector_states = own_states(state.get("detectors")) if owned else state.get("detectors")
+    alerts = state.get("alerts")
+    changes: list[tuple[str, AlertData]] = []
+    for msg_id, records in messages:
+        detector_states, findings = detect_account(
+            ctx, detector_states, account_id, msg_id, records, owned
+        )
+        regions = {f.institution_id: ctx.references.institution(f.institution_id) for f in findings}
+        region_of = {inst: (doc or {}).get("region", "") for inst, doc in regions.items()}
+        alerts, changed = fold_findings(alerts, findings, region_of, at)
+        changes.extend(changed)
+    return {"detectors": disown(detector_states) if owned else detector_states, "alerts": alerts}, changes

@@ -25,6 +25,7 @@ from models.detectors import (
     maturity_mismatch,
     rapid_growth,
 )
+from models.detectors.common import Owned, disown, own_states
 from models.detectors.context import CUSTODY_ROLES, _text
 from models.findings import Finding
 from schemas.alerts import AlertData
@@ -66,15 +67,17 @@ def detect_institution(
     institution_id: str,
     msg_id: str,
     records: list[TxnRecord],
+    owned: bool = False,
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """Every institution-level detector's new state and all their findings."""
+    """Every institution-level detector's new state and all their findings (``owned``: as in
+    models/account_detection.detect_account)."""
     states = states or {}
     new_states: dict[str, Any] = {}
     findings: list[Finding] = []
     for name, detector in INSTITUTION_DETECTORS.items():
         state, found = detector.detect(ctx, states.get(name), institution_id, msg_id, records)
         if state:
-            new_states[name] = state
+            new_states[name] = Owned(state) if owned and type(state) is not Owned else state
         findings.extend(found)
     return new_states, findings
 
@@ -103,8 +106,9 @@ def step_institution_messages(
     messages: list[tuple[str, list[TxnRecord]]],
     at: int,
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
-    """The institution's state after several messages in order, in one detector step over their
-    records together, and the alerts that changed. Messages seen already change nothing."""
+    """The institution's state after several messages, each judged on its own in order, and every
+    alert change in order; the detector states are copied once for all of them. Messages seen
+    already change nothing."""
     state = state or {}
     seen = set(state.get("recent", ()))
     fresh: list[tuple[str, list[TxnRecord]]] = []
@@ -114,16 +118,21 @@ def step_institution_messages(
             fresh.append((msg_id, records))
     if not fresh:
         return state, []
-    records = fresh[0][1] if len(fresh) == 1 else [r for _, part in fresh for r in part]
-    detector_states, findings = detect_institution(
-        ctx, state.get("detectors"), institution_id, fresh[-1][0], records
-    )
+    owned = len(fresh) > 1
+    detector_states = own_states(state.get("detectors")) if owned else state.get("detectors")
+    alerts = state.get("alerts")
     institution = ctx.references.institution(institution_id) or {}
     region_of = {institution_id: str(institution.get("region") or "")}
-    for finding in findings:
-        if finding.institution_id not in region_of:
-            other = ctx.references.institution(finding.institution_id) or {}
-            region_of[finding.institution_id] = str(other.get("region") or "")
-    alerts, changed = fold_findings(state.get("alerts"), findings, region_of, at)
+    changes: list[tuple[str, AlertData]] = []
+    for msg_id, records in fresh:
+        detector_states, findings = detect_institution(
+            ctx, detector_states, institution_id, msg_id, records, owned
+        )
+        for finding in findings:
+            if finding.institution_id not in region_of:
+                other = ctx.references.institution(finding.institution_id) or {}
+                region_of[finding.institution_id] = str(other.get("region") or "")
+        alerts, changed = fold_findings(alerts, findings, region_of, at)
+        changes.extend(changed)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
-    return {"detectors": detector_states, "alerts": alerts, "recent": recent}, changed
+    return {"detectors": disown(detector_states) if owned else detector_states, "alerts": alerts, "recent": recent}, changes

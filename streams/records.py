@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from models.account_detection import step_account
+from models.account_detection import step_account_messages
 from models.account_state import already_applied, apply
 from models.detectors import DetectContext
 from models.institution_detection import institution_records
@@ -63,9 +63,9 @@ class RecordsProcessor:
     async def handle_many(self, values: list[bytes]) -> None:
         """The messages the agent took together (DESIGN.md, Performance: the cost is per message
         and per write): one ClickHouse insert per table and one table write per touched account
-        for all of them, and one detector step per touched account over its records of every
-        message taken, in order. Each message is still marked in the account's flows on its own,
-        so a replay of any one is recognised as before."""
+        for all of them. Each account's messages go through the detectors in order, each judged
+        on its own as if it came alone, and each is marked in the account's flows, so a replay
+        of any one is recognised as before."""
         started = time.perf_counter()
         messages = [decode_batch(value) for value in values]
         grouped = [(message, _by_account(message)) for message in messages]
@@ -103,10 +103,7 @@ class RecordsProcessor:
                 fresh.append((msg_id, records))
             if not fresh:
                 continue
-            # One step for all of the take's messages of this account: the detectors see their
-            # records together, in message order, and judge each (day, line) once for the take.
-            records = fresh[0][1] if len(fresh) == 1 else [r for _, part in fresh for r in part]
-            detection, changed = step_account(self.context, state, account_id, fresh[-1][0], records, now)
+            detection, changed = step_account_messages(self.context, state, account_id, fresh, now)
             touched[account_id] = {"flows": flows, **detection}
             changed_alerts.extend(changed)
         if replayed:

@@ -78,12 +78,31 @@ def beijing_iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, BEIJING).isoformat()
 
 
+class Owned(dict):
+    """A detector state that a sequence of steps over several messages owns already (a copy made
+    at its start, see own_states): clone() hands it on as it is, so folding one account's messages
+    of a take copies its state once, not once per message."""
+
+
 def clone(state: dict[str, Any] | None) -> dict[str, Any]:
     """A deep copy through JSON: the caller's state is never mutated, and a state that would not
-    serialise fails here rather than in the state store."""
+    serialise fails here rather than in the state store. An Owned state is the caller's own
+    working copy and is returned as it is."""
     if not state:
         return {}
+    if type(state) is Owned:
+        return state
     return msgspec.json.decode(msgspec.json.encode(state))
+
+
+def own_states(states: dict[str, Any] | None) -> dict[str, Owned]:
+    """Working copies of detector states for a sequence of steps (see Owned)."""
+    return {name: Owned(clone(state)) for name, state in (states or {}).items() if state}
+
+
+def disown(states: dict[str, Any]) -> dict[str, Any]:
+    """Plain dicts again, for the state store, once the sequence is done."""
+    return {name: dict(state) for name, state in states.items()}
 
 
 # -- buckets --------------------------------------------------------------------------------

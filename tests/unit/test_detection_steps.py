@@ -1,0 +1,157 @@
+"""A worker steps an account (or institution) through all the messages it took together in one
+call. That must give exactly what stepping through them one at a time gives: the same states, the
+same alert changes in the same order (revisions included), whatever the messages were taken with;
+and the caller's state must stay as it was."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from models.account_detection import step_account, step_account_messages
+from models.detectors import DetectContext, StaticReferences
+from models.institution_detection import (
+    institution_records,
+    step_institution,
+    step_institution_messages,
+)
+from models.thresholds import load_thresholds
+from schemas.messages import partition_for
+from schemas.reference import REFERENCE_KINDS
+from schemas.validation import convert
+from services.gateway.intake import _record_decoder, to_message_record
+from services.simulator import build_province, plan_violations, write_files
+from services.simulator.push import REFERENCE_ORDER
+
+SEED = 41
+PARTITIONS = 4
+AT = 1_764_000_000
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory):
+    """The messages a gateway would make of a simulated province's half day with violations, in
+    push order, and the detectors' context over its reference data."""
+    root: Path = tmp_path_factory.mktemp("steps")
+    built = build_province(SEED, 24)
+    write_files(built, root, hours=12.0, seed=SEED, violations=plan_violations(built, SEED, days=0.5))
+    items = {}
+    for kind in REFERENCE_ORDER:
+        spec = REFERENCE_KINDS[kind]
+        docs = json.loads((root / "reference" / f"{kind}.json").read_text("utf-8"))
+        items[kind] = [msgspec.to_builtins(convert(doc, spec.type)) for doc in docs]
+    references = StaticReferences(
+        accounts=items["accounts"],
+        institutions=items["institutions"],
+        related_parties=items["related-parties"],
+        products=items["products"],
+    )
+    ctx = DetectContext(references=references, thresholds=load_thresholds())
+    messages = []
+    for path in sorted((root / "batches").glob("*.jsonl")):
+        for line in path.read_text("utf-8").splitlines():
+            batch = json.loads(line)
+            by_partition = defaultdict(list)
+            for raw in batch["records"]:
+                record = to_message_record(_record_decoder.decode(json.dumps(raw)))
+                by_partition[partition_for(record.account_id, PARTITIONS)].append(record)
+            for partition, records in sorted(by_partition.items()):
+                messages.append((f"{batch['bank_code']}/{batch['batch_id']}/{partition}", records))
+    return ctx, messages
+
+
+def _plain(value):
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def _changes(changes):
+    return [(event, msgspec.to_builtins(alert)) for event, alert in changes]
+
+
+def _chunks(items, size):
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _per_key(messages, split):
+    out = defaultdict(list)
+    for msg_id, records in messages:
+        for key, part in split(records).items():
+            out[key].append((msg_id, part))
+    return out
+
+
+def _by_account(records):
+    out = defaultdict(list)
+    for record in records:
+        out[record.account_id].append(record)
+    return out
+
+
+@pytest.mark.parametrize("take", [2, 5, 1000])
+def test_accounts_stepped_per_take_as_per_message(province, take):
+    ctx, messages = province
+    changes_seen = 0
+    for account_id, parts in _per_key(messages, _by_account).items():
+        one, one_changes = None, []
+        for msg_id, records in parts:
+            one, changed = step_account(ctx, one, account_id, msg_id, records, AT)
+            one_changes += changed
+        many, many_changes = None, []
+        for chunk in _chunks(parts, take):
+            snapshot = _plain(many)
+            previous = many
+            many, changed = step_account_messages(ctx, many, account_id, chunk, AT)
+            assert _plain(previous) == snapshot, account_id  # the input is not changed
+            many_changes += changed
+        assert _plain(many) == _plain(one), account_id
+        assert _changes(many_changes) == _changes(one_changes), account_id
+        changes_seen += len(one_changes)
+    assert changes_seen > 100  # the province's activity raises and updates alerts
+
+
+def test_an_account_step_over_messages_leaves_its_input_as_it_was(province):
+    ctx, messages = province
+    parts = max(_per_key(messages, _by_account).items(), key=lambda kv: len(kv[1]))
+    account_id, steps = parts
+    state, _ = step_account_messages(ctx, None, account_id, steps[:3], AT)
+    snapshot = _plain(state)
+    step_account_messages(ctx, state, account_id, steps[3:], AT)
+    assert _plain(state) == snapshot
+
+
+@pytest.mark.parametrize("take", [2, 7, 1000])
+def test_institutions_stepped_per_take_as_per_message(province, take):
+    ctx, messages = province
+    changes_seen = 0
+    per_institution = _per_key(messages, lambda records: institution_records(ctx, records))
+    assert max(len(parts) for parts in per_institution.values()) > 7  # takes do combine messages
+    for institution_id, parts in per_institution.items():
+        one, one_changes = None, []
+        for msg_id, records in parts:
+            one, changed = step_institution(ctx, one, institution_id, msg_id, records, AT)
+            one_changes += changed
+        many, many_changes = None, []
+        for chunk in _chunks(parts, take):
+            snapshot = _plain(many)
+            previous = many
+            many, changed = step_institution_messages(ctx, many, institution_id, chunk, AT)
+            assert _plain(previous) == snapshot, institution_id  # the input is not changed
+            many_changes += changed
+        assert _plain(many) == _plain(one), institution_id
+        assert _changes(many_changes) == _changes(one_changes), institution_id
+        changes_seen += len(one_changes)
+    assert changes_seen >= 5  # some of the province's violations are institution-level
+
+
+def test_messages_of_a_take_seen_already_change_nothing(province):
+    ctx, messages = province
+    institution_id, parts = next(
+        iter(_per_key(messages, lambda records: institution_records(ctx, records)).items())
+    )
+    state, _ = step_institution_messages(ctx, None, institution_id, parts[:4], AT)
+    again, changed = step_institution_messages(ctx, state, institution_id, parts[:4], AT + 60)
+    assert again is state and changed == []
