@@ -245,8 +245,8 @@ def _natural(holder_type_text: str, holder_name: str) -> bool | None:
 
 def _text(value: Any) -> str | None:
     """An enum member or a string as its plain string value."""
-    if value is None:
-        return None
+    if value is None or type(value) is str:  # reference data from JSON: a string already
+        return value
     return str(getattr(value, "value", value))
 
 
@@ -281,12 +281,13 @@ class DetectContext:
     def account(self, account_id: str | None) -> dict[str, Any] | None:
         return self.references.account(account_id) if account_id else None
 
+    # role and institution_id are asked several times per record: one look-up each, not two calls
     def role(self, account_id: str | None) -> str | None:
-        account = self.account(account_id)
+        account = self.references.account(account_id) if account_id else None
         return _text(account.get("role")) if account else None
 
     def institution_id(self, account_id: str | None) -> str | None:
-        account = self.account(account_id)
+        account = self.references.account(account_id) if account_id else None
         return _text(account.get("institution_id")) if account else None
 
     def reporting_institution(self, account_id: str | None) -> str | None:
