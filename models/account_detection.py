@@ -57,13 +57,15 @@ def step_account_messages(
     account_id: str,
     messages: list[tuple[str, list[TxnRecord | BalanceRecord]]],
     at: int,
+    consume: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
     """The account's state after several messages, each judged on its own in order (a violation
     that holds after one message and not after the next is still raised), and every alert change
-    in order. The detector states are copied once for all of them."""
+    in order. The detector states are copied once for all of them; with ``consume`` the caller
+    gives ``state`` up (it holds the new one from now on) and nothing is copied."""
     state = state or {}
-    owned = len(messages) > 1
-    detector_states = own_states(state.get("detectors")) if owned else state.get("detectors")
+    owned = consume or len(messages) > 1
+    detector_states = own_states(state.get("detectors"), consume) if owned else state.get("detectors")
     alerts = state.get("alerts")
     changes: list[tuple[str, AlertData]] = []
     for msg_id, records in messages:

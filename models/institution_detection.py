@@ -105,10 +105,11 @@ def step_institution_messages(
     institution_id: str,
     messages: list[tuple[str, list[TxnRecord]]],
     at: int,
+    consume: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
     """The institution's state after several messages, each judged on its own in order, and every
-    alert change in order; the detector states are copied once for all of them. Messages seen
-    already change nothing."""
+    alert change in order; the detector states are copied once for all of them (with
+    ``consume``, as in step_account_messages, not at all). Messages seen already change nothing."""
     state = state or {}
     seen = set(state.get("recent", ()))
     fresh: list[tuple[str, list[TxnRecord]]] = []
@@ -118,8 +119,8 @@ def step_institution_messages(
             fresh.append((msg_id, records))
     if not fresh:
         return state, []
-    owned = len(fresh) > 1
-    detector_states = own_states(state.get("detectors")) if owned else state.get("detectors")
+    owned = consume or len(fresh) > 1
+    detector_states = own_states(state.get("detectors"), consume) if owned else state.get("detectors")
     alerts = state.get("alerts")
     institution = ctx.references.institution(institution_id) or {}
     region_of = {institution_id: str(institution.get("region") or "")}

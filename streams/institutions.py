@@ -75,8 +75,14 @@ class InstitutionProcessor:
                         references=OverlaidReferences(self.context.references, products),
                         thresholds=self.context.thresholds,
                     )
+                # self.states holds the new state from here on: the old one is consumed, not copied
                 new_state, changed = step_institution_messages(
-                    context, state, institution_id, [(msg_id, part.records) for msg_id, part in run], now
+                    context,
+                    state,
+                    institution_id,
+                    [(msg_id, part.records) for msg_id, part in run],
+                    now,
+                    consume=True,
                 )
                 if new_state is not state:
                     state = self.states[institution_id] = new_state

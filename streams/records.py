@@ -26,6 +26,7 @@ from streams import metrics
 from streams.reference import ReferenceView
 from streams.rows import Rows, message_rows
 from streams.sink import Sink
+from streams.state_codec import STATE_CODEC
 
 
 class RecordsProcessor:
@@ -103,7 +104,10 @@ class RecordsProcessor:
                 fresh.append((msg_id, records))
             if not fresh:
                 continue
-            detection, changed = step_account_messages(self.context, state, account_id, fresh, now)
+            # the table's value is replaced by the new state right after: consumed, not copied
+            detection, changed = step_account_messages(
+                self.context, state, account_id, fresh, now, consume=True
+            )
             touched[account_id] = {"flows": flows, **detection}
             changed_alerts.extend(changed)
         if replayed:
@@ -136,7 +140,10 @@ class RecordsProcessor:
         co-partitioned with the records topic, as recovery after a rebalance needs.
         """
         key = account_id.encode("utf-8")
-        self.account_state.send_changelog(partition_for(account_id, self.partitions), key, state)
+        # msgspec writes the JSON that the table's default codec reads back on recovery
+        self.account_state.send_changelog(
+            partition_for(account_id, self.partitions), key, state, value_serializer=STATE_CODEC
+        )
         self.account_state.data[key] = state
 
     async def _forward(self, msg_id: str, received_at: int, records: list[Any]) -> None:

@@ -95,9 +95,13 @@ def clone(state: dict[str, Any] | None) -> dict[str, Any]:
     return msgspec.json.decode(msgspec.json.encode(state))
 
 
-def own_states(states: dict[str, Any] | None) -> dict[str, Owned]:
-    """Working copies of detector states for a sequence of steps (see Owned)."""
-    return {name: Owned(clone(state)) for name, state in (states or {}).items() if state}
+def own_states(states: dict[str, Any] | None, consume: bool = False) -> dict[str, Owned]:
+    """Working copies of detector states for a sequence of steps (see Owned). With ``consume``
+    the caller gives the states up (it never reads them again): they are worked on in place, with
+    no copy at all."""
+    return {
+        name: Owned(state if consume else clone(state)) for name, state in (states or {}).items() if state
+    }
 
 
 def disown(states: dict[str, Any]) -> dict[str, Any]:

@@ -155,3 +155,25 @@ def test_messages_of_a_take_seen_already_change_nothing(province):
     state, _ = step_institution_messages(ctx, None, institution_id, parts[:4], AT)
     again, changed = step_institution_messages(ctx, state, institution_id, parts[:4], AT + 60)
     assert again is state and changed == []
+
+
+def test_a_consumed_state_gives_what_a_copied_one_gives(province):
+    """The worker gives the state it read up to the step (consume=True): no copy is made, and the
+    result is the same as with a copy."""
+    ctx, messages = province
+    for account_id, parts in list(_per_key(messages, _by_account).items())[:200]:
+        copied, copied_changes = None, []
+        consumed, consumed_changes = None, []
+        for chunk in _chunks(parts, 3):
+            copied, changed = step_account_messages(ctx, copied, account_id, chunk, AT)
+            copied_changes += changed
+            consumed, changed = step_account_messages(ctx, consumed, account_id, chunk, AT, consume=True)
+            consumed_changes += changed
+        assert _plain(consumed) == _plain(copied), account_id
+        assert _changes(consumed_changes) == _changes(copied_changes), account_id
+    for institution_id, parts in _per_key(messages, lambda records: institution_records(ctx, records)).items():
+        copied = consumed = None
+        for chunk in _chunks(parts, 2):
+            copied, _ = step_institution_messages(ctx, copied, institution_id, chunk, AT)
+            consumed, _ = step_institution_messages(ctx, consumed, institution_id, chunk, AT, consume=True)
+        assert _plain(consumed) == _plain(copied), institution_id
