@@ -2,7 +2,8 @@
 
 The worker steps each account through the messages it took together in order, judging after each
 message as if it came alone; everything here is pure, so replaying a partition gives the same
-alerts as live processing, however the messages were taken.
+alerts with the same figures as live processing, however the messages were taken (only how
+often an alert was updated on the way, its revision, depends on that).
 """
 
 from __future__ import annotations
@@ -59,21 +60,22 @@ def step_account_messages(
     at: int,
     consume: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
-    """The account's state after several messages, each judged on its own in order (a violation
-    that holds after one message and not after the next is still raised), and every alert change
-    in order. The detector states are copied once for all of them; with ``consume`` the caller
-    gives ``state`` up (it holds the new one from now on) and nothing is copied."""
+    """The account's state after several messages, and the alerts that changed over them.
+
+    Each message is judged on its own, in order, as if it came alone: a violation that holds
+    after one message and not after the next is still raised. Its alert then changes once for
+    all of them, with the figures of its last report (models/alerting.fold_findings), so a busy
+    account's daily total does not send one update per message. The detector states are copied
+    once for all of them; with ``consume`` the caller gives ``state`` up (it holds the new one
+    from now on) and nothing is copied."""
     state = state or {}
     owned = consume or len(messages) > 1
     detector_states = own_states(state.get("detectors"), consume) if owned else state.get("detectors")
-    alerts = state.get("alerts")
-    changes: list[tuple[str, AlertData]] = []
+    findings: list[Finding] = []
     for msg_id, records in messages:
-        detector_states, findings = detect_account(
-            ctx, detector_states, account_id, msg_id, records, owned
-        )
-        regions = {f.institution_id: ctx.references.institution(f.institution_id) for f in findings}
-        region_of = {inst: (doc or {}).get("region", "") for inst, doc in regions.items()}
-        alerts, changed = fold_findings(alerts, findings, region_of, at)
-        changes.extend(changed)
+        detector_states, found = detect_account(ctx, detector_states, account_id, msg_id, records, owned)
+        findings.extend(found)
+    regions = {f.institution_id: ctx.references.institution(f.institution_id) for f in findings}
+    region_of = {inst: (doc or {}).get("region", "") for inst, doc in regions.items()}
+    alerts, changes = fold_findings(state.get("alerts"), findings, region_of, at)
     return {"detectors": disown(detector_states) if owned else detector_states, "alerts": alerts}, changes

@@ -89,10 +89,12 @@ def _digest(alert: AlertData) -> str:
 def fold_findings(
     known: dict[str, dict] | None, findings: list[Finding], region_of: dict[str, str], at: int
 ) -> tuple[dict[str, dict], list[tuple[str, AlertData]]]:
-    """Fold one message's findings into what an account remembers of its alerts.
+    """Fold findings (of one message, or of several in order) into what an account remembers of
+    its alerts.
 
     Returns the new memory and the alerts that changed, each with its event type ("created" or
-    "updated"). Findings that change no figure yield nothing, so replays are silent.
+    "updated"). Findings that change no figure yield nothing, so replays are silent. An alert
+    reported several times changes once, to its last report.
     """
     original = known or {}
     memory = {alert_id: dict(entry) for alert_id, entry in original.items()}
@@ -104,9 +106,12 @@ def fold_findings(
         + [finding.window_end for finding in findings],
         default=0,
     )
+    last: dict[str, Finding] = {}
     for finding in findings:
-        # measured against what was known before this message: a violation reported twice in one
-        # message is one change, and the later report (the fuller one) wins
+        last[finding.alert_id] = finding
+    for finding in last.values():
+        # measured against what was known before these findings: a violation reported twice is
+        # one change, and the later report (the fuller one) wins
         entry = original.get(finding.alert_id)
         region = region_of.get(finding.institution_id, "")
         candidate = alert_data(finding, region, at)

@@ -107,9 +107,10 @@ def step_institution_messages(
     at: int,
     consume: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
-    """The institution's state after several messages, each judged on its own in order, and every
-    alert change in order; the detector states are copied once for all of them (with
-    ``consume``, as in step_account_messages, not at all). Messages seen already change nothing."""
+    """The institution's state after several messages, each judged on its own in order, and the
+    alerts that changed over them, once each (as in models/account_detection.step_account_messages);
+    the detector states are copied once for all of them (with ``consume`` not at all). Messages
+    seen already change nothing."""
     state = state or {}
     seen = set(state.get("recent", ()))
     fresh: list[tuple[str, list[TxnRecord]]] = []
@@ -124,16 +125,16 @@ def step_institution_messages(
     alerts = state.get("alerts")
     institution = ctx.references.institution(institution_id) or {}
     region_of = {institution_id: str(institution.get("region") or "")}
-    changes: list[tuple[str, AlertData]] = []
+    findings: list[Finding] = []
     for msg_id, records in fresh:
-        detector_states, findings = detect_institution(
+        detector_states, found = detect_institution(
             ctx, detector_states, institution_id, msg_id, records, owned
         )
-        for finding in findings:
-            if finding.institution_id not in region_of:
-                other = ctx.references.institution(finding.institution_id) or {}
-                region_of[finding.institution_id] = str(other.get("region") or "")
-        alerts, changed = fold_findings(alerts, findings, region_of, at)
-        changes.extend(changed)
+        findings.extend(found)
+    for finding in findings:
+        if finding.institution_id not in region_of:
+            other = ctx.references.institution(finding.institution_id) or {}
+            region_of[finding.institution_id] = str(other.get("region") or "")
+    alerts, changes = fold_findings(alerts, findings, region_of, at)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
     return {"detectors": disown(detector_states) if owned else detector_states, "alerts": alerts, "recent": recent}, changes
