@@ -38,8 +38,8 @@ class ReferenceView:
         self._related: dict[str, frozenset[str]] | None = None
         self._listed_by: dict[str, str] | None = None
         # products per institution and per institution type, rebuilt lazily after a change
-        self._by_institution: dict[str, list[dict[str, Any]]] | None = None
-        self._by_type: dict[str, list[dict[str, Any]]] | None = None
+        self._by_institution: dict[str, tuple[dict[str, Any], ...]] | None = None
+        self._by_type: dict[str, tuple[dict[str, Any], ...]] | None = None
 
     def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
         table = self.items[kind]
@@ -70,7 +70,9 @@ class ReferenceView:
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self.items["products"].get(product_id)
 
-    def _product_indexes(self) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    def _product_indexes(
+        self,
+    ) -> tuple[dict[str, tuple[dict[str, Any], ...]], dict[str, tuple[dict[str, Any], ...]]]:
         if self._by_institution is None or self._by_type is None:
             products, institutions = self.items["products"], self.items["institutions"]
             by_institution: dict[str, list[dict[str, Any]]] = {}
@@ -82,14 +84,17 @@ class ReferenceView:
                 institution = institutions.get(institution_id)
                 if institution is not None:
                     by_type.setdefault(str(institution.get("type") or ""), []).append(product)
-            self._by_institution, self._by_type = by_institution, by_type
+            self._by_institution = {key: tuple(items) for key, items in by_institution.items()}
+            self._by_type = {key: tuple(items) for key, items in by_type.items()}
         return self._by_institution, self._by_type
 
-    def products_of(self, institution_id: str) -> list[dict[str, Any]]:
-        return list(self._product_indexes()[0].get(institution_id, ()))
+    # The index's own tuples, not copies: the same object until a product or institution
+    # changes, so a detector may keep what it derived from one (excess_return's peer figures).
+    def products_of(self, institution_id: str) -> tuple[dict[str, Any], ...]:
+        return self._product_indexes()[0].get(institution_id, ())
 
-    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
-        return list(self._product_indexes()[1].get(institution_type, ()))
+    def products_of_type(self, institution_type: str) -> tuple[dict[str, Any], ...]:
+        return self._product_indexes()[1].get(institution_type, ())
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         return self.items["accounts"].get(account_id)

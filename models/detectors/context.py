@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,12 +45,14 @@ class References(Protocol):
         underlying_term_days, investor_cap, sale_start, sale_end (CONTRACT.md §3)."""
         ...
 
-    def products_of(self, institution_id: str) -> list[dict[str, Any]]:
+    def products_of(self, institution_id: str) -> Sequence[dict[str, Any]]:
         """The institution's products, ordered by product_id."""
         ...
 
-    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
-        """Every product of every institution of that type (the peer group), ordered by product_id."""
+    def products_of_type(self, institution_type: str) -> Sequence[dict[str, Any]]:
+        """Every product of every institution of that type (the peer group), ordered by product_id.
+        The same object while the group is unchanged, or a new one each call: never a changed
+        one (excess_return keeps figures derived from it by its identity)."""
         ...
 
 
@@ -151,7 +153,7 @@ class OverlaidReferences:
         return self._products.get(product_id) or self._base.product(product_id)
 
     def _overlay(
-        self, items: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]
+        self, items: Sequence[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]
     ) -> list[dict[str, Any]]:
         merged = {str(p["product_id"]): p for p in items}
         for pid, product in self._products.items():

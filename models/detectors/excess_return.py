@@ -38,6 +38,7 @@ buckets); plain JSON, bounded per product.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -129,8 +130,7 @@ def _median(values: list[Decimal]) -> Decimal:
 class Peers:
     """The declared yields of every product of the institution's type: median and MAD."""
 
-    def __init__(self, ctx: DetectContext, institution_type: str | None) -> None:
-        products = ctx.references.products_of_type(institution_type) if institution_type else []
+    def __init__(self, products: Iterable[dict[str, Any]]) -> None:
         yields = sorted(
             y for y in (pf.rate_of(p.get("declared_annual_yield")) for p in products) if y is not None
         )
@@ -145,6 +145,24 @@ class Peers:
         return Fraction(value - self.median) / (MAD_SCALE * Fraction(self.mad))
 
 
+# The peer figures of a group, kept while the reference view hands out the same group object
+# (streams/reference.py: until a product or institution changes): an institution's every
+# message re-judges its products, and the group of a type holds every product of that type.
+# Each entry holds its group, so the group's id is not reused while the entry lives.
+_PEERS: dict[tuple[int, str], tuple[Sequence[dict[str, Any]], Peers]] = {}
+
+
+def peers_of(ctx: DetectContext, institution_type: str | None) -> Peers:
+    products = ctx.references.products_of_type(institution_type) if institution_type else ()
+    key = (id(products), institution_type or "")
+    found = _PEERS.get(key)
+    if found is None or found[0] is not products:
+        if len(_PEERS) > 256:  # groups made anew per call (a review's overlay, tests): start over
+            _PEERS.clear()
+        found = _PEERS[key] = (products, Peers(products))
+    return found[1]
+
+
 # -- evaluation -----------------------------------------------------------------------------
 
 
@@ -156,7 +174,7 @@ def _findings(ctx: DetectContext, st: dict[str, Any], institution_id: str) -> li
     ratio_max = pf.term_ratio_max(ctx, institution_id)
     institution = ctx.references.institution(institution_id) or {}
     institution_type = _text(institution.get("type"))
-    peers = Peers(ctx, institution_type)
+    peers = peers_of(ctx, institution_type)
     findings = []
     for product in products:
         finding = _evaluate(ctx, st, institution_id, institution_type, cfg, ratio_max, peers, product)

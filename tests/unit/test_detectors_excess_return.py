@@ -15,6 +15,7 @@ from models.findings import TYPOLOGIES, Finding, alert_id_for
 from models.institution_detection import step_institution
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
 from models.windows import DAY
+from streams.reference import ReferenceView
 from tests.unit.test_detectors_common import (
     ALL_ACCOUNTS,
     BORROWER,
@@ -227,6 +228,27 @@ def test_peers_are_products_of_the_same_institution_type_only():
     # asset-management products promising less do not pull the P2P median down
     am = [product(f"PRD-AM-L{i}", "0.010", "0.020", institution="AM") for i in range(10)]
     assert run(world(*PEERS, *am, product("PRD-P1-HI", "0.110945", "0.130")), [])[1] == []
+
+
+def test_peer_figures_follow_a_change_of_the_workers_reference_view():
+    """A worker's view hands out the same peer group until a product changes; the peer figures
+    kept for it must not outlive the change."""
+    view = ReferenceView()
+    for kind, items, key in (
+        ("institutions", [{"institution_id": "P1", "type": "p2p_lending"}, {"institution_id": "P2", "type": "p2p_lending"}], "institution_id"),
+        ("products", [*PRODUCTS, *PEERS], "product_id"),
+    ):  # fmt: skip
+        for item in items:
+            view.apply(kind, item[key].encode(), msgspec.json.encode(item))
+    ctx = DetectContext(view, thresholds())
+    first = det.peers_of(ctx, "p2p_lending")
+    assert det.peers_of(ctx, "p2p_lending") is first  # kept while the group is the same
+    outlier = product("PRD-P1-HI", "0.110946", "0.130")
+    view.apply("products", b"PRD-P1-HI", msgspec.json.encode(outlier))
+    second = det.peers_of(ctx, "p2p_lending")
+    assert second is not first and second.count == first.count + 1
+    f = only(run(ctx, [])[1])
+    assert f.metrics["peer_count"] == 7 and f.metrics["robust_z"] == "3.5001"
 
 
 # -- signal 4: payouts not covered by repayments ----------------------------------------------
