@@ -166,9 +166,9 @@ class _Folder:
         else:  # credits c with |d - c| <= tol * c: d / (1 + tol) <= c <= d / (1 - tol)
             lo = ceil(cents / (1 + tol))
             hi = floor(cents / (1 - tol)) if tol < 1 else None
-        if hi is not None and hi - lo + 1 <= PROBE_MAX:
-            return [str(k) for k in range(lo, hi + 1) if str(k) in shard]
-        return sorted(k for k in shard if int(k) >= lo and (hi is None or int(k) <= hi))
+        if hi is not None and hi - lo + 1 <= min(PROBE_MAX, len(shard)):
+            return [key for key in map(str, range(lo, hi + 1)) if key in shard]
+        return sorted((k for k in shard if lo <= int(k) and (hi is None or int(k) <= hi)), key=int)
 
     def mirror(self, side: str, ts: int, cents: int, bank: str) -> bool:
         """Whether a record on ``side`` is mirrored by one already in the index; the records of the
