@@ -9,6 +9,7 @@ import logging
 import time
 from datetime import datetime
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -23,10 +24,15 @@ log = logging.getLogger("fundwatch.worker")
 
 _json = msgspec.json.Encoder()
 
-# Snapshots wait and go to ClickHouse together, the newest per key, at most every this often:
-# busy accounts change on every message, and their state is what a restart on a memory-only
-# broker needs, not every step of it.
+# Snapshots wait and go to ClickHouse, the newest per key: busy accounts change on every take,
+# and their state is what a restart on a memory-only broker (or another worker taking an
+# institution over) needs, not every step of it. A changed state waits about SNAPSHOT_INTERVAL_S;
+# the waiting ones go oldest first in slices of at most SNAPSHOT_SLICE_BYTES every
+# SNAPSHOT_SLICE_S, so a province's states (seen: 13 MB, 140 ms for chDB to take at once) never
+# hold the one storage connection, and the gateway's and the worker's inserts behind it, for long.
 SNAPSHOT_INTERVAL_S = 2.0
+SNAPSHOT_SLICE_S = 0.25
+SNAPSHOT_SLICE_BYTES = 1 << 20
 
 ALERT_COLUMNS = (
     "alert_id", "typology", "severity", "status", "score", "institution_id", "region", "amount",
@@ -48,11 +54,16 @@ def _at(iso: str) -> datetime:
 
 
 class Sink:
-    def __init__(self, storage: AsyncStorage, alerts_topic: Any) -> None:
+    def __init__(
+        self, storage: AsyncStorage, alerts_topic: Any, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.storage = storage
         self.alerts_topic = alerts_topic
-        self._dirty: dict[tuple[str, str], dict[str, Any]] = {}
-        self._last_snapshot = time.monotonic()
+        self.clock = clock
+        # (scope, key) -> (newest state, when it first changed since its last snapshot), in the
+        # order they first changed: the front is the oldest
+        self._dirty: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+        self._last_slice = clock()
 
     def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
         """The states of one scope ("account" or "institution") from ClickHouse (blocking:
@@ -81,25 +92,42 @@ class Sink:
                 delay = min(delay * 2, 30.0)
 
     def remember(self, scope: str, key: str, state: dict[str, Any]) -> None:
-        self._dirty[(scope, key)] = state
+        waiting = self._dirty.get((scope, key))
+        self._dirty[(scope, key)] = (state, self.clock() if waiting is None else waiting[1])
         metrics.SNAPSHOTS_PENDING.set(len(self._dirty))
 
     async def maybe_flush(self) -> None:
-        if time.monotonic() - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
-            await self.flush_snapshots()
+        """Write a slice of the states that have waited SNAPSHOT_INTERVAL_S, oldest first."""
+        now = self.clock()
+        if now - self._last_slice < SNAPSHOT_SLICE_S or not self._dirty:
+            return
+        self._last_slice = now
+        due = now - SNAPSHOT_INTERVAL_S
+        picked: list[tuple[tuple[str, str], bytes]] = []
+        size = 0
+        for entry, (state, since) in self._dirty.items():
+            if since > due or size >= SNAPSHOT_SLICE_BYTES:
+                break
+            doc = _json.encode(state)
+            picked.append((entry, doc))
+            size += len(doc)
+        for entry, _ in picked:
+            del self._dirty[entry]
+        await self._write(picked)
 
     async def flush_snapshots(self) -> None:
-        """Write the newest state of every key changed since the last flush."""
+        """Write the newest state of every key changed since its last snapshot."""
         dirty, self._dirty = self._dirty, {}
-        metrics.SNAPSHOTS_PENDING.set(0)
-        self._last_snapshot = time.monotonic()
+        self._last_slice = self.clock()
+        await self._write([(entry, _json.encode(state)) for entry, (state, _) in dirty.items()])
+
+    async def _write(self, docs: list[tuple[tuple[str, str], bytes]]) -> None:
+        metrics.SNAPSHOTS_PENDING.set(len(self._dirty))
+        if not docs:
+            return
         version = time.time_ns()
         for scope, (table, column) in SNAPSHOT_TABLES.items():
-            rows = [
-                [key, _json.encode(state).decode(), version]
-                for (s, key), state in dirty.items()
-                if s == scope
-            ]
+            rows = [[key, doc.decode(), version] for (s, key), doc in docs if s == scope]
             if rows:
                 await self.insert(f"{DATABASE}.{table}", (column, "state", "version"), rows)
 
