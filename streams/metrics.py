@@ -47,6 +47,12 @@ CONSUMER_LAG = Gauge(
     "Messages on a partition not yet consumed by this process's consumer group",
     ["group", "topic", "partition"],
 )
+STATE_BYTES = Counter(
+    "fundwatch_state_bytes_written_total",
+    "Bytes of account and institution state written: to the account table's changelog, and as "
+    "snapshots to ClickHouse",
+    ["target"],
+)
 SNAPSHOTS_PENDING = Gauge(
     "fundwatch_snapshot_queue_states",
     "Account and institution states waiting to be snapshotted to ClickHouse",

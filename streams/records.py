@@ -9,6 +9,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from models.account_detection import step_account_messages
 from models.account_state import already_applied, apply
 from models.detectors import DetectContext
@@ -26,7 +28,8 @@ from streams import metrics
 from streams.reference import ReferenceView
 from streams.rows import Rows, message_rows
 from streams.sink import Sink
-from streams.state_codec import STATE_CODEC
+
+_encode_state = msgspec.json.Encoder().encode
 
 
 class RecordsProcessor:
@@ -140,9 +143,13 @@ class RecordsProcessor:
         co-partitioned with the records topic, as recovery after a rebalance needs.
         """
         key = account_id.encode("utf-8")
-        # msgspec writes the JSON that the table's default codec reads back on recovery
+        # Written as JSON bytes encoded here, which the table's json codec reads back on
+        # recovery: Faust's own encoder is the standard library's with a Python-level hook, and
+        # a custody account's state is tens to hundreds of kilobytes.
+        doc = _encode_state(state)
+        metrics.STATE_BYTES.labels("changelog").inc(len(doc))
         self.account_state.send_changelog(
-            partition_for(account_id, self.partitions), key, state, value_serializer=STATE_CODEC
+            partition_for(account_id, self.partitions), key, doc, value_serializer="raw"
         )
         self.account_state.data[key] = state
 

@@ -125,6 +125,7 @@ class Sink:
         metrics.SNAPSHOTS_PENDING.set(len(self._dirty))
         if not docs:
             return
+        metrics.STATE_BYTES.labels("snapshot").inc(sum(len(doc) for _, doc in docs))
         version = time.time_ns()
         for scope, (table, column) in SNAPSHOT_TABLES.items():
             rows = [[key, doc.decode(), version] for (s, key), doc in docs if s == scope]

@@ -1,0 +1,36 @@
+"""The records agent writes an account's state to the table's changelog as JSON bytes it encodes
+itself; Faust's recovery reads them with the table's json codec, so both must agree."""
+
+from __future__ import annotations
+
+from faust.serializers import codecs
+
+from schemas.messages import partition_for
+from streams.records import RecordsProcessor
+
+STATE = {
+    "flows": {"inflow_cents": 12_345_678_901, "recent": ["B001/b-1/0"], "balance_cents": None},
+    "detectors": {"large_value": {"wm": 1_764_000_000, "days": {"1763913600": {"transfer_in": {"c": 1}}}}},
+    "alerts": {"a1": {"digest": "ab", "status": "open", "revision": 3}},
+    "note": "客户资金",
+}
+
+
+class FakeTable:
+    def __init__(self) -> None:
+        self.data: dict = {}
+        self.sent: list[tuple] = []
+
+    def send_changelog(self, partition, key, value, key_serializer=None, value_serializer=None):
+        self.sent.append((partition, key, value, value_serializer))
+
+
+def test_a_state_written_to_the_changelog_is_read_back_by_the_tables_codec():
+    table = FakeTable()
+    processor = RecordsProcessor(None, None, None, table, None, partitions=8)
+    processor._write_state("ACC-1", STATE)
+    [(partition, key, value, serializer)] = table.sent
+    assert partition == partition_for("ACC-1", 8) and key == b"ACC-1"
+    assert serializer == "raw" and isinstance(value, bytes)
+    assert codecs.loads("json", value) == STATE  # what recovery puts in the table
+    assert table.data[b"ACC-1"] is STATE
