@@ -45,6 +45,16 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("peak RSS worker (MiB)", _n(rss.get("worker")), _n(big_rss.get("worker"))),
         ("peak RSS run (MiB)", _n(rss.get("run")), ""),
         ("worker RSS per added account (KiB)", _n(result.get("worker_rss_per_account_kb")), ""),
+        (
+            "state written per record, backlog (bytes)",
+            _n((result.get("state_bytes_per_record") or {}).get("pipeline")),
+            _n((big.get("state_bytes_per_record") or {}).get("pipeline")),
+        ),
+        (
+            "state written per record, at offered_rps (bytes)",
+            _n((result.get("state_bytes_per_record") or {}).get("latency")),
+            "",
+        ),
     ]
 
 

@@ -63,6 +63,7 @@ DEFAULT_SEED = 20261202
 PROCESSED = "fundwatch_records_processed_total"
 INSTITUTION_SENT = "fundwatch_institution_messages_sent_total"
 INSTITUTION_HANDLED = "fundwatch_institution_messages_handled_total"
+STATE_BYTES = "fundwatch_state_bytes_written_total"
 # The latency phase's default load, as a share of the worker's backlog rate: `fundwatch run`
 # carries the gateway, the workers and the dispatcher in one process, and was seen to keep
 # latency under a second up to about a quarter of that rate (2,500 of 11,000 records/s).
@@ -98,6 +99,7 @@ class StackFigures:
     gateway_rps: float = 0.0
     pipeline_rps: float = 0.0
     raw_ceiling_rps: float = 0.0
+    state_bytes_per_record: float = 0.0  # account and institution state written (changelog, snapshots)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
@@ -281,6 +283,7 @@ async def _stack_phases(
             figures.pipeline_rps = await _follow_worker(
                 session, worker, accepted, status, timeout_s=max(600.0, accepted / 200)
             )
+            figures.state_bytes_per_record = await worker.metric(session, STATE_BYTES) / max(1, accepted)
             worker.stop()
             figures.peak_rss_mb["worker"] = round(worker.peak_rss_mb or 0.0, 1)
 
@@ -394,6 +397,7 @@ async def _latency(
             while len(receiver.arrived) < len(pushed) and time.monotonic() < deadline:
                 stack.sample_rss()
                 await asyncio.sleep(0.2)
+            state_bytes = await stack.metric(session, STATE_BYTES)
         stack.stop()
     finally:
         stack.kill()
@@ -407,6 +411,7 @@ async def _latency(
         "latency_p50_ms": round(_percentile(latencies, 0.50), 1) if latencies else None,
         "latency_p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
         "peak_rss_mb": round(stack.peak_rss_mb or 0.0, 1),
+        "state_bytes_per_record": round(state_bytes / max(1, sum(b.records for b in batches))),
     }
 
 
@@ -467,6 +472,10 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
         "latency_probes": latency["probes"],
         "latency_probes_delivered": latency["probes_delivered"],
         "peak_rss_mb": {**base.peak_rss_mb, "run": latency["peak_rss_mb"]},
+        "state_bytes_per_record": {
+            "pipeline": round(base.state_bytes_per_record),
+            "latency": latency["state_bytes_per_record"],
+        },
         "pipeline_over_raw": round(base.pipeline_rps / base.raw_ceiling_rps, 4)
         if base.raw_ceiling_rps
         else None,
@@ -478,6 +487,7 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
             "raw_ceiling_rps": round(scaled.raw_ceiling_rps),
             "pipeline_rps": round(scaled.pipeline_rps),
             "gateway_rps": round(scaled.gateway_rps),
+            "state_bytes_per_record": {"pipeline": round(scaled.state_bytes_per_record)},
             "peak_rss_mb": scaled.peak_rss_mb,
         },
         "worker_rss_per_account_kb": per_account_kb,
