@@ -24,7 +24,7 @@ from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
 from streams.records import RecordsProcessor
 from streams.reference import ReferenceFollower, ReferenceView
-from streams.sink import Sink
+from streams.sink import SNAPSHOT_SLICE_S, Sink
 
 log = logging.getLogger("fundwatch.worker")
 
@@ -124,11 +124,18 @@ def create_worker_app(
         async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
             await institutions.handle_many(values)
 
+    # Snapshot slices are due whether or not messages keep coming (the agents also call it)
+    @app.timer(interval=SNAPSHOT_SLICE_S)
+    async def snapshot_slices() -> None:
+        await sink.maybe_flush()
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # another worker may take these institutions over: it reads their state from ClickHouse
         await sink.flush_snapshots()
         institutions.forget()
+        sink.forget_sizes()
+        processor.forget_sizes()
 
     # the consumer exists once the app runs; before that there is no lag to show
     lag = LagService(app_id, lambda: app.consumer if app.started else None)

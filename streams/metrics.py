@@ -53,6 +53,12 @@ STATE_BYTES = Counter(
     "snapshots to ClickHouse",
     ["target"],
 )
+STATE_HELD_BYTES = Gauge(
+    "fundwatch_state_held_bytes",
+    "Encoded size of the states this worker holds: accounts as last written to the changelog, "
+    "institutions as last snapshotted",
+    ["scope"],
+)
 SNAPSHOTS_PENDING = Gauge(
     "fundwatch_snapshot_queue_states",
     "Account and institution states waiting to be snapshotted to ClickHouse",

@@ -64,6 +64,9 @@ class Sink:
         # order they first changed: the front is the oldest
         self._dirty: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         self._last_slice = clock()
+        # encoded size of each institution state as last snapshotted, for fundwatch_state_held_bytes
+        self._institution_sizes: dict[str, int] = {}
+        self._institution_bytes = 0
 
     def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
         """The states of one scope ("account" or "institution") from ClickHouse (blocking:
@@ -90,6 +93,12 @@ class Sink:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def forget_sizes(self) -> None:
+        """After a rebalance: the institution states held are read again as they are touched."""
+        self._institution_sizes.clear()
+        self._institution_bytes = 0
+        metrics.STATE_HELD_BYTES.labels("institution").set(0)
 
     def remember(self, scope: str, key: str, state: dict[str, Any]) -> None:
         waiting = self._dirty.get((scope, key))
@@ -126,6 +135,11 @@ class Sink:
         if not docs:
             return
         metrics.STATE_BYTES.labels("snapshot").inc(sum(len(doc) for _, doc in docs))
+        for (scope, key), doc in docs:
+            if scope == "institution":
+                self._institution_bytes += len(doc) - self._institution_sizes.get(key, 0)
+                self._institution_sizes[key] = len(doc)
+        metrics.STATE_HELD_BYTES.labels("institution").set(self._institution_bytes)
         version = time.time_ns()
         for scope, (table, column) in SNAPSHOT_TABLES.items():
             rows = [[key, doc.decode(), version] for (s, key), doc in docs if s == scope]

@@ -45,6 +45,8 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("peak RSS worker (MiB)", _n(rss.get("worker")), _n(big_rss.get("worker"))),
         ("peak RSS run (MiB)", _n(rss.get("run")), ""),
         ("worker RSS per added account (KiB)", _n(result.get("worker_rss_per_account_kb")), ""),
+        ("state held by the worker (MiB)", _n(result.get("state_held_mb")), _n(big.get("state_held_mb"))),
+        ("state held per account (KiB)", _n(result.get("state_per_account_kb")), _n(big.get("state_per_account_kb"))),
         (
             "state written per record, backlog (bytes)",
             _n((result.get("state_bytes_per_record") or {}).get("pipeline")),

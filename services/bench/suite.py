@@ -64,6 +64,8 @@ PROCESSED = "fundwatch_records_processed_total"
 INSTITUTION_SENT = "fundwatch_institution_messages_sent_total"
 INSTITUTION_HANDLED = "fundwatch_institution_messages_handled_total"
 STATE_BYTES = "fundwatch_state_bytes_written_total"
+STATE_HELD = "fundwatch_state_held_bytes"
+SNAPSHOTS_WAITING = "fundwatch_snapshot_queue_states"
 # The latency phase's default load, as a share of the worker's backlog rate: `fundwatch run`
 # carries the gateway, the workers and the dispatcher in one process, and was seen to keep
 # latency under a second up to about a quarter of that rate (2,500 of 11,000 records/s).
@@ -100,6 +102,7 @@ class StackFigures:
     pipeline_rps: float = 0.0
     raw_ceiling_rps: float = 0.0
     state_bytes_per_record: float = 0.0  # account and institution state written (changelog, snapshots)
+    state_held_mb: float = 0.0  # account and institution state the worker holds, encoded
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
@@ -177,6 +180,15 @@ async def _follow_worker(
             return (processed - first[1]) / span if span > 0 else float("inf")
         await asyncio.sleep(0.2)
     raise RuntimeError(f"the worker did not process {total:,} records within {timeout_s:.0f} s")
+
+
+async def _state_held_mb(session: aiohttp.ClientSession, worker: Child, timeout_s: float = 60.0) -> float:
+    """The state the worker holds once its snapshots have caught up (institution states are
+    measured when snapshotted)."""
+    deadline = time.monotonic() + timeout_s
+    while await worker.metric(session, SNAPSHOTS_WAITING) > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+    return await worker.metric(session, STATE_HELD) / (1024 * 1024)
 
 
 async def _raw_ceiling(bootstrap: str, partitions: int, total: int) -> float:
@@ -283,6 +295,7 @@ async def _stack_phases(
             figures.pipeline_rps = await _follow_worker(
                 session, worker, accepted, status, timeout_s=max(600.0, accepted / 200)
             )
+            figures.state_held_mb = await _state_held_mb(session, worker)
             figures.state_bytes_per_record = await worker.metric(session, STATE_BYTES) / max(1, accepted)
             worker.stop()
             figures.peak_rss_mb["worker"] = round(worker.peak_rss_mb or 0.0, 1)
@@ -476,6 +489,8 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
             "pipeline": round(base.state_bytes_per_record),
             "latency": latency["state_bytes_per_record"],
         },
+        "state_held_mb": round(base.state_held_mb, 1),
+        "state_per_account_kb": round(base.state_held_mb * 1024 / base.accounts, 2) if base.accounts else None,
         "pipeline_over_raw": round(base.pipeline_rps / base.raw_ceiling_rps, 4)
         if base.raw_ceiling_rps
         else None,
@@ -488,6 +503,10 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
             "pipeline_rps": round(scaled.pipeline_rps),
             "gateway_rps": round(scaled.gateway_rps),
             "state_bytes_per_record": {"pipeline": round(scaled.state_bytes_per_record)},
+            "state_held_mb": round(scaled.state_held_mb, 1),
+            "state_per_account_kb": round(scaled.state_held_mb * 1024 / scaled.accounts, 2)
+            if scaled.accounts
+            else None,
             "peak_rss_mb": scaled.peak_rss_mb,
         },
         "worker_rss_per_account_kb": per_account_kb,

@@ -70,9 +70,12 @@ def test_the_report_shows_both_provinces_and_missing_figures_as_dashes():
     assert table["latency_p99_ms"] == ("—", "")
     assert table["peak RSS worker (MiB)"] == ("400.0", "900.5")
     assert table["state written per record, backlog (bytes)"] == ("—", "—")
+    assert table["state held per account (KiB)"] == ("—", "—")
+    result["state_per_account_kb"] = 7.25
     result["state_bytes_per_record"] = {"pipeline": 812, "latency": 4096}
     result["scale_10x"]["state_bytes_per_record"] = {"pipeline": 1500}
     table = dict((name, (a, b)) for name, a, b in rows(result))
     assert table["state written per record, backlog (bytes)"] == ("812", "1,500")
     assert table["state written per record, at offered_rps (bytes)"] == ("4,096", "")
+    assert table["state held per account (KiB)"] == ("7.2", "—")
     assert markdown_table(result).startswith("| figure | province | 10× accounts |")

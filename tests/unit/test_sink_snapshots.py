@@ -93,3 +93,17 @@ def test_a_flush_writes_everything_changed_at_once():
     assert sink_module.metrics.SNAPSHOTS_PENDING._value.get() == 0
     run(sink.flush_snapshots())
     assert len(storage.written()) == 2
+
+
+def test_the_institution_state_held_is_the_size_of_each_last_snapshot():
+    sink, storage, clock = make()
+    held = sink_module.metrics.STATE_HELD_BYTES.labels("institution")
+    sink.remember("institution", "I1", {"n": 1})
+    sink.remember("institution", "I2", {"n": 22})
+    run(sink.flush_snapshots())
+    assert held._value.get() == len(b'{"n":1}') + len(b'{"n":22}')
+    sink.remember("institution", "I1", {"n": 333})
+    run(sink.flush_snapshots())
+    assert held._value.get() == len(b'{"n":333}') + len(b'{"n":22}')
+    sink.forget_sizes()
+    assert held._value.get() == 0

@@ -34,3 +34,20 @@ def test_a_state_written_to_the_changelog_is_read_back_by_the_tables_codec():
     assert serializer == "raw" and isinstance(value, bytes)
     assert codecs.loads("json", value) == STATE  # what recovery puts in the table
     assert table.data[b"ACC-1"] is STATE
+
+
+def test_the_state_held_is_the_size_of_each_accounts_last_write():
+    from streams import metrics
+
+    table = FakeTable()
+    processor = RecordsProcessor(None, None, None, table, None, partitions=8)
+    held = metrics.STATE_HELD_BYTES.labels("account")
+    processor._write_state("ACC-1", STATE)
+    one = held._value.get()
+    assert one == len(table.sent[0][2])
+    processor._write_state("ACC-1", {**STATE, "note": ""})  # smaller: replaces, does not add
+    assert held._value.get() == len(table.sent[1][2]) < one
+    processor._write_state("ACC-2", STATE)
+    assert held._value.get() == len(table.sent[1][2]) + one
+    processor.forget_sizes()
+    assert held._value.get() == 0
