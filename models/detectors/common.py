@@ -146,13 +146,9 @@ def add(
     if top:
         entries = bucket["top"]
         entry = [cents, ts, record_id, tag]
-        if len(entries) < TOP_N:
-            entries.append(entry)
-            if len(entries) == TOP_N:
-                entries.sort(key=top_rank)
-        # a full list is sorted (here, or by seal() at the end of every step), so its last entry
-        # is the one a larger record displaces; most records of a busy account are not larger
-        elif top_rank(entry) < top_rank(entries[-1]):
+        # kept sorted, so a full list's last entry is the one a larger record displaces; most
+        # records of a busy account are not larger
+        if len(entries) < TOP_N or top_rank(entry) < top_rank(entries[-1]):
             insort(entries, entry, key=top_rank)
             del entries[TOP_N:]
     return True
@@ -164,9 +160,10 @@ def seal(bucket: dict[str, Any], wm: int | None) -> None:
     if ids and wm is not None:
         if is_sealed(bucket["t1"], wm):
             bucket["ids"] = {}
-        elif is_sealed(min(ids.values()), wm):
+        # every id is at or after t0: only a bucket whose first record's day is sealed can hold
+        # sealed ids (a busy account's day holds thousands; this runs on every step)
+        elif is_sealed(bucket["t0"], wm) and is_sealed(min(ids.values()), wm):
             bucket["ids"] = {rid: ts for rid, ts in ids.items() if not is_sealed(ts, wm)}
-    bucket["top"].sort(key=top_rank)
 
 
 def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:
