@@ -137,4 +137,8 @@ def step_institution_messages(
             region_of[finding.institution_id] = str(other.get("region") or "")
     alerts, changes = fold_findings(alerts, findings, region_of, at)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
-    return {"detectors": disown(detector_states) if owned else detector_states, "alerts": alerts, "recent": recent}, changes
+    return {
+        "detectors": disown(detector_states) if owned else detector_states,
+        "alerts": alerts,
+        "recent": recent,
+    }, changes

@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(consume + typed decode only), the full pipeline's sustained rate (a `fundwatch worker` over a "
         "backlog: every detector, Faust table, ClickHouse), the naive Faust baseline (one record per "
         "message, one table update per record) and one gateway's HTTP intake rate; then the push-to-webhook "
-        "latency of probe alerts at a fixed offered load on `fundwatch run`, and each process's peak "
+        "latency of probe alerts at a fixed offered load, on the production shape (gateway, worker and "
+        "dispatcher processes on a local clickhouse-server, when one is installed) and on `fundwatch run`, "
+        "the state the worker holds and writes, and each process's peak "
         "memory, all again for a province with about ten times the accounts. Shows its progress and "
         "ends with a table; docs/benchmarks.md explains the figures.",
     )

@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from services.storage import local_server
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,66 +87,19 @@ def promtool() -> str:
 
 
 def clickhouse_server_binary() -> str:
-    found = shutil.which("clickhouse-server") or (
-        "/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None
-    )
+    found = local_server.clickhouse_server_binary()
     if not found:
         raise RuntimeError("clickhouse-server is not installed; `make test` installs it (make test-deps)")
     return found
 
 
-class ClickHouseServer:
+class ClickHouseServer(local_server.LocalClickHouse):
     """Debian's clickhouse-server as a plain process on free ports in a temporary folder."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.tcp_port = free_port()
-        self.http_port = free_port()
-        self.interserver_port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"clickhouse://default:@127.0.0.1:{self.tcp_port}/fundwatch"
-
-    def start(self) -> None:
-        for sub in ("data", "tmp", "user_files", "format_schemas"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        args = [
-            clickhouse_server_binary(), "--config-file=/etc/clickhouse-server/config.xml", "--",
-            f"--path={self.root / 'data'}/", f"--tmp_path={self.root / 'tmp'}/",
-            f"--user_files_path={self.root / 'user_files'}/", f"--format_schema_path={self.root / 'format_schemas'}/",
-            f"--tcp_port={self.tcp_port}", f"--http_port={self.http_port}",
-            f"--interserver_http_port={self.interserver_port}", "--listen_host=127.0.0.1",
-            f"--logger.log={self.root / 'server.log'}", f"--logger.errorlog={self.root / 'error.log'}",
-            "--logger.level=warning",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=open(self.root / "stderr.log", "wb")
-        )
-        from clickhouse_driver import Client
-
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"clickhouse-server exited: {(self.root / 'stderr.log').read_text()[-2000:]}"
-                )
-            try:
-                Client("127.0.0.1", port=self.tcp_port, connect_timeout=1).execute("SELECT 1")
-                return True
-            except Exception:
-                return False
-
-        wait_until(up, 60, what="clickhouse-server")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    def start(self, timeout_s: float = 60.0) -> ClickHouseServer:
+        clickhouse_server_binary()  # a clear failure when the package is missing
+        super().start(timeout_s)
+        return self
 
 
 class FundwatchProcess:

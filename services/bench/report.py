@@ -20,6 +20,26 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}" if value < 1 else f"{value:.2f}"
 
 
+_SHAPES = {
+    "production": "processes + ClickHouse server",
+    "embedded": "fundwatch run",
+}
+
+
+def _other_shapes(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The latency of the stacks other than the headline's, one row each."""
+    out = []
+    for shape, run in (result.get("latency_by_shape") or {}).items():
+        if shape != result.get("latency_shape"):
+            out.append((
+                f"latency p50 / p99 ms, {_SHAPES.get(shape, shape)}",
+                f"{_n(run.get('latency_p50_ms'))} / {_n(run.get('latency_p99_ms'))}"
+                f" ({_n(run.get('probes_delivered'))} of {_n(run.get('probes'))} delivered)",
+                "",
+            ))  # fmt: skip
+    return out
+
+
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, province, 10x accounts)."""
     big = result.get("scale_10x") or {}
@@ -33,6 +53,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("gateway_rps", _n(result.get("gateway_rps")), _n(big.get("gateway_rps"))),
         ("pipeline / raw ceiling", _ratio(result.get("pipeline_over_raw")), ""),
         ("pipeline / naive Faust", _ratio(result.get("pipeline_over_naive")), ""),
+        ("latency measured on", _SHAPES.get(result.get("latency_shape"), "—"), ""),
         ("offered_rps (achieved)", f"{_n(result.get('offered_rps'))} ({_n(result.get('achieved_rps'))})", ""),
         ("latency_p50_ms", _n(result.get("latency_p50_ms")), ""),
         ("latency_p99_ms", _n(result.get("latency_p99_ms")), ""),
@@ -41,12 +62,17 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{_n(result.get('latency_probes_delivered'))} of {_n(result.get('latency_probes'))}",
             "",
         ),
+        *_other_shapes(result),
         ("peak RSS gateway (MiB)", _n(rss.get("gateway")), _n(big_rss.get("gateway"))),
         ("peak RSS worker (MiB)", _n(rss.get("worker")), _n(big_rss.get("worker"))),
         ("peak RSS run (MiB)", _n(rss.get("run")), ""),
         ("worker RSS per added account (KiB)", _n(result.get("worker_rss_per_account_kb")), ""),
         ("state held by the worker (MiB)", _n(result.get("state_held_mb")), _n(big.get("state_held_mb"))),
-        ("state held per account (KiB)", _n(result.get("state_per_account_kb")), _n(big.get("state_per_account_kb"))),
+        (
+            "state held per account (KiB)",
+            _n(result.get("state_per_account_kb")),
+            _n(big.get("state_per_account_kb")),
+        ),
         (
             "state written per record, backlog (bytes)",
             _n((result.get("state_bytes_per_record") or {}).get("pipeline")),

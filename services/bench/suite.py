@@ -56,6 +56,7 @@ from services.bench.workload import Workload, build_workload, probe_batches, pro
 from services.broker import EmbeddedBroker, die_with_parent, free_port
 from services.progress import StatusLine
 from services.simulator.push import REFERENCE_ORDER, _Api
+from services.storage.local_server import LocalClickHouse, clickhouse_server_binary
 
 log = logging.getLogger("fundwatch.bench")
 
@@ -347,16 +348,77 @@ class _Receiver:
             await self._runner.cleanup()
 
 
+class _LiveStack:
+    """What the latency phase pushes into: `fundwatch run` (one process), or the production shape
+    (gateway, worker and dispatcher processes on a ClickHouse server and the broker)."""
+
+    def __init__(self, shape: str, config: BenchConfig, root: Path, admin: str) -> None:
+        self.shape = shape
+        self.root = root
+        self.broker: EmbeddedBroker | None = None
+        self.clickhouse: LocalClickHouse | None = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDWATCH_")}
+        env.update(FUNDWATCH_ADMIN_TOKEN=admin, FUNDWATCH_LOG_LEVEL="WARNING",
+                   FUNDWATCH_PARTITIONS=str(config.partitions))  # fmt: skip
+        if shape == "embedded":
+            run = Child(["run", "--no-simulator", "--data-dir", str(root / "run")], env, root / "run.log")
+            self.children, self.api, self.worker = [run], run, run
+            return
+        self.broker = EmbeddedBroker(root / "broker.log")
+        self.clickhouse = LocalClickHouse(root / "clickhouse")
+        env.update(FUNDWATCH_DATA_DIR=str(root), FUNDWATCH_APP_ID=f"fw-bench-{secrets.token_hex(4)}",
+                   FUNDWATCH_WEBHOOK_ALLOW_PRIVATE="1")  # the receiver listens on loopback  # fmt: skip
+        self.env = env
+        self.api = Child(["gateway"], env, root / "gateway.log")
+        self.worker = Child(["worker"], env, root / "worker.log")
+        self.children = [self.api, self.worker, Child(["dispatcher"], env, root / "dispatcher.log")]
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        if self.broker is not None and self.clickhouse is not None:
+            bootstrap = self.broker.start()
+            # started from this thread: the server is told to die with it (services/broker.py)
+            self.clickhouse.root.mkdir(parents=True, exist_ok=True)
+            self.clickhouse.start()
+            for child in self.children:
+                child.env.update(
+                    FUNDWATCH_KAFKA_BOOTSTRAP=bootstrap, FUNDWATCH_CLICKHOUSE_URL=self.clickhouse.url
+                )
+        self.api.start()
+        await self.api.wait_ready(session)  # the gateway migrates the schema before the others start
+        for child in self.children[1:]:
+            child.start()
+        for child in self.children[1:]:
+            await child.wait_ready(session)
+
+    def sample_rss(self) -> None:
+        for child in self.children:
+            child.sample_rss()
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+    def kill(self) -> None:
+        for child in self.children:
+            child.kill()
+        if self.clickhouse is not None:
+            self.clickhouse.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def latency_shapes() -> list[str]:
+    """The stacks the latency phase measures: the production shape needs a ClickHouse server."""
+    return ["production", "embedded"] if clickhouse_server_binary() else ["embedded"]
+
+
 async def _latency(
-    config: BenchConfig, workload: Workload, offered_rps: float, root: Path, status: StatusLine
+    config: BenchConfig, workload: Workload, offered_rps: float, root: Path, status: StatusLine, shape: str
 ) -> dict[str, Any]:
-    """Probes pushed at ``offered_rps`` into `fundwatch run`; their push-to-webhook times."""
+    """Probes pushed at ``offered_rps`` into a live stack of ``shape``; their push-to-webhook times."""
     root.mkdir(parents=True, exist_ok=True)
     admin = "bench-" + secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDWATCH_")}
-    env.update(FUNDWATCH_ADMIN_TOKEN=admin, FUNDWATCH_LOG_LEVEL="WARNING",
-               FUNDWATCH_PARTITIONS=str(config.partitions))  # fmt: skip
-    stack = Child(["run", "--no-simulator", "--data-dir", str(root / "run")], env, root / "run.log")
+    stack = _LiveStack(shape, config, root, admin)
     receiver = _Receiver()
     batches = probe_batches(workload, config.latency_batch_records)
     per_batch = statistics.mean(b.records for b in batches)
@@ -366,9 +428,9 @@ async def _latency(
     try:
         await receiver.start()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-            stack.start()
-            await stack.wait_ready(session)
-            api = _Api(session, stack.base, admin, retry_for_s=60.0)
+            await stack.start(session)
+            base = stack.api.base
+            api = _Api(session, base, admin, retry_for_s=60.0)
             tokens = {bank: await api.bank_token(bank) for bank in workload.banks}
             reference = {**workload.reference}
             reference["accounts"] = [*workload.reference["accounts"], *probe_reference(workload)["accounts"]]
@@ -390,7 +452,7 @@ async def _latency(
                     "Content-Type": "application/json",
                 }
                 pushed[batch.probe_id] = time.time()
-                async with session.post(stack.base + "/v1/batches", data=batch.body, headers=headers) as resp:
+                async with session.post(base + "/v1/batches", data=batch.body, headers=headers) as resp:
                     await resp.read()
                     if resp.status != 202:
                         raise RuntimeError(f"batch refused with {resp.status}")
@@ -402,30 +464,35 @@ async def _latency(
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 stack.sample_rss()
-                status.update(f"latency: {number + 1} of {len(batches)} batches at {offered_rps:,.0f} records/s, "
-                              f"{len(receiver.arrived)} probes delivered")  # fmt: skip
+                status.update(f"latency ({shape}): {number + 1} of {len(batches)} batches at "
+                              f"{offered_rps:,.0f} records/s, {len(receiver.arrived)} probes delivered")  # fmt: skip
             await asyncio.gather(*in_flight)
             achieved = sum(b.records for b in batches) / max(1e-9, time.monotonic() - started)
             deadline = time.monotonic() + 60.0
             while len(receiver.arrived) < len(pushed) and time.monotonic() < deadline:
                 stack.sample_rss()
                 await asyncio.sleep(0.2)
-            state_bytes = await stack.metric(session, STATE_BYTES)
+            state_bytes = await stack.worker.metric(session, STATE_BYTES)
         stack.stop()
     finally:
         stack.kill()
         await receiver.stop()
     latencies = sorted((receiver.arrived[p] - t) * 1000.0 for p, t in pushed.items() if p in receiver.arrived)
     return {
+        "shape": shape,
         "offered_rps": round(offered_rps),
         "achieved_rps": round(achieved),
         "probes": len(pushed),
         "probes_delivered": len(latencies),
         "latency_p50_ms": round(_percentile(latencies, 0.50), 1) if latencies else None,
         "latency_p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
-        "peak_rss_mb": round(stack.peak_rss_mb or 0.0, 1),
+        "peak_rss_mb": {c.command[0]: round(c.peak_rss_mb or 0.0, 1) for c in stack.children},
         "state_bytes_per_record": round(state_bytes / max(1, sum(b.records for b in batches))),
     }
+
+
+def _embedded(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((run for run in runs if run["shape"] == "embedded"), None)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -462,7 +529,12 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
     base, naive_rps = await _stack_phases(config, province, root / "province", status, naive=True)
     scaled, _ = await _stack_phases(config, large, root / "province-x10", status, naive=False)
     offered = config.offered_rps or max(100.0, (base.pipeline_rps * OFFERED_SHARE) // 100 * 100)
-    latency = await _latency(config, province, offered, root / "latency", status)
+    runs = [
+        await _latency(config, province, offered, root / f"latency-{shape}", status, shape)
+        for shape in latency_shapes()
+    ]
+    latency = runs[0]  # the production shape when a ClickHouse server is installed
+    embedded = _embedded(runs)
 
     per_account_kb = None
     if scaled.accounts > base.accounts:
@@ -478,19 +550,23 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
         "pipeline_rps": round(base.pipeline_rps),
         "naive_faust_rps": round(naive_rps or 0.0),
         "gateway_rps": round(base.gateway_rps),
+        "latency_shape": latency["shape"],
         "offered_rps": latency["offered_rps"],
         "achieved_rps": latency["achieved_rps"],
         "latency_p50_ms": latency["latency_p50_ms"],
         "latency_p99_ms": latency["latency_p99_ms"],
         "latency_probes": latency["probes"],
         "latency_probes_delivered": latency["probes_delivered"],
-        "peak_rss_mb": {**base.peak_rss_mb, "run": latency["peak_rss_mb"]},
+        "latency_by_shape": {run["shape"]: run for run in runs},
+        "peak_rss_mb": {**base.peak_rss_mb, **({"run": embedded["peak_rss_mb"]["run"]} if embedded else {})},
         "state_bytes_per_record": {
             "pipeline": round(base.state_bytes_per_record),
             "latency": latency["state_bytes_per_record"],
         },
         "state_held_mb": round(base.state_held_mb, 1),
-        "state_per_account_kb": round(base.state_held_mb * 1024 / base.accounts, 2) if base.accounts else None,
+        "state_per_account_kb": round(base.state_held_mb * 1024 / base.accounts, 2)
+        if base.accounts
+        else None,
         "pipeline_over_raw": round(base.pipeline_rps / base.raw_ceiling_rps, 4)
         if base.raw_ceiling_rps
         else None,

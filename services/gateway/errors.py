@@ -40,4 +40,3 @@ def query_limit(query: object, default: int = 100, most: int = 1000) -> int:
     if not 1 <= limit <= most:
         raise ApiError(422, "invalid_query", f"`limit`: must be between 1 and {most}", "limit")
     return limit
-

@@ -79,3 +79,18 @@ def test_the_report_shows_both_provinces_and_missing_figures_as_dashes():
     assert table["state written per record, at offered_rps (bytes)"] == ("4,096", "")
     assert table["state held per account (KiB)"] == ("7.2", "—")
     assert markdown_table(result).startswith("| figure | province | 10× accounts |")
+
+
+def test_the_report_names_the_latency_stack_and_shows_the_other_one():
+    result = {
+        "latency_shape": "production", "latency_p99_ms": 669.0,
+        "latency_by_shape": {
+            "production": {"latency_p50_ms": 177.6, "latency_p99_ms": 669.0, "probes": 185, "probes_delivered": 185},
+            "embedded": {"latency_p50_ms": 345.4, "latency_p99_ms": 1548.9, "probes": 185, "probes_delivered": 184},
+        },
+    }  # fmt: skip
+    table = dict((name, (a, b)) for name, a, b in rows(result))
+    assert table["latency measured on"] == ("processes + ClickHouse server", "")
+    assert table["latency_p99_ms"] == ("669.0", "")
+    assert table["latency p50 / p99 ms, fundwatch run"] == ("345.4 / 1,548.9 (184 of 185 delivered)", "")
+    assert not any("processes + ClickHouse server" in name for name in table)

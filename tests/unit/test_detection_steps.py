@@ -107,26 +107,39 @@ def _by_account(records):
     return out
 
 
+def _compare(key, parts, take, step_one, step_many):
+    """Step ``key`` through ``parts`` message by message and take by take; check they agree and
+    that no step changes its input. Returns the changes of each way."""
+    one, one_changes = None, []
+    for msg_id, records in parts:
+        one, changed = step_one(one, key, msg_id, records, AT)
+        one_changes += changed
+    many, many_changes = None, []
+    for chunk in _chunks(parts, take):
+        snapshot = _plain(many)
+        previous = many
+        many, changed = step_many(many, key, chunk, AT)
+        assert _plain(previous) == snapshot, key  # the input is not changed
+        many_changes += changed
+    assert _same(many) == _same(one), key
+    assert _changes(many_changes) == _changes(one_changes), key
+    return one_changes, many_changes
+
+
 @pytest.mark.parametrize("take", [2, 5, 1000])
 def test_accounts_stepped_per_take_as_per_message(province, take):
     ctx, messages = province
     changes_seen = updates_sent = 0
     for account_id, parts in _per_key(messages, _by_account).items():
-        one, one_changes = None, []
-        for msg_id, records in parts:
-            one, changed = step_account(ctx, one, account_id, msg_id, records, AT)
-            one_changes += changed
-        many, many_changes = None, []
-        for chunk in _chunks(parts, take):
-            snapshot = _plain(many)
-            previous = many
-            many, changed = step_account_messages(ctx, many, account_id, chunk, AT)
-            assert _plain(previous) == snapshot, account_id  # the input is not changed
-            many_changes += changed
-        assert _same(many) == _same(one), account_id
-        assert _changes(many_changes) == _changes(one_changes), account_id
-        changes_seen += len(one_changes)
-        updates_sent += len(many_changes)
+        one, many = _compare(
+            account_id,
+            parts,
+            take,
+            lambda *a: step_account(ctx, *a),
+            lambda *a: step_account_messages(ctx, *a),
+        )
+        changes_seen += len(one)
+        updates_sent += len(many)
     assert changes_seen > 100  # the province's activity raises and updates alerts
     assert updates_sent < changes_seen  # an alert reported by several messages of a take changes once
 
@@ -148,20 +161,14 @@ def test_institutions_stepped_per_take_as_per_message(province, take):
     per_institution = _per_key(messages, lambda records: institution_records(ctx, records))
     assert max(len(parts) for parts in per_institution.values()) > 7  # takes do combine messages
     for institution_id, parts in per_institution.items():
-        one, one_changes = None, []
-        for msg_id, records in parts:
-            one, changed = step_institution(ctx, one, institution_id, msg_id, records, AT)
-            one_changes += changed
-        many, many_changes = None, []
-        for chunk in _chunks(parts, take):
-            snapshot = _plain(many)
-            previous = many
-            many, changed = step_institution_messages(ctx, many, institution_id, chunk, AT)
-            assert _plain(previous) == snapshot, institution_id  # the input is not changed
-            many_changes += changed
-        assert _same(many) == _same(one), institution_id
-        assert _changes(many_changes) == _changes(one_changes), institution_id
-        changes_seen += len(one_changes)
+        one, _ = _compare(
+            institution_id,
+            parts,
+            take,
+            lambda *a: step_institution(ctx, *a),
+            lambda *a: step_institution_messages(ctx, *a),
+        )
+        changes_seen += len(one)
     assert changes_seen >= 5  # some of the province's violations are institution-level
 
 
@@ -189,7 +196,9 @@ def test_a_consumed_state_gives_what_a_copied_one_gives(province):
             consumed_changes += changed
         assert _plain(consumed) == _plain(copied), account_id
         assert _changes(consumed_changes) == _changes(copied_changes), account_id
-    for institution_id, parts in _per_key(messages, lambda records: institution_records(ctx, records)).items():
+    for institution_id, parts in _per_key(
+        messages, lambda records: institution_records(ctx, records)
+    ).items():
         copied = consumed = None
         for chunk in _chunks(parts, 2):
             copied, _ = step_institution_messages(ctx, copied, institution_id, chunk, AT)

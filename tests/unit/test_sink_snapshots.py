@@ -89,7 +89,10 @@ def test_a_flush_writes_everything_changed_at_once():
     sink.remember("account", "A1", {"n": 1})
     sink.remember("institution", "I1", {"n": 2})
     run(sink.flush_snapshots())
-    assert sorted(storage.written()) == [("account_state", "A1", {"n": 1}), ("institution_state", "I1", {"n": 2})]
+    assert sorted(storage.written()) == [
+        ("account_state", "A1", {"n": 1}),
+        ("institution_state", "I1", {"n": 2}),
+    ]
     assert sink_module.metrics.SNAPSHOTS_PENDING._value.get() == 0
     run(sink.flush_snapshots())
     assert len(storage.written()) == 2
