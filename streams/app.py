@@ -55,7 +55,21 @@ class WorkerApp:
         )
 
     async def flush_snapshots(self) -> None:
+        self.processor.write_states()  # the consumer's last commit writes them too
         await self.processor.sink.flush_snapshots()
+
+
+class CommitHook(faust.Sensor):
+    """Writes the account states changed since the last commit to the table's changelog as a
+    commit starts: Faust then flushes the producer and only after that commits the offsets
+    (faust.transport.consumer: force_commit calls the sensors first, on every commit path)."""
+
+    def __init__(self, processor: RecordsProcessor) -> None:
+        super().__init__()
+        self.processor = processor
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return self.processor.write_states()
 
 
 def faust_app(app_id: str, bootstrap: str, partitions: int, datadir: Path) -> faust.App:
@@ -110,6 +124,7 @@ def create_worker_app(
         sink, context, references, account_state, institution_topic, partitions, follower.seen_since
     )
     institutions = InstitutionProcessor(sink, context)
+    app.sensors.add(CommitHook(processor))
 
     # Messages waiting are taken together (at most TAKE_MESSAGES, waiting at most TAKE_WITHIN_S
     # for more): one ClickHouse insert per table and one state write per account for all of
@@ -132,6 +147,7 @@ def create_worker_app(
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # another worker may take these institutions over: it reads their state from ClickHouse
+        processor.write_states()
         await sink.flush_snapshots()
         institutions.forget()
         sink.forget_sizes()

@@ -59,6 +59,8 @@ class RecordsProcessor:
         # encoded size of each account state as last written, for fundwatch_state_held_bytes
         self._sizes: dict[str, int] = {}
         self._held_bytes = 0
+        # states changed since the last write_states(), the newest per account
+        self._unwritten: dict[str, dict[str, Any]] = {}
 
     def forget_sizes(self) -> None:
         """After a rebalance the accounts held change: counted again as they are written."""
@@ -125,7 +127,7 @@ class RecordsProcessor:
         if replayed:
             metrics.MESSAGES_REPLAYED.inc(len(replayed))
         for account_id, state in touched.items():
-            self._write_state(account_id, state)
+            self._keep_state(account_id, state)
             self.sink.remember("account", account_id, state)
         await self.sink.emit_alerts(changed_alerts)
         for message in messages:
@@ -143,8 +145,25 @@ class RecordsProcessor:
         self.messages_handled += len(messages)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
+    def _keep_state(self, account_id: str, state: dict[str, Any]) -> None:
+        """The account's new state: in the table at once (the next take reads it), to the
+        changelog when the consumer commits (write_states)."""
+        self.account_state.data[account_id.encode("utf-8")] = state
+        self._unwritten[account_id] = state
+
+    def write_states(self) -> int:
+        """Write the states changed since the last call to the table's changelog, each account's
+        newest once. The worker calls this as the consumer starts a commit, before Faust flushes
+        the producer and commits the offsets (streams/app.py), so every state is in the
+        changelog before the offsets of the messages that made it are committed: a busy
+        account's state goes out once per commit interval, not once per take."""
+        unwritten, self._unwritten = self._unwritten, {}
+        for account_id, state in unwritten.items():
+            self._write_state(account_id, state)
+        return len(unwritten)
+
     def _write_state(self, account_id: str, state: dict[str, Any]) -> None:
-        """The table write, on the changelog partition of the account's own records partition.
+        """The changelog write, on the changelog partition of the account's own records partition.
 
         Faust takes the partition from the event being processed; with messages taken together
         that is the last one taken, which may be another partition's. The account's partition is
@@ -163,7 +182,6 @@ class RecordsProcessor:
         self.account_state.send_changelog(
             partition_for(account_id, self.partitions), key, doc, value_serializer="raw"
         )
-        self.account_state.data[key] = state
 
     async def _forward(self, msg_id: str, received_at: int, records: list[Any]) -> None:
         """One message per institution partition with the records its institutions need."""

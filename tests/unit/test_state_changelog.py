@@ -33,7 +33,31 @@ def test_a_state_written_to_the_changelog_is_read_back_by_the_tables_codec():
     assert partition == partition_for("ACC-1", 8) and key == b"ACC-1"
     assert serializer == "raw" and isinstance(value, bytes)
     assert codecs.loads("json", value) == STATE  # what recovery puts in the table
-    assert table.data[b"ACC-1"] is STATE
+
+
+def test_a_state_is_in_the_table_at_once_and_in_the_changelog_once_per_commit():
+    table = FakeTable()
+    processor = RecordsProcessor(None, None, None, table, None, partitions=8)
+    processor._keep_state("ACC-1", {"n": 1})
+    processor._keep_state("ACC-2", {"n": 2})
+    processor._keep_state("ACC-1", {"n": 3})
+    assert table.data[b"ACC-1"] == {"n": 3} and table.sent == []
+    assert processor.write_states() == 2
+    assert [(key, codecs.loads("json", value)) for _, key, value, _ in table.sent] == [
+        (b"ACC-1", {"n": 3}),
+        (b"ACC-2", {"n": 2}),
+    ]
+    assert processor.write_states() == 0 and len(table.sent) == 2
+
+
+def test_the_commit_hook_writes_the_states_before_the_offsets_are_committed():
+    from streams.app import CommitHook
+
+    table = FakeTable()
+    processor = RecordsProcessor(None, None, None, table, None, partitions=8)
+    processor._keep_state("ACC-1", {"n": 1})
+    CommitHook(processor).on_commit_initiated(consumer=None)
+    assert [key for _, key, _, _ in table.sent] == [b"ACC-1"]
 
 
 def test_the_state_held_is_the_size_of_each_accounts_last_write():
