@@ -175,7 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--offered-rps", type=float, default=None,
                        help="offered load of the latency phase (default: a quarter of the measured pipeline rate)")  # fmt: skip
     bench.add_argument("--seed", type=int, default=None, help="seed of the simulated provinces")
-    bench.add_argument("--work-dir", type=Path, default=None, help="keep the logs and data of the run here")
+    bench.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep the logs and data of the run in a directory of its own (run-<time>-...) under this one",
+    )
     return parser
 
 

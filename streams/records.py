@@ -4,6 +4,7 @@ institution-level detectors need re-keyed onto the institution topic."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -97,9 +98,29 @@ class RecordsProcessor:
         rows = Rows()
         for message in messages:
             message_rows(message, self.references.enrich, rows)
+        # The rows go to ClickHouse on the storage thread while this thread runs the detectors;
+        # the take is done (and acknowledged) only once they are in.
+        inserting = asyncio.ensure_future(self._insert(rows))
+        try:
+            await self._detect(messages, grouped)
+        finally:
+            await inserting
+
+        clock = time.time()
+        for message in messages:
+            n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
+            metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
+            metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
+            metrics.RECORD_LAG_SECONDS.observe(max(0.0, clock - message.received_at))
+        metrics.MESSAGES_PROCESSED.inc(len(messages))
+        self.messages_handled += len(messages)
+        metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+
+    async def _insert(self, rows: Rows) -> None:
         for table, (columns, table_rows) in rows.tables.items():
             await self.sink.insert(table, columns, table_rows)
 
+    async def _detect(self, messages: list[Any], grouped: list[tuple[Any, dict[str, list[Any]]]]) -> None:
         now = int(time.time())
         touched: dict[str, dict[str, Any]] = {}
         changed_alerts: list[tuple[str, AlertData]] = []
@@ -134,16 +155,6 @@ class RecordsProcessor:
             # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
             await self._forward(message.msg_id, message.received_at, message.records)
         await self.sink.maybe_flush()
-
-        clock = time.time()
-        for message in messages:
-            n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
-            metrics.RECORDS_PROCESSED.labels("transaction").inc(n_txn)
-            metrics.RECORDS_PROCESSED.labels("balance").inc(len(message.records) - n_txn)
-            metrics.RECORD_LAG_SECONDS.observe(max(0.0, clock - message.received_at))
-        metrics.MESSAGES_PROCESSED.inc(len(messages))
-        self.messages_handled += len(messages)
-        metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
     def _keep_state(self, account_id: str, state: dict[str, Any]) -> None:
         """The account's new state: in the table at once (the next take reads it), to the

@@ -590,8 +590,15 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
 
 
 def run_bench(config: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    root = config.work_dir or Path(tempfile.mkdtemp(prefix="fundwatch-bench-"))
     keep = config.work_dir is not None
+    if config.work_dir is not None:
+        # a directory of its own per run: a gateway's ClickHouse from an earlier run would answer
+        # its batches as already taken, and the worker would wait for records never sent
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=config.work_dir))
+        log.info("bench processes' logs and data under %s", root)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="fundwatch-bench-"))
     try:
         with StatusLine("bench", progress) as status:
             result = asyncio.run(_suite(config, root, status))
