@@ -12,32 +12,9 @@ from typing import Any
 
 from models.alerting import fold_findings
 from models.detectors import DETECTORS, DetectContext
-from models.detectors.common import Owned, disown, own_states
-from models.findings import Finding
+from models.stepping import judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
-
-
-def detect_account(
-    ctx: DetectContext,
-    states: dict[str, Any] | None,
-    account_id: str,
-    msg_id: str,
-    records: list[TxnRecord | BalanceRecord],
-    owned: bool = False,
-) -> tuple[dict[str, Any], list[Finding]]:
-    """Every detector's new state for the account, and all their findings. With ``owned`` the
-    states are a sequence's working copies (models/detectors/common.Owned): changed in place, and
-    the new ones made Owned too."""
-    states = states or {}
-    new_states: dict[str, Any] = {}
-    findings: list[Finding] = []
-    for name, detector in DETECTORS.items():
-        state, found = detector.detect(ctx, states.get(name), account_id, msg_id, records)
-        if state:
-            new_states[name] = Owned(state) if owned and type(state) is not Owned else state
-        findings.extend(found)
-    return new_states, findings
 
 
 def step_account(
@@ -69,13 +46,8 @@ def step_account_messages(
     once for all of them; with ``consume`` the caller gives ``state`` up (it holds the new one
     from now on) and nothing is copied."""
     state = state or {}
-    owned = consume or len(messages) > 1
-    detector_states = own_states(state.get("detectors"), consume) if owned else state.get("detectors")
-    findings: list[Finding] = []
-    for msg_id, records in messages:
-        detector_states, found = detect_account(ctx, detector_states, account_id, msg_id, records, owned)
-        findings.extend(found)
-    regions = {f.institution_id: ctx.references.institution(f.institution_id) for f in findings}
-    region_of = {inst: (doc or {}).get("region", "") for inst, doc in regions.items()}
-    alerts, changes = fold_findings(state.get("alerts"), findings, region_of, at)
-    return {"detectors": disown(detector_states) if owned else detector_states, "alerts": alerts}, changes
+    detector_states, findings = judge_messages(
+        DETECTORS, ctx, state.get("detectors"), account_id, messages, consume
+    )
+    alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
+    return {"detectors": detector_states, "alerts": alerts}, changes

@@ -25,9 +25,8 @@ from models.detectors import (
     maturity_mismatch,
     rapid_growth,
 )
-from models.detectors.common import Owned, disown, own_states
 from models.detectors.context import CUSTODY_ROLES, _text
-from models.findings import Finding
+from models.stepping import judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
 
@@ -59,27 +58,6 @@ def institution_records(
         if institution_id:
             parts.setdefault(institution_id, []).append(record)
     return parts
-
-
-def detect_institution(
-    ctx: DetectContext,
-    states: dict[str, Any] | None,
-    institution_id: str,
-    msg_id: str,
-    records: list[TxnRecord],
-    owned: bool = False,
-) -> tuple[dict[str, Any], list[Finding]]:
-    """Every institution-level detector's new state and all their findings (``owned``: as in
-    models/account_detection.detect_account)."""
-    states = states or {}
-    new_states: dict[str, Any] = {}
-    findings: list[Finding] = []
-    for name, detector in INSTITUTION_DETECTORS.items():
-        state, found = detector.detect(ctx, states.get(name), institution_id, msg_id, records)
-        if state:
-            new_states[name] = Owned(state) if owned and type(state) is not Owned else state
-        findings.extend(found)
-    return new_states, findings
 
 
 def already_applied(state: dict[str, Any] | None, msg_id: str) -> bool:
@@ -120,25 +98,9 @@ def step_institution_messages(
             fresh.append((msg_id, records))
     if not fresh:
         return state, []
-    owned = consume or len(fresh) > 1
-    detector_states = own_states(state.get("detectors"), consume) if owned else state.get("detectors")
-    alerts = state.get("alerts")
-    institution = ctx.references.institution(institution_id) or {}
-    region_of = {institution_id: str(institution.get("region") or "")}
-    findings: list[Finding] = []
-    for msg_id, records in fresh:
-        detector_states, found = detect_institution(
-            ctx, detector_states, institution_id, msg_id, records, owned
-        )
-        findings.extend(found)
-    for finding in findings:
-        if finding.institution_id not in region_of:
-            other = ctx.references.institution(finding.institution_id) or {}
-            region_of[finding.institution_id] = str(other.get("region") or "")
-    alerts, changes = fold_findings(alerts, findings, region_of, at)
+    detector_states, findings = judge_messages(
+        INSTITUTION_DETECTORS, ctx, state.get("detectors"), institution_id, fresh, consume
+    )
+    alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
-    return {
-        "detectors": disown(detector_states) if owned else detector_states,
-        "alerts": alerts,
-        "recent": recent,
-    }, changes
+    return {"detectors": detector_states, "alerts": alerts, "recent": recent}, changes
