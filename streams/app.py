@@ -55,8 +55,7 @@ class WorkerApp:
         )
 
     async def flush_snapshots(self) -> None:
-        self.processor.write_states()  # the consumer's last commit writes them too
-        await self.processor.sink.flush_snapshots()
+        await self.processor.flush_snapshots()
 
 
 class CommitHook(faust.Sensor):
@@ -147,11 +146,9 @@ def create_worker_app(
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # another worker may take these institutions over: it reads their state from ClickHouse
-        processor.write_states()
-        await sink.flush_snapshots()
+        await processor.flush_snapshots()
         institutions.forget()
         sink.forget_sizes()
-        processor.forget_sizes()
 
     # the consumer exists once the app runs; before that there is no lag to show
     lag = LagService(app_id, lambda: app.consumer if app.started else None)

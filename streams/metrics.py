@@ -55,8 +55,7 @@ STATE_BYTES = Counter(
 )
 STATE_HELD_BYTES = Gauge(
     "fundwatch_state_held_bytes",
-    "Encoded size of the states this worker holds: accounts as last written to the changelog, "
-    "institutions as last snapshotted",
+    "Encoded size of the account and institution states this worker holds, as last snapshotted",
     ["scope"],
 )
 SNAPSHOTS_PENDING = Gauge(

@@ -57,23 +57,17 @@ class RecordsProcessor:
         self.seed: dict[str, dict[str, Any]] = {}
         self.messages_handled = 0
         self.institution_messages_sent = 0
-        # encoded size of each account state as last written, for fundwatch_state_held_bytes
-        self._sizes: dict[str, int] = {}
-        self._held_bytes = 0
         # states changed since the last write_states(), the newest per account
         self._unwritten: dict[str, dict[str, Any]] = {}
-
-    def forget_sizes(self) -> None:
-        """After a rebalance the accounts held change: counted again as they are written."""
-        self._sizes.clear()
-        self._held_bytes = 0
-        metrics.STATE_HELD_BYTES.labels("account").set(0)
 
     def load_seed(self) -> int:
         self.seed = self.sink.load_snapshots("account")
         return len(self.seed)
 
     async def flush_snapshots(self) -> None:
+        """Every changed state out: account states to the changelog (the consumer's next commit
+        would write them too), every state to ClickHouse."""
+        self.write_states()
         await self.sink.flush_snapshots()
 
     async def handle_many(self, values: list[bytes]) -> None:
@@ -187,9 +181,6 @@ class RecordsProcessor:
         # a custody account's state is tens to hundreds of kilobytes.
         doc = _encode_state(state)
         metrics.STATE_BYTES.labels("changelog").inc(len(doc))
-        self._held_bytes += len(doc) - self._sizes.get(account_id, 0)
-        self._sizes[account_id] = len(doc)
-        metrics.STATE_HELD_BYTES.labels("account").set(self._held_bytes)
         self.account_state.send_changelog(
             partition_for(account_id, self.partitions), key, doc, value_serializer="raw"
         )

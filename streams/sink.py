@@ -64,9 +64,10 @@ class Sink:
         # order they first changed: the front is the oldest
         self._dirty: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
         self._last_slice = clock()
-        # encoded size of each institution state as last snapshotted, for fundwatch_state_held_bytes
-        self._institution_sizes: dict[str, int] = {}
-        self._institution_bytes = 0
+        # encoded size of each state as last snapshotted, and their sum per scope, for
+        # fundwatch_state_held_bytes
+        self._sizes: dict[tuple[str, str], int] = {}
+        self._held: dict[str, int] = dict.fromkeys(SNAPSHOT_TABLES, 0)
 
     def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
         """The states of one scope ("account" or "institution") from ClickHouse (blocking:
@@ -95,10 +96,11 @@ class Sink:
                 delay = min(delay * 2, 30.0)
 
     def forget_sizes(self) -> None:
-        """After a rebalance: the institution states held are read again as they are touched."""
-        self._institution_sizes.clear()
-        self._institution_bytes = 0
-        metrics.STATE_HELD_BYTES.labels("institution").set(0)
+        """After a rebalance the states held change: counted again as they are snapshotted."""
+        self._sizes.clear()
+        for scope in SNAPSHOT_TABLES:
+            self._held[scope] = 0
+            metrics.STATE_HELD_BYTES.labels(scope).set(0)
 
     def remember(self, scope: str, key: str, state: dict[str, Any]) -> None:
         waiting = self._dirty.get((scope, key))
@@ -135,11 +137,11 @@ class Sink:
         if not docs:
             return
         metrics.STATE_BYTES.labels("snapshot").inc(sum(len(doc) for _, doc in docs))
-        for (scope, key), doc in docs:
-            if scope == "institution":
-                self._institution_bytes += len(doc) - self._institution_sizes.get(key, 0)
-                self._institution_sizes[key] = len(doc)
-        metrics.STATE_HELD_BYTES.labels("institution").set(self._institution_bytes)
+        for entry, doc in docs:
+            self._held[entry[0]] += len(doc) - self._sizes.get(entry, 0)
+            self._sizes[entry] = len(doc)
+        for scope, held in self._held.items():
+            metrics.STATE_HELD_BYTES.labels(scope).set(held)
         version = time.time_ns()
         for scope, (table, column) in SNAPSHOT_TABLES.items():
             rows = [[key, doc.decode(), version] for (s, key), doc in docs if s == scope]

@@ -98,15 +98,19 @@ def test_a_flush_writes_everything_changed_at_once():
     assert len(storage.written()) == 2
 
 
-def test_the_institution_state_held_is_the_size_of_each_last_snapshot():
+def test_the_state_held_is_the_size_of_each_last_snapshot():
     sink, storage, clock = make()
-    held = sink_module.metrics.STATE_HELD_BYTES.labels("institution")
+    held = sink_module.metrics.STATE_HELD_BYTES
     sink.remember("institution", "I1", {"n": 1})
     sink.remember("institution", "I2", {"n": 22})
+    sink.remember("account", "A1", {"n": 4444})
     run(sink.flush_snapshots())
-    assert held._value.get() == len(b'{"n":1}') + len(b'{"n":22}')
-    sink.remember("institution", "I1", {"n": 333})
+    assert held.labels("institution")._value.get() == len(b'{"n":1}') + len(b'{"n":22}')
+    assert held.labels("account")._value.get() == len(b'{"n":4444}')
+    sink.remember("institution", "I1", {"n": 333})  # replaces I1's size, does not add to it
+    sink.remember("account", "A1", {})
     run(sink.flush_snapshots())
-    assert held._value.get() == len(b'{"n":333}') + len(b'{"n":22}')
+    assert held.labels("institution")._value.get() == len(b'{"n":333}') + len(b'{"n":22}')
+    assert held.labels("account")._value.get() == len(b"{}")
     sink.forget_sizes()
-    assert held._value.get() == 0
+    assert held.labels("institution")._value.get() == 0 and held.labels("account")._value.get() == 0

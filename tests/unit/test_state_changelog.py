@@ -58,20 +58,3 @@ def test_the_commit_hook_writes_the_states_before_the_offsets_are_committed():
     processor._keep_state("ACC-1", {"n": 1})
     CommitHook(processor).on_commit_initiated(consumer=None)
     assert [key for _, key, _, _ in table.sent] == [b"ACC-1"]
-
-
-def test_the_state_held_is_the_size_of_each_accounts_last_write():
-    from streams import metrics
-
-    table = FakeTable()
-    processor = RecordsProcessor(None, None, None, table, None, partitions=8)
-    held = metrics.STATE_HELD_BYTES.labels("account")
-    processor._write_state("ACC-1", STATE)
-    one = held._value.get()
-    assert one == len(table.sent[0][2])
-    processor._write_state("ACC-1", {**STATE, "note": ""})  # smaller: replaces, does not add
-    assert held._value.get() == len(table.sent[1][2]) < one
-    processor._write_state("ACC-2", STATE)
-    assert held._value.get() == len(table.sent[1][2]) + one
-    processor.forget_sizes()
-    assert held._value.get() == 0
