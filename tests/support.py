@@ -86,20 +86,9 @@ def promtool() -> str:
     return found
 
 
-def clickhouse_server_binary() -> str:
-    found = local_server.clickhouse_server_binary()
-    if not found:
-        raise RuntimeError("clickhouse-server is not installed; `make test` installs it (make test-deps)")
-    return found
-
-
-class ClickHouseServer(local_server.LocalClickHouse):
-    """Debian's clickhouse-server as a plain process on free ports in a temporary folder."""
-
-    def start(self, timeout_s: float = 60.0) -> ClickHouseServer:
-        clickhouse_server_binary()  # a clear failure when the package is missing
-        super().start(timeout_s)
-        return self
+# Debian's clickhouse-server as a plain process on free ports in a temporary folder; start()
+# fails naming the package when it is missing
+ClickHouseServer = local_server.LocalClickHouse
 
 
 class FundwatchProcess:

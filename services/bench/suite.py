@@ -368,7 +368,6 @@ class _LiveStack:
         self.clickhouse = LocalClickHouse(root / "clickhouse")
         env.update(FUNDWATCH_DATA_DIR=str(root), FUNDWATCH_APP_ID=f"fw-bench-{secrets.token_hex(4)}",
                    FUNDWATCH_WEBHOOK_ALLOW_PRIVATE="1")  # the receiver listens on loopback  # fmt: skip
-        self.env = env
         self.api = Child(["gateway"], env, root / "gateway.log")
         self.worker = Child(["worker"], env, root / "worker.log")
         self.children = [self.api, self.worker, Child(["dispatcher"], env, root / "dispatcher.log")]
@@ -377,7 +376,6 @@ class _LiveStack:
         if self.broker is not None and self.clickhouse is not None:
             bootstrap = self.broker.start()
             # started from this thread: the server is told to die with it (services/broker.py)
-            self.clickhouse.root.mkdir(parents=True, exist_ok=True)
             self.clickhouse.start()
             for child in self.children:
                 child.env.update(
