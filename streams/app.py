@@ -138,7 +138,7 @@ def create_worker_app(
         async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
             await institutions.handle_many(values)
 
-    # Snapshot slices are due whether or not messages keep coming (the agents also call it)
+    # Snapshot slices go out on a timer of their own, whether or not messages keep coming
     @app.timer(interval=SNAPSHOT_SLICE_S)
     async def snapshot_slices() -> None:
         await sink.maybe_flush()

@@ -148,7 +148,6 @@ class RecordsProcessor:
         for message in messages:
             # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
             await self._forward(message.msg_id, message.received_at, message.records)
-        await self.sink.maybe_flush()
 
     def _keep_state(self, account_id: str, state: dict[str, Any]) -> None:
         """The account's new state: in the table at once (the next take reads it), to the
