@@ -19,8 +19,8 @@ from schemas.fields import (
     SignedAmount,
     Text,
     Time,
-    amount_to_cents,
-    parse_time,
+    epoch_seconds,
+    is_zero_amount,
 )
 
 MAX_RECORDS_PER_BATCH = 10_000
@@ -54,7 +54,8 @@ class FieldError(ValueError):
 
 def _check_time(field: str, value: str) -> None:
     try:
-        parse_time(value)
+        # the cached conversion: the gateway asks for the same value again right after
+        epoch_seconds(value)
     except ValueError:
         raise FieldError(field, "a real calendar date and time (RFC 3339 with an offset)") from None
 
@@ -78,7 +79,7 @@ class Transaction(msgspec.Struct, tag_field="kind", tag="transaction", forbid_un
     balance_after: SignedAmount | None = None
 
     def __post_init__(self) -> None:
-        if amount_to_cents(self.amount) <= 0:
+        if is_zero_amount(self.amount):  # the pattern admits no sign
             raise FieldError("amount", "greater than 0")
         _check_time("booked_at", self.booked_at)
 
@@ -95,7 +96,8 @@ class Balance(msgspec.Struct, tag_field="kind", tag="balance", forbid_unknown_fi
 
     def __post_init__(self) -> None:
         _check_time("as_of", self.as_of)
-        if self.customer_liabilities is not None and amount_to_cents(self.customer_liabilities) < 0:
+        liabilities = self.customer_liabilities
+        if liabilities is not None and liabilities.startswith("-") and not is_zero_amount(liabilities):
             raise FieldError("customer_liabilities", "0 or more")
 
 

@@ -62,35 +62,35 @@ _answer_encoder = msgspec.json.Encoder()
 
 
 def to_message_record(record: Transaction | Balance) -> TxnRecord | BalanceRecord:
-    """The validated record in the form workers consume: cents and epoch seconds."""
-    if isinstance(record, Transaction):
+    """The validated record in the form workers consume: cents and epoch seconds.
+
+    Positional arguments in the fields' order: this runs once per accepted record."""
+    if type(record) is Transaction:
+        balance_after = record.balance_after
         return TxnRecord(
-            record_id=record.record_id,
-            account_id=record.account_id,
-            credit=record.direction is Direction.credit,
-            amount_cents=amount_to_cents(record.amount),
-            booked_at=epoch_seconds(record.booked_at),
-            counterparty_account=record.counterparty_account,
-            counterparty_bank=record.counterparty_bank,
-            channel=record.channel.value,
-            currency=record.currency,
-            counterparty_name=record.counterparty_name,
-            instruction_id=record.instruction_id,
-            purpose=record.purpose,
-            product_id=record.product_id,
-            balance_after_cents=None
-            if record.balance_after is None
-            else amount_to_cents(record.balance_after),
+            record.record_id,
+            record.account_id,
+            record.direction is Direction.credit,
+            amount_to_cents(record.amount),
+            epoch_seconds(record.booked_at),
+            record.counterparty_account,
+            record.counterparty_bank,
+            record.channel.value,
+            record.currency,
+            record.counterparty_name,
+            record.instruction_id,
+            record.purpose,
+            record.product_id,
+            None if balance_after is None else amount_to_cents(balance_after),
         )
+    liabilities = record.customer_liabilities
     return BalanceRecord(
-        record_id=record.record_id,
-        account_id=record.account_id,
-        as_of=epoch_seconds(record.as_of),
-        balance_cents=amount_to_cents(record.balance),
-        customer_liabilities_cents=(
-            None if record.customer_liabilities is None else amount_to_cents(record.customer_liabilities)
-        ),
-        currency=record.currency,
+        record.record_id,
+        record.account_id,
+        epoch_seconds(record.as_of),
+        amount_to_cents(record.balance),
+        None if liabilities is None else amount_to_cents(liabilities),
+        record.currency,
     )
 
 

@@ -13,6 +13,7 @@ from schemas.fields import (
     cents_to_decimal,
     cents_to_text,
     epoch_seconds,
+    is_zero_amount,
     parse_time,
     rate_to_decimal,
     utc_from_epoch,
@@ -41,6 +42,16 @@ from schemas.fields import (
 )
 def test_amount_to_cents_is_exact(text, cents):
     assert amount_to_cents(text) == cents
+
+
+@pytest.mark.parametrize(
+    ("text", "zero"),
+    [("0", True), ("0.0", True), ("0.00", True), ("-0", True), ("-0.00", True), ("0.01", False),
+     ("10", False), ("100.00", False), ("-0.10", False), ("-7", False)],
+)  # fmt: skip
+def test_is_zero_amount_agrees_with_the_cents(text, zero):
+    assert is_zero_amount(text) is zero
+    assert (amount_to_cents(text) == 0) is zero
 
 
 def test_amount_to_cents_avoids_float_rounding():
