@@ -8,7 +8,7 @@ from typing import Any
 
 from models.aggregates import FlowPartial, WindowKey, flow_partials
 from schemas.ddl import DATABASE
-from schemas.fields import cents_to_decimal, utc_from_epoch
+from schemas.fields import cents_to_decimal
 from schemas.messages import BalanceRecord, RecordBatchMessage, TxnRecord
 
 RAW_TXN_COLUMNS = (
@@ -52,7 +52,7 @@ def _nullable_cents(cents: int | None) -> Any:
 def _partial_row(key: WindowKey, msg_id: str, label: str, partial: FlowPartial) -> list[Any]:
     name, grain, start = key
     return [
-        name, grain, utc_from_epoch(start), msg_id, label,
+        name, grain, start, msg_id, label,
         cents_to_decimal(partial.inflow_cents), cents_to_decimal(partial.outflow_cents),
         partial.n_in, partial.n_out, sorted(partial.counterparties),
     ]  # fmt: skip
@@ -64,7 +64,9 @@ def message_rows(
     into: Rows,
 ) -> None:
     """Append the rows one message produces to ``into``."""
-    received = utc_from_epoch(message.received_at)
+    # DateTime columns take epoch seconds as they are (services/storage/base.py): a datetime
+    # per value cost clickhouse-driver a time-zone conversion per value on the storage thread
+    received = message.received_at
     enriched = {account: enrich(account) for account in {r.account_id for r in message.records}}
     txns: list[TxnRecord] = []
     raw_txn: list[list[Any]] = []
@@ -75,14 +77,14 @@ def message_rows(
             txns.append(r)
             raw_txn.append([
                 message.bank_code, r.record_id, r.account_id, "credit" if r.credit else "debit",
-                cents_to_decimal(r.amount_cents), r.currency, utc_from_epoch(r.booked_at),
+                cents_to_decimal(r.amount_cents), r.currency, r.booked_at,
                 r.counterparty_account, r.counterparty_bank, r.counterparty_name, r.channel,
                 r.instruction_id, r.purpose, r.product_id, _nullable_cents(r.balance_after_cents),
                 message.batch_id, message.msg_id, received, institution_id, role, region,
             ])  # fmt: skip
         elif isinstance(r, BalanceRecord):
             raw_bal.append([
-                message.bank_code, r.record_id, r.account_id, utc_from_epoch(r.as_of),
+                message.bank_code, r.record_id, r.account_id, r.as_of,
                 cents_to_decimal(r.balance_cents), _nullable_cents(r.customer_liabilities_cents),
                 r.currency, message.batch_id, message.msg_id, received, institution_id, role, region,
             ])  # fmt: skip

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +15,7 @@ import msgspec
 
 from schemas.alerts import AlertData, encode_event, to_event
 from schemas.ddl import DATABASE
+from schemas.fields import epoch_seconds
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 from streams import metrics
@@ -49,8 +49,9 @@ SNAPSHOT_TABLES = {
 }
 
 
-def _at(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+def _at(iso: str) -> int:
+    """Epoch seconds of an alert's time, as DateTime columns take them."""
+    return epoch_seconds(iso)
 
 
 class Sink:

@@ -21,7 +21,6 @@ import logging
 import time
 import weakref
 from collections import defaultdict
-from datetime import UTC, datetime
 
 import msgspec
 
@@ -230,7 +229,7 @@ class BatchIntake:
         await self.publisher.send_all(messages)
 
     async def _remember(self, batch: Batch, record_ids: list[str], answer: bytes, received_at: int) -> None:
-        when = datetime.fromtimestamp(received_at, UTC)
+        when = received_at  # DateTime columns take epoch seconds (services/storage/base.py)
         await self.commits.write(
             [[batch.bank_code, rid, batch.batch_id, when] for rid in record_ids],
             [batch.bank_code, batch.batch_id, answer.decode("utf-8"), when],

@@ -15,7 +15,10 @@ class Storage(abc.ABC):
     """Synchronous ClickHouse access; one object is used from one thread at a time.
 
     Values go in and come out as Python types: str, int, float, Decimal for Decimal columns,
-    timezone-aware UTC datetimes for DateTime('UTC'), lists for arrays, None for NULL.
+    timezone-aware UTC datetimes for DateTime('UTC'), lists for arrays, None for NULL. A
+    DateTime value may also go in as whole epoch seconds (an int), which both backends take as
+    they are: the hot paths write them so, since a datetime costs clickhouse-driver a time-zone
+    conversion per value.
     SQL uses ``%(name)s`` placeholders for values.
     """
 
