@@ -19,6 +19,7 @@ import faust
 from models.detectors import DetectContext
 from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
+from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
@@ -82,7 +83,8 @@ def faust_app(app_id: str, bootstrap: str, partitions: int, datadir: Path) -> fa
         topic_replication_factor=1,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        producer_max_request_size=32 * 1024 * 1024,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,  # services/kafka_io.py says why
         consumer_max_fetch_size=32 * 1024 * 1024,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
