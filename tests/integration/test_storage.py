@@ -60,6 +60,28 @@ def test_values_round_trip_with_their_python_types(storage):
     ]
 
 
+def test_datetimes_go_in_as_epoch_seconds_too(storage):
+    # the hot paths write DateTime values as whole epoch seconds (services/storage/base.py)
+    account = f"acc-{uuid.uuid4().hex}"
+    cases = {
+        "r1": datetime(2026, 11, 25, 1, 2, 3, tzinfo=UTC),
+        "r2": datetime(2000, 1, 1, tzinfo=UTC),  # nine digits: not read as a YYYYMMDD date
+        "r3": datetime(1970, 8, 23, 9, 20, 2, tzinfo=UTC),  # 20251202 seconds
+    }
+    storage.insert(
+        f"{DATABASE}.raw_balances",
+        ("bank_code", "record_id", "account_id", "as_of", "balance", "currency", "batch_id", "msg_id",
+         "received_at", "institution_id", "account_role", "region"),
+        [["B1", rid, account, int(when.timestamp()), Decimal("1.00"), "CNY", "b", "m", when, "", "", ""]
+         for rid, when in cases.items()],
+    )  # fmt: skip
+    rows = storage.query(
+        f"SELECT record_id, as_of FROM {DATABASE}.raw_balances WHERE account_id = %(a)s ORDER BY record_id",
+        {"a": account},
+    )
+    assert rows == sorted(cases.items())
+
+
 def test_decimal_sums_are_exact(storage):
     account = f"acc-{uuid.uuid4().hex}"
     when = datetime(2026, 11, 25, tzinfo=UTC)
