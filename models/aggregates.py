@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.windows import beijing_day_start, hour_start
+from models.windows import GRAINS, window_start
 from schemas.messages import TxnRecord
 
 
-@dataclass(slots=True)
+@dataclass
 class FlowPartial:
     inflow_cents: int = 0
     outflow_cents: int = 0
@@ -40,25 +40,16 @@ def flow_partials(
     transactions: Iterable[TxnRecord],
     key_of: Callable[[TxnRecord], str | None],
 ) -> dict[WindowKey, FlowPartial]:
-    """Sum flows per key and window over hour and day grains; records whose key is None are skipped.
-
-    The two grains are written out rather than looped over by name: this runs for every
-    transaction twice (per account and per institution)."""
+    """Sum flows per key and window over hour and day grains; records whose key is None are skipped."""
     partials: dict[WindowKey, FlowPartial] = {}
-    get = partials.get
     for txn in transactions:
         key = key_of(txn)
         if not key:
             continue
-        ts = txn.booked_at
-        hour = (key, "hour", hour_start(ts))
-        partial = get(hour)
-        if partial is None:
-            partial = partials[hour] = FlowPartial()
-        partial.add(txn)
-        day = (key, "day", beijing_day_start(ts))
-        partial = get(day)
-        if partial is None:
-            partial = partials[day] = FlowPartial()
-        partial.add(txn)
+        for grain in GRAINS:
+            wkey = (key, grain, window_start(txn.booked_at, grain))
+            partial = partials.get(wkey)
+            if partial is None:
+                partial = partials[wkey] = FlowPartial()
+            partial.add(txn)
     return partials

@@ -49,11 +49,6 @@ SNAPSHOT_TABLES = {
 }
 
 
-def _at(iso: str) -> int:
-    """Epoch seconds of an alert's time, as DateTime columns take them."""
-    return epoch_seconds(iso)
-
-
 class Sink:
     def __init__(
         self, storage: AsyncStorage, alerts_topic: Any, clock: Callable[[], float] = time.monotonic
@@ -162,11 +157,12 @@ class Sink:
             doc = _json.encode(alert).decode()
             current[alert.alert_id] = [
                 alert.alert_id, alert.typology, alert.severity, alert.status, alert.score, alert.institution_id,
-                alert.region, Decimal(alert.amount), _at(alert.window_start), _at(alert.window_end),
-                _at(alert.created_at), _at(alert.updated_at), doc, version,
+                alert.region, Decimal(alert.amount), epoch_seconds(alert.window_start),
+                epoch_seconds(alert.window_end), epoch_seconds(alert.created_at),
+                epoch_seconds(alert.updated_at), doc, version,
             ]  # fmt: skip
             history.append([
-                alert.alert_id, _at(alert.updated_at), event_type, alert.typology, alert.severity, alert.status,
+                alert.alert_id, epoch_seconds(alert.updated_at), event_type, alert.typology, alert.severity, alert.status,
                 alert.institution_id, alert.region, f"detector:{alert.detector.name}", doc, version,
             ])  # fmt: skip
             metrics.ALERTS.labels(alert.typology, alert.severity, event_type).inc()

@@ -137,7 +137,7 @@ async def _push_all(
     tokens: dict[str, str],
     workload: Workload,
     status: StatusLine,
-    in_flight: int = 1,
+    in_flight: int,
 ) -> tuple[int, float]:
     """Every batch, with ``in_flight`` requests at a time per bank; (records accepted, seconds)."""
     accepted = 0

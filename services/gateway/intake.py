@@ -229,8 +229,8 @@ class BatchIntake:
         await self.publisher.send_all(messages)
 
     async def _remember(self, batch: Batch, record_ids: list[str], answer: bytes, received_at: int) -> None:
-        when = received_at  # DateTime columns take epoch seconds (services/storage/base.py)
+        # DateTime columns take epoch seconds as they are (services/storage/base.py)
         await self.commits.write(
-            [[batch.bank_code, rid, batch.batch_id, when] for rid in record_ids],
-            [batch.bank_code, batch.batch_id, answer.decode("utf-8"), when],
+            [[batch.bank_code, rid, batch.batch_id, received_at] for rid in record_ids],
+            [batch.bank_code, batch.batch_id, answer.decode("utf-8"), received_at],
         )
