@@ -29,7 +29,7 @@ class DetectorInfo(msgspec.Struct):
     version: str
 
 
-class AlertData(msgspec.Struct, omit_defaults=True):
+class AlertData(msgspec.Struct):
     alert_id: str
     typology: str
     severity: str
@@ -50,17 +50,19 @@ class AlertData(msgspec.Struct, omit_defaults=True):
     revision: int = 1  # grows each time the same violation's figures change
 
 
-class AlertEvent(msgspec.Struct):
-    """The CloudEvents envelope (structured mode)."""
+class AlertEvent(msgspec.Struct, omit_defaults=True):
+    """The CloudEvents envelope (structured mode). ``subject`` is the institution id, left out
+    when no institution is known: CloudEvents 1.0 allows no empty subject, and its SDKs refuse
+    one. Every other attribute is always written."""
 
     id: str
     source: str
     type: str
-    subject: str
     time: str
     data: AlertData
-    specversion: str = "1.0"
-    datacontenttype: str = "application/json"
+    specversion: str
+    datacontenttype: str
+    subject: str | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -141,9 +143,11 @@ def to_event(alert: AlertData, masked: bool) -> AlertEvent:
         id=alert.alert_id,
         source=EVENT_SOURCE,
         type=f"fundwatch.alert.{alert.typology}",
-        subject=alert.institution_id,
         time=alert.updated_at or alert.created_at,
         data=data,
+        specversion="1.0",
+        datacontenttype="application/json",
+        subject=alert.institution_id or None,
     )
 
 
