@@ -11,6 +11,7 @@ rebalance hands its partition over from another worker.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -30,9 +31,10 @@ log = logging.getLogger("fundwatch.worker")
 
 
 class InstitutionProcessor:
-    def __init__(self, sink: Sink, context: DetectContext) -> None:
+    def __init__(self, sink: Sink, context: DetectContext, max_future_s: int = 3600) -> None:
         self.sink = sink
         self.context = context
+        self.max_future_s = max_future_s  # as RecordsProcessor.max_future_s
         self.states: dict[str, dict[str, Any]] = {}
         self.messages_handled = 0
 
@@ -56,6 +58,7 @@ class InstitutionProcessor:
         for all of them."""
         started = time.perf_counter()
         now = int(time.time())
+        ceiling = now + self.max_future_s
         changed_alerts: list[tuple[str, AlertData]] = []
         # Each institution's parts over the messages taken, in order. Its plain records parts go
         # through the detectors in one step; a review (products just upserted) is a step of its
@@ -68,12 +71,11 @@ class InstitutionProcessor:
         for institution_id, parts in steps.items():
             state = await self._state(institution_id)
             for run in _runs(parts):
-                context = self.context
+                context = dataclasses.replace(self.context, event_time_ceiling=ceiling)
                 products = run[0][1].products
                 if products:
-                    context = DetectContext(
-                        references=OverlaidReferences(self.context.references, products),
-                        thresholds=self.context.thresholds,
+                    context = dataclasses.replace(
+                        context, references=OverlaidReferences(self.context.references, products)
                     )
                 # self.states holds the new state from here on: the old one is consumed, not copied
                 new_state, changed = step_institution_messages(

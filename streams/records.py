@@ -5,6 +5,7 @@ institution-level detectors need re-keyed onto the institution topic."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,7 @@ class RecordsProcessor:
         institution_topic: Any,
         partitions: int,
         reference_sync: Callable[[float], Awaitable[bool]] | None = None,
+        max_future_s: int = 3600,
     ) -> None:
         self.sink = sink
         self.context = context
@@ -52,6 +54,9 @@ class RecordsProcessor:
         self.partitions = partitions
         # waits for reference data published before a given time (ReferenceFollower.seen_since)
         self.reference_sync = reference_sync
+        # how far ahead of the clock a record's time may lie (FUNDWATCH_MAX_FUTURE_S): the
+        # detectors' watermarks never pass the clock by more
+        self.max_future_s = max_future_s
         # State snapshots from ClickHouse, used for an account the table does not hold: after the
         # memory-only embedded broker restarted, its changelogs are gone but ClickHouse is not.
         self.seed: dict[str, dict[str, Any]] = {}
@@ -116,6 +121,7 @@ class RecordsProcessor:
 
     async def _detect(self, messages: list[Any], grouped: list[tuple[Any, dict[str, list[Any]]]]) -> None:
         now = int(time.time())
+        context = dataclasses.replace(self.context, event_time_ceiling=now + self.max_future_s)
         touched: dict[str, dict[str, Any]] = {}
         changed_alerts: list[tuple[str, AlertData]] = []
         replayed: set[str] = set()
@@ -134,9 +140,7 @@ class RecordsProcessor:
             if not fresh:
                 continue
             # the table's value is replaced by the new state right after: consumed, not copied
-            detection, changed = step_account_messages(
-                self.context, state, account_id, fresh, now, consume=True
-            )
+            detection, changed = step_account_messages(context, state, account_id, fresh, now, consume=True)
             touched[account_id] = {"flows": flows, **detection}
             changed_alerts.extend(changed)
         if replayed:

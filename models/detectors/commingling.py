@@ -118,7 +118,7 @@ def detect(
             payer = record.counterparty_account
             payers[payer] = payers.get(payer, 0) + record.amount_cents
         touched.add(day)
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []

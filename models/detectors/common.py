@@ -52,10 +52,17 @@ def own_records(account_id: str, records: Iterable[Record]) -> list[Record]:
     return [r for r in records if r.account_id == account_id]
 
 
-def advance(wm: int | None, records: Iterable[Record]) -> int | None:
-    """The watermark after these records: the latest event time seen."""
+def advance(wm: int | None, records: Iterable[Record], ceiling: int | None = None) -> int | None:
+    """The watermark after these records: the latest event time seen, but never past
+    ``ceiling`` (the latest event time that is plausible now, DetectContext.event_time_ceiling).
+
+    One record dated years ahead (a typo, or a hostile bank) would otherwise seal every real day
+    of the account at once and blind its detectors; such a record is still counted in its own
+    day, it only cannot move the account's notion of "now" beyond the clock."""
     for record in records:
         ts = event_time(record)
+        if ceiling is not None and ts > ceiling:
+            ts = ceiling
         if wm is None or ts > wm:
             wm = ts
     return wm

@@ -279,6 +279,10 @@ def _merged(
 class DetectContext:
     references: References
     thresholds: Thresholds
+    # The latest event time a record may plausibly carry now (the worker's clock plus the
+    # gateway's allowance for clocks ahead): watermarks never pass it. None when replaying
+    # history with no clock to trust (unit tests, evaluation over fixed data).
+    event_time_ceiling: int | None = None
 
     def account(self, account_id: str | None) -> dict[str, Any] | None:
         return self.references.account(account_id) if account_id else None

@@ -342,7 +342,7 @@ def detect(
             continue
         fold.add(side, ts, record.amount_cents, bank, record.record_id, counterparty or "", record.account_id)
     fold.finish()
-    st["wm"] = wm = advance(st["wm"], mine)
+    st["wm"] = wm = advance(st["wm"], mine, ctx.event_time_ceiling)
     if wm is None:
         return {}, []  # nothing of this institution seen yet (a review): no state to keep
 

@@ -223,7 +223,7 @@ def detect(
     for day in moved:
         entry = st["days"][str(day)]
         entry["fin"], entry["fout"] = _trim(entry["fin"]), _trim(entry["fout"])
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     # a day's records change the windows ending on it and on the next window_days - 1 days
     ends = {day + i * DAY for day in moved for i in range(window_days)}

@@ -166,7 +166,7 @@ def detect(
         investors = products[pid]["inv"]
         if len(investors) > bound(cap):
             products[pid]["inv"] = dict(sorted(investors.items(), key=_rank)[: bound(cap)])
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
     if len(products) > pf.MAX_PRODUCTS:
         st["products"] = products = {pid: products[pid] for pid in sorted(products)[: pf.MAX_PRODUCTS]}
     for entry in products.values():

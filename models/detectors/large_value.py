@@ -155,7 +155,7 @@ def detect(
         lines = st["days"].setdefault(str(day), {})
         add(bucket_in(lines, line), record.record_id, record.booked_at, record.amount_cents)
         touched.add((day, reported_line(line, natural)))
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []

@@ -128,7 +128,7 @@ def detect(
         elif ctx.destination(institution_id, record.counterparty_account) == "own":
             add(bucket_in(st["fees"], day), rid, ts, cents, tag="own")
             fee_moves.add(day)
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
     for moved in fee_moves:
         for key in st["fees"]:
             if moved <= int(key) < moved + window_days * DAY:

@@ -195,7 +195,7 @@ def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: l
             bucket = entry["out"] if kind == PAYOUT else entry["in"]
             if add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id):
                 moved.add(pid)
-    st["wm"] = advance(wm, records)
+    st["wm"] = advance(wm, records, ctx.event_time_ceiling)
     return moved
 
 

@@ -307,7 +307,7 @@ def detect(
         )
         if payer:
             fold.see_payer(day, payer)
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
     if wm is None:
         return {}, []  # nothing of this institution seen yet (a review): no state to keep
 

@@ -100,7 +100,7 @@ def detect(
         bucket = bucket_in(st["counterparties"], record.counterparty_account)
         add(bucket, record.record_id, record.booked_at, record.amount_cents)
         touched.add(record.counterparty_account)
-    st["wm"] = wm = advance(wm, mine)
+    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []

@@ -216,3 +216,21 @@ def test_state_keeps_only_open_days():
         state, _ = det.detect(ctx, state, OWN, f"m{d}", [cash("60000.00", when=f"2026-11-{d:02d} 10:00:00")])
     assert len(state["days"]) <= 3
     assert [f.key for f in det.current(ctx, state, OWN)][-1] == f"{OWN}:2026-11-28:cash_in"
+
+
+# -- a record dated far ahead ------------------------------------------------------------------
+
+
+def test_a_record_dated_years_ahead_does_not_blind_the_account():
+    """One record booked in 2031 (a typo, or a hostile bank) must not seal every real day: with
+    the worker's clock as the ceiling, the account's watermark stays at the plausible now."""
+    from dataclasses import replace
+
+    now = bj(f"{DAY1} 12:00:00")
+    ctx = replace(world(), event_time_ceiling=now + 3600)
+    state, _ = det.detect(ctx, None, OWN, "m1", [cash("10.00", when="2031-01-01 10:00:00")])
+    state, findings = det.detect(ctx, state, OWN, "m2", [cash("60000.00", when=f"{DAY1} 11:00:00")])
+    assert [f.key for f in findings] == [f"{OWN}:{DAY1}:cash_in"]
+    # without the ceiling, the same two records lose the report: the day counts as sealed
+    state, _ = det.detect(world(), None, OWN, "m1", [cash("10.00", when="2031-01-01 10:00:00")])
+    assert det.detect(world(), state, OWN, "m2", [cash("60000.00", when=f"{DAY1} 11:00:00")])[1] == []
