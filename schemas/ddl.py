@@ -252,4 +252,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY institution_id""",
         ),
     ),
+    Migration(
+        4,
+        "the outbox of accepted records and what the workers have made durable of it",
+        (
+            # Every records message the gateway accepted, written before the 202 with the keys
+            # and the answer: the embedded broker keeps nothing on disk, so a 202 is a promise
+            # only once the message is here. The payload is the message exactly as published.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.outbox (
+                msg_id String,
+                partition UInt32,
+                payload String,
+                received_at DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(received_at)
+            ORDER BY msg_id""",
+            # What workers have made durable (state snapshots written) of each message: its
+            # records stage names how many institution parts it sent on, and each institution
+            # part has a row of its own. A message with all of them is done; at start the
+            # gateway publishes again every outbox message that is not.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.outbox_done (
+                msg_id String,
+                stage String,
+                parts UInt16,
+                done_at DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(done_at)
+            ORDER BY (msg_id, stage)""",
+        ),
+    ),
 )
