@@ -56,20 +56,23 @@ class WorkerApp:
         )
 
     async def flush_snapshots(self) -> None:
+        self.institutions.write_states()
         await self.processor.flush_snapshots()
 
 
 class CommitHook(faust.Sensor):
-    """Writes the account states changed since the last commit to the table's changelog as a
-    commit starts: Faust then flushes the producer and only after that commits the offsets
-    (faust.transport.consumer: force_commit calls the sensors first, on every commit path)."""
+    """Writes the account and institution states changed since the last commit to their
+    tables' changelogs as a commit starts: Faust then flushes the producer and only after that
+    commits the offsets (faust.transport.consumer: force_commit calls the sensors first, on
+    every commit path)."""
 
-    def __init__(self, processor: RecordsProcessor) -> None:
+    def __init__(self, processor: RecordsProcessor, institutions: InstitutionProcessor) -> None:
         super().__init__()
         self.processor = processor
+        self.institutions = institutions
 
     def on_commit_initiated(self, consumer: Any) -> Any:
-        return self.processor.write_states()
+        return self.processor.write_states() + self.institutions.write_states()
 
 
 def faust_app(app_id: str, bootstrap: str, partitions: int, datadir: Path) -> faust.App:
@@ -117,6 +120,13 @@ def create_worker_app(
         default=None,
         help="running state per account, one write per account per message",
     )
+    institution_state = app.Table(
+        "institution-state",
+        partitions=partitions,
+        key_type=bytes,
+        default=None,
+        help="running state per institution, one write per institution per commit",
+    )
     references = ReferenceView()
     follower = ReferenceFollower(bootstrap, references)
     context = DetectContext(references=references, thresholds=load_thresholds())
@@ -124,8 +134,8 @@ def create_worker_app(
     processor = RecordsProcessor(
         sink, context, references, account_state, institution_topic, partitions, follower.seen_since
     )
-    institutions = InstitutionProcessor(sink, context)
-    app.sensors.add(CommitHook(processor))
+    institutions = InstitutionProcessor(sink, context, institution_state, partitions)
+    app.sensors.add(CommitHook(processor, institutions))
 
     # Messages waiting are taken together (at most TAKE_MESSAGES, waiting at most TAKE_WITHIN_S
     # for more): one ClickHouse insert per table and one state write per account for all of
@@ -147,9 +157,9 @@ def create_worker_app(
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        # another worker may take these institutions over: it reads their state from ClickHouse
+        # another worker may take these accounts and institutions over: their states go out
+        institutions.write_states()
         await processor.flush_snapshots()
-        institutions.forget()
         sink.forget_sizes()
 
     # the consumer exists once the app runs; before that there is no lag to show

@@ -1,12 +1,12 @@
 """The institution agent's work on the messages it takes together: each institution's records
 (or a product review) through the product- and institution-level detectors.
 
-Institution states live in this process's memory, not in a Faust table: a payment institution's
-clearing mirrors and growth trend reach megabytes, and a changelogged table would write all of it
-to Kafka on every message. They are snapshotted to ClickHouse (``institution_state``) with the
-account snapshots, every few seconds and when partitions are revoked, and an institution this
-process has not seen yet is loaded from there on first touch: after a restart, or when a
-rebalance hands its partition over from another worker.
+Institution states are as durable as account states: they live in the Faust table
+``institution-state``, written to its changelog once per institution per commit, as the
+consumer starts a commit and before it commits any offset (streams/app.py CommitHook), so what a
+committed offset implies is in the changelog. They are also snapshotted to ClickHouse
+(``institution_state``) with the account snapshots; an institution the table does not hold (the
+memory-only embedded broker restarted) is loaded from there on first touch.
 """
 
 from __future__ import annotations
@@ -23,35 +23,66 @@ from models.detectors.context import OverlaidReferences
 from models.institution_detection import step_institution_messages
 from schemas.alerts import AlertData
 from schemas.ddl import DATABASE
-from schemas.messages import InstitutionPart, decode_institution_message
+from schemas.messages import InstitutionPart, decode_institution_message, partition_for
 from streams import metrics
 from streams.sink import Sink
 
 log = logging.getLogger("fundwatch.worker")
 
+_FORWARDED = "/i"  # streams/records.py: a records message's part for the institution agent
+_encode_state = msgspec.json.Encoder().encode
+
 
 class InstitutionProcessor:
-    def __init__(self, sink: Sink, context: DetectContext, max_future_s: int = 3600) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        context: DetectContext,
+        table: Any,
+        partitions: int,
+        max_future_s: int = 3600,
+    ) -> None:
         self.sink = sink
         self.context = context
+        self.table = table  # the Faust table ``institution-state``
+        self.partitions = partitions
         self.max_future_s = max_future_s  # as RecordsProcessor.max_future_s
-        self.states: dict[str, dict[str, Any]] = {}
         self.messages_handled = 0
+        # states changed since the last write_states(), the newest per institution
+        self._unwritten: dict[str, dict[str, Any]] = {}
 
     async def _state(self, institution_id: str) -> dict[str, Any] | None:
-        state = self.states.get(institution_id)
+        key = institution_id.encode("utf-8")
+        state = self.table.get(key)
         if state is None:
             rows = await self.sink.storage.query(
                 f"SELECT state FROM {DATABASE}.institution_state FINAL WHERE institution_id = %(id)s",
                 {"id": institution_id},
             )
             if rows:
-                state = self.states[institution_id] = msgspec.json.decode(rows[0][0])
+                state = self.table.data[key] = msgspec.json.decode(rows[0][0])
         return state
 
-    def forget(self) -> None:
-        """Drop what memory holds (after a rebalance): it is reloaded from the snapshots."""
-        self.states.clear()
+    def _keep_state(self, institution_id: str, state: dict[str, Any]) -> None:
+        self.table.data[institution_id.encode("utf-8")] = state
+        self._unwritten[institution_id] = state
+        self.sink.remember("institution", institution_id, state)
+
+    def write_states(self) -> int:
+        """The states changed since the last call to the table's changelog (as
+        RecordsProcessor.write_states, and called with it), each on the changelog partition of
+        its institution's partition of the institution topic."""
+        unwritten, self._unwritten = self._unwritten, {}
+        for institution_id, state in unwritten.items():
+            doc = _encode_state(state)
+            metrics.STATE_BYTES.labels("changelog").inc(len(doc))
+            self.table.send_changelog(
+                partition_for(institution_id, self.partitions),
+                institution_id.encode("utf-8"),
+                doc,
+                value_serializer="raw",
+            )
+        return len(unwritten)
 
     async def handle_many(self, values: list[bytes]) -> None:
         """Messages taken together: each through the detectors in order, their alerts out once
@@ -64,10 +95,15 @@ class InstitutionProcessor:
         # through the detectors in one step; a review (products just upserted) is a step of its
         # own, with those products overlaid on the reference view.
         steps: dict[str, list[tuple[str, InstitutionPart]]] = {}
+        handled: list[tuple[str, str]] = []
         for value in values:
             message = decode_institution_message(value)
             for part in message.parts:
                 steps.setdefault(part.institution_id, []).append((message.msg_id, part))
+            if message.msg_id.endswith(_FORWARDED) and message.parts:
+                # the records message this part came from, and which of its parts it is
+                partition = partition_for(message.parts[0].institution_id, self.partitions)
+                handled.append((message.msg_id[: -len(_FORWARDED)], f"i{partition}"))
         for institution_id, parts in steps.items():
             state = await self._state(institution_id)
             for run in _runs(parts):
@@ -77,7 +113,7 @@ class InstitutionProcessor:
                     context = dataclasses.replace(
                         context, references=OverlaidReferences(self.context.references, products)
                     )
-                # self.states holds the new state from here on: the old one is consumed, not copied
+                # the table holds the new state from here on: the old one is consumed, not copied
                 new_state, changed = step_institution_messages(
                     context,
                     state,
@@ -87,10 +123,12 @@ class InstitutionProcessor:
                     consume=True,
                 )
                 if new_state is not state:
-                    state = self.states[institution_id] = new_state
-                    self.sink.remember("institution", institution_id, new_state)
+                    state = new_state
+                    self._keep_state(institution_id, new_state)
                 changed_alerts.extend(changed)
         await self.sink.emit_alerts(changed_alerts)
+        for msg_id, stage in handled:
+            self.sink.mark_done(msg_id, stage)
         self.messages_handled += len(values)
         metrics.INSTITUTION_MESSAGES_HANDLED.inc(len(values))
         metrics.INSTITUTION_PROCESSING_SECONDS.observe(time.perf_counter() - started)

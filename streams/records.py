@@ -151,7 +151,8 @@ class RecordsProcessor:
         await self.sink.emit_alerts(changed_alerts)
         for message in messages:
             # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
-            await self._forward(message.msg_id, message.received_at, message.records)
+            parts = await self._forward(message.msg_id, message.received_at, message.records)
+            self.sink.mark_done(message.msg_id, "records", parts)
 
     def _keep_state(self, account_id: str, state: dict[str, Any]) -> None:
         """The account's new state: in the table at once (the next take reads it), to the
@@ -188,8 +189,9 @@ class RecordsProcessor:
             partition_for(account_id, self.partitions), key, doc, value_serializer="raw"
         )
 
-    async def _forward(self, msg_id: str, received_at: int, records: list[Any]) -> None:
-        """One message per institution partition with the records its institutions need."""
+    async def _forward(self, msg_id: str, received_at: int, records: list[Any]) -> int:
+        """One message per institution partition with the records its institutions need;
+        returns how many were sent."""
         by_partition: dict[int, list[InstitutionPart]] = defaultdict(list)
         for institution_id, part in sorted(institution_records(self.context, records).items()):
             by_partition[partition_for(institution_id, self.partitions)].append(
@@ -205,6 +207,7 @@ class RecordsProcessor:
             )
             self.institution_messages_sent += 1
             metrics.INSTITUTION_MESSAGES_SENT.inc()
+        return len(by_partition)
 
 
 def _by_account_across(

@@ -64,6 +64,12 @@ class Sink:
         # fundwatch_state_held_bytes
         self._sizes: dict[tuple[str, str], int] = {}
         self._held: dict[str, int] = dict.fromkeys(SNAPSHOT_TABLES, 0)
+        # (when, msg_id, stage, parts) of messages handled, in time order, waiting until every
+        # state changed before them is in ClickHouse (outbox_done, schemas/ddl.py migration 4)
+        self._marks: list[tuple[float, str, str, int]] = []
+        # one snapshot write at a time: a mark is due only once the states picked before it
+        # are written, not merely picked by a write still under way
+        self._writing = asyncio.Lock()
 
     def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
         """The states of one scope ("account" or "institution") from ClickHouse (blocking:
@@ -103,12 +109,25 @@ class Sink:
         self._dirty[(scope, key)] = (state, self.clock() if waiting is None else waiting[1])
         metrics.SNAPSHOTS_PENDING.set(len(self._dirty))
 
+    def mark_done(self, msg_id: str, stage: str, parts: int = 0) -> None:
+        """A stage of a records message is handled: its states are remembered (and, for the
+        records stage, its ``parts`` institution messages sent). The mark goes to ClickHouse
+        once every state changed until now is there too, so a marked message needs no replay
+        after a restart from the snapshots."""
+        self._marks.append((self.clock(), msg_id, stage, parts))
+
     async def maybe_flush(self) -> None:
-        """Write a slice of the states that have waited SNAPSHOT_INTERVAL_S, oldest first."""
+        """Write a slice of the states that have waited SNAPSHOT_INTERVAL_S, oldest first, and
+        the marks of what that made durable."""
         now = self.clock()
-        if now - self._last_slice < SNAPSHOT_SLICE_S or not self._dirty:
+        if now - self._last_slice < SNAPSHOT_SLICE_S or self._writing.locked():
             return
-        self._last_slice = now
+        async with self._writing:
+            self._last_slice = now
+            await self._write_slice(now)
+            await self._write_marks()
+
+    async def _write_slice(self, now: float) -> None:
         due = now - SNAPSHOT_INTERVAL_S
         picked: list[tuple[tuple[str, str], bytes]] = []
         size = 0
@@ -124,9 +143,30 @@ class Sink:
 
     async def flush_snapshots(self) -> None:
         """Write the newest state of every key changed since its last snapshot."""
-        dirty, self._dirty = self._dirty, {}
-        self._last_slice = self.clock()
-        await self._write([(entry, _json.encode(state)) for entry, (state, _) in dirty.items()])
+        async with self._writing:
+            dirty, self._dirty = self._dirty, {}
+            self._last_slice = self.clock()
+            await self._write([(entry, _json.encode(state)) for entry, (state, _) in dirty.items()])
+            await self._write_marks()
+
+    async def _write_marks(self) -> None:
+        """The marks made before the oldest state still waiting (the states reach ClickHouse
+        oldest first, so every state changed before that moment is written)."""
+        if not self._marks:
+            return
+        oldest_waiting = next(iter(self._dirty.values()))[1] if self._dirty else float("inf")
+        due = 0
+        while due < len(self._marks) and self._marks[due][0] < oldest_waiting:
+            due += 1
+        if not due:
+            return
+        marks, self._marks = self._marks[:due], self._marks[due:]
+        at = int(time.time())
+        await self.insert(
+            f"{DATABASE}.outbox_done",
+            ("msg_id", "stage", "parts", "done_at"),
+            [[msg_id, stage, parts, at] for _, msg_id, stage, parts in marks],
+        )
 
     async def _write(self, docs: list[tuple[tuple[str, str], bytes]]) -> None:
         metrics.SNAPSHOTS_PENDING.set(len(self._dirty))

@@ -25,6 +25,15 @@ class FakeStorage:
             (table.rsplit(".", 1)[1], row[0], msgspec.json.decode(row[1]))
             for table, _, rows in self.inserts
             for row in rows
+            if table.endswith("_state")
+        ]
+
+    def marks(self) -> list[tuple[str, str, int]]:
+        return [
+            (row[0], row[1], row[2])
+            for table, _, rows in self.inserts
+            if table.endswith(".outbox_done")
+            for row in rows
         ]
 
 
@@ -114,3 +123,38 @@ def test_the_state_held_is_the_size_of_each_last_snapshot():
     assert held.labels("account")._value.get() == len(b"{}")
     sink.forget_sizes()
     assert held.labels("institution")._value.get() == 0 and held.labels("account")._value.get() == 0
+
+
+def test_a_message_is_marked_done_only_once_every_state_changed_before_it_is_written():
+    """The outbox's done marks (what the gateway need not publish again after a restart) trail
+    the snapshots: a mark goes out once no state changed before it is still waiting."""
+    sink, storage, clock = make()
+    sink.remember("account", "A1", {"n": 1})
+    clock.now += 0.01
+    sink.mark_done("B001/b-1/0", "records", 2)
+    clock.now += 0.01
+    sink.remember("institution", "I1", {"n": 1})
+    clock.now += 0.01
+    sink.mark_done("B001/b-1/0", "i3")
+    clock.now += SNAPSHOT_SLICE_S
+    run(sink.maybe_flush())
+    assert storage.marks() == []  # A1 has not waited its interval yet
+    clock.now = 1000.0 + SNAPSHOT_INTERVAL_S + 0.015  # A1 is due, I1 not yet
+    run(sink.maybe_flush())
+    assert [key for _, key, _ in storage.written()] == ["A1"]
+    assert storage.marks() == [("B001/b-1/0", "records", 2)]
+    clock.now += SNAPSHOT_INTERVAL_S
+    run(sink.maybe_flush())
+    assert storage.marks() == [("B001/b-1/0", "records", 2), ("B001/b-1/0", "i3", 0)]
+
+
+def test_marks_with_nothing_waiting_go_out_on_the_next_slice_and_on_a_flush():
+    sink, storage, clock = make()
+    sink.mark_done("B001/b-1/0", "records", 0)
+    clock.now += SNAPSHOT_SLICE_S
+    run(sink.maybe_flush())
+    assert storage.marks() == [("B001/b-1/0", "records", 0)]
+    sink.remember("account", "A1", {"n": 1})
+    sink.mark_done("B001/b-2/0", "records", 0)
+    run(sink.flush_snapshots())
+    assert storage.marks()[-1] == ("B001/b-2/0", "records", 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from faust.serializers import codecs
 
 from schemas.messages import partition_for
+from streams.institutions import InstitutionProcessor
 from streams.records import RecordsProcessor
 
 STATE = {
@@ -50,11 +51,28 @@ def test_a_state_is_in_the_table_at_once_and_in_the_changelog_once_per_commit():
     assert processor.write_states() == 0 and len(table.sent) == 2
 
 
+class FakeSink:
+    def __init__(self) -> None:
+        self.remembered: list[tuple[str, str]] = []
+
+    def remember(self, scope, key, state) -> None:
+        self.remembered.append((scope, key))
+
+
 def test_the_commit_hook_writes_the_states_before_the_offsets_are_committed():
+    """Accounts and institutions alike: a worker killed after a commit resumes both from what
+    the commit's offsets imply (an institution's state once lived in memory, ~2 s behind)."""
     from streams.app import CommitHook
 
-    table = FakeTable()
-    processor = RecordsProcessor(None, None, None, table, None, partitions=8)
+    accounts, institutions_table = FakeTable(), FakeTable()
+    processor = RecordsProcessor(None, None, None, accounts, None, partitions=8)
+    institutions = InstitutionProcessor(FakeSink(), None, institutions_table, partitions=8)
     processor._keep_state("ACC-1", {"n": 1})
-    CommitHook(processor).on_commit_initiated(consumer=None)
-    assert [key for _, key, _, _ in table.sent] == [b"ACC-1"]
+    institutions._keep_state("INS-1", {"products": {}})
+    assert institutions_table.data[b"INS-1"] == {"products": {}}
+    assert CommitHook(processor, institutions).on_commit_initiated(consumer=None) == 2
+    assert [key for _, key, _, _ in accounts.sent] == [b"ACC-1"]
+    [(partition, key, value, serializer)] = institutions_table.sent
+    assert partition == partition_for("INS-1", 8) and key == b"INS-1" and serializer == "raw"
+    assert codecs.loads("json", value) == {"products": {}}
+    assert institutions.write_states() == 0
