@@ -67,7 +67,12 @@ class Gateway:
         tokens = await self.tokens.load()
         await self.intake.load()
         republished = await self.reference.republish(list(REFERENCE_KINDS.values()))
-        log.info("gateway state loaded tokens=%d reference_items_republished=%d", tokens, republished)
+        # after the reference data, so that workers know the accounts of the records replayed
+        replayed = await self.intake.outbox.replay()
+        log.info(
+            "gateway state loaded tokens=%d reference_items_republished=%d outbox_replayed=%d",
+            tokens, republished, replayed,
+        )  # fmt: skip
 
     # --- handlers -------------------------------------------------------------------------
 

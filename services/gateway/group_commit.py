@@ -1,9 +1,14 @@
-"""Record keys and batch answers of concurrent batches written to ClickHouse together.
+"""Outbox messages, record keys and batch answers of concurrent batches written to ClickHouse
+together.
 
-Each batch is answered only once its own keys and answer are written (so both survive any
-restart), but the banks pushing at the same time need not each pay a ClickHouse insert of their
-own: what arrives while one write is under way goes in the next one. Under load that is one
+Each batch is answered only once its own messages, keys and answer are written (so all survive
+any restart), but the banks pushing at the same time need not each pay a ClickHouse insert of
+their own: what arrives while one write is under way goes in the next one. Under load that is one
 insert per table for several batches; a lone batch waits for nobody.
+
+Within a round the outbox goes first: keys without their messages would make a re-sent batch a
+duplicate of records that exist nowhere, while messages without keys are merely accepted again
+(the same message ids, which collapse).
 """
 
 from __future__ import annotations
@@ -13,23 +18,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.ddl import DATABASE
+from services.gateway.outbox import OUTBOX_COLUMNS
 from services.storage.async_storage import AsyncStorage
 
 KEY_COLUMNS = ("bank_code", "record_id", "batch_id", "accepted_at")
 ANSWER_COLUMNS = ("bank_code", "batch_id", "answer", "received_at")
 
+_Rows = Sequence[Sequence[Any]]
+
 
 class GroupCommit:
     def __init__(self, storage: AsyncStorage) -> None:
         self.storage = storage
-        self._waiting: list[tuple[Sequence[Sequence[Any]], Sequence[Any], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[_Rows, _Rows, Sequence[Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0  # ClickHouse write rounds, for tests and the curious
 
-    async def write(self, key_rows: Sequence[Sequence[Any]], answer_row: Sequence[Any]) -> None:
+    async def write(self, outbox_rows: _Rows, key_rows: _Rows, answer_row: Sequence[Any]) -> None:
         """Return once these rows are written; raise what the write raised (StorageError)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((key_rows, answer_row, done))
+        self._waiting.append((outbox_rows, key_rows, answer_row, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_rounds())
         # shield: a client that hangs up must not cancel a write other batches wait for
@@ -38,19 +46,22 @@ class GroupCommit:
     async def _write_rounds(self) -> None:
         while self._waiting:
             taken, self._waiting = self._waiting, []
-            keys = [row for key_rows, _, _ in taken for row in key_rows]
-            answers = [answer_row for _, answer_row, _ in taken]
+            messages = [row for outbox_rows, _, _, _ in taken for row in outbox_rows]
+            keys = [row for _, key_rows, _, _ in taken for row in key_rows]
+            answers = [answer_row for _, _, answer_row, _ in taken]
             try:
+                if messages:
+                    await self.storage.insert(f"{DATABASE}.outbox", OUTBOX_COLUMNS, messages)
                 if keys:
                     await self.storage.insert(f"{DATABASE}.ingest_keys", KEY_COLUMNS, keys)
                 await self.storage.insert(f"{DATABASE}.batch_answers", ANSWER_COLUMNS, answers)
             except Exception as error:  # every batch of this round is refused; the next round may pass
-                for _, _, done in taken:
+                for *_, done in taken:
                     if not done.done():
                         done.set_exception(error)
                 continue
             finally:
                 self.writes += 1
-            for _, _, done in taken:
+            for *_, done in taken:
                 if not done.done():
                     done.set_result(None)

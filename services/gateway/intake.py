@@ -7,11 +7,12 @@ Order of work for one batch, and why:
 3. Each record is validated on its own; a bad record is rejected by index, the others go on.
 4. Accepted record keys are reserved in memory before any await, so two concurrent batches can
    never both accept the same record.
-5. Sub-batches go to Kafka, one message per partition, and are acknowledged by the broker.
-6. The keys and the answer are written to ClickHouse; only then is the batch answered 202.
-If 5 or 6 fails the reservation is released and the bank gets a 503 to retry with the same
-batch_id. (If 6 fails after 5, the records are in the pipeline already; raw records are keyed
-by (bank_code, record_id) in ClickHouse, so the retry cannot double them.)
+5. The records messages (one per partition), the keys and the answer are written to ClickHouse
+   (services/gateway/outbox.py): from here the batch survives a kill of every process.
+6. The messages are published; the batch is answered 202.
+If 5 fails the reservation is released and the bank gets a 503 to retry with the same batch_id.
+If 6 fails the batch is durable already: it is answered 202 and the outbox publishes the messages
+once the broker takes them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import msgspec
 
 from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import (
-    RECORDS_TOPIC,
     BalanceRecord,
     RecordBatchMessage,
     TxnRecord,
@@ -49,7 +49,8 @@ from services.gateway import metrics
 from services.gateway.dedup import BatchAnswers, RecordKeys
 from services.gateway.errors import ApiError
 from services.gateway.group_commit import GroupCommit
-from services.kafka_io import Publisher, PublishError
+from services.gateway.outbox import Outbox, OutboxMessage, outbox_rows
+from services.kafka_io import Publisher
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 
@@ -135,6 +136,7 @@ class BatchIntake:
         self.keys = RecordKeys()
         self.answers = BatchAnswers()
         self.commits = GroupCommit(storage)
+        self.outbox = Outbox(storage, publisher)
         # One lock per batch in flight, so a batch sent twice at once is answered once; a lock
         # lives only while a request holds it.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -183,10 +185,10 @@ class BatchIntake:
         metrics.RECORDS_RECEIVED.inc(len(batch.records))
 
         answer = _answer_encoder.encode(BatchAnswer(batch.batch_id, len(accepted), duplicates, rejected))
+        messages = self._messages(batch, accepted, received_at)
         try:
-            await self._publish(batch, accepted, received_at)
-            await self._remember(batch, reserved, answer, received_at)
-        except (PublishError, StorageError) as error:
+            await self._remember(batch, reserved, answer, received_at, messages)
+        except StorageError as error:
             self.keys.release(batch.bank_code, reserved)
             metrics.BATCHES.labels("failed").inc()
             log.error(
@@ -202,6 +204,7 @@ class BatchIntake:
                 "the pipeline could not take the batch now; re-send it with the same batch_id",
             ) from None
         self.answers.put(batch.bank_code, batch.batch_id, answer)
+        await self.outbox.publish(messages)
         metrics.RECORDS_ACCEPTED.inc(len(accepted))
         metrics.RECORDS_DUPLICATE.inc(duplicates)
         metrics.BATCHES.labels("accepted").inc()
@@ -211,11 +214,10 @@ class BatchIntake:
         )  # fmt: skip
         return answer
 
-    async def _publish(
+    def _messages(
         self, batch: Batch, records: list[TxnRecord | BalanceRecord], received_at: int
-    ) -> None:
-        if not records:
-            return
+    ) -> list[OutboxMessage]:
+        """The batch's records as messages: one per partition, each id stable for the batch."""
         by_partition: dict[int, list[TxnRecord | BalanceRecord]] = defaultdict(list)
         for record in records:
             by_partition[partition_for(record.account_id, self.partitions)].append(record)
@@ -225,12 +227,15 @@ class BatchIntake:
             value = encode_batch(
                 RecordBatchMessage(msg_id, batch.bank_code, batch.batch_id, received_at, part)
             )
-            messages.append((RECORDS_TOPIC, partition, msg_id.encode("utf-8"), value))
-        await self.publisher.send_all(messages)
+            messages.append(OutboxMessage(msg_id, partition, value))
+        return messages
 
-    async def _remember(self, batch: Batch, record_ids: list[str], answer: bytes, received_at: int) -> None:
+    async def _remember(
+        self, batch: Batch, record_ids: list[str], answer: bytes, received_at: int, messages: list[OutboxMessage]
+    ) -> None:
         # DateTime columns take epoch seconds as they are (services/storage/base.py)
         await self.commits.write(
+            outbox_rows(messages, received_at),
             [[batch.bank_code, rid, batch.batch_id, received_at] for rid in record_ids],
             [batch.bank_code, batch.batch_id, answer.decode("utf-8"), received_at],
         )
