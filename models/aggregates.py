@@ -1,9 +1,11 @@
 """Windowed flow aggregates per account and per institution: pure functions over records.
 
 A worker calls this once per Kafka message. The result is a set of partials, one per
-(key, grain, window); ClickHouse adds the partials of all messages up at read time. Partials are
-written under the message's id, so a replayed message rewrites its own partials instead of
-adding to them: the totals stay exact whatever the broker redelivers.
+(key, grain, window, currency): figures in different currencies are never added together
+(CONTRACT.md §3), so each currency of a key and window has a partial of its own. ClickHouse adds
+the partials of all messages up at read time. Partials are written under the message's id, so a
+replayed message rewrites its own partials instead of adding to them: the totals stay exact
+whatever the broker redelivers.
 """
 
 from __future__ import annotations
@@ -33,21 +35,23 @@ class FlowPartial:
         self.counterparties.add(txn.counterparty_account)
 
 
-WindowKey = tuple[str, str, int]  # (key, grain, window start in epoch seconds)
+# (key, grain, window start in epoch seconds, currency): the order of the tables' sorting keys
+WindowKey = tuple[str, str, int, str]
 
 
 def flow_partials(
     transactions: Iterable[TxnRecord],
     key_of: Callable[[TxnRecord], str | None],
 ) -> dict[WindowKey, FlowPartial]:
-    """Sum flows per key and window over hour and day grains; records whose key is None are skipped."""
+    """Sum flows per key, window and currency over hour and day grains; records whose key is None
+    are skipped."""
     partials: dict[WindowKey, FlowPartial] = {}
     for txn in transactions:
         key = key_of(txn)
         if not key:
             continue
         for grain in GRAINS:
-            wkey = (key, grain, window_start(txn.booked_at, grain))
+            wkey = (key, grain, window_start(txn.booked_at, grain), txn.currency)
             partial = partials.get(wkey)
             if partial is None:
                 partial = partials[wkey] = FlowPartial()

@@ -28,6 +28,32 @@ class Migration(NamedTuple):
 _ENUM_DIRECTION = "Enum8('debit' = 1, 'credit' = 2)"
 _ENUM_GRAIN = "Enum8('hour' = 1, 'day' = 2)"
 
+
+def _rebuild_partials(table: str, key: str, label: str, where: str) -> str:
+    """INSERT … SELECT of aggregate partials per (key, grain, window, currency, message) from the
+    raw transactions. Windows as models/windows.py cuts them: the UTC hour, and the Beijing day
+    (UTC+8, no daylight saving) by arithmetic on epoch seconds, which both backends do alike
+    (both branches cast to UInt32: 18.16 finds no common type for UInt64 and Int64)."""
+    return f"""INSERT INTO {DATABASE}.{table}
+            ({key}, grain, window_start, currency, msg_id, {label},
+             inflow, outflow, n_in, n_out, counterparties)
+        SELECT {key}, CAST(grain AS {_ENUM_GRAIN}), toDateTime(start, 'UTC'), currency, msg_id,
+               max({label}),
+               sumIf(amount, direction = 'credit'), sumIf(amount, direction = 'debit'),
+               toUInt32(countIf(direction = 'credit')), toUInt32(countIf(direction = 'debit')),
+               groupUniqArray(counterparty_account)
+        FROM (
+            SELECT {key}, {label}, currency, msg_id, direction, amount, counterparty_account,
+                   arrayJoin(['hour', 'day']) AS grain,
+                   if(grain = 'hour',
+                      toUInt32(intDiv(toUInt32(booked_at), 3600) * 3600),
+                      toUInt32(intDiv(toUInt32(booked_at) + 28800, 86400) * 86400 - 28800)) AS start
+            FROM {DATABASE}.raw_transactions FINAL
+            {where}
+        )
+        GROUP BY {key}, grain, start, currency, msg_id"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -279,6 +305,83 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMM(done_at)
             ORDER BY (msg_id, stage)""",
+        ),
+    ),
+    Migration(
+        5,
+        "aggregate partials per currency, rebuilt from the raw transactions",
+        (
+            # Figures in different currencies are never added together (CONTRACT.md §3), so the
+            # partials carry their currency. New tables rather than a column added to agg_account
+            # and agg_institution: their sorting key has no currency, so one message's CNY and USD
+            # partials of one account and window would collapse into one row. currency comes
+            # after window_start in the key, so a read of one account's windows still narrows by
+            # the primary index. The old tables stay as they were and are no longer written.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.agg_account_ccy (
+                account_id String,
+                grain {_ENUM_GRAIN},
+                window_start DateTime('UTC'),
+                currency String,
+                msg_id String,
+                institution_id String,
+                inflow Decimal(18, 2),
+                outflow Decimal(18, 2),
+                n_in UInt32,
+                n_out UInt32,
+                counterparties Array(String)
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(window_start)
+            ORDER BY (account_id, grain, window_start, currency, msg_id)""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.agg_institution_ccy (
+                institution_id String,
+                grain {_ENUM_GRAIN},
+                window_start DateTime('UTC'),
+                currency String,
+                msg_id String,
+                region String,
+                inflow Decimal(18, 2),
+                outflow Decimal(18, 2),
+                n_in UInt32,
+                n_out UInt32,
+                counterparties Array(String)
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(window_start)
+            ORDER BY (institution_id, grain, window_start, currency, msg_id)""",
+            # The partials of everything processed before, made again from the raw transactions
+            # (which keep each record's currency and message id) exactly as the workers make them
+            # (streams/rows.py): the same rows under the same keys, so running this twice, or
+            # beside a worker writing the same message, adds nothing once FINAL collapses them.
+            _rebuild_partials("agg_account_ccy", "account_id", "institution_id", ""),
+            # An institution's flows leave out moves between two of its own accounts
+            # (streams/rows.py institution_side); the counterparty's institution is looked up in
+            # the reference data, as the workers do.
+            _rebuild_partials(
+                "agg_institution_ccy",
+                "institution_id",
+                "region",
+                f"""WHERE institution_id != ''
+                  AND (counterparty_account, institution_id) NOT IN (
+                      SELECT account_id, institution_id FROM {DATABASE}.ref_accounts FINAL
+                      WHERE institution_id != '')""",
+            ),
+        ),
+    ),
+    Migration(
+        6,
+        "the digest of each answered batch's records",
+        (
+            # A batch_id re-sent with other records is refused (409) instead of being answered as
+            # the first one: the gateway compares a digest of the records with the first one's.
+            # A table of its own, written just before the answer, rather than an ALTER of the
+            # shipped batch_answers; an answer stored before this table existed has no digest and
+            # is returned to any re-send, as it was then.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.batch_digests (
+                bank_code String,
+                batch_id String,
+                digest String,
+                received_at DateTime('UTC')
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (bank_code, batch_id)""",
         ),
     ),
 )

@@ -21,12 +21,16 @@ RAW_BALANCE_COLUMNS = (
     "bank_code", "record_id", "account_id", "as_of", "balance", "customer_liabilities", "currency",
     "batch_id", "msg_id", "received_at", "institution_id", "account_role", "region",
 )  # fmt: skip
+# Aggregate partials are kept per currency (schemas/ddl.py migration 5); agg_account and
+# agg_institution, whose keys have no currency, are no longer written.
+AGG_ACCOUNT_TABLE = f"{DATABASE}.agg_account_ccy"
+AGG_INSTITUTION_TABLE = f"{DATABASE}.agg_institution_ccy"
 AGG_ACCOUNT_COLUMNS = (
-    "account_id", "grain", "window_start", "msg_id", "institution_id",
+    "account_id", "grain", "window_start", "currency", "msg_id", "institution_id",
     "inflow", "outflow", "n_in", "n_out", "counterparties",
 )  # fmt: skip
 AGG_INSTITUTION_COLUMNS = (
-    "institution_id", "grain", "window_start", "msg_id", "region",
+    "institution_id", "grain", "window_start", "currency", "msg_id", "region",
     "inflow", "outflow", "n_in", "n_out", "counterparties",
 )  # fmt: skip
 
@@ -50,9 +54,9 @@ def _nullable_cents(cents: int | None) -> Any:
 
 
 def _partial_row(key: WindowKey, msg_id: str, label: str, partial: FlowPartial) -> list[Any]:
-    name, grain, start = key
+    name, grain, start, currency = key
     return [
-        name, grain, start, msg_id, label,
+        name, grain, start, currency, msg_id, label,
         cents_to_decimal(partial.inflow_cents), cents_to_decimal(partial.outflow_cents),
         partial.n_in, partial.n_out, sorted(partial.counterparties),
     ]  # fmt: skip
@@ -93,14 +97,14 @@ def message_rows(
 
     by_account = flow_partials(txns, lambda t: t.account_id)
     into.add(
-        f"{DATABASE}.agg_account",
+        AGG_ACCOUNT_TABLE,
         AGG_ACCOUNT_COLUMNS,
         [_partial_row(k, message.msg_id, enriched[k[0]][0], p) for k, p in by_account.items()],
     )
     region_of = {inst: region for inst, _, region in enriched.values() if inst}
     by_institution = flow_partials(txns, lambda t: institution_side(t, enriched, enrich))
     into.add(
-        f"{DATABASE}.agg_institution",
+        AGG_INSTITUTION_TABLE,
         AGG_INSTITUTION_COLUMNS,
         [_partial_row(k, message.msg_id, region_of.get(k[0], ""), p) for k, p in by_institution.items()],
     )

@@ -1,7 +1,7 @@
 """Read endpoints over ClickHouse: an account's windowed flows, and what storage holds.
 
 Aggregate partials are summed here, at read time, over FINAL (see schemas/ddl.py): the figures
-are exact whatever the broker redelivered.
+are exact whatever the broker redelivered. Every figure is per currency (CONTRACT.md §3).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from services.gateway.errors import ApiError
 from services.storage.async_storage import AsyncStorage
 
 _COUNTED_TABLES = (
-    "raw_transactions", "raw_balances", "agg_account", "agg_institution", "account_state",
+    "raw_transactions", "raw_balances", "agg_account_ccy", "agg_institution_ccy", "account_state",
     "ref_institutions", "ref_accounts", "ref_related_parties", "ref_products", "tokens",
     "batch_answers", "ingest_keys",
 )  # fmt: skip
@@ -25,6 +25,16 @@ _COUNTED_TABLES = (
 
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+def _figures(inflow: Decimal, outflow: Decimal, n_in: int, n_out: int, distinct: int) -> dict[str, Any]:
+    return {
+        "inflow": _money(inflow or Decimal(0)),
+        "outflow": _money(outflow or Decimal(0)),
+        "credits": int(n_in or 0),
+        "debits": int(n_out or 0),
+        "distinct_counterparties": int(distinct or 0),
+    }
 
 
 def _iso(value: datetime) -> str:
@@ -70,46 +80,64 @@ class Reads:
             if not allowed:
                 # the same answer as for an unknown account: a caller learns nothing outside its scope
                 raise ApiError(404, "not_found", f"no account {account_id!r} in your scope")
+        params = {"account": account_id, "grain": grain, "since": since_at, "limit": limit}
+        # One row per (window, currency): figures in different currencies are never added together
+        # (CONTRACT.md §3). ``limit`` counts windows, so a window's currencies are never cut apart.
         rows = await self.storage.query(
-            f"""SELECT window_start, sum(inflow), sum(outflow), sum(n_in), sum(n_out),
+            f"""SELECT window_start, currency, sum(inflow), sum(outflow), sum(n_in), sum(n_out),
                        length(groupUniqArrayArray(counterparties)), max(institution_id)
-                FROM {DATABASE}.agg_account FINAL
+                FROM {DATABASE}.agg_account_ccy FINAL
                 WHERE account_id = %(account)s AND grain = %(grain)s AND window_start >= %(since)s
-                GROUP BY window_start ORDER BY window_start DESC LIMIT %(limit)s""",
-            {"account": account_id, "grain": grain, "since": since_at, "limit": limit},
+                  AND window_start IN (
+                      SELECT DISTINCT window_start FROM {DATABASE}.agg_account_ccy
+                      WHERE account_id = %(account)s AND grain = %(grain)s AND window_start >= %(since)s
+                      ORDER BY window_start DESC LIMIT %(limit)s)
+                GROUP BY window_start, currency ORDER BY window_start DESC, currency""",
+            params,
         )
         totals = await self.storage.query(
-            f"""SELECT sum(inflow), sum(outflow), sum(n_in), sum(n_out), length(groupUniqArrayArray(counterparties))
-                FROM {DATABASE}.agg_account FINAL
-                WHERE account_id = %(account)s AND grain = 'day' AND window_start >= %(since)s""",
-            {"account": account_id, "since": since_at},
+            f"""SELECT currency, sum(inflow), sum(outflow), sum(n_in), sum(n_out),
+                       length(groupUniqArrayArray(counterparties))
+                FROM {DATABASE}.agg_account_ccy FINAL
+                WHERE account_id = %(account)s AND grain = 'day' AND window_start >= %(since)s
+                GROUP BY currency ORDER BY currency""",
+            params,
         )
-        inflow, outflow, n_in, n_out, counterparties = (
-            totals[0] if totals else (Decimal(0), Decimal(0), 0, 0, 0)
-        )
+        if not totals and not await self._known(account_id):
+            # an admin, too, learns that an account is neither registered nor has any record,
+            # rather than reading zeros as if its flows were known to be none
+            raise ApiError(404, "not_found", f"no account {account_id!r}")
         return {
             "account_id": account_id,
             "grain": grain,
+            # by currency, e.g. {"CNY": {...}, "USD": {...}}; empty when nothing flowed since then
             "totals": {
-                "inflow": _money(inflow or Decimal(0)),
-                "outflow": _money(outflow or Decimal(0)),
-                "credits": int(n_in or 0),
-                "debits": int(n_out or 0),
-                "distinct_counterparties": int(counterparties or 0),
+                currency: _figures(inflow, outflow, n_in, n_out, distinct)
+                for currency, inflow, outflow, n_in, n_out, distinct in totals
             },
             "windows": [
                 {
                     "window_start": _iso(start),
-                    "inflow": _money(win_in),
-                    "outflow": _money(win_out),
-                    "credits": int(c_in),
-                    "debits": int(c_out),
-                    "distinct_counterparties": int(distinct),
+                    "currency": currency,
+                    **_figures(win_in, win_out, c_in, c_out, distinct),
                     "institution_id": institution or None,
                 }
-                for start, win_in, win_out, c_in, c_out, distinct, institution in rows
+                for start, currency, win_in, win_out, c_in, c_out, distinct, institution in rows
             ],
         }
+
+    async def _known(self, account_id: str) -> bool:
+        """Whether an account is in the reference data or has any record stored (a record of an
+        account missing from the reference data is accepted, with a warning)."""
+        for table in ("ref_accounts", "raw_transactions", "raw_balances"):
+            # each table's sorting key starts with account_id: a look-up, not a scan
+            found = await self.storage.query(
+                f"SELECT 1 FROM {DATABASE}.{table} WHERE account_id = %(account)s LIMIT 1",
+                {"account": account_id},
+            )
+            if found:
+                return True
+        return False
 
     async def storage_summary(self) -> dict[str, Any]:
         counts = {}
@@ -117,13 +145,16 @@ class Reads:
             counts[table] = int(
                 (await self.storage.query(f"SELECT count() FROM {DATABASE}.{table} FINAL"))[0][0]
             )
-        latest = await self.storage.query(
-            f"SELECT max(booked_at), sum(amount) FROM {DATABASE}.raw_transactions FINAL"
+        latest = await self.storage.query(f"SELECT max(booked_at) FROM {DATABASE}.raw_transactions FINAL")
+        newest = latest[0][0] if latest else None
+        # by currency, e.g. {"CNY": "12345.67"}: amounts in different currencies are not added up
+        by_currency = await self.storage.query(
+            f"""SELECT currency, sum(amount) FROM {DATABASE}.raw_transactions FINAL
+                GROUP BY currency ORDER BY currency"""
         )
-        newest, total = latest[0] if latest else (None, None)
         return {
             "database": DATABASE,
             "rows": counts,
-            "transactions_total_amount": _money(total or Decimal(0)),
+            "transactions_total_amount": {currency: _money(total) for currency, total in by_currency},
             "latest_booked_at": _iso(newest) if newest and newest.timestamp() > 0 else None,
         }

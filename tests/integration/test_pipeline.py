@@ -84,11 +84,12 @@ def _sums(storage, accounts: list[str]) -> dict[str, tuple[Decimal, Decimal, int
 
 def _agg_sums(storage, accounts: list[str]) -> dict[str, tuple[Decimal, Decimal]]:
     rows = storage.query(
-        f"""SELECT account_id, sum(inflow), sum(outflow) FROM {DATABASE}.agg_account FINAL
-            WHERE account_id IN %(accounts)s AND grain = 'day' GROUP BY account_id""",
+        f"""SELECT account_id, currency, sum(inflow), sum(outflow) FROM {DATABASE}.agg_account_ccy FINAL
+            WHERE account_id IN %(accounts)s AND grain = 'day' GROUP BY account_id, currency""",
         {"accounts": tuple(accounts)},
     )
-    return {a: (i, o) for a, i, o in rows}
+    assert {c for _, c, _, _ in rows} <= {"CNY"}  # the records pushed name no currency: CNY
+    return {a: (i, o) for a, _, i, o in rows}
 
 
 def test_sums_in_clickhouse_equal_the_sums_pushed_exactly(stack):

@@ -28,7 +28,7 @@ def test_every_table_of_the_contract_exists(storage):
         row[0]
         for row in storage.query("SELECT name FROM system.tables WHERE database = %(db)s", {"db": DATABASE})
     }
-    for needed in ("raw_transactions", "raw_balances", "agg_account", "agg_institution", "alerts", "alert_events",
+    for needed in ("raw_transactions", "raw_balances", "agg_account_ccy", "agg_institution_ccy", "alerts", "alert_events",
                    "deliveries", "subscriptions", "tokens", "batch_answers", "ingest_keys", "ref_institutions",
                    "ref_accounts", "ref_related_parties", "ref_products", "account_state"):  # fmt: skip
         assert needed in tables, needed
@@ -87,11 +87,12 @@ def test_decimal_sums_are_exact(storage):
     when = datetime(2026, 11, 25, tzinfo=UTC)
     amounts = [Decimal("0.10")] * 1000 + [Decimal("1234567.89"), Decimal("0.01")]
     storage.insert(
-        f"{DATABASE}.agg_account",
+        f"{DATABASE}.agg_account_ccy",
         (
             "account_id",
             "grain",
             "window_start",
+            "currency",
             "msg_id",
             "institution_id",
             "inflow",
@@ -101,12 +102,12 @@ def test_decimal_sums_are_exact(storage):
             "counterparties",
         ),
         [
-            [account, "day", when, f"m{i}", "", amount, Decimal("0"), 1, 0, [f"c{i % 7}"]]
+            [account, "day", when, "CNY", f"m{i}", "", amount, Decimal("0"), 1, 0, [f"c{i % 7}"]]
             for i, amount in enumerate(amounts)
         ],
     )
     ((total, distinct),) = storage.query(
-        f"SELECT sum(inflow), length(groupUniqArrayArray(counterparties)) FROM {DATABASE}.agg_account FINAL "
+        f"SELECT sum(inflow), length(groupUniqArrayArray(counterparties)) FROM {DATABASE}.agg_account_ccy FINAL "
         "WHERE account_id = %(a)s",
         {"a": account},
     )
@@ -118,11 +119,12 @@ def test_replacing_tables_collapse_rewrites_of_the_same_key(storage):
     """What makes a replayed Kafka message harmless: the same rows under the same key collapse."""
     account = f"acc-{uuid.uuid4().hex}"
     when = datetime(2026, 11, 25, tzinfo=UTC)
-    row = [account, "hour", when, "msg-1", "", Decimal("10.00"), Decimal("0"), 1, 0, ["c"]]
+    row = [account, "hour", when, "CNY", "msg-1", "", Decimal("10.00"), Decimal("0"), 1, 0, ["c"]]
     columns = (
         "account_id",
         "grain",
         "window_start",
+        "currency",
         "msg_id",
         "institution_id",
         "inflow",
@@ -131,10 +133,10 @@ def test_replacing_tables_collapse_rewrites_of_the_same_key(storage):
         "n_out",
         "counterparties",
     )
-    storage.insert(f"{DATABASE}.agg_account", columns, [row])
-    storage.insert(f"{DATABASE}.agg_account", columns, [row])
+    storage.insert(f"{DATABASE}.agg_account_ccy", columns, [row])
+    storage.insert(f"{DATABASE}.agg_account_ccy", columns, [row])
     ((total,),) = storage.query(
-        f"SELECT sum(inflow) FROM {DATABASE}.agg_account FINAL WHERE account_id = %(a)s", {"a": account}
+        f"SELECT sum(inflow) FROM {DATABASE}.agg_account_ccy FINAL WHERE account_id = %(a)s", {"a": account}
     )
     assert total == Decimal("10.00")
 

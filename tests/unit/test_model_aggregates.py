@@ -8,7 +8,7 @@ from schemas.messages import TxnRecord
 
 
 def txn(
-    account="A", credit=True, cents=100, at="2026-11-25T09:30:00+08:00", cp="C1", product=None
+    account="A", credit=True, cents=100, at="2026-11-25T09:30:00+08:00", cp="C1", product=None, currency="CNY"
 ) -> TxnRecord:
     return TxnRecord(
         record_id=f"r-{account}-{at}-{cents}-{cp}",
@@ -19,7 +19,7 @@ def txn(
         counterparty_account=cp,
         counterparty_bank="B002",
         channel="BEPS",
-        currency="CNY",
+        currency=currency,
         counterparty_name=None,
         instruction_id=None,
         purpose=None,
@@ -43,7 +43,7 @@ def test_empty_input_gives_no_partials():
 
 def test_one_record_gives_an_hour_and_a_day_partial():
     partials = flow_partials([txn(cents=1234567)], by_account)
-    assert set(partials) == {("A", "hour", HOUR_9), ("A", "day", DAY_25)}
+    assert set(partials) == {("A", "hour", HOUR_9, "CNY"), ("A", "day", DAY_25, "CNY")}
     for partial in partials.values():
         assert partial.inflow_cents == 1234567
         assert partial.outflow_cents == 0
@@ -57,7 +57,7 @@ def test_inflow_outflow_and_counts():
         txn(credit=True, cents=250, cp="C2"),
         txn(credit=False, cents=70, cp="C3"),
     ]
-    day = flow_partials(records, by_account)[("A", "day", DAY_25)]
+    day = flow_partials(records, by_account)[("A", "day", DAY_25, "CNY")]
     assert day.inflow_cents == 350
     assert day.outflow_cents == 70
     assert day.n_in == 2
@@ -66,7 +66,7 @@ def test_inflow_outflow_and_counts():
 
 def test_counterparties_are_distinct():
     records = [txn(cp="C1"), txn(cp="C1", credit=False), txn(cp="C2")]
-    day = flow_partials(records, by_account)[("A", "day", DAY_25)]
+    day = flow_partials(records, by_account)[("A", "day", DAY_25, "CNY")]
     assert day.counterparties == {"C1", "C2"}
     assert day.n_in + day.n_out == 3
 
@@ -74,17 +74,17 @@ def test_counterparties_are_distinct():
 def test_hours_split_within_one_day():
     records = [txn(at="2026-11-25T09:59:59+08:00", cents=1), txn(at="2026-11-25T10:00:00+08:00", cents=2)]
     partials = flow_partials(records, by_account)
-    assert partials[("A", "hour", HOUR_9)].inflow_cents == 1
-    assert partials[("A", "hour", HOUR_9 + 3600)].inflow_cents == 2
-    assert partials[("A", "day", DAY_25)].inflow_cents == 3
+    assert partials[("A", "hour", HOUR_9, "CNY")].inflow_cents == 1
+    assert partials[("A", "hour", HOUR_9 + 3600, "CNY")].inflow_cents == 2
+    assert partials[("A", "day", DAY_25, "CNY")].inflow_cents == 3
 
 
 def test_beijing_midnight_splits_day_windows():
     before = txn(at="2026-11-24T23:59:59+08:00", cents=10)
     after = txn(at="2026-11-25T00:00:00+08:00", cents=20)
     partials = flow_partials([before, after], by_account)
-    assert partials[("A", "day", DAY_24)].inflow_cents == 10
-    assert partials[("A", "day", DAY_25)].inflow_cents == 20
+    assert partials[("A", "day", DAY_24, "CNY")].inflow_cents == 10
+    assert partials[("A", "day", DAY_25, "CNY")].inflow_cents == 20
     assert len([k for k in partials if k[1] == "day"]) == 2
 
 
@@ -92,8 +92,8 @@ def test_utc_15_59_59_and_16_00_00_fall_in_different_beijing_days():
     before = txn(at="2026-11-24T15:59:59Z", cents=10)
     after = txn(at="2026-11-24T16:00:00Z", cents=20)
     partials = flow_partials([before, after], by_account)
-    assert partials[("A", "day", DAY_24)].inflow_cents == 10
-    assert partials[("A", "day", DAY_25)].inflow_cents == 20
+    assert partials[("A", "day", DAY_24, "CNY")].inflow_cents == 10
+    assert partials[("A", "day", DAY_25, "CNY")].inflow_cents == 20
 
 
 def test_same_utc_day_can_be_two_beijing_days():
@@ -105,16 +105,16 @@ def test_same_utc_day_can_be_two_beijing_days():
 
 def test_keys_kept_apart():
     partials = flow_partials([txn(account="A", cents=1), txn(account="B", cents=2)], by_account)
-    assert partials[("A", "day", DAY_25)].inflow_cents == 1
-    assert partials[("B", "day", DAY_25)].inflow_cents == 2
+    assert partials[("A", "day", DAY_25, "CNY")].inflow_cents == 1
+    assert partials[("B", "day", DAY_25, "CNY")].inflow_cents == 2
     assert len(partials) == 4
 
 
 def test_records_whose_key_is_none_are_skipped():
     records = [txn(product="P-1", cents=5), txn(product=None, cents=7)]
     partials = flow_partials(records, lambda t: t.product_id)
-    assert set(partials) == {("P-1", "hour", HOUR_9), ("P-1", "day", DAY_25)}
-    assert partials[("P-1", "day", DAY_25)].inflow_cents == 5
+    assert set(partials) == {("P-1", "hour", HOUR_9, "CNY"), ("P-1", "day", DAY_25, "CNY")}
+    assert partials[("P-1", "day", DAY_25, "CNY")].inflow_cents == 5
 
 
 def test_all_keys_none_gives_nothing():
@@ -134,6 +134,23 @@ def test_partials_do_not_share_counterparty_sets():
 
 def test_sums_are_exact_integers():
     records = [txn(cents=1) for _ in range(1000)] + [txn(cents=999999999999999999)]
-    day = flow_partials(records, by_account)[("A", "day", DAY_25)]
+    day = flow_partials(records, by_account)[("A", "day", DAY_25, "CNY")]
     assert day.inflow_cents == 1000 + 999999999999999999
     assert day.n_in == 1001
+
+
+def test_currencies_are_never_added_together():
+    records = [
+        txn(cents=1_000_00, cp="C1"),
+        txn(cents=10_00, cp="C2", currency="USD"),
+        txn(cents=5, currency="USD"),
+    ]
+    partials = flow_partials(records, by_account)
+    assert set(partials) == {
+        ("A", grain, start, ccy)
+        for grain, start in (("hour", HOUR_9), ("day", DAY_25))
+        for ccy in ("CNY", "USD")
+    }
+    cny, usd = partials[("A", "day", DAY_25, "CNY")], partials[("A", "day", DAY_25, "USD")]
+    assert (cny.inflow_cents, cny.n_in, cny.counterparties) == (1_000_00, 1, {"C1"})
+    assert (usd.inflow_cents, usd.n_in, usd.counterparties) == (10_05, 2, {"C1", "C2"})
