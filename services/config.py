@@ -57,6 +57,8 @@ class Settings:
     kafka_bootstrap: str = ""  # empty: the embedded broker of `fundwatch run`
     clickhouse_url: str = "chdb://./var/chdb"
     admin_token: str = field(default="", repr=False)
+    # base64 of 32 bytes; encrypts webhook secrets at rest (services/secret_box.py)
+    secret_key: str = field(default="", repr=False)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     partitions: int = 4
@@ -82,6 +84,7 @@ class Settings:
             kafka_bootstrap=env.get("FUNDWATCH_KAFKA_BOOTSTRAP", ""),
             clickhouse_url=env.get("FUNDWATCH_CLICKHOUSE_URL") or "",
             admin_token=env.get("FUNDWATCH_ADMIN_TOKEN", ""),
+            secret_key=env.get("FUNDWATCH_SECRET_KEY", ""),
             http_host=env.get("FUNDWATCH_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "FUNDWATCH_HTTP_PORT", 8080, 0, 65535),
             partitions=_int(env, "FUNDWATCH_PARTITIONS", 4, 1, 1024),
@@ -116,7 +119,7 @@ class Settings:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "admin_token":
+            if f.name in ("admin_token", "secret_key"):
                 value = "(set)" if value else "(generated)"
             elif f.name == "clickhouse_url" and "@" in str(value):
                 scheme, _, rest = str(value).partition("://")

@@ -24,6 +24,7 @@ import mode
 from aiohttp import web
 
 from schemas.messages import INSTITUTION_TOPIC, RECORDS_TOPIC
+from services import secret_box
 from services.auth import TokenStore, resolve_admin_token
 from services.broker import EmbeddedBroker
 from services.config import Settings
@@ -355,6 +356,8 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
     """`fundwatch run`: broker child, chDB, workers, API (and the simulator) in one process."""
     setup_logging(settings.log_level, settings.log_format)
     data_dir_lock(settings.data_dir)
+    # the webhook secrets' key: FUNDWATCH_SECRET_KEY, else one kept in the data dir
+    secret_box.install(secret_box.resolve(settings.secret_key, settings.data_dir, "run"))
     log.info("starting embedded stack %s", settings.describe())
     broker = None
     storage = None
@@ -441,6 +444,8 @@ def run_gateway(settings: Settings) -> int:
     """`fundwatch gateway`: the HTTP API against an external Kafka and ClickHouse."""
     setup_logging(settings.log_level, settings.log_format)
     bootstrap = _external_bootstrap(settings, "gateway")
+    # never made here: a gateway and a dispatcher each with its own key could not read each other's
+    secret_box.install(secret_box.resolve(settings.secret_key, None, "gateway"))
     storage = _prepare(settings, bootstrap)
     try:
         gateway = _gateway(settings, storage, bootstrap, admin_token_for(settings), {})
@@ -454,6 +459,7 @@ def run_dispatcher(settings: Settings) -> int:
     """`fundwatch dispatcher`: webhook delivery against an external Kafka and ClickHouse."""
     setup_logging(settings.log_level, settings.log_format)
     bootstrap = _external_bootstrap(settings, "dispatcher")
+    secret_box.install(secret_box.resolve(settings.secret_key, None, "dispatcher"))
     storage = _prepare(settings, bootstrap)
     try:
         dispatcher = _dispatcher(settings, storage, bootstrap)

@@ -50,6 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import RECORDS_TOPIC, decode_batch
+from services import secret_box
 from services.bench.naive import NAIVE_TOPIC
 from services.bench.processes import Child
 from services.bench.workload import Workload, build_workload, probe_batches, probe_reference
@@ -119,6 +120,8 @@ def _env(bootstrap: str, chdb_dir: Path, data_dir: Path, admin: str, partitions:
         FUNDWATCH_CLICKHOUSE_URL=f"chdb://{chdb_dir}",
         FUNDWATCH_DATA_DIR=str(data_dir),
         FUNDWATCH_ADMIN_TOKEN=admin,
+        # the gateway refuses to start without it (services/secret_box.py)
+        FUNDWATCH_SECRET_KEY=secret_box.new_key(),
         FUNDWATCH_PARTITIONS=str(partitions),
         FUNDWATCH_LOG_LEVEL="WARNING",
     )
@@ -382,6 +385,8 @@ class _LiveStack:
         self.clickhouse = LocalClickHouse(root / "clickhouse")
         env.update(FUNDWATCH_DATA_DIR=str(root), FUNDWATCH_APP_ID=f"fw-bench-{secrets.token_hex(4)}",
                    FUNDWATCH_WEBHOOK_ALLOW_PRIVATE="1")  # the receiver listens on loopback  # fmt: skip
+        # one key shared by the gateway and the dispatcher: each refuses to start without it
+        env.update(FUNDWATCH_SECRET_KEY=secret_box.new_key())
         self.api = Child(["gateway"], env, root / "gateway.log")
         self.worker = Child(["worker"], env, root / "worker.log")
         self.children = [self.api, self.worker, Child(["dispatcher"], env, root / "dispatcher.log")]

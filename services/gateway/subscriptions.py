@@ -2,8 +2,9 @@
 secret, read the delivery log.
 
 A secret is a Standard Webhooks key, ``whsec_`` and 32 random bytes in base64. It is shown once,
-when made or rotated, and kept in ClickHouse as it is, since the dispatcher signs with it. After a
-rotation the old key signs beside the new one for 24 h, so receivers switch without a gap.
+when made or rotated, and kept in ClickHouse encrypted under FUNDWATCH_SECRET_KEY (the store does
+it: services/webhooks/store.py), not hashed, since the dispatcher signs with it. After a rotation
+the old key signs beside the new one for 24 h, so receivers switch without a gap.
 
 Admins see and manage every subscription; desks the ones they made, and a desk's filter region is
 forced within its own, so it never subscribes to another region's alerts. Banks have no
@@ -24,6 +25,7 @@ from schemas.api import DeliveryLog, SecretAnswer, SubscriptionCreated, Subscrip
 from schemas.validation import ValidationFailure, decode
 from services.auth import Principal
 from services.gateway.errors import ApiError, query_limit
+from services.secret_box import SecretBox
 from services.storage.async_storage import AsyncStorage
 from services.webhooks.policy import ROTATION_OVERLAP_S
 from services.webhooks.signing import new_secret
@@ -59,8 +61,8 @@ def desk_region(principal: Principal, asked: str | None) -> str | None:
 
 
 class Subscriptions:
-    def __init__(self, storage: AsyncStorage, allow_private: bool) -> None:
-        self.store = SubscriptionStore(storage)
+    def __init__(self, storage: AsyncStorage, allow_private: bool, box: SecretBox | None = None) -> None:
+        self.store = SubscriptionStore(storage, box)
         self.deliveries = DeliveryStore(storage)
         self.allow_private = allow_private
 

@@ -4,6 +4,11 @@ dispatcher resumes from after a restart, and what the delivery log reads.
 Both tables are ReplacingMergeTree: each change inserts the whole row again with a larger
 version. A message's first row has version 1, so making it a second time (the dispatcher re-read
 the alerts topic after a crash) never overwrites what its attempts have recorded since.
+
+A subscription's signing secrets (the current one and, for 24 h after a rotation, the previous
+one) are encrypted in its document (services/secret_box.py); the store seals them on every save
+and opens them on every read, so callers only ever see them in clear, and a row written before
+encryption is sealed the next time it is saved.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 import msgspec
 
 from schemas.ddl import DATABASE
+from services import secret_box
+from services.secret_box import SecretBox
 from services.storage.async_storage import AsyncStorage
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -22,6 +29,7 @@ DELIVERY_STATES = (PENDING, DELIVERED, DEAD)
 FIRST_VERSION = 1
 
 _SUBSCRIPTION_COLUMNS = ("subscription_id", "owner_token_id", "url", "doc", "deleted", "version")
+_SEALED_FIELDS = ("secret", "previous_secret")
 _DELIVERY_COLUMNS = (
     "subscription_id", "webhook_id", "alert_id", "state", "attempts", "next_attempt_at", "doc", "version",
 )  # fmt: skip
@@ -101,9 +109,25 @@ class Versions:
 
 
 class SubscriptionStore:
-    def __init__(self, storage: AsyncStorage) -> None:
+    def __init__(self, storage: AsyncStorage, box: SecretBox | None = None) -> None:
         self.storage = storage
+        self.box = box or secret_box.installed()
         self.versions = Versions()
+
+    def _opened(self, stored: str) -> dict[str, Any]:
+        doc = msgspec.json.decode(stored)
+        for name in _SEALED_FIELDS:
+            if doc.get(name):
+                doc[name] = self.box.open(doc[name], doc["id"])
+        return doc
+
+    def _sealed(self, doc: dict[str, Any]) -> dict[str, Any]:
+        sealed = dict(doc)
+        for name in _SEALED_FIELDS:
+            if doc.get(name):
+                # opened first: a value handed back still sealed is sealed once, not twice
+                sealed[name] = self.box.seal(self.box.open(doc[name], doc["id"]), doc["id"])
+        return sealed
 
     async def get(self, subscription_id: str) -> tuple[str, dict[str, Any]] | None:
         """(owner token id, document) of a live subscription, or None."""
@@ -114,7 +138,7 @@ class SubscriptionStore:
         )
         if not rows or rows[0][2]:
             return None
-        return rows[0][0], msgspec.json.decode(rows[0][1])
+        return rows[0][0], self._opened(rows[0][1])
 
     async def live(self, owner_token_id: str | None = None) -> list[dict[str, Any]]:
         """Every subscription not deleted (of one owner if given), oldest first."""
@@ -125,12 +149,13 @@ class SubscriptionStore:
         rows = await self.storage.query(
             f"SELECT doc FROM {DATABASE}.subscriptions FINAL WHERE {where}", params
         )
-        docs = [msgspec.json.decode(doc) for (doc,) in rows]
+        docs = [self._opened(doc) for (doc,) in rows]
         docs.sort(key=lambda d: (d["created_at"], d["id"]))
         return docs
 
     async def save(self, owner_token_id: str, doc: dict[str, Any], deleted: bool = False) -> None:
-        row = [doc["id"], owner_token_id, doc["url"], _encoder.encode(doc).decode(), int(deleted)]
+        stored = _encoder.encode(self._sealed(doc)).decode()
+        row = [doc["id"], owner_token_id, doc["url"], stored, int(deleted)]
         await self.storage.insert(
             f"{DATABASE}.subscriptions", _SUBSCRIPTION_COLUMNS, [[*row, self.versions.next()]]
         )

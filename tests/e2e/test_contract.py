@@ -6,6 +6,7 @@ needs to see what survives a restart.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -149,6 +150,12 @@ def test_admin_token_is_generated_and_kept_private(stack):
     path = stack.root / "admin-token"
     assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
     assert "Admin token" in stack.process.log()
+
+
+def test_the_webhook_secrets_key_is_generated_once_and_kept_private(stack):
+    path = stack.root / "secret-key"
+    assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert len(base64.b64decode(path.read_text().strip(), validate=True)) == 32
 
 
 def test_health_readiness_metrics_and_openapi_need_no_token(stack):

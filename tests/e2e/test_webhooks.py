@@ -5,6 +5,8 @@ broker and a ClickHouse server, with real HTTP receivers that verify signatures 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import uuid
 
 import pytest
 
+from schemas.ddl import DATABASE
 from tests.support import (
     ClickHouseServer,
     FundwatchProcess,
@@ -27,6 +30,8 @@ from tests.support import (
 pytestmark = pytest.mark.e2e
 
 ADMIN = "wh-admin-" + uuid.uuid4().hex
+# the gateway and the dispatcher must share it: each refuses to start without one
+SECRET_KEY = base64.b64encode(os.urandom(32)).decode()
 BANK = "B001"
 INSTITUTIONS = {
     "220102": {"institution_id": "WH-JL-1", "uscc": "91220101MA14TXQ23K", "account": "6217000011112201"},
@@ -68,6 +73,7 @@ def _large_credit(region: str, day: int) -> dict:
 class Stack:
     def __init__(self, root, bootstrap: str, clickhouse_url: str) -> None:
         self.root = root
+        self.clickhouse_url = clickhouse_url
         self.gateway_port, self.worker_port, self.dispatcher_port = free_port(), free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.env = {
@@ -75,6 +81,7 @@ class Stack:
             "FUNDWATCH_KAFKA_BOOTSTRAP": bootstrap,
             "FUNDWATCH_CLICKHOUSE_URL": clickhouse_url,
             "FUNDWATCH_ADMIN_TOKEN": ADMIN,
+            "FUNDWATCH_SECRET_KEY": SECRET_KEY,
             "FUNDWATCH_DATA_DIR": str(root),
             "FUNDWATCH_APP_ID": f"fw-wh-{uuid.uuid4().hex[:8]}",
             "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE": "1",  # the receivers listen on loopback
@@ -128,6 +135,21 @@ class Stack:
         status, answer = call("GET", f"{self.base}/v1/alerts?limit=1000", ADMIN)
         assert status == 200, answer
         return {a["alert_id"]: a for a in answer["alerts"]}
+
+    def stored_subscription(self, subscription_id: str) -> list[str]:
+        """Every version of a subscription's row in ClickHouse as stored, newest last."""
+        from services.storage import open_storage
+
+        storage = open_storage(self.clickhouse_url)
+        try:
+            rows = storage.query(
+                f"""SELECT subscription_id, owner_token_id, url, doc FROM {DATABASE}.subscriptions
+                    WHERE subscription_id = %(id)s ORDER BY version""",
+                {"id": subscription_id},
+            )
+        finally:
+            storage.close()
+        return ["\t".join(row) for row in rows]
 
     def deliveries(self, subscription_id: str, token: str = ADMIN, status: str = "") -> list[dict]:
         query = f"?limit=1000&status={status}" if status else "?limit=1000"
@@ -294,6 +316,13 @@ def test_after_a_rotation_messages_carry_both_signatures(stack, receivers):
     status, listed = call("GET", f"{stack.base}/v1/subscriptions", ADMIN)
     (shown,) = [s for s in listed["subscriptions"] if s["id"] == sub["id"]]
     assert "previous_secret_valid_until" in shown and "previous_secret" not in shown
+    # at rest both keys are encrypted, in every version of the row
+    stored = stack.stored_subscription(sub["id"])
+    assert len(stored) == 2
+    for key in (old, answer["secret"]):
+        assert not any(key.removeprefix("whsec_") in row for row in stored)
+    doc = json.loads(stored[-1].split("\t")[3])
+    assert doc["secret"].startswith("v1:") and doc["previous_secret"].startswith("v1:")
     stack.push(stack.bank, [_large_credit("220102", 10)])
     _wait_delivered(stack, sub["id"], 1)
     (received,) = receivers["rotating"].delivered().values()
@@ -426,3 +455,34 @@ def test_desks_see_only_their_region_and_banks_no_alert(stack):
     assert call("GET", f"{stack.base}/v1/alerts/{other}", desk)[0] == 404
     assert call("GET", f"{stack.base}/v1/alerts/{other}", stack.bank)[0] == 403
     assert call("GET", f"{stack.base}/v1/alerts", stack.bank)[0] == 403
+
+
+def test_a_secret_stored_in_clear_before_encryption_still_signs_and_is_encrypted_when_next_written(
+    stack, receivers
+):
+    from services.storage import open_storage
+
+    sub_id, plain = str(uuid.uuid4()), "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    doc = {"id": sub_id, "url": receivers.url("legacy"), "filter": {"typologies": ["large_value"], "region": "22"},
+           "owner": {"token_id": "legacy-admin", "role": "admin"},
+           "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), "secret": plain}  # fmt: skip
+    storage = open_storage(stack.clickhouse_url)
+    try:  # as a release without encryption wrote it
+        storage.insert(f"{DATABASE}.subscriptions", ("subscription_id", "owner_token_id", "url", "doc", "deleted", "version"),
+                       [[sub_id, "legacy-admin", doc["url"], json.dumps(doc), 0, 1]])  # fmt: skip
+    finally:
+        storage.close()
+    receivers["legacy"].secret = plain
+    time.sleep(2.0)  # the dispatcher reads subscriptions again every second
+    stack.push(stack.bank, [_large_credit("220102", 26)])
+    _wait_delivered(stack, sub_id, 1)
+    assert receivers["legacy"].delivered() and not receivers["legacy"].bad  # signed with the old key
+    status, answer = call("POST", f"{stack.base}/v1/subscriptions/{sub_id}/rotate-secret", ADMIN)
+    assert status == 200
+    newest = stack.stored_subscription(sub_id)[-1]
+    assert (
+        plain.removeprefix("whsec_") not in newest and answer["secret"].removeprefix("whsec_") not in newest
+    )
+    stored = json.loads(newest.split("\t")[3])
+    assert stored["secret"].startswith("v1:") and stored["previous_secret"].startswith("v1:")
+    assert call("DELETE", f"{stack.base}/v1/subscriptions/{sub_id}", ADMIN)[0] == 204

@@ -3,6 +3,7 @@ real Kafka-protocol broker (Tansu) and a real ClickHouse server."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -29,6 +30,7 @@ def stack(broker, clickhouse_server, server_storage, tmp_path_factory):
         "FUNDWATCH_KAFKA_BOOTSTRAP": broker,
         "FUNDWATCH_CLICKHOUSE_URL": clickhouse_server.url,
         "FUNDWATCH_ADMIN_TOKEN": ADMIN,
+        "FUNDWATCH_SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),  # the gateway needs one
         "FUNDWATCH_HTTP_PORT": str(port),
         "FUNDWATCH_DATA_DIR": str(root),
         "FUNDWATCH_APP_ID": f"fw-it-{uuid.uuid4().hex[:8]}",

@@ -17,6 +17,7 @@ import pytest
 from services.auth import Principal
 from services.gateway.errors import ApiError
 from services.gateway.subscriptions import Subscriptions, desk_region, public_view
+from services.secret_box import SecretBox, SecretUnreadable
 from services.webhooks.policy import ROTATION_OVERLAP_S
 from services.webhooks.store import DEAD, DELIVERED, PENDING, Attempt, Delivery, DeliveryStore, iso
 
@@ -26,6 +27,7 @@ OTHER_DESK = Principal(token_id="desk-3301", role="desk", region="3301")
 BANK = Principal(token_id="bank-1", role="bank", bank_code="B001")
 
 HIDDEN = ("secret", "previous_secret", "previous_expires")
+BOX = SecretBox(bytes(range(32)))
 
 
 # --- an in-memory ClickHouse for the two tables ----------------------------------------------
@@ -94,7 +96,7 @@ class FakeStorage:
 
 def service(allow_private: bool = True) -> tuple[Subscriptions, FakeStorage]:
     storage = FakeStorage()
-    return Subscriptions(storage, allow_private=allow_private), storage  # type: ignore[arg-type]
+    return Subscriptions(storage, allow_private=allow_private, box=BOX), storage  # type: ignore[arg-type]
 
 
 def body(url: str = "http://127.0.0.1:9000/hook", **filter_doc: Any) -> bytes:
@@ -112,7 +114,16 @@ def _epoch(text: str) -> float:
 
 
 def stored_docs(storage: FakeStorage) -> list[dict[str, Any]]:
-    return [msgspec.json.decode(row["doc"]) for row in storage.tables["subscriptions"]]
+    """The documents as written, their secrets opened with the test key."""
+    docs = []
+    for row in storage.tables["subscriptions"]:
+        doc = msgspec.json.decode(row["doc"])
+        for name in ("secret", "previous_secret"):
+            if name in doc:
+                assert doc[name].startswith("v1:"), "a secret stored in clear"
+                doc[name] = BOX.open(doc[name], doc["id"])
+        docs.append(doc)
+    return docs
 
 
 # --- desk_region ---------------------------------------------------------------------------
@@ -295,8 +306,9 @@ def test_a_loopback_url_is_accepted_when_private_addresses_are_allowed():
         "http://127.0.0.1/",
         0,
     )
-    doc = msgspec.json.decode(row["doc"])
-    assert doc["secret"] == created.secret  # kept as it is: the dispatcher signs with it
+    assert created.secret.removeprefix("whsec_") not in repr(row)  # encrypted at rest
+    (doc,) = stored_docs(storage)
+    assert doc["secret"] == created.secret  # the dispatcher signs with it: encrypted, not hashed
     assert doc["filter"] == {"typologies": ["fund_pool"], "min_severity": "high"}
     assert doc["owner"] == {"token_id": "admin-1", "role": "admin"}
     assert before - 0.001 <= _epoch(doc["created_at"]) <= time.time() + 0.001
@@ -494,3 +506,51 @@ def test_delivery_log_shows_the_last_state_of_each_message_by_status():
         assert "body" not in view
     (pending_view,) = log(status="pending")
     assert pending_view["next_attempt_at"] == iso(now + 5)
+
+
+# --- secrets at rest -----------------------------------------------------------------------
+
+
+def test_secrets_are_encrypted_at_rest_with_a_fresh_nonce_and_bound_to_their_subscription():
+    subs, storage = service()
+    mine = asyncio.run(subs.create(DESK, body()))
+    rotated = asyncio.run(subs.rotate(DESK, mine.id))
+    for row in storage.tables["subscriptions"]:
+        for key in (mine.secret, rotated.secret):
+            assert key.removeprefix("whsec_") not in repr(row)
+    first, second = (msgspec.json.decode(row["doc"]) for row in storage.tables["subscriptions"])
+    assert first["secret"] != second["previous_secret"]  # the same key sealed again, another nonce
+    assert BOX.open(second["previous_secret"], mine.id) == mine.secret
+    other = asyncio.run(subs.create(DESK, body()))
+    with pytest.raises(SecretUnreadable, match="FUNDWATCH_SECRET_KEY"):
+        BOX.open(second["secret"], other.id)  # moved to another row, it does not open
+    # what the dispatcher reads is in clear
+    (owner, doc) = asyncio.run(subs.store.get(mine.id))
+    assert (owner, doc["secret"], doc["previous_secret"]) == ("desk-2201", rotated.secret, mine.secret)
+    live = {d["id"]: d for d in asyncio.run(subs.store.live())}
+    assert live[mine.id]["secret"] == rotated.secret and live[other.id]["secret"].startswith("whsec_")
+
+
+def test_a_secret_stored_in_clear_is_read_and_encrypted_when_next_written():
+    subs, storage = service()
+    legacy = {"id": "sub-old", "url": "http://127.0.0.1:9000/hook", "filter": {},
+              "owner": {"token_id": "desk-2201", "role": "desk"}, "created_at": iso(1.0),
+              "secret": "whsec_b2xkLWtleQ=="}  # fmt: skip
+    storage.tables["subscriptions"].append({"subscription_id": "sub-old", "owner_token_id": "desk-2201",
+                                            "url": legacy["url"], "doc": msgspec.json.encode(legacy).decode(),
+                                            "deleted": 0, "version": 1})  # fmt: skip
+    assert asyncio.run(subs.store.get("sub-old"))[1]["secret"] == "whsec_b2xkLWtleQ=="
+    rotated = asyncio.run(subs.rotate(DESK, "sub-old"))
+    newest = storage.tables["subscriptions"][-1]
+    assert "b2xkLWtleQ" not in newest["doc"] and rotated.secret.removeprefix("whsec_") not in newest["doc"]
+    rewritten = msgspec.json.decode(newest["doc"])
+    assert BOX.open(rewritten["previous_secret"], "sub-old") == "whsec_b2xkLWtleQ=="
+    assert BOX.open(rewritten["secret"], "sub-old") == rotated.secret
+
+
+def test_a_store_made_with_another_key_cannot_read_the_secrets():
+    subs, storage = service()
+    mine = asyncio.run(subs.create(DESK, body()))
+    stranger = Subscriptions(storage, allow_private=True, box=SecretBox(bytes(32)))  # type: ignore[arg-type]
+    with pytest.raises(SecretUnreadable, match="FUNDWATCH_SECRET_KEY"):
+        asyncio.run(stranger.store.get(mine.id))
