@@ -126,8 +126,17 @@ class Rejection(msgspec.Struct):
     error: str
 
 
+class Warning(msgspec.Struct):  # the contract's name; shadows the builtin only in this module
+    """An accepted record the bank should look at, e.g. one of an account not in the reference data."""
+
+    index: int
+    record_id: str
+    warning: str
+
+
 class BatchAnswer(msgspec.Struct):
     batch_id: str
     accepted: int
     duplicates: int
     rejected: list[Rejection]
+    warnings: list[Warning] = []

@@ -3,16 +3,22 @@
 Order of work for one batch, and why:
 1. The envelope is decoded and checked whole (bank scope, size): a batch that fails here changes
    nothing and is not remembered, so it can be corrected and re-sent under the same batch_id.
-2. A batch_id seen before gets its first answer back, byte for byte.
-3. Each record is validated on its own; a bad record is rejected by index, the others go on.
-4. Accepted record keys are reserved in memory before any await, so two concurrent batches can
-   never both accept the same record.
-5. The records messages (one per partition), the keys and the answer are written to ClickHouse
-   (services/gateway/outbox.py): from here the batch survives a kill of every process.
-6. The messages are published; the batch is answered 202.
-If 5 fails the reservation is released and the bank gets a 503 to retry with the same batch_id.
-If 6 fails the batch is durable already: it is answered 202 and the outbox publishes the messages
-once the broker takes them.
+2. A batch_id seen before gets its first answer back, byte for byte, if its records are the same
+   (their digest, dedup.py); with other records it is refused, 409 naming `batch_id`.
+3. Each record is validated on its own; a bad record is rejected by index, the others go on. A
+   record dated more than ``max_future_s`` after the gateway's clock is rejected too: its time is
+   wrong, and workers would seal real days behind it.
+4. Each record's account is looked up (registry.py): one registered to another bank is rejected
+   naming `account_id`, one registered nowhere is accepted with a warning. Accounts this gateway
+   does not know as the bank's are asked of ClickHouse first, one query for the batch.
+5. Accepted record keys are reserved in memory, after the last await before the write, so two
+   concurrent batches can never both accept the same record.
+6. The records messages (one per partition), the keys, the digest and the answer are written to
+   ClickHouse (services/gateway/outbox.py): from here the batch survives a kill of every process.
+7. The messages are published; the batch is answered 202.
+If 4 or 6 fails the reservation is released and the bank gets a 503 (with Retry-After) to retry
+with the same batch_id. If 7 fails the batch is durable already: it is answered 202 and the outbox
+publishes the messages once the broker takes them.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ import logging
 import time
 import weakref
 from collections import defaultdict
+from datetime import UTC, datetime
+from operator import attrgetter
 
 import msgspec
+from aiohttp import web
 
 from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import (
@@ -43,13 +52,15 @@ from schemas.records import (
     Rejection,
     Transaction,
 )
+from schemas.records import Warning as RecordWarning
 from schemas.validation import ValidationFailure, decode, explain
 from services.auth import Principal
 from services.gateway import metrics
-from services.gateway.dedup import BatchAnswers, RecordKeys
+from services.gateway.dedup import BatchAnswers, RecordKeys, batch_digest
 from services.gateway.errors import ApiError
 from services.gateway.group_commit import GroupCommit
 from services.gateway.outbox import Outbox, OutboxMessage, outbox_rows
+from services.gateway.registry import AccountOwners
 from services.kafka_io import Publisher
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
@@ -59,6 +70,44 @@ log = logging.getLogger("fundwatch.gateway")
 _record_decoder = msgspec.json.Decoder(Record)
 _loose_decoder = msgspec.json.Decoder()
 _answer_encoder = msgspec.json.Encoder()
+
+DEFAULT_MAX_FUTURE_S = 3600
+RETRY_AFTER_S = 5  # what a 503 tells the bank to wait: storage or broker is back soon, or not at all
+FOREIGN_ACCOUNT = "`account_id`: is registered to another bank"
+UNREGISTERED_ACCOUNT = (
+    "`account_id`: is not in the reference data; the record is accepted, but it cannot be "
+    "attributed to an institution until the account is registered"
+)
+
+_Valid = list[tuple[int, TxnRecord | BalanceRecord]]
+_Taken = tuple[list[TxnRecord | BalanceRecord], list[str], int, list[RecordWarning]]
+
+
+class Unavailable(ApiError):
+    """503 with Retry-After: storage or broker is down; the same request may be sent again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "unavailable", message)
+
+    def response(self) -> web.Response:
+        response = super().response()
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+
+def _span(seconds: int) -> str:
+    """3600 -> "1 hour", 300 -> "5 minutes", 90 -> "90 seconds"."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def too_late(field: str, max_future_s: int, latest: int) -> str:
+    """The rejection of a record whose ``field`` lies after ``latest`` (epoch seconds)."""
+    at = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"`{field}`: must be no later than {_span(max_future_s)} after the gateway's clock ({at})"
 
 
 def to_message_record(record: Transaction | Balance) -> TxnRecord | BalanceRecord:
@@ -129,10 +178,20 @@ def parse_batch(body: bytes, principal: Principal) -> Batch:
 
 
 class BatchIntake:
-    def __init__(self, storage: AsyncStorage, publisher: Publisher, partitions: int) -> None:
+    def __init__(
+        self,
+        storage: AsyncStorage,
+        publisher: Publisher,
+        partitions: int,
+        max_future_s: int = DEFAULT_MAX_FUTURE_S,
+        owners: AccountOwners | None = None,
+    ) -> None:
         self.storage = storage
         self.publisher = publisher
         self.partitions = partitions
+        self.max_future_s = max_future_s
+        # shared with the reference service, which teaches it every account upsert
+        self.owners = owners if owners is not None else AccountOwners.of(storage)
         self.keys = RecordKeys()
         self.answers = BatchAnswers()
         self.commits = GroupCommit(storage)
@@ -146,7 +205,11 @@ class BatchIntake:
     async def load(self) -> None:
         keys = await self.keys.load(self.storage)
         answers = await self.answers.load(self.storage)
-        log.info("de-duplication memory loaded record_keys=%d batch_answers=%d", keys, answers)
+        accounts = await self.owners.load()
+        log.info(
+            "de-duplication memory loaded record_keys=%d batch_answers=%d accounts=%d",
+            keys, answers, accounts,
+        )  # fmt: skip
 
     async def submit(self, batch: Batch) -> bytes:
         key = (batch.bank_code, batch.batch_id)
@@ -157,37 +220,32 @@ class BatchIntake:
             return await self._submit(batch)
 
     async def _submit(self, batch: Batch) -> bytes:
-        first = self.answers.get(batch.bank_code, batch.batch_id)
+        digest = batch_digest(batch.records)
+        first = self._first_answer(batch, digest)
         if first is not None:
-            metrics.BATCHES.labels("replayed").inc()
             return first
 
         received_at = int(time.time())
-        seen = self.keys.bank(batch.bank_code)
         rejected: list[Rejection] = []
-        accepted: list[TxnRecord | BalanceRecord] = []
-        reserved: list[str] = []
-        duplicates = 0
-        for index, raw in enumerate(batch.records):
-            try:
-                record = _record_decoder.decode(raw)
-            except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                failure = explain(error)
-                rejected.append(Rejection(index, _record_id_of(raw), str(failure)))
-                metrics.RECORDS_REJECTED.labels(failure.field or "record").inc()
-                continue
-            if record.record_id in seen:
-                duplicates += 1
-                continue
-            seen.add(record.record_id)
-            reserved.append(record.record_id)
-            accepted.append(to_message_record(record))
+        valid = self._validate(batch, received_at, rejected)
         metrics.RECORDS_RECEIVED.inc(len(batch.records))
+        try:
+            await self._ask_owners(batch.bank_code, valid)
+        except StorageError as error:
+            metrics.BATCHES.labels("failed").inc()
+            log.error("batch not taken bank=%s batch=%s error=%s", batch.bank_code, batch.batch_id, error)
+            raise Unavailable(
+                "the reference data cannot be read now; re-send the batch with the same batch_id"
+            ) from None
+        # no await from here to the write: the keys are reserved in one go
+        accepted, reserved, duplicates, warnings = self._take(batch.bank_code, valid, rejected)
 
-        answer = _answer_encoder.encode(BatchAnswer(batch.batch_id, len(accepted), duplicates, rejected))
+        answer = _answer_encoder.encode(
+            BatchAnswer(batch.batch_id, len(accepted), duplicates, rejected, warnings)
+        )
         messages = self._messages(batch, accepted, received_at)
         try:
-            await self._remember(batch, reserved, answer, received_at, messages)
+            await self._remember(batch, reserved, answer, received_at, messages, digest)
         except StorageError as error:
             self.keys.release(batch.bank_code, reserved)
             metrics.BATCHES.labels("failed").inc()
@@ -198,21 +256,103 @@ class BatchIntake:
                 len(accepted),
                 error,
             )
-            raise ApiError(
-                503,
-                "unavailable",
-                "the pipeline could not take the batch now; re-send it with the same batch_id",
+            raise Unavailable(
+                "the pipeline could not take the batch now; re-send it with the same batch_id"
             ) from None
-        self.answers.put(batch.bank_code, batch.batch_id, answer)
+        self.answers.put(batch.bank_code, batch.batch_id, answer, digest)
         await self.outbox.publish(messages)
         metrics.RECORDS_ACCEPTED.inc(len(accepted))
         metrics.RECORDS_DUPLICATE.inc(duplicates)
+        if warnings:
+            metrics.RECORDS_UNREGISTERED.labels(batch.bank_code).inc(len(warnings))
         metrics.BATCHES.labels("accepted").inc()
         log.debug(
-            "batch accepted bank=%s batch=%s accepted=%d duplicates=%d rejected=%d",
-            batch.bank_code, batch.batch_id, len(accepted), duplicates, len(rejected),
+            "batch accepted bank=%s batch=%s accepted=%d duplicates=%d rejected=%d warnings=%d",
+            batch.bank_code, batch.batch_id, len(accepted), duplicates, len(rejected), len(warnings),
         )  # fmt: skip
         return answer
+
+    def _first_answer(self, batch: Batch, digest: str) -> bytes | None:
+        """The first answer to this batch_id if it was answered, for the same records; 409 for
+        other records. An answer stored without a digest (before digests were kept) is returned
+        whatever the records: it cannot be told apart."""
+        first = self.answers.get(batch.bank_code, batch.batch_id)
+        if first is None:
+            return None
+        known = self.answers.digest(batch.bank_code, batch.batch_id)
+        if known is not None and known != digest:
+            metrics.BATCHES.labels("conflict").inc()
+            raise ApiError(
+                409,
+                "batch_id_conflict",
+                f"`batch_id`: {batch.batch_id!r} was answered before for other records; a re-send must "
+                "carry the same records, and other records need a batch_id of their own",
+                "batch_id",
+            )
+        metrics.BATCHES.labels("replayed").inc()
+        return first
+
+    def _validate(self, batch: Batch, received_at: int, rejected: list[Rejection]) -> _Valid:
+        """Each record decoded, judged on its own and converted; a bad one joins ``rejected``.
+
+        Converted here, right after decoding, because the conversion reads the time the decoder
+        has just checked (epoch_seconds is cached; a batch's many distinct times would push it
+        out of the cache before a second pass)."""
+        max_future_s = self.max_future_s
+        latest = received_at + max_future_s
+        valid: _Valid = []
+        for index, raw in enumerate(batch.records):
+            try:
+                record = to_message_record(_record_decoder.decode(raw))
+            except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                failure = explain(error)
+                rejected.append(Rejection(index, _record_id_of(raw), str(failure)))
+                metrics.RECORDS_REJECTED.labels(failure.field or "record").inc()
+                continue
+            if type(record) is TxnRecord:
+                field, at = "booked_at", record.booked_at
+            else:
+                field, at = "as_of", record.as_of
+            if at > latest:
+                rejected.append(Rejection(index, record.record_id, too_late(field, max_future_s, latest)))
+                metrics.RECORDS_REJECTED.labels(field).inc()
+                continue
+            valid.append((index, record))
+        return valid
+
+    async def _ask_owners(self, bank_code: str, valid: _Valid) -> None:
+        """Ask ClickHouse, in one go, for the accounts of the batch not known as the bank's."""
+        doubtful = self.owners.doubtful(bank_code, {record.account_id for _, record in valid})
+        if doubtful:
+            await self.owners.ask(doubtful)
+
+    def _take(self, bank_code: str, valid: _Valid, rejected: list[Rejection]) -> _Taken:
+        """The records to accept, their keys (reserved now), the duplicates and the warnings."""
+        owner_of = self.owners.banks.get
+        seen = self.keys.bank(bank_code)
+        accepted: list[TxnRecord | BalanceRecord] = []
+        reserved: list[str] = []
+        warnings: list[RecordWarning] = []
+        duplicates = foreign = 0
+        for index, record in valid:
+            owner = owner_of(record.account_id)
+            if owner is not None and owner != bank_code:
+                rejected.append(Rejection(index, record.record_id, FOREIGN_ACCOUNT))
+                foreign += 1
+                continue
+            record_id = record.record_id
+            if record_id in seen:
+                duplicates += 1
+                continue
+            seen.add(record_id)
+            reserved.append(record_id)
+            accepted.append(record)
+            if owner is None:
+                warnings.append(RecordWarning(index, record_id, UNREGISTERED_ACCOUNT))
+        if foreign:
+            metrics.RECORDS_REJECTED.labels("account_id").inc(foreign)
+            rejected.sort(key=attrgetter("index"))  # the answer lists rejections in the batch's order
+        return accepted, reserved, duplicates, warnings
 
     def _messages(
         self, batch: Batch, records: list[TxnRecord | BalanceRecord], received_at: int
@@ -231,11 +371,18 @@ class BatchIntake:
         return messages
 
     async def _remember(
-        self, batch: Batch, record_ids: list[str], answer: bytes, received_at: int, messages: list[OutboxMessage]
+        self,
+        batch: Batch,
+        record_ids: list[str],
+        answer: bytes,
+        received_at: int,
+        messages: list[OutboxMessage],
+        digest: str,
     ) -> None:
         # DateTime columns take epoch seconds as they are (services/storage/base.py)
         await self.commits.write(
             outbox_rows(messages, received_at),
             [[batch.bank_code, rid, batch.batch_id, received_at] for rid in record_ids],
             [batch.bank_code, batch.batch_id, answer.decode("utf-8"), received_at],
+            [batch.bank_code, batch.batch_id, digest, received_at],
         )

@@ -29,3 +29,8 @@ HTTP_SECONDS = Histogram(
     ["route"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+RECORDS_UNREGISTERED = Counter(
+    "fundwatch_records_unregistered_account_total",
+    "Records accepted with a warning: their account is not in the reference data",
+    ["bank_code"],
+)

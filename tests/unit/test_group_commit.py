@@ -119,3 +119,37 @@ def test_a_lone_batch_waits_for_nobody(keys):
     storage, commits = asyncio.run(main())
     assert commits.writes == 1
     assert [table for table, _ in storage.inserts] == (["ingest_keys"] if keys else []) + ["batch_answers"]
+
+
+def test_digests_are_written_in_the_same_round_just_before_the_answers():
+    async def main():
+        storage = SlowStorage()
+        commits = GroupCommit(storage)
+        await asyncio.gather(
+            commits.write([], [["B001", "a", "b1", 0]], ["B001", "b1", "{}", 0], ["B001", "b1", "d1", 0]),
+            commits.write([], [], ["B001", "b2", "{}", 0], ["B001", "b2", "d2", 0]),
+            commits.write([], [], ["B001", "b3", "{}", 0]),  # a writer that keeps no digest
+        )
+        return storage, commits
+
+    storage, commits = asyncio.run(main())
+    assert commits.writes == 1
+    assert [table for table, _ in storage.inserts] == ["ingest_keys", "batch_digests", "batch_answers"]
+    assert [row[2] for row in storage.inserts[1][1]] == ["d1", "d2"]
+
+
+def test_a_failed_digest_write_refuses_the_batch_before_its_answer_is_written():
+    class NoDigests(SlowStorage):
+        async def insert(self, table, columns, rows):
+            if table.endswith("batch_digests"):
+                raise StorageError("ClickHouse is away")
+            return await super().insert(table, columns, rows)
+
+    async def main():
+        storage = NoDigests()
+        commits = GroupCommit(storage)
+        with pytest.raises(StorageError):
+            await commits.write([], [], ["B001", "b1", "{}", 0], ["B001", "b1", "d1", 0])
+        return storage
+
+    assert [table for table, _ in asyncio.run(main()).inserts] == []
