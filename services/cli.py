@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models.thresholds import ThresholdError, load_thresholds
-from services.config import ConfigError, Settings
+from services.config import DEFAULT_HTTP_PORTS, ConfigError, Settings
 
 DESCRIPTION = """\
 FundWatch watches the money of internet-finance institutions (P2P lending, crowdfunding, payment
@@ -23,7 +23,8 @@ Configuration comes from environment variables; the flags below override them:
                                   (default chdb://<data-dir>/chdb)
   FUNDWATCH_ADMIN_TOKEN           the bootstrap admin bearer token (default: generated once,
                                   printed, kept in <data-dir>/admin-token)
-  FUNDWATCH_HTTP_PORT             API port (default 8080)
+  FUNDWATCH_HTTP_PORT             HTTP port (default 8080 for run and gateway, 8081 for
+                                  worker, 8082 for dispatcher: each kind its own on one host)
   FUNDWATCH_DATA_DIR              where the embedded stack keeps its data (default ./var)
   FUNDWATCH_PARTITIONS            partitions of the records topic (default 4)
   FUNDWATCH_WEBHOOK_RETRY_BASE_S  first webhook retry delay in seconds (default 5); later ones
@@ -34,17 +35,27 @@ Configuration comes from environment variables; the flags below override them:
   FUNDWATCH_WEBHOOK_CONCURRENCY   requests in flight per subscriber (default 4)
   FUNDWATCH_WEBHOOK_ALLOW_PRIVATE 1 lets subscriber URLs resolve to loopback or private
                                   addresses (default 0; `run` sets 1 unless it is given)
+  FUNDWATCH_MAX_FUTURE_S          how far after the gateway's clock a record's booked_at or
+                                  as_of may lie before it is rejected (default 3600)
   FUNDWATCH_LOG_LEVEL, FUNDWATCH_LOG_FORMAT   INFO / text by default; json for log shippers
 """
 
 
-def _common(parser: argparse.ArgumentParser, http: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser, process: str, intake: bool = False) -> None:
     parser.add_argument("--data-dir", type=Path, help="data directory (FUNDWATCH_DATA_DIR, default ./var)")
     parser.add_argument("--kafka-bootstrap", help="Kafka host:port (FUNDWATCH_KAFKA_BOOTSTRAP)")
     parser.add_argument("--clickhouse-url", help="clickhouse://… or chdb://… (FUNDWATCH_CLICKHOUSE_URL)")
-    if http:
-        parser.add_argument("--http-port", type=int, help="API port (FUNDWATCH_HTTP_PORT, default 8080)")
-        parser.add_argument("--http-host", help="API address (FUNDWATCH_HTTP_HOST, default 127.0.0.1)")
+    what = "API" if process in {"run", "gateway"} else "probes and metrics"
+    parser.add_argument(
+        "--http-port", type=int,
+        help=f"{what} port (FUNDWATCH_HTTP_PORT, default {DEFAULT_HTTP_PORTS[process]})",
+    )  # fmt: skip
+    parser.add_argument("--http-host", help=f"{what} address (FUNDWATCH_HTTP_HOST, default 127.0.0.1)")
+    if intake:
+        parser.add_argument(
+            "--max-future-s", type=int, metavar="SECONDS",
+            help="reject records dated more than this after the gateway's clock (FUNDWATCH_MAX_FUTURE_S, default 3600)",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loopback port, chDB under --data-dir, the Faust workers and the HTTP API; unless --no-simulator, "
         "a synthetic province is pushed through the API. Ctrl-C or SIGTERM stops everything.",
     )
-    _common(run)
+    _common(run, "run", intake=True)
     run.add_argument("--no-simulator", action="store_true", help="start empty, without the built-in feed")
 
     worker = sub.add_parser(
@@ -70,14 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "to ClickHouse. Run as many as there are partitions to scale out. Serves /healthz, /readyz and "
         "/metrics on --http-port.",
     )
-    _common(worker)
+    _common(worker, "worker")
 
     gateway = sub.add_parser(
         "gateway",
         help="the HTTP API against external Kafka and ClickHouse",
         description="Serve the HTTP API: tokens, reference data and batch intake, publishing to Kafka.",
     )
-    _common(gateway)
+    _common(gateway, "gateway", intake=True)
 
     dispatcher = sub.add_parser(
         "dispatcher",
@@ -88,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "then dead-lettered; pending retries are kept in ClickHouse and resume after a restart. Serves "
         "/healthz, /readyz and /metrics on --http-port.",
     )
-    _common(dispatcher)
+    _common(dispatcher, "dispatcher")
 
     simulate = sub.add_parser(
         "simulate",
@@ -186,11 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
+        process=args.command,
         data_dir=getattr(args, "data_dir", None),
         kafka_bootstrap=getattr(args, "kafka_bootstrap", None),
         clickhouse_url=getattr(args, "clickhouse_url", None),
         http_port=getattr(args, "http_port", None),
         http_host=getattr(args, "http_host", None),
+        max_future_s=getattr(args, "max_future_s", None),
     )
 
 

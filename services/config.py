@@ -14,6 +14,12 @@ class ConfigError(ValueError):
     """A setting has a value that cannot work; the message names the variable."""
 
 
+# Each process kind listens on a port of its own by default, so the production shape fits on one
+# host: the API where the contract puts it, the worker's and the dispatcher's probes beside it.
+# FUNDWATCH_HTTP_PORT (or --http-port) overrides it for any of them.
+DEFAULT_HTTP_PORTS = {"run": 8080, "gateway": 8080, "worker": 8081, "dispatcher": 8082}
+
+
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -74,9 +80,16 @@ class Settings:
     # How long a worker may hold records before writing them to ClickHouse: the bound on how stale
     # the aggregates may be, and the lever for bigger, cheaper inserts.
     flush_interval_s: float = 0.5
+    # How far after the gateway's clock a record's booked_at or as_of may lie (CONTRACT.md §2):
+    # banks' clocks drift, but a record dated days ahead is a wrong date.
+    max_future_s: int = 3600
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(
+        cls, env: dict[str, str] | None = None, process: str = "run", **overrides: object
+    ) -> Settings:
+        """The settings of a ``process`` kind (``run``, ``gateway``, ``worker``, ``dispatcher``;
+        the default HTTP port depends on it) from ``env``, ``overrides`` (not None) winning."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("FUNDWATCH_DATA_DIR") or "./var")
         settings = cls(
@@ -86,7 +99,7 @@ class Settings:
             admin_token=env.get("FUNDWATCH_ADMIN_TOKEN", ""),
             secret_key=env.get("FUNDWATCH_SECRET_KEY", ""),
             http_host=env.get("FUNDWATCH_HTTP_HOST") or "127.0.0.1",
-            http_port=_int(env, "FUNDWATCH_HTTP_PORT", 8080, 0, 65535),
+            http_port=_int(env, "FUNDWATCH_HTTP_PORT", DEFAULT_HTTP_PORTS.get(process, 8080), 0, 65535),
             partitions=_int(env, "FUNDWATCH_PARTITIONS", 4, 1, 1024),
             webhook_retry_base_s=_float(env, "FUNDWATCH_WEBHOOK_RETRY_BASE_S", 5.0, 0.01),
             webhook_retry_window_s=_float(env, "FUNDWATCH_WEBHOOK_RETRY_WINDOW_S", 86400.0, 1.0),
@@ -97,6 +110,7 @@ class Settings:
             log_format=(env.get("FUNDWATCH_LOG_FORMAT") or "text").lower(),
             app_id=env.get("FUNDWATCH_APP_ID") or "fundwatch",
             flush_interval_s=_float(env, "FUNDWATCH_FLUSH_INTERVAL_S", 0.5, 0.01),
+            max_future_s=_int(env, "FUNDWATCH_MAX_FUTURE_S", 3600, 0, 366 * 86400),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if not settings.clickhouse_url:
@@ -113,6 +127,12 @@ class Settings:
             raise ConfigError(f"FUNDWATCH_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if not self.clickhouse_url.startswith(("chdb://", "clickhouse://", "clickhouses://")):
             raise ConfigError("FUNDWATCH_CLICKHOUSE_URL must start with clickhouse:// or chdb://")
+        if not 0 <= self.http_port <= 65535:  # a flag is checked here; the variable when it is read
+            raise ConfigError(f"FUNDWATCH_HTTP_PORT must be between 0 and 65535, got {self.http_port}")
+        if not 0 <= self.max_future_s <= 366 * 86400:
+            raise ConfigError(
+                f"FUNDWATCH_MAX_FUTURE_S must be between 0 and {366 * 86400}, got {self.max_future_s}"
+            )
 
     def describe(self) -> str:
         """One line for the start-up log, secrets hidden."""

@@ -125,7 +125,7 @@ class ApiService(mode.Service):
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.ready.set()
-        log.info("api listening url=http://%s:%d", self.host, self.port)
+        _listening("api", self._runner, self.host, self.port)
 
     async def close_and_drain(self) -> None:
         """Stop taking requests, then wait for the pipeline to finish what was accepted."""
@@ -171,11 +171,19 @@ class ProbeService(mode.Service):
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=3.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
-        log.info("probes listening url=http://%s:%d", self.host, self.port)
+        _listening("probes", self._runner, self.host, self.port)
 
     async def on_stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def _listening(what: str, runner: web.AppRunner, host: str, port: int) -> None:
+    """Say where this process listens, in the log and on stdout: each process kind has a default
+    port of its own, and port 0 lets the system choose one."""
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("%s listening url=http://%s:%d", what, host, bound)
+    print(f"fundwatch {what} listening on http://{host}:{bound}", flush=True)
 
 
 class BrokerWatch(mode.Service):
@@ -302,7 +310,7 @@ def _gateway(
 ) -> Gateway:
     tokens = TokenStore(storage)
     tokens.bootstrap_admin(admin_token)
-    return Gateway(
+    gateway = Gateway(
         storage,
         Publisher(bootstrap),
         tokens,
@@ -310,6 +318,8 @@ def _gateway(
         extra_checks=checks,
         allow_private_webhooks=settings.webhook_allow_private,
     )
+    gateway.intake.max_future_s = settings.max_future_s
+    return gateway
 
 
 def _dispatcher(settings: Settings, storage: AsyncStorage, bootstrap: str) -> Dispatcher:

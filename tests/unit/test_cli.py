@@ -63,3 +63,24 @@ def test_a_bad_setting_stops_the_start_naming_it(monkeypatch, capsys):
 def test_eval_refuses_a_non_positive_duration(capsys):
     assert main(["eval", "--hours", "0"]) == 2
     assert "--hours" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "port"), [("run", 8080), ("gateway", 8080), ("worker", 8081), ("dispatcher", 8082)])
+def test_each_process_kind_listens_on_its_own_port_unless_told(command, port, monkeypatch, capsys):
+    from services.cli import _settings
+
+    monkeypatch.delenv("FUNDWATCH_HTTP_PORT", raising=False)
+    assert _settings(build_parser().parse_args([command])).http_port == port
+    assert _settings(build_parser().parse_args([command, "--http-port", "9009"])).http_port == 9009
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    assert f"default {port}" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", ["run", "gateway"])
+def test_the_intake_processes_take_the_future_allowance(command, monkeypatch):
+    from services.cli import _settings
+
+    monkeypatch.delenv("FUNDWATCH_MAX_FUTURE_S", raising=False)
+    assert _settings(build_parser().parse_args([command])).max_future_s == 3600
+    assert _settings(build_parser().parse_args([command, "--max-future-s", "120"])).max_future_s == 120

@@ -170,3 +170,27 @@ def test_settings_are_frozen():
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.http_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("process", "port"), [("run", 8080), ("gateway", 8080), ("worker", 8081), ("dispatcher", 8082)]
+)
+def test_each_process_kind_has_a_default_port_of_its_own(process, port):
+    assert Settings.from_env({}, process=process).http_port == port
+
+
+@pytest.mark.parametrize("process", ["run", "gateway", "worker", "dispatcher"])
+def test_the_port_variable_and_flag_override_every_kinds_default(process):
+    assert Settings.from_env({"FUNDWATCH_HTTP_PORT": "9001"}, process=process).http_port == 9001
+    assert Settings.from_env({"FUNDWATCH_HTTP_PORT": "9001"}, process=process, http_port=9002).http_port == 9002
+
+
+def test_max_future_defaults_to_an_hour_and_is_read_and_checked():
+    assert Settings.from_env({}).max_future_s == 3600
+    assert Settings.from_env({"FUNDWATCH_MAX_FUTURE_S": "600"}).max_future_s == 600
+    assert Settings.from_env({"FUNDWATCH_MAX_FUTURE_S": "600"}, max_future_s=60).max_future_s == 60
+    for bad in ("soon", "-1"):
+        with pytest.raises(ConfigError, match="FUNDWATCH_MAX_FUTURE_S"):
+            Settings.from_env({"FUNDWATCH_MAX_FUTURE_S": bad})
+    with pytest.raises(ConfigError, match="FUNDWATCH_MAX_FUTURE_S"):
+        Settings.from_env({}, max_future_s=-5)
