@@ -79,7 +79,8 @@ UNREGISTERED_ACCOUNT = (
     "attributed to an institution until the account is registered"
 )
 
-_Valid = list[tuple[int, TxnRecord | BalanceRecord]]
+# the valid records' indexes in the batch, and the records: two lists, not a tuple per record
+_Valid = tuple[list[int], list[TxnRecord | BalanceRecord]]
 _Taken = tuple[list[TxnRecord | BalanceRecord], list[str], int, list[RecordWarning]]
 
 
@@ -300,7 +301,8 @@ class BatchIntake:
         out of the cache before a second pass)."""
         max_future_s = self.max_future_s
         latest = received_at + max_future_s
-        valid: _Valid = []
+        indexes: list[int] = []
+        records: list[TxnRecord | BalanceRecord] = []
         for index, raw in enumerate(batch.records):
             try:
                 record = to_message_record(_record_decoder.decode(raw))
@@ -317,12 +319,13 @@ class BatchIntake:
                 rejected.append(Rejection(index, record.record_id, too_late(field, max_future_s, latest)))
                 metrics.RECORDS_REJECTED.labels(field).inc()
                 continue
-            valid.append((index, record))
-        return valid
+            indexes.append(index)
+            records.append(record)
+        return indexes, records
 
     async def _ask_owners(self, bank_code: str, valid: _Valid) -> None:
         """Ask ClickHouse, in one go, for the accounts of the batch not known as the bank's."""
-        doubtful = self.owners.doubtful(bank_code, {record.account_id for _, record in valid})
+        doubtful = self.owners.doubtful(bank_code, {record.account_id for record in valid[1]})
         if doubtful:
             await self.owners.ask(doubtful)
 
@@ -334,7 +337,7 @@ class BatchIntake:
         reserved: list[str] = []
         warnings: list[RecordWarning] = []
         duplicates = foreign = 0
-        for index, record in valid:
+        for index, record in zip(*valid, strict=True):
             owner = owner_of(record.account_id)
             if owner is not None and owner != bank_code:
                 rejected.append(Rejection(index, record.record_id, FOREIGN_ACCOUNT))
