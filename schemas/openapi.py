@@ -1,14 +1,27 @@
-"""The OpenAPI 3.1 description of the API, generated from the types that validate requests."""
+"""The OpenAPI 3.1 description of the API, generated from the types that validate requests.
+
+Request bodies, query parameters (schemas/api.py FlowQuery, AlertQuery, DeliveryQuery) and path
+parameters (PATH_PARAMETERS) are the msgspec types the gateway decodes them with, so the document
+says exactly what the server takes: a schema-driven client or fuzzer that follows it reaches every
+operation, and one that breaks it gets the error it was told of. Every error answer has the one
+error shape; each operation lists the statuses it can answer.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 import msgspec
 
 from schemas.api import (
+    PATH_PARAMETERS,
+    AlertList,
+    AlertQuery,
     DeliveryLog,
+    DeliveryQuery,
     ErrorBody,
+    FlowQuery,
     Health,
     SecretAnswer,
     SubscriptionCreated,
@@ -22,6 +35,7 @@ from schemas.records import BatchAnswer, BatchSchema
 from schemas.reference import REFERENCE_KINDS
 
 API_VERSION = "1.0.0"
+RETRY_AFTER_S = 5  # what a 503 asks a client to wait (services/gateway/errors.py says the same)
 
 
 class Operation(NamedTuple):
@@ -31,6 +45,7 @@ class Operation(NamedTuple):
     roles: tuple[str, ...]
     request: Any
     answers: dict[int, Any]
+    query: Any = None  # a Struct of schemas/api.py whose fields are the query parameters
 
 
 def operations() -> list[Operation]:
@@ -40,61 +55,56 @@ def operations() -> list[Operation]:
         Operation("get", "/metrics", "Prometheus metrics (text exposition format)", (), None, {200: str}),
         Operation("get", "/v1/openapi.json", "This document", (), None, {200: dict}),
         Operation(
-            "post", "/v1/admin/tokens", "Create a bearer token for a role", ("admin",), TokenRequest,
-            {201: TokenAnswer, 401: ErrorBody, 403: ErrorBody, 422: ErrorBody},
+            "post", "/v1/admin/tokens",
+            "Create a bearer token for a role: admin; bank with its bank_code; desk with its region prefix",
+            ("admin",), TokenRequest, {201: TokenAnswer},
         ),
         Operation(
             "post", "/v1/batches",
             "Push a batch of records (at most 10,000 records and 8 MiB); re-sending a batch_id returns the first answer",
-            ("bank",), BatchSchema,
-            {202: BatchAnswer, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 422: ErrorBody, 503: ErrorBody},
+            ("bank",), BatchSchema, {202: BatchAnswer, 409: ErrorBody},
         ),
         Operation(
             "get", "/v1/accounts/{account_id}/flows",
-            "An account's windowed flows (grain=hour|day, since, limit) and totals; desks within their region, "
-            "banks for their own accounts",
-            ("admin", "desk", "bank"), None, {200: dict, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody},
+            "An account's windowed flows and totals, per currency; desks within their region, banks for their "
+            "own accounts",
+            ("admin", "desk", "bank"), None, {200: dict}, FlowQuery,
         ),
         Operation(
             "get", "/v1/admin/storage", "Row counts of the ClickHouse tables and the newest booked record",
-            ("admin",), None, {200: dict, 401: ErrorBody, 403: ErrorBody},
+            ("admin",), None, {200: dict},
         ),
         Operation(
-            "get", "/v1/alerts",
-            "Alerts newest first; filters typology, status, severity (one or several, comma-separated), "
-            "region (prefix), institution_id, since (updated at or after), limit (1..1000); desks within "
-            "their region",
-            ("admin", "desk"), None, {200: dict, 401: ErrorBody, 403: ErrorBody, 422: ErrorBody},
+            "get", "/v1/alerts", "Alerts newest first, filtered; desks within their region",
+            ("admin", "desk"), None, {200: AlertList}, AlertQuery,
         ),
         Operation(
             "get", "/v1/alerts/{alert_id}", "One alert with its evidence and its history",
-            ("admin", "desk"), None, {200: dict, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+            ("admin", "desk"), None, {200: dict},
         ),
         Operation(
             "post", "/v1/subscriptions",
             "Subscribe a URL to alerts (filter: typologies, min_severity, region prefix; a desk's region is "
             "forced within its own); the secret is shown once",
-            ("admin", "desk"), SubscriptionRequest,
-            {201: SubscriptionCreated, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 422: ErrorBody},
+            ("admin", "desk"), SubscriptionRequest, {201: SubscriptionCreated},
         ),
         Operation(
             "get", "/v1/subscriptions", "Subscriptions without their secrets: all for an admin, its own for a desk",
-            ("admin", "desk"), None, {200: SubscriptionList, 401: ErrorBody, 403: ErrorBody},
+            ("admin", "desk"), None, {200: SubscriptionList},
         ),
         Operation(
             "delete", "/v1/subscriptions/{subscription_id}", "Delete a subscription; its pending messages are dropped",
-            ("admin", "desk"), None, {204: None, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+            ("admin", "desk"), None, {204: None},
         ),
         Operation(
             "post", "/v1/subscriptions/{subscription_id}/rotate-secret",
             "A new secret; for 24 h each message carries two signatures, new and old",
-            ("admin", "desk"), None, {200: SecretAnswer, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+            ("admin", "desk"), None, {200: SecretAnswer},
         ),
         Operation(
             "get", "/v1/subscriptions/{subscription_id}/deliveries",
-            "The delivery log: each message's webhook-id, alert id, attempts (time, status or error) and state "
-            "(status=pending|delivered|dead, limit 1..1000)",
-            ("admin", "desk"), None, {200: DeliveryLog, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 422: ErrorBody},
+            "The delivery log: each message's webhook-id, alert id, attempts (time, status or error) and state",
+            ("admin", "desk"), None, {200: DeliveryLog}, DeliveryQuery,
         ),
     ]  # fmt: skip
     for kind in REFERENCE_KINDS.values():
@@ -102,22 +112,69 @@ def operations() -> list[Operation]:
         ops.append(
             Operation(
                 "put", f"/v1/reference/{kind.path}", f"Upsert {kind.path} (JSON array); per-item rejections",
-                roles, list[kind.type],
-                {200: UpsertAnswer, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 422: ErrorBody},
+                roles, list[kind.type], {200: UpsertAnswer},
             )
         )  # fmt: skip
     return ops
 
 
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def _errors(op: Operation) -> list[int]:
+    """The error statuses an operation can answer, besides those it lists itself."""
+    statuses = [414]  # any URL past 8190 bytes
+    if op.roles:
+        # 503: storage or the broker unavailable, for every operation that reads or writes them
+        statuses += [401, 403, 503]
+    if op.request is not None:
+        statuses += [400, 413, 415, 422]
+    if _PATH_PARAMETER.search(op.path):
+        statuses += [404, 422]
+    if op.query is not None:
+        statuses += [422]
+    return statuses
+
+
+def _parameter_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without the null msgspec allows for an absent optional field:
+    in a URL a parameter is given or not, never null."""
+    schema = {key: value for key, value in schema.items() if not (key == "default" and value is None)}
+    options = schema.get("anyOf")
+    if options:
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1:
+            return {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept[0]}
+    return schema
+
+
+def _exclusive_unions(node: Any) -> Any:
+    """A union tagged by a field (a record's kind, a token's role) matches one member at most:
+    OpenAPI says so with oneOf, where msgspec writes anyOf."""
+    if isinstance(node, dict):
+        node = {key: _exclusive_unions(value) for key, value in node.items()}
+        if "discriminator" in node and "anyOf" in node:
+            node["oneOf"] = node.pop("anyOf")
+        return node
+    if isinstance(node, (list, tuple)):
+        return [_exclusive_unions(item) for item in node]
+    return node
+
+
 def build_openapi() -> dict[str, Any]:
     ops = operations()
-    types: list[Any] = []
+    types: list[Any] = [ErrorBody]
     for op in ops:
         if op.request is not None:
             types.append(op.request)
+        if op.query is not None:
+            types.append(op.query)
         types.extend(t for t in op.answers.values() if t not in (str, dict, None))
+    types.extend(PATH_PARAMETERS.values())
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    schemas, components = _exclusive_unions(schemas), _exclusive_unions(components)
     schema_of = dict(zip(map(id, types), schemas, strict=True))
+    error_schema = schema_of[id(ErrorBody)]
 
     paths: dict[str, Any] = {}
     for op in ops:
@@ -130,23 +187,39 @@ def build_openapi() -> dict[str, Any]:
             entry["description"] = "Roles: " + ", ".join(op.roles)
         else:
             entry["security"] = []
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": schema_of[id(PATH_PARAMETERS[name])]}
+            for name in _PATH_PARAMETER.findall(op.path)
+        ]
+        if op.query is not None:
+            # the parameters are the Struct's fields; the Struct itself is no body anywhere
+            fields = components.pop(op.query.__name__)["properties"]
+            parameters += [
+                {"name": name, "in": "query", "required": False, "schema": _parameter_schema(schema)}
+                for name, schema in fields.items()
+            ]
+        if parameters:
+            entry["parameters"] = parameters
         if op.request is not None:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": schema_of[id(op.request)]}},
             }
+        answers = {status: ErrorBody for status in _errors(op)} | op.answers
         responses: dict[str, Any] = {}
-        for status, answer in op.answers.items():
-            if answer is None:
-                responses[str(status)] = {"description": _STATUS_WORDS.get(status, "answer")}
-                continue
+        for status, answer in sorted(answers.items()):
+            response: dict[str, Any] = {"description": _STATUS_WORDS.get(status, "answer")}
             if answer is str:
-                content = {"text/plain": {"schema": {"type": "string"}}}
+                response["content"] = {"text/plain": {"schema": {"type": "string"}}}
             elif answer is dict:
-                content = {"application/json": {"schema": {"type": "object"}}}
-            else:
-                content = {"application/json": {"schema": schema_of[id(answer)]}}
-            responses[str(status)] = {"description": _STATUS_WORDS.get(status, "answer"), "content": content}
+                response["content"] = {"application/json": {"schema": {"type": "object"}}}
+            elif answer is ErrorBody:
+                response["content"] = {"application/json": {"schema": error_schema}}
+            elif answer is not None:
+                response["content"] = {"application/json": {"schema": schema_of[id(answer)]}}
+            if status == 503:
+                response["headers"] = {"Retry-After": _RETRY_AFTER}
+            responses[str(status)] = response
         entry["responses"] = responses
         paths.setdefault(op.path, {})[op.method] = entry
     return {
@@ -165,16 +238,25 @@ def build_openapi() -> dict[str, Any]:
     }
 
 
+_RETRY_AFTER = {
+    "description": "seconds to wait before sending the same request again",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+
 _STATUS_WORDS = {
     200: "OK",
     201: "Created",
     202: "Accepted: the per-record answer",
     204: "No content",
-    400: "Malformed body",
+    400: "Malformed body: not UTF-8 JSON, nested too deeply, or a compressed body that does not decompress",
     401: "Missing or wrong token",
     403: "The token does not have the right",
     404: "Unknown, or outside the caller's reach",
+    409: "A batch_id sent before with other content",
     413: "Body or batch over the limit",
-    422: "A field breaks a rule; the error names it",
-    503: "Not ready, or the broker or storage is unavailable",
+    414: "URL over 8190 bytes",
+    415: "A body declared other than application/json, or in an encoding other than gzip or deflate",
+    422: "A field or parameter breaks a rule (or a key is given twice); the error names it",
+    503: "Not ready, or the broker or storage is unavailable; Retry-After says when to send again",
 }

@@ -58,6 +58,10 @@ class TokenStore:
         self._by_hash[digest] = (digest, Principal(token_id="bootstrap-admin", role="admin"))
 
     def authenticate(self, token: str) -> Principal | None:
+        # Tokens are printable ASCII (new_token); anything else is no token of ours. aiohttp hands
+        # undecodable header bytes over as surrogates, which hashing could not even encode.
+        if not (token.isascii() and token.isprintable()):
+            return None
         digest = hash_token(token)
         found = self._by_hash.get(digest)
         if found is None:

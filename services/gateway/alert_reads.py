@@ -13,28 +13,11 @@ from typing import Any
 
 import msgspec
 
-from models.findings import SEVERITIES, TYPOLOGIES
+from schemas.api import AlertQuery
 from schemas.ddl import DATABASE
-from schemas.fields import parse_time
+from schemas.fields import query_time
 from services.auth import Principal
-from services.gateway.errors import ApiError, query_limit
-
-STATUSES = ("open", "acknowledged", "assigned", "disposed")
-MAX_LIMIT = 1000
-
-
-def _choice(query: Any, name: str, allowed: tuple[str, ...]) -> list[str]:
-    """A filter that takes one value or several, comma-separated, each from ``allowed``."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return []
-    values = [v.strip() for v in raw.split(",") if v.strip()]
-    for value in values:
-        if value not in allowed:
-            raise ApiError(
-                422, "invalid_query", f"`{name}`: {value!r} is not one of {', '.join(allowed)}", name
-            )
-    return values
+from services.gateway.errors import ApiError, parse_query
 
 
 def _iso(value: datetime) -> str:
@@ -55,19 +38,18 @@ class AlertReads:
         raise ApiError(403, "forbidden", f"{principal.role} tokens may not read alerts")
 
     async def list(self, principal: Principal, query: Any) -> dict[str, Any]:
-        scope = self._scope(principal)
+        scope = self._scope(principal)  # a bank is refused before its query is judged
+        # the filters as schemas/api.py AlertQuery documents them: each typology, status and
+        # severity filter one value or several, comma-separated; since an RFC 3339 time with offset
+        ask = parse_query(query, AlertQuery)
         where = ["1 = 1"]
         params: dict[str, Any] = {}
-        for name, allowed in (("typology", TYPOLOGIES), ("status", STATUSES), ("severity", SEVERITIES)):
-            values = _choice(query, name, allowed)
+        for name in ("typology", "status", "severity"):
+            values = getattr(ask, name)
             if values:
                 where.append(f"{name} IN %({name})s")
-                params[name] = tuple(values)
-        region = query.get("region") or ""
-        if region and not region.isdigit():
-            raise ApiError(
-                422, "invalid_query", "`region`: must be a prefix of a 6-digit division code", "region"
-            )
+                params[name] = tuple(values.split(","))
+        region = ask.region or ""
         if scope and region and not (region.startswith(scope) or scope.startswith(region)):
             raise ApiError(
                 403, "forbidden", f"`region`: {region!r} is outside your region {scope!r}", "region"
@@ -76,20 +58,13 @@ class AlertReads:
         if prefix:
             where.append("substring(region, 1, %(prefix_len)s) = %(prefix)s")
             params.update(prefix=prefix, prefix_len=len(prefix))
-        institution_id = query.get("institution_id")
-        if institution_id:
+        if ask.institution_id:
             where.append("institution_id = %(institution_id)s")
-            params["institution_id"] = institution_id
-        since = query.get("since")
-        if since:
-            try:
-                params["since"] = parse_time(since)
-            except ValueError:
-                raise ApiError(
-                    422, "invalid_query", "`since`: must be an RFC 3339 time with an offset", "since"
-                ) from None
+            params["institution_id"] = ask.institution_id
+        if ask.since:
             where.append("updated_at >= %(since)s")
-        params["limit"] = query_limit(query, most=MAX_LIMIT)
+            params["since"] = query_time(ask.since)
+        params["limit"] = ask.limit
         rows = await self.storage.query(
             f"""SELECT doc FROM {DATABASE}.alerts FINAL WHERE {" AND ".join(where)}
                 ORDER BY updated_at DESC, alert_id LIMIT %(limit)s""",

@@ -1,40 +1,97 @@
-"""The aiohttp application: routes, bearer authentication, body limits, health and metrics."""
+"""The aiohttp application: routes, bearer authentication, body limits, health and metrics.
+
+The edge of the API answers every malformed request in the contract's error shape, never 500:
+bodies that are not UTF-8 JSON or nest too deeply (schemas/validation.py), compressed bodies that
+do not decompress, encodings and media types it does not take, URLs too long, methods a path does
+not have (with ``Allow``). aiohttp's own HTTP parser answers what it cannot parse at all (a header
+with a NUL byte) in plain text before any middleware runs; it logs such a request through
+``PARSER_LOG``, which keeps no byte of the request, since the parser's error quotes the offending
+line (a bearer token included).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.api import Health, TokenAnswer, TokenRequest
+from schemas.api import (
+    PATH_PARAMETERS,
+    BankTokenRequest,
+    DeliveryQuery,
+    DeskTokenRequest,
+    FlowQuery,
+    Health,
+    Role,
+    TokenAnswer,
+    TokenRequest,
+)
 from schemas.openapi import build_openapi
 from schemas.records import MAX_BATCH_BYTES
 from schemas.reference import REFERENCE_KINDS
-from schemas.validation import ValidationFailure, decode
+from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal, TokenStore
 from services.gateway import metrics
 from services.gateway.alert_reads import AlertReads
-from services.gateway.errors import ApiError, json_response, query_limit, raw_json_response
+from services.gateway.errors import (
+    RETRY_AFTER_S,
+    ApiError,
+    json_response,
+    parse_query,
+    raw_json_response,
+    unavailable,
+)
 from services.gateway.intake import BatchIntake, parse_batch
 from services.gateway.reads import Reads
 from services.gateway.reference import ReferenceService
 from services.gateway.subscriptions import Subscriptions
-from services.kafka_io import Publisher
+from services.kafka_io import Publisher, PublishError
 from services.storage.async_storage import AsyncStorage
+from services.storage.base import StorageError
 
 log = logging.getLogger("fundwatch.api")
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"}
-PRINCIPAL = web.AppKey("principal", Principal)
+PRINCIPAL = web.RequestKey("principal", Principal)
 # Reference bodies may be as large as batches.
 MAX_BODY_BYTES = MAX_BATCH_BYTES
+# The longest URL (path and query) taken, aiohttp's own default. Its parser is told to take lines
+# up to PARSER_LINE_BYTES instead, so that a longer URL reaches the middleware and gets 414 in the
+# contract's shape; only one beyond that gets the parser's plain-text 400.
+MAX_URL_BYTES = 8190
+PARSER_LINE_BYTES = 1 << 20
+# Content-Encoding values a body may come in, and the zlib window of each ("x-gzip": RFC 9110).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _KeepNoRequestBytes(logging.Filter):
+    """For aiohttp's server log: a request its parser refuses is logged with the parser's error,
+    which quotes the offending bytes (``b'Authorization: Bearer fw_...\\x00'``, a URL). Only the
+    error's class and status stay; the traceback, which repeats the message, goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            status = getattr(error, "code", None) or getattr(error, "status", None)
+            record.msg = f"{record.getMessage()}: {type(error).__name__}" + (
+                f" (status {status})" if status else ""
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+PARSER_LOG = logging.getLogger("fundwatch.http")
+PARSER_LOG.addFilter(_KeepNoRequestBytes())
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -93,7 +150,12 @@ class Gateway:
                 log.warning("readiness probe failed check=%s error=%s", name, error)
                 checks[name] = False
         ready = all(checks.values())
-        return json_response(Health("ready" if ready else "not_ready", checks), status=200 if ready else 503)
+        response = json_response(
+            Health("ready" if ready else "not_ready", checks), status=200 if ready else 503
+        )
+        if not ready:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     async def metrics_text(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -107,31 +169,23 @@ class Gateway:
             raise ApiError(403, "forbidden", "only an admin token may create tokens")
         body = await read_body(request)
         try:
+            # one type per role, each with exactly its fields: a bank_code for a bank, a region for a desk
             ask = decode(body, TokenRequest)
         except ValidationFailure as failure:
-            raise ApiError(422, "invalid_token_request", str(failure), failure.field) from None
-        role = ask.role.value
-        if role == "bank" and not ask.bank_code:
-            raise ApiError(
-                422, "invalid_token_request", "`bank_code`: is required for a bank token", "bank_code"
-            )
-        if role == "desk" and not ask.region:
-            raise ApiError(422, "invalid_token_request", "`region`: is required for a desk token", "region")
-        if role != "bank" and ask.bank_code:
-            raise ApiError(
-                422, "invalid_token_request", "`bank_code`: only a bank token has a bank_code", "bank_code"
-            )
-        if role != "desk" and ask.region:
-            raise ApiError(422, "invalid_token_request", "`region`: only a desk token has a region", "region")
-        token, created, at = await self.tokens.create(role, ask.bank_code or "", ask.region or "")
-        log.info("token created token_id=%s role=%s by=%s", created.token_id, role, principal.token_id)
+            status = 400 if failure.message.startswith("is not valid JSON") else 422
+            raise ApiError(status, "invalid_token_request", str(failure), failure.field) from None
+        bank_code = ask.bank_code if isinstance(ask, BankTokenRequest) else None
+        region = ask.region if isinstance(ask, DeskTokenRequest) else None
+        role = Role(type(ask).__struct_config__.tag)
+        token, created, at = await self.tokens.create(role.value, bank_code or "", region or "")
+        log.info("token created token_id=%s role=%s by=%s", created.token_id, role.value, principal.token_id)
         answer = TokenAnswer(
             token=token,
             token_id=created.token_id,
-            role=ask.role,
+            role=role,
             created_at=at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            bank_code=ask.bank_code,
-            region=ask.region,
+            bank_code=bank_code,
+            region=region,
         )
         return json_response(answer, status=201)
 
@@ -155,18 +209,18 @@ class Gateway:
         principal = request[PRINCIPAL]
         if principal.role not in {"admin", "desk", "bank"}:
             raise ApiError(403, "forbidden", "no right to read flows")
-        query = request.query
-        answer = await self.reads.account_flows(
-            principal, request.match_info["account_id"], query.get("grain", "day"), query.get("since"),
-            query_limit(query),
-        )  # fmt: skip
+        account_id = path_parameter(request, "account_id")
+        ask = parse_query(request.query, FlowQuery)
+        answer = await self.reads.account_flows(principal, account_id, ask.grain, ask.since, ask.limit)
         return json_response(answer)
 
     async def list_alerts(self, request: web.Request) -> web.Response:
         return json_response(await self.alert_reads.list(request[PRINCIPAL], request.query))
 
     async def get_alert(self, request: web.Request) -> web.Response:
-        return json_response(await self.alert_reads.get(request[PRINCIPAL], request.match_info["alert_id"]))
+        return json_response(
+            await self.alert_reads.get(request[PRINCIPAL], path_parameter(request, "alert_id"))
+        )
 
     async def create_subscription(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]
@@ -178,18 +232,20 @@ class Gateway:
         return json_response(await self.subscriptions.list(request[PRINCIPAL]))
 
     async def delete_subscription(self, request: web.Request) -> web.Response:
-        await self.subscriptions.delete(request[PRINCIPAL], request.match_info["subscription_id"])
+        await self.subscriptions.delete(request[PRINCIPAL], path_parameter(request, "subscription_id"))
         return web.Response(status=204)
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
         return json_response(
-            await self.subscriptions.rotate(request[PRINCIPAL], request.match_info["subscription_id"])
+            await self.subscriptions.rotate(request[PRINCIPAL], path_parameter(request, "subscription_id"))
         )
 
     async def delivery_log(self, request: web.Request) -> web.Response:
-        answer = await self.subscriptions.delivery_log(
-            request[PRINCIPAL], request.match_info["subscription_id"], request.query
-        )
+        principal = request[PRINCIPAL]
+        self.subscriptions.may_manage(principal)  # a bank is refused before its query is judged
+        subscription_id = path_parameter(request, "subscription_id")
+        parse_query(request.query, DeliveryQuery)  # the documented rules, before any look-up
+        answer = await self.subscriptions.delivery_log(principal, subscription_id, request.query)
         return json_response(answer)
 
     async def storage_summary(self, request: web.Request) -> web.Response:
@@ -200,8 +256,15 @@ class Gateway:
     # --- application ----------------------------------------------------------------------
 
     def application(self) -> web.Application:
-        # aiohttp's own limit is set above ours so that read_body answers 413 in the contract's form
-        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES * 2)
+        # aiohttp's own limit is set above ours so that read_body answers 413 in the contract's form.
+        # Its parser is told: take URLs up to PARSER_LINE_BYTES (the middleware answers 414 past
+        # MAX_URL_BYTES), leave bodies compressed (read_body decompresses the encodings it takes,
+        # within the body limit, and answers the others 415), log through PARSER_LOG.
+        app = web.Application(
+            middlewares=[self._middleware],
+            client_max_size=MAX_BODY_BYTES * 2,
+            handler_args={"max_line_size": PARSER_LINE_BYTES, "auto_decompress": False, "logger": PARSER_LOG},
+        )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_text)
@@ -228,6 +291,12 @@ class Gateway:
         )
         status = 500
         try:
+            if len(request.raw_path) > MAX_URL_BYTES:
+                raise ApiError(
+                    414,
+                    "uri_too_long",
+                    f"the URL is {len(request.raw_path)} bytes; at most {MAX_URL_BYTES} are taken",
+                )
             if request.path not in PUBLIC_PATHS:
                 request[PRINCIPAL] = self._authenticate(request)
             response = await handler(request)
@@ -236,7 +305,7 @@ class Gateway:
         except ApiError as error:
             status = error.status
             response = error.response()
-            if status == 413:
+            if status in (413, 414, 415):
                 response.force_close()  # the rest of the body is not read; do not reuse the connection
             return response
         except web.HTTPException as error:
@@ -244,7 +313,15 @@ class Gateway:
             code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
                 error.status, "http_error"
             )
-            return ApiError(error.status, code, error.reason).response()
+            headers = {}
+            if isinstance(error, web.HTTPMethodNotAllowed):
+                headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+            return ApiError(error.status, code, error.reason, headers=headers).response()
+        except (StorageError, PublishError) as error:
+            # the handlers that answer 503 themselves say more; this is for every other read or write
+            status = 503
+            log.error("storage or broker unavailable route=%s error=%s", route, error)
+            return unavailable("storage or the broker is unavailable now; send the request again").response()
         except Exception:
             log.exception("unhandled error route=%s", route)
             return ApiError(500, "internal", "internal error; the event is logged").response()
@@ -255,25 +332,96 @@ class Gateway:
     def _authenticate(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
-        principal = self.tokens.authenticate(token.strip())
+        principal = self.tokens.authenticate(token)
         if principal is None:
+            # never the token itself, nor any part of it, in an answer or a log line
             raise ApiError(401, "unauthorized", "the token is not valid")
         return principal
 
 
+def path_parameter(request: web.Request, name: str) -> str:
+    """A path parameter that follows its documented rule (schemas/api.py), else 422 naming it."""
+    try:
+        return convert(request.match_info[name], PATH_PARAMETERS[name], prefix=name)
+    except ValidationFailure as failure:
+        raise ApiError(422, "invalid_path", str(failure), name) from None
+
+
+def _check_media_type(request: web.Request) -> None:
+    """A body must be declared JSON, or not declared at all.
+
+    A declared other type (text/plain, a form) says the client meant something else, and is
+    refused rather than read as JSON. No Content-Type at all is taken: the body is then read as
+    the contract's UTF-8 JSON, strictly, so nothing is misread, and minimal clients (curl
+    --data-binary with -H only for the token, scripts over raw sockets) send none."""
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return
+    mime = request.content_type
+    if mime != "application/json" and not (mime.startswith("application/") and mime.endswith("+json")):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"`Content-Type`: must be application/json, not {mime!r}",
+            "Content-Type",
+        )
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise ApiError(
+            415, "unsupported_media_type", f"`Content-Type`: must be application/json in UTF-8, not charset {request.charset!r}",
+            "Content-Type",
+        )  # fmt: skip
+
+
+def _encoding(request: web.Request) -> str:
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower() or "identity"
+    if encoding != "identity" and encoding not in _WBITS:
+        raise ApiError(
+            415, "unsupported_encoding",
+            f"`Content-Encoding`: must be gzip, deflate or identity, not {encoding!r}", "Content-Encoding",
+        )  # fmt: skip
+    return encoding
+
+
+def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    """A compressed body, at most ``limit`` bytes once decompressed: a small body that inflates
+    past the limit (a "zip bomb") is refused as soon as it does, not after."""
+    wbits = _WBITS[encoding]
+    if encoding == "deflate" and data and data[0] & 0x0F != 8:
+        wbits = -zlib.MAX_WBITS  # raw deflate without the zlib header, as some clients send it
+    inflate = zlib.decompressobj(wbits)
+    try:
+        body = inflate.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise ApiError(400, "invalid_encoding", f"the body is not valid {encoding} data ({error})") from None
+    if len(body) > limit:
+        raise ApiError(413, "body_too_large", f"the body is over {limit} bytes once decompressed")
+    if not inflate.eof or inflate.unused_data:
+        raise ApiError(400, "invalid_encoding", f"the body is not one whole {encoding} stream")
+    return body
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, or 413 as soon as it passes ``limit`` (declared or streamed)."""
+    """The request body, JSON by its Content-Type (or none), decompressed, or 413 as soon as it
+    passes ``limit`` (declared, streamed, or decompressed)."""
+    _check_media_type(request)
+    encoding = _encoding(request)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(
             413, "body_too_large", f"the body is {request.content_length} bytes; at most {limit} are taken"
         )
     chunks = []
     size = 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
+            chunks.append(chunk)
+    except web.RequestPayloadError:
+        raise ApiError(
+            400, "invalid_body", "the body's framing is broken (chunked encoding or length)"
+        ) from None
+    body = b"".join(chunks)
+    return body if encoding == "identity" else _decompress(body, encoding, limit)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.ddl import DATABASE
-from schemas.fields import parse_time
+from schemas.fields import TIME_RULE, query_time
 from services.auth import Principal
 from services.gateway.errors import ApiError
 from services.storage.async_storage import AsyncStorage
@@ -67,11 +67,9 @@ class Reads:
         if grain not in {"hour", "day"}:
             raise ApiError(422, "invalid_query", "`grain`: must be hour or day", "grain")
         try:
-            since_at = parse_time(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
+            since_at = query_time(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
         except ValueError:
-            raise ApiError(
-                422, "invalid_query", "`since`: must be an RFC 3339 time with an offset", "since"
-            ) from None
+            raise ApiError(422, "invalid_query", f"`since`: must be {TIME_RULE}", "since") from None
         if principal.role != "admin":
             bank_code, region = await self._account_scope(account_id)
             allowed = (principal.role == "bank" and bank_code == principal.bank_code) or (

@@ -9,7 +9,15 @@ import re
 import msgspec
 import pytest
 
-from schemas.fields import AMOUNT_RULE, BALANCE_RULE, CURRENCY_RULE, TIME_RULE
+from schemas.fields import (
+    _ID_PATTERN,
+    AMOUNT_RULE,
+    BALANCE_RULE,
+    CURRENCY_RULE,
+    ID_RULE,
+    TIME_RULE,
+    id_breaks_rule,
+)
 from schemas.records import (
     MAX_RECORDS_PER_BATCH,
     Balance,
@@ -18,9 +26,10 @@ from schemas.records import (
     Channel,
     Direction,
     Record,
+    RecordDecoder,
     Transaction,
 )
-from schemas.validation import ValidationFailure, decode, explain
+from schemas.validation import DUPLICATE_RULE, ValidationFailure, decode, explain
 
 DROP = object()
 
@@ -595,3 +604,183 @@ def test_batch_schema_caps_records_at_the_limit():
         decode(body, BatchSchema)
     assert info.value.field == "records"
     assert "at most 10000 items" in info.value.message
+
+
+# --- identifiers: printable, not only spaces -----------------------------------------------------
+
+ID_FIELDS_TXN = [
+    "record_id",
+    "account_id",
+    "counterparty_account",
+    "counterparty_bank",
+    "instruction_id",
+    "product_id",
+]
+BAD_IDS = [
+    " ",
+    "   ",
+    "\t",
+    "\u3000",  # ideographic space
+    "R-1\x00",
+    "\x00R-1",
+    "R\x01-1",
+    "R-1\n",
+    "R-1\x7f",
+    "R-1\x85",  # C1 control (next line)
+    "R-\u200e1",
+    "R-\u200f1",
+    "R-1\u202a",
+    "R-1\u202e",
+    "\u2066R-1",
+    "R-1\u2069",
+    "R-1\u061c",
+]
+
+
+@pytest.mark.parametrize("field", ID_FIELDS_TXN)
+@pytest.mark.parametrize("value", BAD_IDS)
+def test_transaction_ids_of_spaces_controls_or_bidi_marks_rejected(field, value):
+    failure = failure_of(TXN, **{field: value})
+    assert_in_words(failure, field)
+    assert ID_RULE in str(failure)
+
+
+@pytest.mark.parametrize("field", ["record_id", "account_id"])
+@pytest.mark.parametrize("value", BAD_IDS)
+def test_balance_ids_of_spaces_controls_or_bidi_marks_rejected(field, value):
+    failure = failure_of(BAL, **{field: value})
+    assert_in_words(failure, field)
+    assert ID_RULE in str(failure)
+
+
+@pytest.mark.parametrize("value", ["R 1", " R-1", "账户-1", "a\u00a0b", "R-1 ", "x" * 128, "😀"])
+def test_ids_with_inner_spaces_or_any_printable_text_accepted(value):
+    assert txn(record_id=value).record_id == value
+    assert bal(account_id=value).account_id == value
+
+
+@pytest.mark.parametrize("value", BAD_IDS + ["R 1", "账户-1", "a\u00a0b", "ok"])
+def test_the_fast_id_check_agrees_with_the_documented_pattern(value):
+    # records are checked by str methods, other Id fields by msgspec's pattern: the same rule
+    assert id_breaks_rule(value) is (re.search(_ID_PATTERN, value) is None)
+
+
+# --- times between 2000 and 2100 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+        "1900-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "2101-01-01T00:00:00Z",
+        "2106-02-07T06:28:16Z",
+    ],
+)
+def test_times_outside_the_years_2000_to_2100_rejected_naming_the_field(when):
+    for base, field in ((TXN, "booked_at"), (BAL, "as_of")):
+        failure = failure_of(base, **{field: when})
+        assert_in_words(failure, field)
+        assert "2000" in failure.message and "2100" in failure.message
+
+
+@pytest.mark.parametrize("when", ["2000-01-01T05:00:00+08:00", "2000-01-01T07:59:59+08:00"])
+def test_a_time_written_in_2000_that_is_still_1999_in_utc_rejected(when):
+    failure = failure_of(TXN, booked_at=when)
+    assert_in_words(failure, "booked_at")
+    assert "2000-01-01T00:00:00Z" in failure.message
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2000-01-01T00:00:00Z",
+        "2000-01-01T08:00:00+08:00",
+        "2100-12-31T23:59:59Z",
+        "2100-12-31T23:59:59-12:00",
+    ],
+)
+def test_times_at_the_edges_of_the_range_accepted(when):
+    assert txn(booked_at=when).booked_at == when
+    assert bal(as_of=when).as_of == when
+
+
+# --- a key given twice ---------------------------------------------------------------------------
+
+
+def _twice(base: dict, key: str, first: object, second: object) -> bytes:
+    """``base`` with ``key`` written twice, ``first`` before ``second``, as compact JSON."""
+    body = {k: v for k, v in base.items() if k != key}
+    text = json.dumps(body, separators=(",", ":"))[:-1]
+    return f"{text},{json.dumps(key)}:{json.dumps(first)},{json.dumps(key)}:{json.dumps(second)}}}".encode()
+
+
+def rejected_by_decoder(raw: bytes) -> ValidationFailure:
+    with pytest.raises(msgspec.ValidationError) as info:
+        RecordDecoder().decode(raw)
+    return explain(info.value)
+
+
+def test_the_amount_given_twice_is_rejected_not_booked_as_the_last():
+    failure = rejected_by_decoder(_twice(TXN, "amount", "1.00", "1000000.00"))
+    assert_in_words(failure, "amount")
+    assert failure.message == DUPLICATE_RULE
+
+
+@pytest.mark.parametrize(
+    ("base", "key", "first", "second"),
+    [
+        (TXN, "record_id", "R-1", "R-2"),
+        (TXN, "kind", "transaction", "transaction"),
+        (TXN, "currency", "CNY", "CNY"),
+        (TXN, "purpose", "a", None),  # a null: the slow path
+        (TXN, "purpose", 'say "hi"', "x"),  # escaped quotes
+        (TXN, "purpose", "C:\\dir", "x"),  # an escaped backslash: the slow path
+        (TXN, "counterparty_name", "某某公司", "other"),
+        (BAL, "balance", "1.00", "2.00"),
+        (BAL, "customer_liabilities", "1.00", "1.00"),
+        (BAL, "as_of", "2026-11-25T17:00:00Z", "2026-11-25T17:00:00Z"),
+    ],
+)
+def test_any_key_given_twice_is_rejected_naming_it(base, key, first, second):
+    failure = rejected_by_decoder(_twice(base, key, first, second))
+    assert failure.field == key and failure.message == DUPLICATE_RULE
+
+
+def test_a_key_repeated_under_another_spelling_is_still_the_same_key():
+    raw = json.dumps(TXN).encode()[:-1] + b', "amo\\u0075nt": "9.00"}'
+    assert rejected_by_decoder(raw).field == "amount"
+
+
+def test_a_key_repeated_with_spaces_before_its_colon_is_found():
+    raw = json.dumps({**TXN, "currency": "CNY"}).encode()[:-1] + b', "currency" : "USD"}'
+    assert rejected_by_decoder(raw).field == "currency"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"currency": "USD"},
+        {"purpose": 'a "quoted" word and a \\ backslash'},
+        {"purpose": None, "product_id": None},
+        {"counterparty_name": "某某科技有限公司", "purpose": "还款"},
+        {"purpose": '":","amount":"5.00"'},  # a key-like text inside a value
+    ],
+)
+def test_records_naming_each_key_once_decode_whatever_their_spelling(changes):
+    base = {**TXN, **changes}
+    for raw in (json.dumps(base).encode(), json.dumps(base, ensure_ascii=False, indent=2).encode()):
+        assert RecordDecoder().decode(raw) == decode(raw, Record)
+    assert isinstance(RecordDecoder().decode(msgspec.Raw(json.dumps(BAL).encode())), Balance)
+
+
+@pytest.mark.parametrize("raw", [b'{"kind":"transaction","record_id":"\xff"}', b'{"x":' + b"[" * 100_000])
+def test_undecodable_record_bytes_raise_a_decode_error(raw):
+    with pytest.raises(msgspec.DecodeError) as info:
+        RecordDecoder().decode(raw)
+    assert explain(info.value).message.startswith("is not valid JSON")
