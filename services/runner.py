@@ -380,8 +380,9 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         storage = _prepare(settings, bootstrap)
         admin_token = admin_token_for(settings)
         worker = create_worker_app(
-            settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust"
-        )
+            settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust",
+            settings.max_future_s,
+        )  # fmt: skip
         dispatcher = _dispatcher(settings, storage, bootstrap)
 
         async def dispatcher_ready() -> bool:
@@ -433,8 +434,9 @@ def run_worker(settings: Settings) -> int:
     storage = _prepare(settings, bootstrap)
     try:
         worker = create_worker_app(
-            settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust"
-        )
+            settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust",
+            settings.max_future_s,
+        )  # fmt: skip
         probes = ProbeService(settings.http_host, settings.http_port, worker.ready)
         return _execute(
             Worker(

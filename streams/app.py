@@ -107,7 +107,12 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
 
 
 def create_worker_app(
-    app_id: str, bootstrap: str, partitions: int, storage: AsyncStorage, datadir: Path
+    app_id: str,
+    bootstrap: str,
+    partitions: int,
+    storage: AsyncStorage,
+    datadir: Path,
+    max_future_s: int = 3600,
 ) -> WorkerApp:
     app = faust_app(app_id, bootstrap, partitions, datadir)
     records_topic = _raw_topic(app, RECORDS_TOPIC, partitions)
@@ -132,9 +137,10 @@ def create_worker_app(
     context = DetectContext(references=references, thresholds=load_thresholds())
     sink = Sink(storage, alerts_topic)
     processor = RecordsProcessor(
-        sink, context, references, account_state, institution_topic, partitions, follower.seen_since
-    )
-    institutions = InstitutionProcessor(sink, context, institution_state, partitions)
+        sink, context, references, account_state, institution_topic, partitions, follower.seen_since,
+        max_future_s,
+    )  # fmt: skip
+    institutions = InstitutionProcessor(sink, context, institution_state, partitions, max_future_s)
     app.sensors.add(CommitHook(processor, institutions))
 
     # Messages waiting are taken together (at most TAKE_MESSAGES, waiting at most TAKE_WITHIN_S
