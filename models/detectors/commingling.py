@@ -40,7 +40,7 @@ from models.detectors.common import (
     is_sealed,
     mask,
     money,
-    own_records,
+    own_cny_records,
     record_ids,
     role_en,
     role_zh,
@@ -103,7 +103,7 @@ def detect(
     institution_id = ctx.institution_id(account_id)
     st = clone(state) or empty_state()
     wm = st["wm"]
-    mine = own_records(account_id, records)
+    mine = own_cny_records(account_id, records)
     touched: set[int] = set()
     for record in mine:
         if not isinstance(record, TxnRecord) or is_sealed(record.booked_at, wm):

@@ -52,6 +52,14 @@ def own_records(account_id: str, records: Iterable[Record]) -> list[Record]:
     return [r for r in records if r.account_id == account_id]
 
 
+def own_cny_records(account_id: str, records: Iterable[Record]) -> list[Record]:
+    """The records of ``account_id`` in CNY. Figures in different currencies are never added
+    together (CONTRACT.md §3), and the thresholds, severities and an alert's amount are in CNY:
+    a detector that sums amounts judges the CNY records; the others stay in the per-currency
+    flows and raw records."""
+    return [r for r in records if r.account_id == account_id and r.currency == "CNY"]
+
+
 def advance(wm: int | None, records: Iterable[Record], ceiling: int | None = None) -> int | None:
     """The watermark after these records: the latest event time seen, but never past
     ``ceiling`` (the latest event time that is plausible now, DetectContext.event_time_ceiling).

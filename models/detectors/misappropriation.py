@@ -49,7 +49,7 @@ from models.detectors.common import (
     mask,
     money,
     most_severe,
-    own_records,
+    own_cny_records,
     percent,
     ratio_text,
     record_ids,
@@ -109,7 +109,7 @@ def detect(
     window_days = int(cfg["fee_window_days"])
     st = clone(state) or empty_state()
     wm = st["wm"]
-    mine = own_records(account_id, records)
+    mine = own_cny_records(account_id, records)
 
     touched: set[int] = set()  # days whose finding is re-evaluated
     fee_moves: set[int] = set()  # days whose records change the fee windows holding them

@@ -31,7 +31,7 @@ from models.detectors.common import (
     fraction_of,
     mask,
     money,
-    own_records,
+    own_cny_records,
     percent,
     ratio_text,
     role_en,
@@ -71,7 +71,7 @@ def detect(
     st = dict(state) if state else {}
     snapshots = [
         r
-        for r in own_records(account_id, records)
+        for r in own_cny_records(account_id, records)
         if isinstance(r, BalanceRecord) and r.customer_liabilities_cents is not None
     ]
     if not snapshots:

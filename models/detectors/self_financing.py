@@ -39,7 +39,7 @@ from models.detectors.common import (
     is_sealed,
     mask,
     money,
-    own_records,
+    own_cny_records,
     record_ids,
     role_en,
     role_zh,
@@ -86,7 +86,7 @@ def detect(
     institution_id = ctx.institution_id(account_id)
     st = clone(state) or empty_state()
     wm = st["wm"]
-    mine = own_records(account_id, records)
+    mine = own_cny_records(account_id, records)
     touched: set[str] = set()
     for record in mine:
         if (

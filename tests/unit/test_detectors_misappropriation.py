@@ -298,3 +298,10 @@ def test_state_stays_bounded():
     assert state["uninstructed"] == {}
     assert sum(len(b["ids"]) for b in state["inflow"].values()) <= 3  # ids of open days only
     assert det.current(ctx, state, CUSTODY) == []  # 1 % fees: nothing to report
+
+
+def test_amounts_in_another_currency_are_never_added_to_the_cny_total():
+    """CONTRACT.md §3: 1,000.00 CNY and 10.00 USD are not 1,010.00 of anything."""
+    records = [uninstructed("1000.00"), uninstructed("10.00", when=f"{DAY1} 11:00:00", currency="USD")]
+    f = only(run(records)[1])
+    assert f.metrics["uninstructed_total"] == "1000.00" and f.amount_cents == 100000
