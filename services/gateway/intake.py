@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from operator import attrgetter
 
 import msgspec
-from aiohttp import web
 
 from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import (
@@ -57,7 +56,7 @@ from schemas.validation import ValidationFailure, decode, explain
 from services.auth import Principal
 from services.gateway import metrics
 from services.gateway.dedup import BatchAnswers, RecordKeys, batch_digest
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, unavailable
 from services.gateway.group_commit import GroupCommit
 from services.gateway.outbox import Outbox, OutboxMessage, outbox_rows
 from services.gateway.registry import AccountOwners
@@ -72,7 +71,6 @@ _loose_decoder = msgspec.json.Decoder()
 _answer_encoder = msgspec.json.Encoder()
 
 DEFAULT_MAX_FUTURE_S = 3600
-RETRY_AFTER_S = 5  # what a 503 tells the bank to wait: storage or broker is back soon, or not at all
 FOREIGN_ACCOUNT = "`account_id`: is registered to another bank"
 UNREGISTERED_ACCOUNT = (
     "`account_id`: is not in the reference data; the record is accepted, but it cannot be "
@@ -82,18 +80,6 @@ UNREGISTERED_ACCOUNT = (
 # the valid records' indexes in the batch, and the records: two lists, not a tuple per record
 _Valid = tuple[list[int], list[TxnRecord | BalanceRecord]]
 _Taken = tuple[list[TxnRecord | BalanceRecord], list[str], int, list[RecordWarning]]
-
-
-class Unavailable(ApiError):
-    """503 with Retry-After: storage or broker is down; the same request may be sent again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(503, "unavailable", message)
-
-    def response(self) -> web.Response:
-        response = super().response()
-        response.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return response
 
 
 def _span(seconds: int) -> str:
@@ -235,7 +221,7 @@ class BatchIntake:
         except StorageError as error:
             metrics.BATCHES.labels("failed").inc()
             log.error("batch not taken bank=%s batch=%s error=%s", batch.bank_code, batch.batch_id, error)
-            raise Unavailable(
+            raise unavailable(
                 "the reference data cannot be read now; re-send the batch with the same batch_id"
             ) from None
         # no await from here to the write: the keys are reserved in one go
@@ -257,7 +243,7 @@ class BatchIntake:
                 len(accepted),
                 error,
             )
-            raise Unavailable(
+            raise unavailable(
                 "the pipeline could not take the batch now; re-send it with the same batch_id"
             ) from None
         self.answers.put(batch.bank_code, batch.batch_id, answer, digest)

@@ -37,8 +37,7 @@ from schemas.reference import Institution, Product, ReferenceKind
 from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal
 from services.gateway import metrics
-from services.gateway.errors import ApiError
-from services.gateway.intake import Unavailable
+from services.gateway.errors import ApiError, unavailable
 from services.gateway.registry import AccountOwners, KnownInstitutions
 from services.kafka_io import Publisher, PublishError
 from services.storage.async_storage import AsyncStorage
@@ -144,7 +143,7 @@ class ReferenceService:
             )
         except StorageError as error:
             log.error("reference data not readable error=%s", error)
-            raise Unavailable("reference data cannot be read now; send it again") from None
+            raise unavailable("reference data cannot be read now; send it again") from None
         if principal.role == "bank":
             self._refuse_foreign(principal.bank_code or "", decoded)
         accepted: _Items = []
@@ -185,7 +184,7 @@ class ReferenceService:
             await self._store(kind, items)
         except (StorageError, PublishError) as error:
             log.error("reference upsert failed kind=%s items=%d error=%s", kind.path, len(items), error)
-            raise Unavailable("reference data could not be stored now; send it again") from None
+            raise unavailable("reference data could not be stored now; send it again") from None
 
     async def _store(self, kind: ReferenceKind, items: list[Any]) -> None:
         if not items:
