@@ -47,7 +47,7 @@ from schemas.records import (
     Batch,
     BatchAnswer,
     Direction,
-    Record,
+    RecordDecoder,
     Rejection,
     Transaction,
 )
@@ -66,7 +66,8 @@ from services.storage.base import StorageError
 
 log = logging.getLogger("fundwatch.gateway")
 
-_record_decoder = msgspec.json.Decoder(Record)
+# refuses a record naming a key twice, which a plain decoder settles silently by the last value
+_record_decoder = RecordDecoder()
 _loose_decoder = msgspec.json.Decoder()
 _answer_encoder = msgspec.json.Encoder()
 

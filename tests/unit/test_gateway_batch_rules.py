@@ -280,3 +280,21 @@ def test_reference_data_unreadable_is_503_with_retry_after(clock):
     storage.fail_queries = False
     (answer,) = submit(intake, batch("D-2", [txn("d2", account="ACC-UNKNOWN")]))
     assert answer["accepted"] == 1
+
+
+# --- a key given twice -------------------------------------------------------------------------
+
+
+def test_a_record_naming_a_key_twice_is_rejected_naming_it(clock):
+    intake, _, _ = stack()
+    twice = (
+        b'{"kind": "transaction", "record_id": "dup-key", "account_id": "ACC-1", "direction": "credit",'
+        b' "amount": "1.00", "amount": "1000000.00", "booked_at": "2026-12-04T09:00:00+08:00",'
+        b' "counterparty_account": "CP-1", "counterparty_bank": "B002", "channel": "BEPS"}'
+    )
+    body = b'{"batch_id": "K-1", "bank_code": "B001", "records": [' + twice + b", " + json.dumps(txn("ok")).encode() + b"]}"
+    (answer,) = submit(intake, batch("K-1", [], raw=body))
+    assert answer["accepted"] == 1
+    (rejection,) = answer["rejected"]
+    assert (rejection["index"], rejection["record_id"]) == (0, "dup-key")
+    assert rejection["error"].startswith("`amount`:")
