@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,9 +118,16 @@ def reference_payloads(province: Province, plan: ViolationPlan | None = None) ->
     return plan.reference_payloads(province) if plan is not None else province.reference_payloads()
 
 
+# How far back a feed with no start begins: its simulated days run faster than real ones until
+# they reach the present, so the desks see days of history within minutes, and never a record
+# dated ahead of the clock (the gateway rejects those: FUNDWATCH_MAX_FUTURE_S).
+HISTORY_DAYS = 7
+
+
 def default_start() -> datetime:
-    """Midnight of the current Beijing day."""
-    return datetime.combine(datetime.now(BEIJING).date(), clock_time(0), BEIJING)
+    """Midnight of the Beijing day HISTORY_DAYS before today."""
+    today = datetime.now(BEIJING).date()
+    return datetime.combine(today - timedelta(days=HISTORY_DAYS), clock_time(0), BEIJING)
 
 
 class _Api:
@@ -365,6 +372,8 @@ class _Pusher:
             for _ in range(86_400 // TICK_S):
                 if tokens <= 0 or (self.max_records is not None and produced >= self.max_records):
                     break
+                if self.feed.clock.timestamp() + TICK_S > time.time():
+                    break  # simulated time has reached the present: from here it keeps pace with it
                 for bank, records in self.feed.advance(TICK_S).items():
                     if self.max_records is not None:
                         records = records[: self.max_records - produced]
