@@ -22,7 +22,8 @@ T = TypeVar("T")
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+# greedy: a key sent may hold backticks itself, or be empty
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>.*)`$", re.S)
 _REGEX = re.compile(r"Expected `str` matching regex '(?P<regex>.*)'$", re.S)
 _EXPECTED = re.compile(r"Expected `(?P<want>[^`]+)`(?:, got `(?P<got>[^`]+)`)?$")
 _LENGTH = re.compile(r"Expected `(?P<what>str|array)` of length (?P<cmp>[<>]=) (?P<n>\d+)")
@@ -87,7 +88,8 @@ def explain(
     if m := _MISSING.search(what):
         return ValidationFailure(_join(prefix, _join(field, m.group("field"))), "is required")
     if m := _UNKNOWN.search(what):
-        return ValidationFailure(_join(prefix, _join(field, m.group("field"))), "is not a field of this kind")
+        name = m.group("field") or '""'  # an empty key is named as JSON writes it
+        return ValidationFailure(_join(prefix, _join(field, name)), "is not a field of this kind")
     if m := _REGEX.match(what):
         regex = m.group("regex").replace("\\\\", "\\")  # msgspec doubles backslashes when quoting
         rule = RULE_BY_PATTERN.get(regex, f"match the pattern {regex}")

@@ -83,9 +83,9 @@ def parse_query(query: Mapping[str, str], type_: type[T]) -> T:
     """Query parameters as ``type_``, a msgspec Struct of schemas/api.py that also describes them
     in the OpenAPI document; 422 naming the parameter that breaks its rule.
 
-    A parameter given empty (``?since=``) counts as not given, as forms send them; one given twice
-    counts with its first value."""
-    given = {name: query.get(name) for name in dict.fromkeys(query.keys()) if query.get(name) != ""}
+    A parameter given empty (``?since=``) is judged as given, so it breaks its rule as the document
+    says it does (an empty string is no time); one given twice counts with its first value."""
+    given = {name: query.get(name) for name in dict.fromkeys(query.keys())}
     try:
         return convert(given, type_, strict=False)
     except ValidationFailure as failure:

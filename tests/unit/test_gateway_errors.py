@@ -45,8 +45,14 @@ def test_query_parameters_are_read_as_documented():
     assert parse_query(MultiDict(), FlowQuery).limit == 100
 
 
-def test_an_empty_parameter_is_not_given_and_a_repeated_one_counts_first():
-    assert parse_query(MultiDict(since="", status=""), AlertQuery).since is None
+@pytest.mark.parametrize("name", ["since", "status", "severity", "limit", "region"])
+def test_an_empty_parameter_breaks_its_rule_as_documented(name):
+    with pytest.raises(ApiError) as info:
+        parse_query(MultiDict({name: ""}), AlertQuery)
+    assert info.value.field == name
+
+
+def test_a_repeated_parameter_counts_with_its_first_value():
     assert parse_query(MultiDict([("limit", "3"), ("limit", "9")]), DeliveryQuery).limit == 3
 
 

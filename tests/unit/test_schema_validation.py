@@ -190,3 +190,9 @@ def test_reference_ids_follow_the_id_rule_through_the_pattern():
     failure = refused(json.dumps([item]).encode(), list[Institution])
     assert failure.field == "[0].institution_id"
     assert "control characters" in failure.message and "^" not in failure.message
+
+
+@pytest.mark.parametrize(("key", "named"), [("", '""'), ("a`b", "a`b"), ("`", "`")])
+def test_an_unknown_key_is_named_whatever_it_holds(key, named):
+    failure = refused(json.dumps({"role": "admin", key: 1}).encode(), TokenRequest)
+    assert failure.field == named and failure.message == "is not a field of this kind"
