@@ -2,8 +2,8 @@
 
 The edge of the API answers every malformed request in the contract's error shape, never 500:
 bodies that are not UTF-8 JSON or nest too deeply (schemas/validation.py), compressed bodies that
-do not decompress, encodings and media types it does not take, URLs too long, methods a path does
-not have (with ``Allow``). aiohttp's own HTTP parser answers what it cannot parse at all (a header
+do not decompress, encodings and media types it does not take (body.py), URLs too long, methods a
+path does not have (with ``Allow``). aiohttp's own HTTP parser answers what it cannot parse at all (a header
 with a NUL byte) in plain text before any middleware runs; it logs such a request through
 ``PARSER_LOG``, which keeps no byte of the request, since the parser's error quotes the offending
 line (a bearer token included).
@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Any
 
 import msgspec
-from aiohttp import hdrs, web
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.api import (
@@ -35,12 +34,12 @@ from schemas.api import (
     TokenRequest,
 )
 from schemas.openapi import build_openapi
-from schemas.records import MAX_BATCH_BYTES
 from schemas.reference import REFERENCE_KINDS
 from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal, TokenStore
 from services.gateway import metrics
 from services.gateway.alert_reads import AlertReads
+from services.gateway.body import MAX_BODY_BYTES, read_body
 from services.gateway.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -61,15 +60,11 @@ log = logging.getLogger("fundwatch.api")
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/v1/openapi.json"}
 PRINCIPAL = web.RequestKey("principal", Principal)
-# Reference bodies may be as large as batches.
-MAX_BODY_BYTES = MAX_BATCH_BYTES
 # The longest URL (path and query) taken, aiohttp's own default. Its parser is told to take lines
 # up to PARSER_LINE_BYTES instead, so that a longer URL reaches the middleware and gets 414 in the
 # contract's shape; only one beyond that gets the parser's plain-text 400.
 MAX_URL_BYTES = 8190
 PARSER_LINE_BYTES = 1 << 20
-# Content-Encoding values a body may come in, and the zlib window of each ("x-gzip": RFC 9110).
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class _KeepNoRequestBytes(logging.Filter):
@@ -348,80 +343,3 @@ def path_parameter(request: web.Request, name: str) -> str:
         return convert(request.match_info[name], PATH_PARAMETERS[name], prefix=name)
     except ValidationFailure as failure:
         raise ApiError(422, "invalid_path", str(failure), name) from None
-
-
-def _check_media_type(request: web.Request) -> None:
-    """A body must be declared JSON, or not declared at all.
-
-    A declared other type (text/plain, a form) says the client meant something else, and is
-    refused rather than read as JSON. No Content-Type at all is taken: the body is then read as
-    the contract's UTF-8 JSON, strictly, so nothing is misread, and minimal clients (curl
-    --data-binary with -H only for the token, scripts over raw sockets) send none."""
-    if hdrs.CONTENT_TYPE not in request.headers:
-        return
-    mime = request.content_type
-    if mime != "application/json" and not (mime.startswith("application/") and mime.endswith("+json")):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"`Content-Type`: must be application/json, not {mime!r}",
-            "Content-Type",
-        )
-    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
-        raise ApiError(
-            415, "unsupported_media_type", f"`Content-Type`: must be application/json in UTF-8, not charset {request.charset!r}",
-            "Content-Type",
-        )  # fmt: skip
-
-
-def _encoding(request: web.Request) -> str:
-    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower() or "identity"
-    if encoding != "identity" and encoding not in _WBITS:
-        raise ApiError(
-            415, "unsupported_encoding",
-            f"`Content-Encoding`: must be gzip, deflate or identity, not {encoding!r}", "Content-Encoding",
-        )  # fmt: skip
-    return encoding
-
-
-def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
-    """A compressed body, at most ``limit`` bytes once decompressed: a small body that inflates
-    past the limit (a "zip bomb") is refused as soon as it does, not after."""
-    wbits = _WBITS[encoding]
-    if encoding == "deflate" and data and data[0] & 0x0F != 8:
-        wbits = -zlib.MAX_WBITS  # raw deflate without the zlib header, as some clients send it
-    inflate = zlib.decompressobj(wbits)
-    try:
-        body = inflate.decompress(data, limit + 1)
-    except zlib.error as error:
-        raise ApiError(400, "invalid_encoding", f"the body is not valid {encoding} data ({error})") from None
-    if len(body) > limit:
-        raise ApiError(413, "body_too_large", f"the body is over {limit} bytes once decompressed")
-    if not inflate.eof or inflate.unused_data:
-        raise ApiError(400, "invalid_encoding", f"the body is not one whole {encoding} stream")
-    return body
-
-
-async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, JSON by its Content-Type (or none), decompressed, or 413 as soon as it
-    passes ``limit`` (declared, streamed, or decompressed)."""
-    _check_media_type(request)
-    encoding = _encoding(request)
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(
-            413, "body_too_large", f"the body is {request.content_length} bytes; at most {limit} are taken"
-        )
-    chunks = []
-    size = 0
-    try:
-        async for chunk in request.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
-            chunks.append(chunk)
-    except web.RequestPayloadError:
-        raise ApiError(
-            400, "invalid_body", "the body's framing is broken (chunked encoding or length)"
-        ) from None
-    body = b"".join(chunks)
-    return body if encoding == "identity" else _decompress(body, encoding, limit)

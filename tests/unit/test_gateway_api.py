@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 
 from services.auth import TokenStore
-from services.gateway.api import MAX_BODY_BYTES, Gateway
+from services.gateway.api import Gateway
+from services.gateway.body import MAX_BODY_BYTES
 from services.storage.base import StorageError
 
 ADMIN = "fw_admin_" + "A1b2C3d4" * 5
