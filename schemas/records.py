@@ -195,6 +195,7 @@ def _keys_but_currency(kind: type[msgspec.Struct]) -> int:
 _KEYS_BUT_CURRENCY = {kind: _keys_but_currency(kind) for kind in (Transaction, Balance)}
 _CURRENCY_KEY = b'"currency":'
 _astuple = msgspec.structs.astuple
+_loose_decode = msgspec.json.Decoder().decode
 
 
 class RecordDecoder:
@@ -210,7 +211,8 @@ class RecordDecoder:
     ``"currency":`` is in the bytes. Each key beyond those K (a repeat, a null, "currency" spaced
     from its colon) brings 4 quotes, or 2 with a null value, so Q = 4K holds only when P = K: no
     key was repeated. Any other record (those, or quotes in its text) has its strings tokenized to
-    find a repeated key by name (``schemas.validation.duplicate_key``).
+    find a repeated key by name (``schemas.validation.duplicate_key``); without escapes, nulls
+    are first counted out more cheaply (keys named against keys kept by a plain JSON decode).
     Raises msgspec's errors, so a caller handles it as any invalid record.
     """
 
@@ -228,6 +230,12 @@ class RecordDecoder:
         quotes = raw.count(b'"')
         if quotes == 4 * keys or (quotes == 4 * keys + 4 and _CURRENCY_KEY in raw):
             return record
+        if b"\\" not in raw:
+            # nulls (or a key spaced from its colon): with no escapes the quotes split the bytes
+            # exactly into strings and the gaps between them, where the only colons are the one
+            # of each key; the keys named are those of the object JSON makes of it, once each
+            if b"".join(raw.split(b'"')[0::2]).count(b":") == len(_loose_decode(raw)):
+                return record
         key = duplicate_key(raw)
         if key is not None:
             raise msgspec.ValidationError(f"`{key}`: {DUPLICATE_RULE}")

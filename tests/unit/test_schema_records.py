@@ -738,6 +738,8 @@ def test_the_amount_given_twice_is_rejected_not_booked_as_the_last():
         (TXN, "kind", "transaction", "transaction"),
         (TXN, "currency", "CNY", "CNY"),
         (TXN, "purpose", "a", None),  # a null: the slow path
+        (TXN, "purpose", None, None),  # the same null twice: counting quotes alone cannot tell
+        (TXN, "purpose", None, "a:b"),  # a colon inside a value
         (TXN, "purpose", 'say "hi"', "x"),  # escaped quotes
         (TXN, "purpose", "C:\\dir", "x"),  # an escaped backslash: the slow path
         (TXN, "counterparty_name", "某某公司", "other"),
