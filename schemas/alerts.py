@@ -47,7 +47,16 @@ class AlertData(msgspec.Struct):
     status: str = "open"
     created_at: str = ""
     updated_at: str = ""
-    revision: int = 1  # grows each time the same violation's figures change
+    revision: int = 1  # grows each time the same violation's figures or its case change
+    # The case (CONTRACT.md §2 actions; models/alert_case.py): set by desks' actions, laid over
+    # every version a worker emits. None until an action sets them, so older documents decode.
+    disposition: str | None = None  # of a disposed alert (DOMAIN.md 四(三))
+    assignee: str | None = None
+    reopened_reason: str | None = None  # why the alert reopened itself after disposal
+    # Held back from webhooks by a suppression (still stored and listed): the dispatcher delivers
+    # nothing of an alert event whose data says ``suppressed``.
+    suppressed: bool = False
+    suppression_id: str | None = None
 
 
 class AlertEvent(msgspec.Struct, omit_defaults=True):

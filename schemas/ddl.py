@@ -384,4 +384,56 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (bank_code, batch_id)""",
         ),
     ),
+    Migration(
+        7,
+        "alert actions' audit trail, suppressions and their audit",
+        (
+            # Every desk action on an alert and every reopening by the system, append-only: who
+            # (the token's id and role, never the token), when, the status before and after, the
+            # disposition or assignee given, the note. case_state is the case the action left
+            # (schemas/actions.py AlertCase): the newest per alert is what the gateway publishes
+            # again at start for the workers to follow.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.alert_actions (
+                alert_id String,
+                at DateTime('UTC'),
+                actor_id String,
+                actor_role String,
+                action String,
+                previous_status String,
+                new_status String,
+                disposition String,
+                assignee String,
+                note String,
+                reason String,
+                institution_id String,
+                region String,
+                case_state String,
+                version UInt64
+            ) ENGINE = MergeTree()
+            PARTITION BY toYYYYMM(at)
+            ORDER BY (alert_id, version)""",
+            # Suppressions as they stand (the newest row per id; a removed one keeps a row with
+            # deleted = 1), and their creation and removal, append-only.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.suppressions (
+                suppression_id String,
+                region String,
+                until DateTime('UTC'),
+                deleted UInt8,
+                doc String,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY suppression_id""",
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.suppression_events (
+                suppression_id String,
+                at DateTime('UTC'),
+                event String,
+                actor_id String,
+                actor_role String,
+                doc String,
+                version UInt64
+            ) ENGINE = MergeTree()
+            PARTITION BY toYYYYMM(at)
+            ORDER BY (suppression_id, version)""",
+        ),
+    ),
 )
