@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from schemas.actions import ActionRequest, SuppressionList, SuppressionRequest, SuppressionView
 from schemas.api import (
     PATH_PARAMETERS,
     AlertList,
@@ -81,6 +82,29 @@ def operations() -> list[Operation]:
         Operation(
             "get", "/v1/alerts/{alert_id}", "One alert with its evidence and its history",
             ("admin", "desk"), None, {200: dict},
+        ),
+        Operation(
+            "post", "/v1/alerts/{alert_id}/actions",
+            "Act on an alert: acknowledge, assign (assignee), dispose (disposition, DOMAIN.md 四(三)), reopen, "
+            "comment (note); every action joins the alert's audit trail. 200: the alert as GET shows it. 409 "
+            "names `action` when it does not apply to the alert's status (a disposed alert is reopened before "
+            "it is disposed again)",
+            ("admin", "desk"), ActionRequest, {200: dict, 409: ErrorBody},
+        ),
+        Operation(
+            "post", "/v1/suppressions",
+            "Suppress alerts of a typology on an institution or a key (an alert id, or an account the alert "
+            "names) until a time at most 180 days ahead: they are stored and listed, marked suppressed, but "
+            "not delivered; a desk's is confined to its region",
+            ("admin", "desk"), SuppressionRequest, {201: SuppressionView},
+        ),
+        Operation(
+            "get", "/v1/suppressions", "Suppressions not removed (expired ones marked inactive), within a desk's region",
+            ("admin", "desk"), None, {200: SuppressionList},
+        ),
+        Operation(
+            "delete", "/v1/suppressions/{suppression_id}", "Remove a suppression; its alerts are delivered again",
+            ("admin", "desk"), None, {204: None},
         ),
         Operation(
             "post", "/v1/subscriptions",
@@ -253,7 +277,7 @@ _STATUS_WORDS = {
     401: "Missing or wrong token",
     403: "The token does not have the right",
     404: "Unknown, or outside the caller's reach",
-    409: "A batch_id sent before with other content",
+    409: "A batch_id sent before with other content, or an action that does not apply to the alert's status",
     413: "Body or batch over the limit",
     414: "URL over 8190 bytes",
     415: "A body declared other than application/json, or in an encoding other than gzip or deflate",

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from schemas.actions import ALERT_ACTIONS_TOPIC, SUPPRESSIONS_TOPIC
 from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
 from schemas.reference import REFERENCE_KINDS
 
@@ -34,11 +35,12 @@ def topic_plan(partitions: int) -> list[NewTopic]:
         NewTopic(INSTITUTION_TOPIC, num_partitions=partitions, replication_factor=1),
         NewTopic(ALERTS_TOPIC, num_partitions=partitions, replication_factor=1),
     ]
-    for kind in REFERENCE_KINDS.values():
-        # Compacted: the newest value per id is what every worker must hold, forever.
+    # Compacted: the newest value per id is what every worker must hold, forever (alert cases
+    # and suppressions too: streams/alert_state.py).
+    for name in [kind.topic for kind in REFERENCE_KINDS.values()] + [ALERT_ACTIONS_TOPIC, SUPPRESSIONS_TOPIC]:
         topics.append(
             NewTopic(
-                kind.topic,
+                name,
                 num_partitions=partitions,
                 replication_factor=1,
                 topic_configs={"cleanup.policy": "compact"},

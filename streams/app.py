@@ -18,9 +18,11 @@ import faust
 
 from models.detectors import DetectContext
 from models.thresholds import load_thresholds
+from schemas.actions import ALERT_ACTIONS_TOPIC
 from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
 from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
+from streams.alert_state import AlertOverlay, AlertStateFollower, AlertStateView
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
 from streams.records import RecordsProcessor
@@ -41,10 +43,11 @@ class WorkerApp:
     processor: RecordsProcessor
     institutions: InstitutionProcessor
     lag: LagService
+    alert_state: AlertStateFollower | None = None  # cases and suppressions laid over alerts
 
     def services(self) -> list[Any]:
         """Services that must run beside the Faust app in the same worker."""
-        return [self.follower, self.lag]
+        return [self.follower, self.lag] + ([self.alert_state] if self.alert_state is not None else [])
 
     async def ready(self) -> bool:
         app = self.app
@@ -53,6 +56,7 @@ class WorkerApp:
             and not app.rebalancing
             and app.tables.recovery.completed.is_set()
             and self.follower.caught_up.is_set()
+            and (self.alert_state is None or self.alert_state.caught_up.is_set())
         )
 
     async def flush_snapshots(self) -> None:
@@ -136,6 +140,13 @@ def create_worker_app(
     follower = ReferenceFollower(bootstrap, references)
     context = DetectContext(references=references, thresholds=load_thresholds())
     sink = Sink(storage, alerts_topic)
+    alert_state = AlertStateFollower(bootstrap, AlertStateView())
+    actions_topic = _raw_topic(app, ALERT_ACTIONS_TOPIC, partitions)
+
+    async def send_case(key: bytes, value: bytes) -> None:
+        await actions_topic.send(key=key, value=value)
+
+    sink.overlay = AlertOverlay(alert_state.view, alert_state.caught_up, sink.insert, send_case)
     processor = RecordsProcessor(
         sink, context, references, account_state, institution_topic, partitions, follower.seen_since,
         max_future_s,
@@ -171,4 +182,4 @@ def create_worker_app(
     # the consumer exists once the app runs; before that there is no lag to show
     lag = LagService(app_id, lambda: app.consumer if app.started else None)
     log.info("account state seeds loaded accounts=%d", processor.load_seed())
-    return WorkerApp(app, references, follower, processor, institutions, lag)
+    return WorkerApp(app, references, follower, processor, institutions, lag, alert_state)

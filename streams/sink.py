@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,8 @@ class Sink:
         self.storage = storage
         self.alerts_topic = alerts_topic
         self.clock = clock
+        # lays each alert's case and suppression over it before it is written (streams/alert_state.py)
+        self.overlay: Callable[[list[tuple[str, AlertData]]], Awaitable[list[tuple[str, AlertData]]]] | None = None
         # (scope, key) -> (newest state, when it first changed since its last snapshot), in the
         # order they first changed: the front is the oldest
         self._dirty: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
@@ -189,6 +191,8 @@ class Sink:
         alerts topic (unmasked: the topic is internal; the dispatcher masks what leaves)."""
         if not changed:
             return
+        if self.overlay is not None:
+            changed = await self.overlay(changed)
         first_version = time.time_ns()
         current: dict[str, list[Any]] = {}  # an alert changed twice in one take: its newest state
         history = []

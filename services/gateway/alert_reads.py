@@ -17,7 +17,9 @@ from schemas.api import AlertQuery
 from schemas.ddl import DATABASE
 from schemas.fields import query_time
 from services.auth import Principal
+from services.gateway.alert_actions import action_trail
 from services.gateway.errors import ApiError, parse_query
+from services.gateway.suppressions import mark_suppressed
 
 
 def _iso(value: datetime) -> str:
@@ -70,7 +72,9 @@ class AlertReads:
                 ORDER BY updated_at DESC, alert_id LIMIT %(limit)s""",
             params,
         )
-        return {"alerts": [msgspec.json.decode(doc) for (doc,) in rows]}
+        alerts = [msgspec.json.decode(doc) for (doc,) in rows]
+        await mark_suppressed(self.storage, alerts)  # by the suppressions in force now
+        return {"alerts": alerts}
 
     async def get(self, principal: Principal, alert_id: str) -> dict[str, Any]:
         scope = self._scope(principal)
@@ -80,6 +84,8 @@ class AlertReads:
         if not rows or not rows[0][1].startswith(scope):
             raise ApiError(404, "not_found", f"no alert {alert_id!r} in your scope")
         alert = msgspec.json.decode(rows[0][0])
+        await mark_suppressed(self.storage, [alert])  # by the suppressions in force now
+        alert["actions"] = await action_trail(self.storage, alert_id)  # the audit trail, oldest first
         events = await self.storage.query(
             f"""SELECT event_time, event_type, actor, status, severity, doc FROM {DATABASE}.alert_events
                 WHERE alert_id = %(id)s ORDER BY event_time, version""",

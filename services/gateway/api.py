@@ -38,6 +38,7 @@ from schemas.reference import REFERENCE_KINDS
 from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal, TokenStore
 from services.gateway import metrics
+from services.gateway.alert_actions import AlertActions, may_act
 from services.gateway.alert_reads import AlertReads
 from services.gateway.body import MAX_BODY_BYTES, read_body
 from services.gateway.errors import (
@@ -52,6 +53,7 @@ from services.gateway.intake import BatchIntake, parse_batch
 from services.gateway.reads import Reads
 from services.gateway.reference import ReferenceService
 from services.gateway.subscriptions import Subscriptions
+from services.gateway.suppressions import Suppressions
 from services.kafka_io import Publisher, PublishError
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
@@ -111,6 +113,8 @@ class Gateway:
         self.reads = Reads(storage)
         self.alert_reads = AlertReads(storage)
         self.subscriptions = Subscriptions(storage, allow_private_webhooks)
+        self.suppressions = Suppressions(storage, publisher)
+        self.alert_actions = AlertActions(storage, publisher, self.suppressions)
         self.extra_checks = extra_checks or {}
         self._openapi = msgspec.json.encode(build_openapi())
 
@@ -119,6 +123,8 @@ class Gateway:
         tokens = await self.tokens.load()
         await self.intake.load()
         republished = await self.reference.republish(list(REFERENCE_KINDS.values()))
+        # alert cases and suppressions, which workers lay over the alerts they emit
+        republished += await self.alert_actions.republish() + await self.suppressions.republish()
         # after the reference data, so that workers know the accounts of the records replayed
         replayed = await self.intake.outbox.replay()
         log.info(
@@ -217,6 +223,25 @@ class Gateway:
             await self.alert_reads.get(request[PRINCIPAL], path_parameter(request, "alert_id"))
         )
 
+    async def act_on_alert(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        may_act(principal)  # a bank is refused before its body or the alert is looked at
+        alert_id = path_parameter(request, "alert_id")
+        await self.alert_actions.act(principal, alert_id, await read_body(request))
+        return json_response(await self.alert_reads.get(principal, alert_id))  # as GET shows it
+
+    async def create_suppression(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        self.suppressions.may_manage(principal)  # before reading a body it would refuse anyway
+        return json_response(await self.suppressions.create(principal, await read_body(request)), status=201)
+
+    async def list_suppressions(self, request: web.Request) -> web.Response:
+        return json_response(await self.suppressions.list(request[PRINCIPAL]))
+
+    async def delete_suppression(self, request: web.Request) -> web.Response:
+        await self.suppressions.delete(request[PRINCIPAL], path_parameter(request, "suppression_id"))
+        return web.Response(status=204)
+
     async def create_subscription(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]
         self.subscriptions.may_manage(principal)  # before reading a body it would refuse anyway
@@ -271,6 +296,10 @@ class Gateway:
         app.router.add_get("/v1/admin/storage", self.storage_summary)
         app.router.add_get("/v1/alerts", self.list_alerts)
         app.router.add_get("/v1/alerts/{alert_id}", self.get_alert)
+        app.router.add_post("/v1/alerts/{alert_id}/actions", self.act_on_alert)
+        app.router.add_post("/v1/suppressions", self.create_suppression)
+        app.router.add_get("/v1/suppressions", self.list_suppressions)
+        app.router.add_delete("/v1/suppressions/{suppression_id}", self.delete_suppression)
         app.router.add_post("/v1/subscriptions", self.create_subscription)
         app.router.add_get("/v1/subscriptions", self.list_subscriptions)
         app.router.add_delete("/v1/subscriptions/{subscription_id}", self.delete_subscription)
