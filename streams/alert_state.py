@@ -71,6 +71,24 @@ class AlertStateView:
         except (msgspec.DecodeError, msgspec.ValidationError) as error:  # not ours to stop on
             log.error("unreadable %s item key=%s error=%s", kind, name, error)
 
+    def load(self, storage: Any) -> tuple[int, int]:
+        """The cases and the suppressions in force from ClickHouse (blocking: start-up only).
+
+        The topics bring the same, but an embedded broker starts empty and the gateway publishes
+        them again only as it starts, which may be after this worker emits its first alerts: a
+        disposed alert would be written "open" by its next update. Read first, then followed."""
+        for _, doc in storage.query(
+            f"SELECT alert_id, argMax(case_state, version) FROM {DATABASE}.alert_actions GROUP BY alert_id"
+        ):
+            self.apply("cases", b"", doc.encode("utf-8"))
+        for suppression_id, doc in storage.query(
+            f"""SELECT suppression_id, doc FROM {DATABASE}.suppressions FINAL
+                WHERE deleted = 0 AND until > toDateTime(%(now)s, 'UTC')""",
+            {"now": int(time.time())},
+        ):
+            self.apply("suppressions", suppression_id.encode("utf-8"), doc.encode("utf-8"))
+        return len(self.cases), len(self.suppressions)
+
     def keep(self, case: AlertCase) -> None:
         """A case, unless a newer one is known: the gateway and the workers both write the topic,
         and this worker's own reopening is kept before its echo comes back."""

@@ -228,3 +228,20 @@ def test_a_suppression_marks_the_alert_and_keeps_it_from_the_subscriber_until_re
     assert status == 200 and assigned["suppressed"] is False, assigned
     wait_until(lambda: assigned["revision"] in world.delivered(), 30, what="the change after the suppression")
     assert held_revision not in world.delivered()
+
+
+def test_after_a_restart_the_case_holds_through_the_next_update(world: World) -> None:
+    before = world.alert()
+    assert (before["status"], before["assignee"]) == ("assigned", "officer-7")
+    world.process.stop()  # the embedded broker goes with it, and every topic with the broker
+    world.process.start()
+    wait_ready(world.base, timeout=120, process=world.process.process)
+    world.push("4", credit(4, "100.00"))
+    updated = wait_until(lambda: (a := world.alert())["amount"] == "23500100.00" and a, 60, what="the update")
+    assert (updated["status"], updated["assignee"], updated["severity"]) == (
+        "assigned",
+        "officer-7",
+        "medium",
+    )
+    assert updated["revision"] > before["revision"]
+    assert updated["actions"] == before["actions"]

@@ -21,6 +21,7 @@ from services.gateway.alert_reads import AlertReads
 from services.gateway.errors import ApiError
 from services.gateway.suppressions import Suppressions
 from services.storage.async_storage import AsyncStorage
+from streams.alert_state import AlertStateView
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +120,13 @@ def test_actions_are_written_audited_published_and_shown(storage):
             for m in publisher.on(ALERT_ACTIONS_TOPIC)
         }
         assert (again[alert.alert_id].status, again[alert.alert_id].bumps) == ("disposed", 2)
+        # a worker starting reads the same from ClickHouse before it follows the topics
+        view = AlertStateView()
+        view.load(storage)
+        assert (view.cases[alert.alert_id].status, view.cases[alert.alert_id].disposition) == (
+            "disposed",
+            "rectify",
+        )
 
     asyncio.run(scenario())
 
@@ -161,6 +169,10 @@ def test_suppressions_are_scoped_marked_audited_and_removed(storage):
         assert await suppressions.republish() >= 1  # at start, for workers on a broker that kept nothing
         assert made.id in {m[2].decode() for m in publisher.on(SUPPRESSIONS_TOPIC)}
 
+        view = AlertStateView()
+        view.load(storage)
+        assert made.id in {s.id for s in view.suppressions_of("large_value")}
+
         with pytest.raises(ApiError) as refused:
             await suppressions.delete(OTHER_DESK, made.id)
         assert refused.value.status == 404
@@ -174,5 +186,8 @@ def test_suppressions_are_scoped_marked_audited_and_removed(storage):
             {"id": made.id},
         )
         assert [tuple(e) for e in events] == [("created", "tok-desk-2201"), ("deleted", "tok-desk-2201")]
+        view = AlertStateView()
+        view.load(storage)
+        assert made.id not in view.suppressions
 
     asyncio.run(scenario())
