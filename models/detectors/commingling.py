@@ -37,6 +37,8 @@ from models.detectors.common import (
     cite_en,
     cite_zh,
     clone,
+    is_expired,
+    is_late,
     is_sealed,
     mask,
     money,
@@ -106,14 +108,15 @@ def detect(
     mine = own_cny_records(account_id, records)
     touched: set[int] = set()
     for record in mine:
-        if not isinstance(record, TxnRecord) or is_sealed(record.booked_at, wm):
+        if not isinstance(record, TxnRecord):
             continue
         signal = _signal(ctx, role, institution_id, record)
         if signal is None:
             continue
         day = beijing_day_start(record.booked_at)
         bucket = bucket_in(st["days"], day)
-        if add(bucket, record.record_id, record.booked_at, record.amount_cents, tag=signal):
+        late = is_sealed(record.booked_at, wm)  # still judged: the day's figures are kept
+        if add(bucket, record.record_id, record.booked_at, record.amount_cents, tag=signal, late=late):
             payers = bucket.setdefault("payers", {})
             payer = record.counterparty_account
             payers[payer] = payers.get(payer, 0) + record.amount_cents
@@ -126,7 +129,8 @@ def detect(
         finding = _evaluate(ctx, st, account_id, role, cfg, day)
         if finding is not None:
             findings.append(finding)
-    st["days"] = {k: b for k, b in st["days"].items() if not is_sealed(int(k), wm)}
+    # a sealed day's figures stay LATE_KEEP longer, for late records
+    st["days"] = {k: b for k, b in st["days"].items() if not is_expired(int(k), wm)}
     for bucket in st["days"].values():
         seal(bucket, wm)
     return st, findings
@@ -138,7 +142,8 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     if not state or (role != "own_operating" and role not in CUSTODY_ROLES):
         return []
     cfg = ctx.config(NAME, account_id, DEFAULTS)
-    findings = (_evaluate(ctx, state, account_id, role, cfg, int(k)) for k in sorted(state["days"], key=int))
+    days = sorted(int(k) for k in state["days"] if not is_sealed(int(k), state["wm"]))
+    findings = (_evaluate(ctx, state, account_id, role, cfg, day) for day in days)
     return [f for f in findings if f is not None]
 
 
@@ -183,6 +188,7 @@ def _evaluate(
             "investor_to_own": money(investor_in),
             "own_to_custody": money(own_in),
             "distinct_payers": distinct_payers,
+            "late": is_late(bucket),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=(

@@ -7,11 +7,26 @@ open, their record ids, so the same record delivered twice (the same message aga
 record id in another message) is counted once. A bucket's figures are therefore a function of the
 *set* of records, whatever their arrival order or split across messages.
 
-Lateness. The account's event-time watermark ``wm`` is the latest event time seen. A Beijing day
-is *sealed* once ``wm`` has passed its end by ``ALLOWED_LATENESS``: its record ids are dropped
-(sums are kept as long as some window needs them) and records of a sealed day arriving later are
-ignored. This bounds the state, and it is the one place where arrival order matters: results are
-order-independent for records that arrive within ``ALLOWED_LATENESS`` of the end of their day.
+Event time and lateness (DESIGN.md, "Event time across sources"). A detector's event-time
+watermark ``wm`` follows the sources (the custody banks) that feed its figures: each source's
+progress is the latest event time it has sent, and ``wm`` is the minimum of those progresses, as
+in Flink, so a bank that pushes its day-end file hours after another bank's real-time feed holds
+the watermark back instead of having its records counted late. A source is *idle*, and stops
+holding the watermark back, when it has sent nothing while the other sources' event time moved
+``IDLE_AFTER`` (2 days) on; it takes part again with its next record. The watermark never moves
+back. An account has one source (its bank); an institution has one per bank of its accounts.
+(``advance`` is the one-source case, ``advance_sources`` the general one.)
+
+A Beijing day is *sealed* once ``wm`` has passed its end by ``ALLOWED_LATENESS``: its record ids
+are dropped (their replay protection is no longer needed for records on time). A record of a
+sealed day is *late*. Late records are never dropped silently: the worker counts them per bank
+(``fundwatch_late_records_total``), and every detector still judges them, against the figures it
+keeps of the day (a sealed day's figures are kept ``LATE_KEEP`` longer for that), with their ids
+kept apart (``lids``) for as long, and marks what they change ``late: true`` in the finding's
+metrics. A record later still than that is judged on what is left (its own day's figures start
+again from it). Results are order-independent for records that arrive within
+``ALLOWED_LATENESS`` of the end of their day; late ones change the same figures, but their
+findings say they came late.
 
 Evidence. A bucket keeps its ``TOP_N`` largest records (by amount, then event time, then record
 id). The top N of a set is the same whatever order its members came in, so evidence is as
@@ -20,6 +35,8 @@ deterministic as the sums.
 
 from __future__ import annotations
 
+import base64
+import zlib
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
@@ -35,6 +52,8 @@ from schemas.fields import BEIJING, amount_to_cents, cents_to_text
 from schemas.messages import BalanceRecord, TxnRecord
 
 ALLOWED_LATENESS = 2 * DAY  # a day stays open this long after its Beijing midnight end
+LATE_KEEP = 7 * DAY  # a sealed day's figures are kept this much longer, for late records
+IDLE_AFTER = 2 * DAY  # a source silent while the others' event time moved this far is idle
 TOP_N = 50  # largest records kept per bucket as evidence (record_ids of a finding)
 
 Record = TxnRecord | BalanceRecord
@@ -77,8 +96,57 @@ def advance(wm: int | None, records: Iterable[Record], ceiling: int | None = Non
 
 
 def is_sealed(ts: int, wm: int | None) -> bool:
-    """Whether the Beijing day holding ``ts`` is closed for new records."""
+    """Whether the Beijing day holding ``ts`` is sealed: a record of it now is late."""
     return wm is not None and beijing_day_start(ts) + DAY + ALLOWED_LATENESS <= wm
+
+
+def is_expired(ts: int, wm: int | None) -> bool:
+    """Whether the day holding ``ts`` is sealed for longer than ``LATE_KEEP``: its figures go."""
+    return is_sealed(ts + LATE_KEEP, wm)
+
+
+def source_of(ctx: Any, record: Record) -> str:
+    """The bank that pushed a record: the one the worker stamped on it (institution records), else
+    the bank of its account in the reference data (the gateway takes an account's records from its
+    own bank only), else ""."""
+    bank = getattr(record, "bank_code", "")
+    if bank:
+        return bank
+    account = ctx.account(record.account_id)
+    return str(account.get("bank_code") or "") if account else ""
+
+
+def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:
+    """The watermark after these records when several banks feed the state (see the module
+    docstring): ``st["src"]`` keeps, per bank, ``[latest event time sent, the state's latest event
+    time when the bank last sent]``; ``st["wm"]`` becomes the minimum progress of the banks that
+    are not idle, never less than it was. Event times are capped at the context's ceiling, as in
+    ``advance``."""
+    # a new map of new entries: callers working copy-on-write hand in a shallow copy of the state
+    src: dict[str, list[int]] = {bank: list(entry) for bank, entry in (st.get("src") or {}).items()}
+    st["src"] = src
+    ceiling = ctx.event_time_ceiling
+    sent: set[str] = set()
+    for record in records:
+        ts = event_time(record)
+        if ceiling is not None and ts > ceiling:
+            ts = ceiling
+        bank = source_of(ctx, record)
+        entry = src.get(bank)
+        if entry is None:
+            src[bank] = [ts, ts]
+        elif ts > entry[0]:
+            entry[0] = ts
+        sent.add(bank)
+    if not src:
+        return st.get("wm")
+    top = max(entry[0] for entry in src.values())
+    for bank in sent:
+        src[bank][1] = top
+    progress = min(entry[0] for entry in src.values() if top - entry[1] <= IDLE_AFTER)
+    wm = st.get("wm")
+    st["wm"] = wm = progress if wm is None or progress > wm else wm
+    return wm
 
 
 def beijing_date(ts: int) -> str:
@@ -129,7 +197,9 @@ def disown(states: dict[str, Any]) -> dict[str, Any]:
 
 def new_bucket() -> dict[str, Any]:
     # c: cents, n: records, t0/t1: first/last event time, ids: {record_id: event time} of open
-    # days, top: [[cents, ts, record_id, tag], ...] largest first, x: cents per tag
+    # days, top: [[cents, ts, record_id, tag], ...] largest first, x: cents per tag; once a late
+    # record came: lids {record_id: event time} of the late ones, ln: how many came late; once a
+    # day was sealed: fp {day: fingerprints of its ids} while its figures are kept
     return {"c": 0, "n": 0, "t0": None, "t1": None, "ids": {}, "top": [], "x": {}}
 
 
@@ -146,12 +216,22 @@ def top_rank(entry: list[Any]) -> tuple[int, int, str]:
 
 
 def add(
-    bucket: dict[str, Any], record_id: str, ts: int, cents: int, tag: str | None = None, top: bool = True
+    bucket: dict[str, Any],
+    record_id: str,
+    ts: int,
+    cents: int,
+    tag: str | None = None,
+    top: bool = True,
+    late: bool = False,
 ) -> bool:
-    """Count one record in a bucket; False (and nothing changes) when it was counted already."""
-    if record_id in bucket["ids"]:
+    """Count one record in a bucket; False (and nothing changes) when it was counted already.
+    A ``late`` record (its day sealed) keeps its id among the late ones, which outlive sealing."""
+    if record_id in bucket["ids"] or (late and seen_late(bucket, record_id, ts)):
         return False
-    bucket["ids"][record_id] = ts
+    if late:
+        note_late(bucket, record_id, ts)
+    else:
+        bucket["ids"][record_id] = ts
     bucket["c"] += cents
     bucket["n"] += 1
     bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
@@ -169,16 +249,102 @@ def add(
     return True
 
 
+def _hash(record_id: str) -> int:
+    return zlib.crc32(record_id.encode("utf-8"))
+
+
+_FINGERPRINTS: dict[str, frozenset[int]] = {}
+
+
+def _fingerprints(packed: str) -> frozenset[int]:
+    """The fingerprints of one sealed day, decoded once per string (a late record is looked up in
+    them; Python keeps a string's hash, so a cache hit costs a comparison)."""
+    found = _FINGERPRINTS.get(packed)
+    if found is None:
+        if len(_FINGERPRINTS) > 256:
+            _FINGERPRINTS.clear()
+        raw = base64.b64decode(packed)
+        found = _FINGERPRINTS[packed] = frozenset(
+            int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), 4)
+        )
+    return found
+
+
+def fingerprint(bucket: dict[str, Any], sealed: dict[str, int], wm: int) -> None:
+    """Keep 32-bit fingerprints of the ids of sealed days, per day, while the day's figures are
+    kept: a record counted on time and delivered again after its day was sealed is recognised (a
+    fingerprint is 5 bytes, an id about 30; two ids sharing one, one chance in four billion per
+    pair, would refuse a genuinely new late record)."""
+    by_day: dict[str, set[int]] = {}
+    for rid, ts in sealed.items():
+        if is_expired(ts, wm):
+            continue  # the day's figures go now: nothing to recognise a record against
+        by_day.setdefault(str(beijing_day_start(ts)), set()).add(_hash(rid))
+    if not by_day:
+        return
+    fp = bucket.setdefault("fp", {})
+    for day, hashes in by_day.items():
+        if day in fp:
+            hashes |= _fingerprints(fp[day])
+        fp[day] = base64.b64encode(b"".join(h.to_bytes(4, "big") for h in sorted(hashes))).decode("ascii")
+
+
+def seen_late(bucket: dict[str, Any], record_id: str, ts: int) -> bool:
+    """Whether a late record was counted already: among the late ones, or (by its fingerprint)
+    among those of its day counted on time. ``bucket`` is a bucket, or any dict keeping late
+    records' ids the same way (``lids``, ``fp``)."""
+    if record_id in bucket.get("lids", ()):
+        return True
+    fp = bucket.get("fp")
+    packed = fp.get(str(beijing_day_start(ts))) if fp else None
+    return packed is not None and _hash(record_id) in _fingerprints(packed)
+
+
+def note_late(bucket: dict[str, Any], record_id: str, ts: int) -> None:
+    """Remember a late record's id (see ``seen_late``) and count it."""
+    bucket.setdefault("lids", {})[record_id] = ts
+    bucket["ln"] = bucket.get("ln", 0) + 1
+
+
+def expire_late(bucket: dict[str, Any], wm: int) -> None:
+    """Forget late ids and fingerprints of days whose figures are no longer kept."""
+    lids = bucket.get("lids")
+    if lids and is_expired(min(lids.values()), wm):
+        lids = {rid: ts for rid, ts in lids.items() if not is_expired(ts, wm)}
+        if lids:
+            bucket["lids"] = lids
+        else:
+            del bucket["lids"]
+    fp = bucket.get("fp")
+    if fp and any(is_expired(int(day), wm) for day in fp):
+        fp = {day: packed for day, packed in fp.items() if not is_expired(int(day), wm)}
+        if fp:
+            bucket["fp"] = fp
+        else:
+            del bucket["fp"]
+
+
+def is_late(bucket: dict[str, Any]) -> bool:
+    """Whether a late record counts in the bucket."""
+    return bucket.get("ln", 0) > 0
+
+
 def seal(bucket: dict[str, Any], wm: int | None) -> None:
-    """Forget the record ids of sealed days (records of those days are refused from now on)."""
+    """Forget the record ids of sealed days (a record of such a day now counts as late), and the
+    ids of late records once their day's figures are no longer kept."""
+    if wm is None:
+        return
     ids = bucket["ids"]
-    if ids and wm is not None:
+    if ids:
         if is_sealed(bucket["t1"], wm):
             bucket["ids"] = {}
+            fingerprint(bucket, ids, wm)
         # every id is at or after t0: only a bucket whose first record's day is sealed can hold
         # sealed ids (a busy account's day holds thousands; this runs on every step)
         elif is_sealed(bucket["t0"], wm) and is_sealed(min(ids.values()), wm):
             bucket["ids"] = {rid: ts for rid, ts in ids.items() if not is_sealed(ts, wm)}
+            fingerprint(bucket, {rid: ts for rid, ts in ids.items() if is_sealed(ts, wm)}, wm)
+    expire_late(bucket, wm)
 
 
 def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:

@@ -32,7 +32,14 @@ evening before counts on its own day) and the banks on both sides. Evidence: the
 mirrored credits and debits together (mirrored pairs have near-equal amounts, so mostly both legs
 of the 25 largest pairs). Window: from the first to the last of D's mirrored credits and debits.
 
-State (per institution): ``wm``; the customer credits and payee debits not mirrored yet, and the
+Event time: the watermark follows the banks of the institution's accounts (common.advance_sources).
+A late record (its day sealed) is still judged: it mirrors, and is mirrored by, the records still
+held (those of hours some record on time could still mirror), and the days it changes are judged
+again, their findings ``late: true``; its id is kept apart (``late``) against replays. A bank later
+than that finds the other side of its mirrors gone: the index is not kept for late banks (docs/
+detection.md, "Known limits").
+
+State (per institution): ``wm``, ``src``; the customer credits and payee debits not mirrored yet, and the
 (time, record id) of those mirrored, both indexed by hour of event time, amount in cents and bank
 (sorted lists: a lookup is a dict access and a bisection, never a scan of the day); per day, the
 tallies of its mirrored credits and debits and its customers. Each record is moved from "not
@@ -55,19 +62,22 @@ from typing import Any
 
 from models.detectors.common import (
     CopyOnWrite,
-    advance,
+    advance_sources,
     beijing_date,
     cite_en,
     cite_zh,
+    expire_late,
     fraction_of,
     mask,
     money,
+    note_late,
     open_from,
     percent,
     record_ids,
     role_en,
     role_zh,
     score_of,
+    seen_late,
     tally,
     yuan_en,
     yuan_zh,
@@ -133,6 +143,7 @@ class _Folder:
         self.tol = max(Fraction(0), fraction_of(cfg["amount_tolerance"]))
         self.exact = self.tol == 0
         self.crowded: set[str] = set()  # days that took customers in this call
+        self.late_days: set[str] = set()  # days with a late record in this call
 
     # -- the index ------------------------------------------------------------------------
 
@@ -255,8 +266,20 @@ class _Folder:
         self.w.dict_in(day, "cust")[payer] = 1
         self.crowded.add(key)
 
+    def late(self, record_id: str, ts: int) -> None:
+        """A late record: its id kept apart, and its day marked as judged with late records."""
+        led = self.w.dict_in(self.st, "late")
+        self.w.dict_in(led, "lids")
+        note_late(led, record_id, ts)
+        self.late_days.add(str(beijing_day_start(ts)))
+
     def finish(self) -> None:
-        """Keep the CUSTOMER_CAP smallest customer ids of the days that took customers in."""
+        """Keep the CUSTOMER_CAP smallest customer ids of the days that took customers in; mark
+        the days late records were tallied on."""
+        for key in self.late_days:
+            if key in self.st["days"]:
+                day = self.w.dict_in(self.w.dict_in(self.st, "days"), key)
+                day["ln"] = day.get("ln", 0) + 1
         for key in self.crowded:
             day = self.st["days"][key]
             customers = day["cust"]
@@ -286,6 +309,11 @@ class _Folder:
             days = self.w.dict_in(self.st, "days")
             for d in stale:
                 del days[d]
+        led = self.st.get("late")
+        if led and wm is not None:
+            expire_late(self.w.dict_in(self.st, "late"), wm)
+            if not self.st["late"]:
+                del self.st["late"]
 
 
 def detect(
@@ -331,18 +359,23 @@ def detect(
         ts = record.booked_at
         counterparty = record.counterparty_account
         bank = str(account.get("bank_code") or "")
-        if (start is not None and ts < start) or record.currency != "CNY" or not bank:
+        if record.currency != "CNY" or not bank:
             continue
         if counterparty == record.account_id or own(counterparty) is not None:
             continue  # the institution's own money moving between its accounts
         side = CREDIT if record.credit else DEBIT
+        late = start is not None and ts < start
+        if late and seen_late(st.get("late") or {}, record.record_id, ts):
+            continue
         # the days whose mirrored credits or debits this record can change
         touched.update(range(beijing_day_start(ts - fold.lag), ts + fold.lag + 1, DAY))
         if fold.known(side, ts, record.amount_cents, bank, record.record_id):
             continue
+        if late:
+            fold.late(record.record_id, ts)
         fold.add(side, ts, record.amount_cents, bank, record.record_id, counterparty or "", record.account_id)
     fold.finish()
-    st["wm"] = wm = advance(st["wm"], mine, ctx.event_time_ceiling)
+    wm = advance_sources(st, ctx, mine)
     if wm is None:
         return {}, []  # nothing of this institution seen yet (a review): no state to keep
 
@@ -446,6 +479,7 @@ def _evaluate(
             "day": date,
             "customers": customers,
             "customers_capped": capped,
+            "late": entry.get("ln", 0) > 0,
             "mirrored_credits": money(credits["c"]),
             "mirrored_credit_count": credits["n"],
             "mirrored_debits": money(debits["c"]),

@@ -16,7 +16,17 @@ One alert per product, key ``product:<product_id>``, for every product of the in
    payout_coverage_min``: investors were paid more than the borrowers repaid (a subsidy). Only when
    the term is not split (``term_days >= underlying_term_days * term_ratio_max`` of
    maturity_mismatch, or the underlying term unknown): a split product's uncovered payouts are
-   rollover, which maturity_mismatch reports.
+   rollover, which maturity_mismatch reports. Only when the product's own figures settle it
+   (``coverage_basis`` "product" in the metrics): repayments a record does not tag with a product
+   are repayments all the same, so while some cannot be attributed a product is short only if it
+   would be short with all of them.
+
+Institution coverage. While some payout or repayment of the institution cannot be attributed to a
+product, the payout coverage of its custody accounts as a whole is judged too: payouts of at least
+``min_payout`` with ``repaid / paid_out < payout_coverage_min`` over every product and none is one
+finding, key ``institution:<institution_id>``, ``coverage_basis`` "institution", medium (high
+below half the minimum), amount the uncovered payouts, evidence the largest payouts and
+repayments, window from the first of them to the latest payout.
 
 Signals 1-3 need only reference data: they are evaluated on every call, reviews (no records)
 included, so a product is flagged when it is registered.
@@ -175,11 +185,15 @@ def _findings(ctx: DetectContext, st: dict[str, Any], institution_id: str) -> li
     institution = ctx.references.institution(institution_id) or {}
     institution_type = _text(institution.get("type"))
     peers = peers_of(ctx, institution_type)
+    extra = pf.attributed(st)
     findings = []
     for product in products:
-        finding = _evaluate(ctx, st, institution_id, institution_type, cfg, ratio_max, peers, product)
+        finding = _evaluate(ctx, st, institution_id, institution_type, cfg, ratio_max, peers, product, extra)
         if finding is not None:
             findings.append(finding)
+    finding = _institution_coverage(ctx, st, institution_id, cfg)
+    if finding is not None:
+        findings.append(finding)
     return findings
 
 
@@ -192,6 +206,7 @@ def _evaluate(
     ratio_max_value: Any,
     peers: Peers,
     product: dict[str, Any],
+    extra: dict[str, list[int]],
 ) -> Finding | None:
     pid = str(product["product_id"])
     declared = pf.rate_of(product.get("declared_annual_yield"))
@@ -208,10 +223,11 @@ def _evaluate(
     over_cap = declared is not None and Fraction(declared) > legal_cap
     z = peers.z(declared, min_peers) if declared is not None else None
     outlier = z is not None and z > robust_z
-    flows = pf.flows_of(st, pid)
+    flows = pf.flows_of(st, pid, extra)
     split = pf.is_split(product, ratio_max)
-    short = flows.short(cents_of(cfg["min_payout"]), coverage_min)
-    uncovered = short and not split
+    min_payout = cents_of(cfg["min_payout"])
+    judged = flows.judged(min_payout, coverage_min)
+    uncovered = judged and flows.short(min_payout, coverage_min) and not split
     fired = [
         name
         for name, on in (
@@ -272,6 +288,10 @@ def _evaluate(
         "payout_coverage": pf.fixed(coverage, 8),
         "uncovered_payouts": money(flows.uncovered),
         "payout_coverage_short": uncovered,
+        "coverage_basis": "product" if judged else "institution",
+        "unattributed_repayments": money(flows.open_repaid),
+        "unattributed_payouts": money(flows.open_paid),
+        "late": uncovered and flows.late,
         "term_days": pf.days_of(product.get("term_days")),
         "underlying_term_days": pf.days_of(product.get("underlying_term_days")),
         "term_ratio": pf.fixed(ratio),
@@ -302,6 +322,75 @@ def _evaluate(
         rule=RULE,
         detector_version=f"{NAME}/{VERSION}",
         extra={"product_id": pid},
+    )
+
+
+def _institution_coverage(
+    ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any]
+) -> Finding | None:
+    """The payout coverage of the institution's custody accounts as a whole, while some of their
+    payouts or repayments cannot be attributed to a product."""
+    if not pf.has_unattributed(st):
+        return None
+    coverage_min = fraction_of(cfg["payout_coverage_min"])
+    flows = pf.institution_flows(st)
+    if not flows.short(cents_of(cfg["min_payout"]), coverage_min):
+        return None
+    coverage = flows.coverage
+    severity = "high" if coverage < coverage_min / 2 else "medium"
+    window_end = flows.last_payout
+    window_start = min(flows.first, window_end)
+    accounts = flows.accounts
+    un = st["un"]
+    metrics = {
+        "signals": ["payout_coverage"],
+        "coverage_basis": "institution",
+        "payouts": money(flows.paid_out),
+        "payout_count": flows.payouts,
+        "repayments": money(flows.repaid),
+        "repayment_count": flows.repayments,
+        "payout_coverage": pf.fixed(coverage, 8),
+        "uncovered_payouts": money(flows.uncovered),
+        "unattributed_payouts": money(un["out"]["c"]),
+        "unattributed_repayments": money(un["in"]["c"]),
+        "products": sorted(st["products"]),
+        "late": flows.late,
+        "first_day": beijing_date(window_start),
+        "last_day": beijing_date(window_end),
+    }
+    masked_zh, masked_en = "、".join(mask(a) for a in accounts), ", ".join(mask(a) for a in accounts)
+    last, ratio = beijing_date(window_end), percent(coverage)
+    zh = (
+        f"截至{last}，该机构客户资金账户{masked_zh}按指令向投资人兑付{flows.payouts}笔、合计"
+        f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}"
+        f"（部分记录未标明产品，按账户整体计算），兑付覆盖率{ratio}，{yuan_zh(flows.uncovered)}的兑付没有项目"
+        f"回款支撑，涉嫌变相补贴。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
+    )
+    en = (
+        f"By {last} the institution's customer-fund account(s) {masked_en} paid investors {flows.payouts} "
+        f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
+        f"{yuan_en(flows.repaid)} (some records name no product, so the accounts are judged as a whole): a "
+        f"payout coverage of {ratio}, {yuan_en(flows.uncovered)} paid out with no project repayment behind "
+        f"it, a suspected hidden subsidy. Suspected actual returns well above the project's level {cite_en(RULE)}."
+    )
+    return Finding(
+        typology=NAME,
+        key=f"institution:{institution_id}",
+        institution_id=institution_id,
+        severity=severity,
+        score=score_of(coverage_min - coverage, coverage_min),
+        accounts=accounts,
+        amount_cents=flows.uncovered,
+        window_start=window_start,
+        window_end=window_end,
+        record_ids=flows.record_ids,
+        metrics=metrics,
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=zh,
+        explanation_en=en,
+        rule=RULE,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={},
     )
 
 

@@ -2,8 +2,10 @@
 (《方案》二(四): 向特定对象销售但突破法定人数限制).
 
 One alert per product, key ``product:<product_id>``. The product's investors are the distinct
-accounts paying into it: CREDITS on a custody or reserve account of the institution with
-``product_id`` = P whose payer (``counterparty_account``) is neither an account of this institution
+accounts paying into it: CREDITS on a custody or reserve account of the institution for product P
+(the record's ``product_id``; without one, the ``product_id`` the reference data gives the custody
+or the payer's account, else the institution's only product: product_flows.product_of; a payment
+none of these place is not counted for any product, never as "no investor") whose payer (``counterparty_account``) is neither an account of this institution
 (its custody, reserve and own operating accounts) nor a ``borrower``: investor accounts, accounts
 unknown to the reference data, and anybody else who subscribes (every subscriber counts towards
 the legal limit). The cap is the product's ``investor_cap`` when set; without one,
@@ -23,7 +25,11 @@ Severity: medium just above the cap; high at ``high_multiple`` (1.5) times it; c
 ``critical_multiple`` (3) times it. Score: (investors - cap) / ((critical_multiple - 1) * cap),
 capped at 1.
 
-State (plain JSON): the watermark and, per product, a bucket of the investors' payments (record
+Event time: the watermark follows the banks of the institution's custody and reserve accounts
+(common.advance_sources); a late payment (its day sealed) still counts, and the finding says
+``late: true``.
+
+State (plain JSON): the watermark and its sources and, per product, a bucket of the investors' payments (record
 ids of open days against replays, the sum, cents per custody account) and the investors with
 their first payment ``[event time, record id, cents]``. At most ``max(3 * cap, cap + 1000)``
 investors are kept per product, those ranked first (the smallest N of a set do not depend on
@@ -40,13 +46,14 @@ from models.detectors import product_flows as pf
 from models.detectors.common import (
     TOP_N,
     add,
-    advance,
+    advance_sources,
     beijing_date,
     beijing_time,
     cite_en,
     cite_zh,
     clone,
     fraction_of,
+    is_late,
     is_sealed,
     mask,
     money,
@@ -136,19 +143,14 @@ def detect(
     st = clone(state) or empty_state()
     wm = st["wm"]
     products = st["products"]
-    mine = pf.of_institution(ctx, institution_id, records)
+    mine = [r for r in pf.of_institution(ctx, institution_id, records) if pf.is_custody(ctx, r.account_id)]
+    single = pf.only_product(ctx, institution_id)
     moved: dict[str, int] = {}  # product id -> its cap
     for record in mine:
-        pid, ts = record.product_id, record.booked_at
-        if (
-            not pid
-            or record.currency != "CNY"
-            or is_sealed(ts, wm)
-            or not pf.is_custody(ctx, record.account_id)
-        ):
-            continue
-        investor = investor_of(ctx, institution_id, record)
-        if investor is None or not pf.tracked(ctx, institution_id, pid):
+        ts = record.booked_at
+        investor = investor_of(ctx, institution_id, record) if record.currency == "CNY" else None
+        pid = pf.product_of(ctx, record, single) if investor is not None else None
+        if pid is None or not pf.tracked(ctx, institution_id, pid):
             continue
         cap = caps.of(ctx.references.product(pid))
         if cap is None:
@@ -157,7 +159,16 @@ def detect(
         if entry is None:
             # in: the investors' payments; inv: {investor: [first event time, record id, cents]}
             entry = products[pid] = {"in": new_bucket(), "inv": {}}
-        if add(entry["in"], record.record_id, ts, record.amount_cents, tag=record.account_id, top=False):
+        late = is_sealed(ts, wm)
+        if add(
+            entry["in"],
+            record.record_id,
+            ts,
+            record.amount_cents,
+            tag=record.account_id,
+            top=False,
+            late=late,
+        ):
             first = entry["inv"].get(investor)
             if first is None or (ts, record.record_id) < (first[0], first[1]):
                 entry["inv"][investor] = [ts, record.record_id, record.amount_cents]
@@ -166,7 +177,7 @@ def detect(
         investors = products[pid]["inv"]
         if len(investors) > bound(cap):
             products[pid]["inv"] = dict(sorted(investors.items(), key=_rank)[: bound(cap)])
-    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
+    wm = advance_sources(st, ctx, mine)
     if len(products) > pf.MAX_PRODUCTS:
         st["products"] = products = {pid: products[pid] for pid in sorted(products)[: pf.MAX_PRODUCTS]}
     for entry in products.values():
@@ -260,6 +271,7 @@ def _finding(
             "paid_in": money(paid["c"]),
             "first_payment_at": beijing_time(window_start),
             "cap_exceeded_at": beijing_time(window_end),
+            "late": is_late(paid),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=(

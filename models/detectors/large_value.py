@@ -46,6 +46,8 @@ from models.detectors.common import (
     cents_of,
     clone,
     fraction_of,
+    is_expired,
+    is_late,
     is_sealed,
     mask,
     money,
@@ -148,12 +150,13 @@ def detect(
     mine = own_records(account_id, records)
     touched: set[tuple[int, str]] = set()
     for record in mine:
-        if not isinstance(record, TxnRecord) or record.currency != "CNY" or is_sealed(record.booked_at, wm):
+        if not isinstance(record, TxnRecord) or record.currency != "CNY":
             continue
         day = beijing_day_start(record.booked_at)
         line = bucket_line(record)
         lines = st["days"].setdefault(str(day), {})
-        add(bucket_in(lines, line), record.record_id, record.booked_at, record.amount_cents)
+        late = is_sealed(record.booked_at, wm)  # still judged: the day's figures are kept
+        add(bucket_in(lines, line), record.record_id, record.booked_at, record.amount_cents, late=late)
         touched.add((day, reported_line(line, natural)))
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
@@ -163,7 +166,8 @@ def detect(
         finding = _evaluate(ctx, st, account_id, natural, cfg, day, line)
         if finding is not None:
             findings.append(finding)
-    st["days"] = {k: lines for k, lines in st["days"].items() if not is_sealed(int(k), wm)}
+    # a sealed day's figures stay LATE_KEEP longer, for late records
+    st["days"] = {k: lines for k, lines in st["days"].items() if not is_expired(int(k), wm)}
     for lines in st["days"].values():
         for bucket in lines.values():
             seal(bucket, wm)
@@ -178,7 +182,12 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     natural = is_natural_person(account)
     cfg = ctx.config(NAME, account_id, DEFAULTS)
     keys = sorted(
-        {(int(day), reported_line(line, natural)) for day, lines in state["days"].items() for line in lines}
+        {
+            (int(day), reported_line(line, natural))
+            for day, lines in state["days"].items()
+            if not is_sealed(int(day), state["wm"])
+            for line in lines
+        }
     )
     findings = (_evaluate(ctx, state, account_id, natural, cfg, day, line) for day, line in keys)
     return [f for f in findings if f is not None]
@@ -231,6 +240,7 @@ def _evaluate(
             "reporting_line": money(reporting_line),
             "threshold": threshold_key,
             "holder": holder,
+            "late": any(is_late(b) for b in buckets),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=(

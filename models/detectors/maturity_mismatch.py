@@ -14,7 +14,10 @@ One alert per product, key ``product:<product_id>``, for every product of the in
    came from elsewhere. The metrics then also give the institution's investor inflow (credits on
    its custody or reserve accounts from ``investor`` accounts, any product) over the Beijing days
    from the product's first payout or repayment to its latest payout, at most the last
-   ``inflow_days`` of them: where the money came from.
+   ``inflow_days`` of them: where the money came from. Only when the product's own figures
+   settle it (``coverage_basis`` "product"): while repayments that no record tags with a product
+   cannot be attributed, a split product has rollover only if it would with all of them (else
+   excess_return judges the institution's custody accounts as a whole).
 
 Window: ``window_start = window_end =`` the product's ``sale_start``; without one, the event time
 of its first record seen; with neither, or a sale starting after the latest record seen, the split
@@ -97,7 +100,7 @@ def detect(
     cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
     st = clone(state) or empty_state()
     mine = pf.of_institution(ctx, institution_id, records)
-    _fold_inflow(ctx, st, mine)  # before pf.fold advances the watermark
+    _fold_inflow(ctx, st, mine, cfg)  # before pf.fold advances the watermark
     pf.fold(ctx, st, institution_id, mine)
     pf.prune(st)
     _prune(st, _inflow_days(cfg))
@@ -115,11 +118,16 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, institution_id: st
 # -- the institution's investor inflow ------------------------------------------------------
 
 
-def _fold_inflow(ctx: DetectContext, st: dict[str, Any], records: list[TxnRecord]) -> None:
+def _fold_inflow(
+    ctx: DetectContext, st: dict[str, Any], records: list[TxnRecord], cfg: dict[str, Any]
+) -> None:
     wm = st["wm"]
+    # a late credit still counts while its day is kept (see _prune); older days are gone, and the
+    # inflow is only shown beside a rollover, never judged
+    cutoff = None if wm is None else beijing_day_start(wm) - (_inflow_days(cfg) + 3) * DAY
     for record in records:
         ts = record.booked_at
-        if not record.credit or record.currency != "CNY" or is_sealed(ts, wm):
+        if not record.credit or record.currency != "CNY" or (cutoff is not None and ts < cutoff):
             continue
         counterparty = record.counterparty_account
         if (
@@ -132,7 +140,7 @@ def _fold_inflow(ctx: DetectContext, st: dict[str, Any], records: list[TxnRecord
         bucket = st["inflow"].get(day)
         if bucket is None:
             bucket = st["inflow"][day] = new_bucket()
-        add(bucket, record.record_id, ts, record.amount_cents, top=False)
+        add(bucket, record.record_id, ts, record.amount_cents, top=False, late=is_sealed(ts, wm))
 
 
 def _period(flows: pf.Flows, inflow_days: int) -> tuple[int, int] | None:
@@ -158,8 +166,9 @@ def _prune(st: dict[str, Any], inflow_days: int) -> None:
         return
     cutoff = beijing_day_start(wm) - (inflow_days + 3) * DAY
     frozen: dict[str, Any] = {}
+    extra = pf.attributed(st)
     for pid in sorted(st["products"]):
-        period = _period(pf.flows_of(st, pid), inflow_days)
+        period = _period(pf.flows_of(st, pid, extra), inflow_days)
         if period is None or period[0] >= cutoff:
             continue  # the days are still kept: nothing to freeze
         known = st["frozen"].get(pid)
@@ -187,15 +196,21 @@ def _findings(
     ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any]
 ) -> list[Finding]:
     findings = []
+    extra = pf.attributed(st)
     for product in ctx.references.products_of(institution_id):
-        finding = _evaluate(ctx, st, institution_id, cfg, product)
+        finding = _evaluate(ctx, st, institution_id, cfg, product, extra)
         if finding is not None:
             findings.append(finding)
     return findings
 
 
 def _evaluate(
-    ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any], product: dict[str, Any]
+    ctx: DetectContext,
+    st: dict[str, Any],
+    institution_id: str,
+    cfg: dict[str, Any],
+    product: dict[str, Any],
+    extra: dict[str, list[int]],
 ) -> Finding | None:
     ratio_max = fraction_of(cfg["term_ratio_max"])
     ratio = pf.term_ratio(product)
@@ -204,8 +219,10 @@ def _evaluate(
     pid = str(product["product_id"])
     term, underlying = pf.days_of(product.get("term_days")), pf.days_of(product.get("underlying_term_days"))
     coverage_min = fraction_of(cfg["payout_coverage_min"])
-    flows = pf.flows_of(st, pid)
-    rollover = flows.short(cents_of(cfg["min_payout"]), coverage_min)
+    flows = pf.flows_of(st, pid, extra)
+    min_payout = cents_of(cfg["min_payout"])
+    judged = flows.judged(min_payout, coverage_min)
+    rollover = judged and flows.short(min_payout, coverage_min)
 
     base = pf.window_time(st, product)
     if rollover:
@@ -236,6 +253,10 @@ def _evaluate(
         "payout_coverage": pf.fixed(coverage, 8),
         "uncovered_payouts": money(flows.uncovered),
         "rollover": rollover,
+        "coverage_basis": "product" if judged else "institution",
+        "unattributed_repayments": money(flows.open_repaid),
+        "unattributed_payouts": money(flows.open_paid),
+        "late": rollover and flows.late,
         "first_day": beijing_date(window_start),
         "last_day": beijing_date(window_end),
     }

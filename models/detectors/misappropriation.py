@@ -45,6 +45,8 @@ from models.detectors.common import (
     cite_zh,
     clone,
     fraction_of,
+    is_expired,
+    is_late,
     is_sealed,
     mask,
     money,
@@ -114,19 +116,20 @@ def detect(
     touched: set[int] = set()  # days whose finding is re-evaluated
     fee_moves: set[int] = set()  # days whose records change the fee windows holding them
     for record in mine:
-        if not isinstance(record, TxnRecord) or is_sealed(record.booked_at, wm):
+        if not isinstance(record, TxnRecord):
             continue
         day = beijing_day_start(record.booked_at)
         rid, ts, cents = record.record_id, record.booked_at, record.amount_cents
+        late = is_sealed(ts, wm)  # still judged: against the day's figures kept (common.LATE_KEEP)
         if record.credit:
-            add(bucket_in(st["inflow"], day), rid, ts, cents, top=False)
+            add(bucket_in(st["inflow"], day), rid, ts, cents, top=False, late=late)
             fee_moves.add(day)
         elif not record.instruction_id:
             destination = ctx.destination(institution_id, record.counterparty_account)
-            add(bucket_in(st["uninstructed"], day), rid, ts, cents, tag=destination)
+            add(bucket_in(st["uninstructed"], day), rid, ts, cents, tag=destination, late=late)
             touched.add(day)
         elif ctx.destination(institution_id, record.counterparty_account) == "own":
-            add(bucket_in(st["fees"], day), rid, ts, cents, tag="own")
+            add(bucket_in(st["fees"], day), rid, ts, cents, tag="own", late=late)
             fee_moves.add(day)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
     for moved in fee_moves:
@@ -156,12 +159,13 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
 
 
 def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
-    st["uninstructed"] = {k: b for k, b in st["uninstructed"].items() if not is_sealed(int(k), wm)}
+    # a sealed day's figures stay LATE_KEEP longer, for late records
+    st["uninstructed"] = {k: b for k, b in st["uninstructed"].items() if not is_expired(int(k), wm)}
     # a fee or inflow day counts in the windows of the following ``window_days`` days; keep it
-    # while any of those is still open
+    # while any of those is still kept
     reach = (window_days - 1) * DAY
     for name in ("fees", "inflow"):
-        st[name] = {k: b for k, b in st[name].items() if not is_sealed(int(k) + reach, wm)}
+        st[name] = {k: b for k, b in st[name].items() if not is_expired(int(k) + reach, wm)}
     for name in ("uninstructed", "fees", "inflow"):
         for bucket in st[name].values():
             seal(bucket, wm)
@@ -267,6 +271,7 @@ def _evaluate(
     if not severities:
         return None
     assert window_start is not None and window_end is not None
+    metrics["late"] = any(is_late(b) for b in evidence)
     sentence_en = "; ".join(parts_en)
     return Finding(
         typology=NAME,

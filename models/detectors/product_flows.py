@@ -2,23 +2,44 @@
 payouts to its investors and the repayments from its borrowers, as the custody account books them.
 
 Payouts: instructed DEBITS on a custody or reserve account of the institution (``instruction_id``
-set) with ``product_id`` = P to an account whose role is ``investor``. Repayments: CREDITS on a
-custody or reserve account with ``product_id`` = P from an account whose role is ``borrower``.
-Both are summed over the product's life as far as the detector has seen it; ``repaid / paid_out``
-is the payout coverage. Below 1 the investors got more than the borrowers paid back: the
-difference came from somewhere else (the institution's subsidy, or later investors' money).
+set) to an account whose role is ``investor``. Repayments: CREDITS on a custody or reserve account
+from an account whose role is ``borrower``. ``repaid / paid_out`` is the payout coverage. Below 1
+the investors got more than the borrowers paid back: the difference came from somewhere else (the
+institution's subsidy, or later investors' money).
+
+Which product. ``product_id`` is optional on a record (CONTRACT.md §3): a repayment without one is
+still a repayment. A payout or repayment is attributed, in this order, to the record's
+``product_id``; else the ``product_id`` the reference data gives the custody account or the
+counterparty's account; else the institution's only product; else, for a repayment, the only
+product the borrower's tagged records (loans, tagged repayments) name. Attributed flows are summed
+per product over its life as far as the detector has seen it; the rest are kept per institution
+(``un``; untagged repayments also per borrower, so that a borrower whose product becomes known
+later is attributed then: the figures are a function of the set of records).
+
+A product's payout coverage is then judged on the product's own figures (``coverage_basis``
+"product") when they settle it: no flow is left unattributed, or the product is short even if
+every unattributed repayment were its own. Otherwise the product is not judged alone, and the
+payout coverage of the institution's custody accounts as a whole is (``coverage_basis``
+"institution"; excess_return reports it): what no record says is never read as "no repayment".
 
 Also kept per product: the event time of its first record of any kind (the window of a finding
 when the product has no ``sale_start``). A product's term is *split* when
 ``term_days < underlying_term_days * term_ratio_max`` (maturity_mismatch's threshold, which
 excess_return also reads to leave uncovered payouts of split products to maturity_mismatch).
 
-State (``{"wm": ..., "products": {product_id: {"t0", "out", "in"}}}``, plain JSON): one payout and
-one repayment bucket per product (common.add / seal: record ids of open days for replay
-protection, the ``TOP_N`` largest records as evidence, cents per custody account in ``x``).
-Records of products the reference data gives to another institution are ignored; products it does
-not know yet are kept (they may be registered later). At most ``MAX_PRODUCTS`` products are kept,
-the smallest product ids, so that the kept set does not depend on arrival order.
+Event time: the watermark follows the banks of the institution's custody and reserve accounts
+(common.advance_sources), the only records these figures are made of. A late record (its day
+sealed) still counts: the sums are kept for the product's life, its id among the late ones.
+
+State (``{"wm", "src", "products": {product_id: {"t0", "out", "in"}}, "un": {"out", "in", "by"},
+"cp": {borrower: [product ids]}}``, plain JSON): one payout and one repayment bucket per product
+and for the unattributed (common.add / seal: record ids of open days for replay protection, the
+``TOP_N`` largest records as evidence, cents per custody account in ``x``), the unattributed
+repayments per borrower, and up to two products per borrower seen on tagged records. Records of
+products the reference data gives to another institution are ignored; products it does not know
+yet are kept (they may be registered later). At most ``MAX_PRODUCTS`` products and
+``MAX_BORROWERS`` borrowers are kept, the smallest ids, so that the kept set does not depend on
+arrival order.
 
 Everything here is pure: it changes only the state it is handed (a clone).
 """
@@ -31,7 +52,16 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from models.detectors.common import add, advance, is_sealed, new_bucket, ratio_text, record_ids, seal
+from models.detectors.common import (
+    add,
+    advance_sources,
+    is_late,
+    is_sealed,
+    new_bucket,
+    ratio_text,
+    record_ids,
+    seal,
+)
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
 from schemas.fields import epoch_seconds
 from schemas.messages import TxnRecord
@@ -39,6 +69,7 @@ from schemas.messages import TxnRecord
 PAYOUT = "payout"
 REPAYMENT = "repayment"
 MAX_PRODUCTS = 1000  # products kept per institution (the smallest ids)
+MAX_BORROWERS = 5000  # borrowers whose products or unattributed repayments are kept (the smallest ids)
 TERM_RATIO_MAX = "0.5"  # maturity_mismatch's default for term_ratio_max
 SPLIT_TYPOLOGY = "maturity_mismatch"  # whose term_ratio_max decides whether a term is split
 INSTITUTION_ACCOUNT_ROLES = CUSTODY_ROLES | {"own_operating"}
@@ -46,6 +77,14 @@ INSTITUTION_ACCOUNT_ROLES = CUSTODY_ROLES | {"own_operating"}
 
 def empty_state() -> dict[str, Any]:
     return {"wm": None, "products": {}}
+
+
+def _unattributed(st: dict[str, Any]) -> dict[str, Any]:
+    un = st.get("un")
+    if un is None:
+        # out/in: payouts and repayments attributed to no product; by: {borrower: [cents, n]}
+        un = st["un"] = {"out": new_bucket(), "in": new_bucket(), "by": {}}
+    return un
 
 
 # -- product reference data -----------------------------------------------------------------
@@ -150,8 +189,8 @@ def is_institution_account(ctx: DetectContext, institution_id: str, account_id: 
 
 
 def flow_kind(ctx: DetectContext, record: TxnRecord) -> str | None:
-    """PAYOUT, REPAYMENT or None (the record is neither) for a record with a product id."""
-    if not record.product_id or not is_custody(ctx, record.account_id):
+    """PAYOUT, REPAYMENT or None (the record is neither), whatever its product."""
+    if not is_custody(ctx, record.account_id):
         return None
     counterparty = record.counterparty_account
     if not counterparty or counterparty == record.account_id:
@@ -168,6 +207,24 @@ def tracked(ctx: DetectContext, institution_id: str, product_id: str) -> bool:
     return product is None or _text(product.get("institution_id")) == institution_id
 
 
+def only_product(ctx: DetectContext, institution_id: str) -> str | None:
+    """The institution's product when it has exactly one."""
+    products = ctx.references.products_of(institution_id)
+    return str(products[0]["product_id"]) if len(products) == 1 else None
+
+
+def product_of(ctx: DetectContext, record: TxnRecord, single: str | None) -> str | None:
+    """The product a record belongs to by what it and the reference data say (see the module
+    docstring; the borrower's products seen on other records come in at evaluation)."""
+    if record.product_id:
+        return record.product_id
+    for account_id in (record.account_id, record.counterparty_account):
+        account = ctx.account(account_id)
+        if account is not None and account.get("product_id"):
+            return str(account["product_id"])
+    return single
+
+
 def _entry(products: dict[str, Any], product_id: str) -> dict[str, Any]:
     entry = products.get(product_id)
     if entry is None:
@@ -176,31 +233,69 @@ def _entry(products: dict[str, Any], product_id: str) -> dict[str, Any]:
     return entry
 
 
+def _learn(ctx: DetectContext, st: dict[str, Any], record: TxnRecord, product_id: str) -> None:
+    """Note the product a tagged record names for its borrower (at most two per borrower: one
+    is enough to attribute, two say it cannot be)."""
+    borrower = record.counterparty_account
+    if not borrower or ctx.role(borrower) != "borrower":
+        return
+    known = st.setdefault("cp", {}).setdefault(borrower, [])
+    if product_id not in known and len(known) < 2:
+        known.append(product_id)
+        known.sort()
+
+
 def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: list[TxnRecord]) -> set[str]:
     """Count one message's records (already the institution's own) into ``st``; advance its
-    watermark. Returns the product ids whose figures changed."""
+    watermark. Returns the product ids whose figures changed ("" for the unattributed)."""
     wm = st["wm"]
     products = st["products"]
     moved: set[str] = set()
-    for record in records:
-        pid, ts = record.product_id, record.booked_at
-        if not pid or record.currency != "CNY" or is_sealed(ts, wm) or not tracked(ctx, institution_id, pid):
+    feeding = [r for r in records if is_custody(ctx, r.account_id)]
+    single = only_product(ctx, institution_id)
+    for record in feeding:
+        if record.currency != "CNY":
+            continue
+        ts, late = record.booked_at, is_sealed(record.booked_at, wm)
+        pid = product_of(ctx, record, single)
+        if pid is not None and not tracked(ctx, institution_id, pid):
+            continue
+        kind = flow_kind(ctx, record)
+        if pid is None:
+            if kind is not None and _fold_unattributed(st, record, kind, late):
+                moved.add("")
             continue
         entry = _entry(products, pid)
         if entry["t0"] is None or ts < entry["t0"]:
             entry["t0"] = ts
             moved.add(pid)
-        kind = flow_kind(ctx, record)
+        if record.product_id:
+            _learn(ctx, st, record, pid)
         if kind is not None:
             bucket = entry["out"] if kind == PAYOUT else entry["in"]
-            if add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id):
+            if add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id, late=late):
                 moved.add(pid)
-    st["wm"] = advance(wm, records, ctx.event_time_ceiling)
+    advance_sources(st, ctx, feeding)
     return moved
 
 
+def _fold_unattributed(st: dict[str, Any], record: TxnRecord, kind: str, late: bool) -> bool:
+    un = _unattributed(st)
+    bucket = un["out"] if kind == PAYOUT else un["in"]
+    if not add(
+        bucket, record.record_id, record.booked_at, record.amount_cents, tag=record.account_id, late=late
+    ):
+        return False
+    if kind == REPAYMENT:
+        sums = un["by"].setdefault(record.counterparty_account, [0, 0])
+        sums[0] += record.amount_cents
+        sums[1] += 1
+    return True
+
+
 def prune(st: dict[str, Any]) -> None:
-    """Forget record ids of sealed days and keep at most MAX_PRODUCTS products."""
+    """Forget record ids of sealed days; keep at most MAX_PRODUCTS products and MAX_BORROWERS
+    borrowers (the smallest ids)."""
     wm = st["wm"]
     products = st["products"]
     if len(products) > MAX_PRODUCTS:
@@ -208,6 +303,15 @@ def prune(st: dict[str, Any]) -> None:
     for entry in products.values():
         seal(entry["out"], wm)
         seal(entry["in"], wm)
+    un = st.get("un")
+    if un is not None:
+        seal(un["out"], wm)
+        seal(un["in"], wm)
+        if len(un["by"]) > MAX_BORROWERS:
+            un["by"] = {b: un["by"][b] for b in sorted(un["by"])[:MAX_BORROWERS]}
+    cp = st.get("cp")
+    if cp is not None and len(cp) > MAX_BORROWERS:
+        st["cp"] = {b: cp[b] for b in sorted(cp)[:MAX_BORROWERS]}
 
 
 # -- figures --------------------------------------------------------------------------------
@@ -222,6 +326,9 @@ class Flows:
     first: int | None  # earliest payout or repayment
     last_payout: int | None  # latest payout
     buckets: tuple[dict[str, Any], ...] = ()  # the payout and repayment buckets with records
+    open_repaid: int = 0  # the institution's repayments attributed to no product (cents)
+    open_paid: int = 0  # ... and payouts
+    basis: str = "product"  # "product": the figures of one product; "institution": of them all
 
     @property
     def coverage(self) -> Fraction | None:
@@ -234,6 +341,11 @@ class Flows:
         return max(0, self.paid_out - self.repaid)
 
     @property
+    def settled(self) -> bool:
+        """Whether the figures are all there is: nothing of the institution is unattributed."""
+        return self.basis == "institution" or (self.open_repaid == 0 and self.open_paid == 0)
+
+    @property
     def accounts(self) -> tuple[str, ...]:
         """The custody accounts that booked the payouts and repayments."""
         return tuple(sorted({account for bucket in self.buckets for account in bucket["x"]}))
@@ -243,27 +355,104 @@ class Flows:
         """The largest payouts and repayments (TOP_N), in event-time order."""
         return record_ids(self.buckets)
 
+    @property
+    def late(self) -> bool:
+        """Whether a record that came after its day was sealed counts in the figures."""
+        return any(is_late(bucket) for bucket in self.buckets)
+
     def short(self, min_payout: int, coverage_min: Fraction) -> bool:
-        """Payouts of at least ``min_payout`` with ``repaid / paid_out < coverage_min``."""
-        coverage = self.coverage
-        return self.paid_out >= min_payout and coverage is not None and coverage < coverage_min
+        """Payouts of at least ``min_payout`` with ``repaid / paid_out < coverage_min``, even if
+        every repayment attributed to no product were this product's."""
+        if self.paid_out < min_payout or self.paid_out <= 0:
+            return False
+        return Fraction(self.repaid + self.open_repaid, self.paid_out) < coverage_min
+
+    def judged(self, min_payout: int, coverage_min: Fraction) -> bool:
+        """Whether the product's coverage can be told from its own figures: they are all there
+        is, or they are short whatever the unattributed repayments."""
+        return self.settled or self.short(min_payout, coverage_min)
 
 
 NO_FLOWS = Flows(0, 0, 0, 0, None, None)
 
 
-def flows_of(st: dict[str, Any], product_id: str) -> Flows:
+def attributed(st: dict[str, Any]) -> dict[str, list[int]]:
+    """The unattributed repayments each product gets from borrowers whose tagged records name it
+    alone: {product_id: [cents, count]}."""
+    un, cp = st.get("un"), st.get("cp") or {}
+    out: dict[str, list[int]] = {}
+    if not un:
+        return out
+    for borrower, (cents, count) in un["by"].items():
+        known = cp.get(borrower)
+        if known and len(known) == 1:
+            sums = out.setdefault(known[0], [0, 0])
+            sums[0] += cents
+            sums[1] += count
+    return out
+
+
+def flows_of(st: dict[str, Any], product_id: str, extra: dict[str, list[int]] | None = None) -> Flows:
+    """A product's figures; ``extra`` is ``attributed(st)`` (computed once per call by callers
+    judging several products)."""
     entry = st.get("products", {}).get(product_id)
+    if extra is None:
+        extra = attributed(st)
+    un = st.get("un")
+    moved_in = extra.get(product_id, (0, 0))
+    open_repaid = (un["in"]["c"] - sum(c for c, _ in extra.values())) if un else 0
+    open_paid = un["out"]["c"] if un else 0
     if entry is None:
-        return NO_FLOWS
-    out, back = entry["out"], entry["in"]
+        if not moved_in[0]:
+            return (
+                NO_FLOWS
+                if not (open_repaid or open_paid)
+                else Flows(0, 0, 0, 0, None, None, open_repaid=open_repaid, open_paid=open_paid)
+            )
+        out, back = new_bucket(), new_bucket()
+    else:
+        out, back = entry["out"], entry["in"]
     times = [t for t in (out["t0"], back["t0"]) if t is not None]
+    buckets = [b for b in (out, back) if b["n"] > 0]
+    if moved_in[0] and un:
+        buckets.append(un["in"])  # the attributed repayments are among them
     return Flows(
         paid_out=out["c"],
         payouts=out["n"],
-        repaid=back["c"],
-        repayments=back["n"],
+        repaid=back["c"] + moved_in[0],
+        repayments=back["n"] + moved_in[1],
         first=min(times) if times else None,
         last_payout=out["t1"],
-        buckets=tuple(b for b in (out, back) if b["n"] > 0),
+        buckets=tuple(buckets),
+        open_repaid=open_repaid,
+        open_paid=open_paid,
     )
+
+
+def institution_flows(st: dict[str, Any]) -> Flows:
+    """The payouts and repayments of the institution's custody accounts, every product and none."""
+    sides = [(e["out"], e["in"]) for e in st.get("products", {}).values()]
+    un = st.get("un")
+    if un:
+        sides.append((un["out"], un["in"]))
+    outs = [out for out, _ in sides if out["n"]]
+    ins = [back for _, back in sides if back["n"]]
+    times = [b["t0"] for b in (*outs, *ins)]
+    return Flows(
+        paid_out=sum(b["c"] for b in outs),
+        payouts=sum(b["n"] for b in outs),
+        repaid=sum(b["c"] for b in ins),
+        repayments=sum(b["n"] for b in ins),
+        first=min(times) if times else None,
+        last_payout=max((b["t1"] for b in outs), default=None),
+        buckets=tuple([*outs, *ins]),
+        basis="institution",
+    )
+
+
+def has_unattributed(st: dict[str, Any]) -> bool:
+    """Whether some payout or repayment of the institution is attributed to no product."""
+    un = st.get("un")
+    if not un:
+        return False
+    return un["out"]["n"] > 0 or un["in"]["c"] > sum(c for c, _ in attributed(st).values())

@@ -39,9 +39,15 @@ figures grow. A record of day E changes the figures of E and the history of the 
 days after it: every call re-evaluates those days (a late record may lift a baseline so that a day
 no longer fires; the alert already raised for it then stays as it was).
 
-State (per institution): ``wm``, ``first`` (the first day with any record), record ids of open
+Event time: the watermark follows the banks of the institution's custody and reserve accounts, whose
+credits are the figures (common.advance_sources). A late credit (its day sealed) still counts while
+its day and the ``trend_days`` before it are kept (``LATE_KEEP`` after sealing): its day and the
+days whose history holds it are judged again, their findings ``late: true``. A credit later still
+has no trend left to be judged against and changes nothing (the worker has counted it late).
+
+State (per institution): ``wm``, ``src``, ``first`` (the first day with any record), record ids of open
 days in 10-minute shards by event time (replay protection that a call copies only where it
-writes), and per day with inflow: the inflow tally (sum, count, first and last time, the 50 largest
+writes) and of late credits and fingerprints of sealed days in ``late`` (common.seen_late), and per day with inflow: the inflow tally (sum, count, first and last time, the 50 largest
 credits, the sum per account) and the payers. Days are kept while a day whose history holds them
 can still change (about ``trend_days`` + 3 days). Calls never copy the whole state: containers are
 copied on their first write (the caller's state is never changed), so a call costs O(records x
@@ -64,22 +70,28 @@ from fractions import Fraction
 from typing import Any
 
 from models.detectors.common import (
+    LATE_KEEP,
     CopyOnWrite,
-    advance,
+    advance_sources,
     beijing_date,
     cents_of,
     cite_en,
     cite_zh,
+    expire_late,
+    fingerprint,
     fraction_of,
+    is_expired,
     is_sealed,
     mask,
     money,
+    note_late,
     open_from,
     ratio_text,
     record_ids,
     role_en,
     role_zh,
     score_of,
+    seen_late,
     tally,
     yuan_en,
     yuan_zh,
@@ -165,8 +177,15 @@ class _Folder:
             return entry
         return self.w.dict_in(self.days, key)
 
-    def first_time(self, record_id: str, ts: int) -> bool:
+    def first_time(self, record_id: str, ts: int, late: bool = False) -> bool:
         """Remember a record id; False when it was counted already."""
+        if late:
+            if seen_late(self.st.get("late") or {}, record_id, ts):
+                return False
+            led = self.w.dict_in(self.st, "late")
+            self.w.dict_in(led, "lids")
+            note_late(led, record_id, ts)
+            return True
         shard_key = str(ts - ts % SHARD)
         shard = self.ids.get(shard_key)
         if shard is not None and record_id in shard:
@@ -239,15 +258,27 @@ class _Folder:
             other["nl"] = self.w.mine({key: n for key, n in other["nl"].items() if int(key) >= lvl})
 
     def prune(self, wm: int | None) -> None:
-        """Drop days no open day's history holds, and the record ids of sealed days."""
+        """Drop days no kept day's history holds (kept: open, or sealed for less than LATE_KEEP),
+        and the record ids of sealed days (their fingerprints stay while the days are kept)."""
         start = open_from(wm)
         if start is None:
             return
-        reach = self.trend * DAY
+        reach = self.trend * DAY + LATE_KEEP
         for key in [k for k in self.days if int(k) + reach < start]:
             del self.days[key]
-        for key in [k for k in self.ids if int(k) < start]:
-            del self.ids[key]
+        sealed = [k for k in self.ids if int(k) < start]
+        if sealed:
+            led = self.w.dict_in(self.st, "late")
+            self.w.dict_in(led, "fp")
+            fingerprint(led, {rid: int(k) for k in sealed for rid in self.ids[k]}, wm)
+            for key in sealed:
+                del self.ids[key]
+        led = self.st.get("late")
+        if led and (
+            any(is_expired(int(day), wm) for day in led.get("fp", ()))
+            or any(is_expired(ts, wm) for ts in led.get("lids", {}).values())
+        ):
+            expire_late(self.w.dict_in(self.st, "late"), wm)
 
 
 def _own_role(ctx: DetectContext, institution_id: str, account_id: str | None, cache: dict) -> str | None:
@@ -278,7 +309,7 @@ def detect(
     wm = st["wm"]
     start = open_from(wm)
     roles: dict[str, str | None] = {}
-    mine: list[TxnRecord] = []
+    feeding: list[TxnRecord] = []  # the custody and reserve accounts' records: the figures' sources
     touched: set[int] = set()
     for record in records:
         if not isinstance(record, TxnRecord):
@@ -286,30 +317,34 @@ def detect(
         role = _own_role(ctx, institution_id, record.account_id, roles)
         if role is None:
             continue
-        mine.append(record)
         ts = record.booked_at
-        if start is not None and ts < start:
-            continue  # its day is sealed
         day = beijing_day_start(ts)
-        touched.add(day)
         if st["first"] is None or day < st["first"]:
             st["first"] = day
+        if role in CUSTODY_ROLES:
+            feeding.append(record)
+        late = start is not None and ts < start
+        if late and is_expired(ts, wm):
+            continue  # too late to be judged against a trend: its history is gone
+        touched.add(day)
         if not record.credit or role not in CUSTODY_ROLES or record.currency != "CNY":
             continue
         payer = record.counterparty_account
         if payer == record.account_id or _own_role(ctx, institution_id, payer, roles) is not None:
             continue  # the institution's own money moving between its accounts
-        if not fold.first_time(record.record_id, ts):
+        if not fold.first_time(record.record_id, ts, late):
             continue
         entry = fold.day(day)
+        if late:
+            entry["ln"] = entry.get("ln", 0) + 1
         tally(
             fold.w, fold.w.dict_in(entry, "in"), record.amount_cents, ts, record.record_id, record.account_id
         )
         if payer:
             fold.see_payer(day, payer)
-    st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
+    wm = advance_sources(st, ctx, feeding)
     if wm is None:
-        return {}, []  # nothing of this institution seen yet (a review): no state to keep
+        return {}, []  # nothing of this institution's custody or reserve seen yet: no state to keep
 
     # a day's records change its figures and the history of the trend_days days after it
     affected = sorted({day + k * DAY for day in touched for k in range(trend + 1)})
@@ -461,6 +496,7 @@ def _evaluate(
             "new_investors_ratio": ratio_text(new_ratio),
             "new_investors_estimated": estimated,
             "sample_level": entry["ls"],
+            "late": entry.get("ln", 0) > 0,
             "distinct_payers": len(entry["pay"]) << entry["lv"],
             "growth_ratio": ratio_text(ratio),
             "history_days": n_days,

@@ -10,8 +10,11 @@ Severity: below ``gap_ratio_medium`` low; then medium, high at ``gap_ratio_high`
 ``gap_ratio_critical``.
 
 The latest snapshot by event time (``as_of``, ties broken by the larger record id) is the
-account's position: an older snapshot arriving later neither reopens nor overwrites it, and a newer
-snapshot showing the gap closed means no finding for it. One open shortfall per account: key
+account's position: an older snapshot arriving later does not overwrite it, and a newer snapshot
+showing the gap closed means no finding for it. An older snapshot that arrives after the position
+and shows a gap the position does not is still judged: the gap was there at its time, and its
+finding says ``late: true`` (the alert raised had it come in order); while the position itself
+shows a gap, that open alert stands for it. One open shortfall per account: key
 ``<account>``. Redelivery of the latest snapshot re-emits the same finding.
 
 State (per account): the latest snapshot with liabilities: ``as_of``, ``record_id``,
@@ -78,7 +81,7 @@ def detect(
         return st, []
     newest = max(snapshots, key=lambda r: (r.as_of, r.record_id))
     if st and (newest.as_of, newest.record_id) < (st["as_of"], st["record_id"]):
-        return st, []  # older than what we know: it changes nothing
+        return st, _late_gap(ctx, st, account_id, snapshots)
     st = {
         "as_of": newest.as_of,
         "record_id": newest.record_id,
@@ -89,6 +92,27 @@ def detect(
     return st, [finding] if finding is not None else []
 
 
+def _late_gap(
+    ctx: DetectContext, st: dict[str, Any], account_id: str, snapshots: list[BalanceRecord]
+) -> list[Finding]:
+    """Snapshots older than the position: the newest of them showing a gap is judged, when the
+    position shows none (an older snapshot never overwrites the position)."""
+    if st["balance"] < st["liabilities"]:
+        return []  # the open shortfall's alert stands for the older ones
+    short = [r for r in snapshots if r.balance_cents < r.customer_liabilities_cents]
+    if not short:
+        return []
+    old = max(short, key=lambda r: (r.as_of, r.record_id))
+    then = {
+        "as_of": old.as_of,
+        "record_id": old.record_id,
+        "balance": old.balance_cents,
+        "liabilities": old.customer_liabilities_cents,
+    }
+    finding = _evaluate(ctx, then, account_id, late=True)
+    return [finding] if finding is not None else []
+
+
 def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -> list[Finding]:
     """The open shortfall of the account's latest snapshot, if any."""
     if not state or ctx.role(account_id) is None:
@@ -97,7 +121,7 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     return [finding] if finding is not None else []
 
 
-def _evaluate(ctx: DetectContext, st: dict[str, Any], account_id: str) -> Finding | None:
+def _evaluate(ctx: DetectContext, st: dict[str, Any], account_id: str, late: bool = False) -> Finding | None:
     balance, liabilities = st["balance"], st["liabilities"]
     if balance >= liabilities:
         return None
@@ -138,6 +162,7 @@ def _evaluate(ctx: DetectContext, st: dict[str, Any], account_id: str) -> Findin
             "customer_liabilities": money(liabilities),
             "gap": money(gap),
             "gap_ratio": ratio_text(ratio) if ratio is not None else None,
+            "late": late,
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=(

@@ -36,6 +36,7 @@ from models.detectors.common import (
     cite_en,
     cite_zh,
     clone,
+    is_late,
     is_sealed,
     mask,
     money,
@@ -93,12 +94,12 @@ def detect(
             not isinstance(record, TxnRecord)
             or record.credit
             or not record.instruction_id
-            or is_sealed(record.booked_at, wm)
             or ctx.destination(institution_id, record.counterparty_account) != "related"
         ):
             continue
         bucket = bucket_in(st["counterparties"], record.counterparty_account)
-        add(bucket, record.record_id, record.booked_at, record.amount_cents)
+        late = is_sealed(record.booked_at, wm)  # still counted: the total is kept
+        add(bucket, record.record_id, record.booked_at, record.amount_cents, late=late)
         touched.add(record.counterparty_account)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
@@ -113,7 +114,7 @@ def detect(
     st["counterparties"] = {
         cp: b
         for cp, b in st["counterparties"].items()
-        if wm is None or b["t1"] + RETENTION_DAYS * DAY > wm or b["ids"]
+        if wm is None or b["t1"] + RETENTION_DAYS * DAY > wm or b["ids"] or b.get("lids")
     }
     return st, findings
 
@@ -158,6 +159,7 @@ def _evaluate(
             "count": count,
             "largest": money(largest[0][0] if largest else 0),
             "counterparty_role": counterparty_role or "unknown",
+            "late": is_late(bucket),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=(

@@ -58,7 +58,7 @@ def province(tmp_path_factory):
             batch = json.loads(line)
             by_partition = defaultdict(list)
             for raw in batch["records"]:
-                record = to_message_record(_record_decoder.decode(json.dumps(raw)))
+                record = to_message_record(_record_decoder.decode(json.dumps(raw).encode("utf-8")))
                 by_partition[partition_for(record.account_id, PARTITIONS)].append(record)
             for partition, records in sorted(by_partition.items()):
                 messages.append((f"{batch['bank_code']}/{batch['batch_id']}/{partition}", records))

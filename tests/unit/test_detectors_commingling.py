@@ -169,9 +169,17 @@ def test_order_and_split_do_not_matter():
     assert set(latest) == {f"{OWN}:2026-11-24", f"{OWN}:2026-11-25", f"{OWN}:2026-11-26"}
 
 
-def test_sealed_days_are_dropped_from_the_state():
+def test_sealed_days_are_kept_for_late_records_then_dropped():
     ctx = world()
-    state, _ = det.detect(ctx, None, OWN, "m1", [credit(OWN, "10.00", INVESTOR, when="2026-11-20 10:00:00")])
-    state, _ = det.detect(ctx, state, OWN, "m2", [credit(OWN, "10.00", INVESTOR, when="2026-11-25 10:00:00")])
-    assert list(state["days"]) == [str(bj("2026-11-25 00:00:00"))]
+    state, _ = det.detect(ctx, None, OWN, "m1", [credit(OWN, "10.00", INVESTOR, when="2026-11-10 10:00:00")])
+    state, _ = det.detect(ctx, state, OWN, "m2", [credit(OWN, "10.00", INVESTOR, when="2026-11-20 10:00:00")])
+    state, _ = det.detect(ctx, state, OWN, "m3", [credit(OWN, "10.00", INVESTOR, when="2026-11-25 10:00:00")])
+    # 11-20 is sealed but kept (LATE_KEEP); 11-10 is gone
+    assert list(state["days"]) == [str(bj("2026-11-20 00:00:00")), str(bj("2026-11-25 00:00:00"))]
     assert [f.key for f in det.current(ctx, state, OWN)] == [f"{OWN}:2026-11-25"]
+    # a late record of 11-20 adds to what the day holds, and says it came late
+    state, findings = det.detect(
+        ctx, state, OWN, "m4", [credit(OWN, "5.00", INVESTOR, when="2026-11-20 11:00:00")]
+    )
+    f = only(findings)
+    assert f.key == f"{OWN}:2026-11-20" and f.metrics["total"] == "15.00" and f.metrics["late"] is True

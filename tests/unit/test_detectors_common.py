@@ -264,6 +264,15 @@ def deliveries(records: list, seed: int) -> list[tuple[str, list]]:
     return messages
 
 
+def _clock_free(state: dict[str, Any]) -> dict[str, Any]:
+    """A state without its watermark when several banks feed it: the minimum of their progress
+    depends on how their records interleave (as any minimum watermark does: a bank heard first
+    sets it alone), not the figures."""
+    if len(state.get("src") or ()) <= 1:
+        return state
+    return {k: v for k, v in state.items() if k not in ("wm", "src")}
+
+
 def check_order_independent(
     detector: Any, ctx: DetectContext, account: str, records: list, *, monotone: bool = True, seeds: int = 25
 ) -> dict[str, Finding]:
@@ -276,7 +285,7 @@ def check_order_independent(
     assert {f.key: f for f in base_current} == base_latest  # everything at once: one evaluation per key
     for seed in range(seeds):
         state, latest = fold(detector, ctx, account, deliveries(records, seed))
-        assert state == base_state, f"seed {seed}"
+        assert _clock_free(state) == _clock_free(base_state), f"seed {seed}"
         assert detector.current(ctx, state, account) == base_current, f"seed {seed}"
         if monotone:
             assert latest == base_latest, f"seed {seed}"

@@ -283,19 +283,48 @@ def test_late_records_within_the_allowed_lateness_still_count():
     state, _ = det.detect(
         ctx, None, "PAY", "m1", pairs(19) + [txn(RESERVE_B, False, "888.00", f"{D} 23:59:00", PAYEES[99])]
     )
+    # one bank moving on does not seal a day another bank is still sending: the slowest holds
+    ahead, _ = det.detect(
+        ctx, state, "PAY", "m2", [txn(OWN_PAY, False, "1.00", "2026-11-27 22:00:00", PAYEES[98])]
+    )
+    assert ahead["wm"] == bj(f"{D} 23:59:00") and sorted(ahead["src"]) == ["B001", "B002"]  # B002's progress
     state, _ = det.detect(
-        ctx, state, "PAY", "m2", [txn(OWN_PAY, False, "1.00", "2026-11-27 23:00:00", PAYEES[98])]
+        ctx,
+        state,
+        "PAY",
+        "m2",
+        [
+            txn(OWN_PAY, False, "1.00", "2026-11-27 23:00:00", PAYEES[98]),
+            txn(RESERVE_B, False, "1.00", "2026-11-27 23:00:00", PAYEES[97]),
+        ],
     )
     assert not is_sealed(bj(f"{D} 23:00:00"), state["wm"])
     # the credit the debit mirrors arrives two days late: the day is still open
     state, findings = det.detect(
         ctx, state, "PAY", "m3", [txn(RESERVE, True, "888.00", f"{D} 23:30:00", CUSTOMERS[99])]
     )
-    assert only(findings).metrics["customers"] == 20
-    # a record of a sealed day is refused
+    assert only(findings).metrics["customers"] == 20 and only(findings).metrics["late"] is False
+    # a record of a sealed day is still judged (it mirrors nothing held), and counted once
     sealed = [txn(RESERVE, True, "1010.10", "2026-11-24 23:30:00", CUSTOMERS[200])]
     assert bj("2026-11-25 00:00:00") + ALLOWED_LATENESS <= state["wm"]
-    assert det.detect(ctx, state, "PAY", "m4", sealed) == (state, [])
+    later, again = det.detect(ctx, state, "PAY", "m4", sealed)
+    assert again == findings and sealed[0].record_id in later["late"]["lids"]  # D's, unchanged
+    assert det.detect(ctx, later, "PAY", "m5", sealed)[0] == later
+
+
+def test_a_late_bank_still_mirrors_what_is_held_and_says_it_came_late():
+    ctx = world()
+    credits = [txn(RESERVE, True, f"{1000 + i}.00", f"{D} 23:{i:02d}:00", CUSTOMERS[i]) for i in range(25)]
+    debits = [txn(RESERVE_B, False, f"{1000 + i}.00", f"{D} 23:{i + 5:02d}:00", PAYEES[i]) for i in range(25)]
+    # bank B001 sends its day and three more; bank B002 has sent nothing yet: not a source
+    ahead = [txn(RESERVE, False, "1.00", f"2026-11-{26 + k} 12:00:00", PAYEES[300 + k]) for k in range(3)]
+    state, findings = det.detect(ctx, None, "PAY", "m1", credits + ahead)
+    assert findings == [] and is_sealed(bj(f"{D} 23:00:00"), state["wm"])
+    # B002's debits come late, while the credits are still held (a record of the next day, on
+    # time, could still mirror them): found, and marked late
+    state, findings = det.detect(ctx, state, "PAY", "m2", debits)
+    f = only(findings)
+    assert f.metrics["customers"] == 25 and f.metrics["late"] is True
 
 
 def test_a_debit_just_after_midnight_arriving_late_updates_the_day_before():

@@ -18,6 +18,7 @@ from models.windows import DAY
 from streams.reference import ReferenceView
 from tests.unit.test_detectors_common import (
     ALL_ACCOUNTS,
+    AM_CUSTODY,
     BORROWER,
     CUSTODY,
     HOLDERS,
@@ -307,7 +308,6 @@ def test_only_instructed_custody_payouts_to_investors_and_borrower_repayments_co
         payout("PRD-P1-PAY", "500000.00", investor=RELATED),  # not an investor: self_financing's
         payout("PRD-P1-PAY", "500000.00", account=OWN),  # not a custody account
         payout("PRD-P2-180", "500000.00"),  # another institution's product
-        payout(None, "500000.00"),  # no product
         payout("PRD-P1-090", "50000.00"),  # another product of P1
     ]
     assert run(ctx, noise)[1] == []
@@ -551,12 +551,88 @@ def test_order_does_not_matter_for_findings_that_only_grow():
 # -- lateness, bounds, state -----------------------------------------------------------------
 
 
-def test_records_later_than_the_allowed_lateness_are_ignored():
+def test_records_later_than_the_allowed_lateness_are_judged_and_marked_late():
     ctx = world(product("PRD-P1-PAY"))
     state, _ = run(ctx, [subscription("PRD-P1-090", "1.00", "2026-11-30 12:00:00")])
     assert bj("2026-11-28 00:00:00") + ALLOWED_LATENESS <= state["wm"]
-    assert run(ctx, [payout("PRD-P1-PAY", "300000.00", f"{DAY1} 10:00:00")], state, "m2")[1] == []
-    assert only(run(ctx, [payout("PRD-P1-PAY", "300000.00", "2026-11-28 10:00:00")], state, "m3")[1])
+    late = only(run(ctx, [payout("PRD-P1-PAY", "300000.00", f"{DAY1} 10:00:00")], state, "m2")[1])
+    assert late.metrics["payouts"] == "300000.00" and late.metrics["late"] is True
+    on_time = only(run(ctx, [payout("PRD-P1-PAY", "300000.00", "2026-11-28 10:00:00")], state, "m3")[1])
+    assert on_time.metrics["late"] is False
+    # a late record delivered again in another message counts once
+    state, _ = run(ctx, [payout("PRD-P1-PAY", "300000.00", f"{DAY1} 10:00:00", rid="late-1")], state, "m4")
+    state, findings = run(
+        ctx, [payout("PRD-P1-PAY", "300000.00", f"{DAY1} 10:00:00", rid="late-1")], state, "m5"
+    )
+    assert only(findings).metrics["payouts"] == "300000.00"
+
+
+# -- repayments and payouts without a product ------------------------------------------------
+
+
+def test_untagged_repayments_are_repayments_not_a_coverage_of_zero():
+    """Payouts name their product, repayments name none: the product is not judged alone, and the
+    custody account as a whole is covered."""
+    ctx = world(product("PRD-P1-PAY"))
+    records = [payout("PRD-P1-PAY", "150000.00"), repayment(None, "900000.00")]
+    state, findings = run(ctx, records)
+    assert findings == []
+    assert state["un"]["in"]["c"] == 90_000_000
+    # the product's figures cannot settle it: its finding (if any) says so
+    hi = world(product("PRD-P1-PAY", "0.120", "0.110"))
+    f = only(run(hi, records)[1])
+    assert f.metrics["signals"] == ["project_rate"] and f.metrics["coverage_basis"] == "institution"
+    assert f.metrics["unattributed_repayments"] == "900000.00" and f.metrics["payout_coverage_short"] is False
+
+
+def test_an_untagged_repayment_goes_to_the_only_product_its_borrower_borrowed_from():
+    ctx = world(product("PRD-P1-PAY"))
+    loan = ptxn("PRD-P1-PAY", CUSTODY, False, "200000.00", f"{DAY1} 08:30:00", BORROWER, instruction="LN-1")
+    records = [loan, payout("PRD-P1-PAY", "150000.00"), repayment(None, "120000.00")]
+    f = only(run(ctx, records)[1])
+    assert f.key == "product:PRD-P1-PAY" and f.metrics["coverage_basis"] == "product"
+    assert f.metrics["repayments"] == "120000.00" and f.metrics["payout_coverage"] == "0.80000000"
+    # the repayment may come before the loan that names its product: the accounts as a whole are
+    # short until then (a ratio over a growing set, docs/detection.md "Known limits")
+    check_order_independent(det, ctx, "P1", records, seeds=10, monotone=False)
+    # a borrower of two products: the repayment is attributed to neither, so the product is short
+    # only because it would be even with it, and the accounts as a whole are short too
+    other = ptxn("PRD-P1-090", CUSTODY, False, "200000.00", f"{DAY1} 08:40:00", BORROWER, instruction="LN-2")
+    findings = by_key(run(ctx, [other, *records])[1])
+    assert set(findings) == {"product:PRD-P1-PAY", "institution:P1"}
+    assert findings["product:PRD-P1-PAY"].metrics["repayments"] == "0.00"
+    whole = findings["institution:P1"]
+    assert (
+        whole.metrics["coverage_basis"] == "institution" and whole.metrics["payout_coverage"] == "0.80000000"
+    )
+    assert whole.amount_cents == 3_000_000 and whole.severity == "medium"
+    assert_safe(whole)
+
+
+def test_an_untagged_repayment_goes_to_the_product_of_an_account_or_of_the_institution():
+    ctx = DetectContext(
+        references({BORROWER: {"product_id": "PRD-P1-PAY"}}, products=[*PRODUCTS, product("PRD-P1-PAY")]),
+        thresholds(),
+    )
+    records = [payout("PRD-P1-PAY", "150000.00"), repayment(None, "120000.00")]
+    assert only(run(ctx, records)[1]).metrics["repayments"] == "120000.00"
+    # an institution with one product: everything untagged is that product's
+    am = world()
+    untagged = [
+        ptxn(None, AM_CUSTODY, False, "150000.00", f"{DAY1} 10:00:00", INVESTOR, instruction="PO-1"),
+        ptxn(None, AM_CUSTODY, True, "150000.00", f"{DAY1} 09:00:00", BORROWER),
+    ]
+    assert det.detect(am, None, "AM", "m1", untagged)[1] == []
+    state, findings = det.detect(am, None, "AM", "m1", untagged[:1])
+    assert only(findings).key == "product:PRD-AM-180" and "un" not in state
+
+
+def test_an_untagged_payout_is_a_payout_of_the_institution():
+    ctx = world(product("PRD-P1-PAY"))
+    records = [payout(None, "500000.00"), repayment("PRD-P1-PAY", "120000.00")]
+    f = only(run(ctx, records)[1])
+    assert f.key == "institution:P1" and f.metrics["unattributed_payouts"] == "500000.00"
+    assert f.metrics["payout_coverage"] == "0.24000000" and f.severity == "high"
 
 
 def test_state_is_json_bounded_and_forgets_record_ids_of_sealed_days():

@@ -121,6 +121,7 @@ def test_one_investor_over_the_cap_is_medium():
         "paid_in": "500000.00",
         "first_payment_at": f"{DAY1} 09:00:00",
         "cap_exceeded_at": f"{DAY1} 09:04:00",
+        "late": False,
     }
     assert f.thresholds["default_cap"] == 200 and f.thresholds["config_version"] == "test-1"
     assert f.explanation_zh == (
@@ -329,12 +330,23 @@ def test_the_alert_is_created_once_and_not_updated_by_repeats(monkeypatch):
     assert [kind for kind, _ in changed] == ["updated"]  # one more investor: new figures
 
 
-def test_records_later_than_the_allowed_lateness_are_ignored():
+def test_records_later_than_the_allowed_lateness_are_judged_and_marked_late():
     ctx = world(private())
     late = ptxn("PRD-AM-180", AM_CUSTODY, True, "1.00", "2026-11-30 12:00:00", STRANGERS[0])
     state, _ = run(ctx, [late])
     assert bj("2026-11-28 00:00:00") + ALLOWED_LATENESS <= state["wm"]
-    assert run(ctx, investors(5), state, "m2")[1] == []
+    f = only(run(ctx, investors(5), state, "m2")[1])
+    assert f.metrics["distinct_investors"] == 5 and f.metrics["late"] is True
+
+
+def test_payments_without_a_product_count_where_the_reference_data_places_them():
+    untagged = [msgspec.structs.replace(r, product_id=None) for r in investors(5)]
+    # the institution's only product
+    others = [p for p in PRODUCTS if p["institution_id"] != "AM"]
+    single = DetectContext(references(PATCH, [*others, private()]), world().thresholds)
+    assert only(run(single, untagged)[1]).metrics["distinct_investors"] == 5
+    # two products and nothing to tell them apart: no product's count, never a breach read from it
+    assert run(world(private()), untagged)[1] == []
 
 
 def test_state_is_json_and_not_mutated_and_forgets_sealed_record_ids():

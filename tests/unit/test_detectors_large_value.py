@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from models.detectors import large_value as det
+from models.detectors.common import LATE_KEEP
 from models.detectors.context import DetectContext
 from models.findings import alert_id_for
+from models.windows import DAY
 from tests.unit.test_detectors_common import (
     CUSTODY,
     EXTERNAL,
@@ -214,7 +216,7 @@ def test_state_keeps_only_open_days():
     state = None
     for d in range(1, 29):
         state, _ = det.detect(ctx, state, OWN, f"m{d}", [cash("60000.00", when=f"2026-11-{d:02d} 10:00:00")])
-    assert len(state["days"]) <= 3
+    assert len(state["days"]) <= 3 + LATE_KEEP // DAY  # open, and sealed ones kept for late records
     assert [f.key for f in det.current(ctx, state, OWN)][-1] == f"{OWN}:2026-11-28:cash_in"
 
 
@@ -231,6 +233,8 @@ def test_a_record_dated_years_ahead_does_not_blind_the_account():
     state, _ = det.detect(ctx, None, OWN, "m1", [cash("10.00", when="2031-01-01 10:00:00")])
     state, findings = det.detect(ctx, state, OWN, "m2", [cash("60000.00", when=f"{DAY1} 11:00:00")])
     assert [f.key for f in findings] == [f"{OWN}:{DAY1}:cash_in"]
-    # without the ceiling, the same two records lose the report: the day counts as sealed
+    assert findings[0].metrics["late"] is False
+    # without the ceiling, the day counts as sealed: the report still comes, marked late
     state, _ = det.detect(world(), None, OWN, "m1", [cash("10.00", when="2031-01-01 10:00:00")])
-    assert det.detect(world(), state, OWN, "m2", [cash("60000.00", when=f"{DAY1} 11:00:00")])[1] == []
+    late = det.detect(world(), state, OWN, "m2", [cash("60000.00", when=f"{DAY1} 11:00:00")])[1]
+    assert [f.key for f in late] == [f"{OWN}:{DAY1}:cash_in"] and late[0].metrics["late"] is True

@@ -28,6 +28,7 @@ from tests.unit.test_detectors_excess_return import (
     only,
     payout,
     product,
+    ptxn,
     repayment,
     subscription,
     world,
@@ -171,7 +172,9 @@ def test_the_inflow_counts_investor_credits_on_custody_accounts_over_the_payout_
     outside = [
         subscription(None, "10000.00", "2026-11-19 23:59:59"),  # before the period
         subscription(None, "20000.00", "2026-11-26 00:00:00"),  # after the latest payout
-        subscription(None, "40000.00", "2026-11-23 12:00:00", investor=BORROWER),  # not an investor
+        # not an investor (a repayment of another product: one without a product would be a
+        # repayment the split product cannot be told apart from)
+        subscription("PRD-P1-090", "40000.00", "2026-11-23 12:00:00", investor=BORROWER),
         subscription(None, "80000.00", "2026-11-23 12:00:00", account=OWN),  # not a custody account
     ]
     f = only(run(ctx, [*records, *inside, *outside])[1])
@@ -263,12 +266,34 @@ def test_order_and_split_do_not_matter():
 # -- lateness and bounds ---------------------------------------------------------------------
 
 
-def test_records_later_than_the_allowed_lateness_are_ignored():
+def test_records_later_than_the_allowed_lateness_are_judged_and_marked_late():
     ctx = world(split())
     state, _ = run(ctx, [subscription("PRD-P1-090", "1.00", "2026-11-30 12:00:00")])
     assert bj("2026-11-28 00:00:00") + ALLOWED_LATENESS <= state["wm"]
     f = only(run(ctx, rollover(), state, "m2")[1])
-    assert f.metrics["rollover"] is False and f.metrics["payouts"] == "0.00"
+    assert f.metrics["rollover"] is True and f.metrics["payouts"] == "100000.00"
+    assert f.metrics["late"] is True and f.metrics["coverage_basis"] == "product"
+
+
+def test_an_untagged_repayment_leaves_the_rollover_to_what_can_be_told():
+    records = [
+        repayment(None, "150000.00", "2026-11-20 09:00:00"),
+        payout("PRD-P1-M", "100000.00", f"{DAY1} 10:00:00"),
+    ]
+    f = only(run(world(split()), records)[1])
+    # it may be the split product's, and then covers its payouts: the split alone
+    assert f.metrics["rollover"] is False and f.metrics["coverage_basis"] == "institution"
+    assert f.metrics["unattributed_repayments"] == "150000.00"
+    # its borrower borrowed from another product only: the split product had no repayment
+    loan = ptxn(
+        "PRD-P1-090", CUSTODY, False, "200000.00", "2026-11-19 09:00:00", BORROWER, instruction="LN-1"
+    )
+    g = only(run(world(split()), [loan, *records])[1])
+    assert g.metrics["rollover"] is True and g.metrics["repayments"] == "0.00"
+    assert g.metrics["coverage_basis"] == "product" and g.metrics["unattributed_repayments"] == "0.00"
+    # less than the payouts, it cannot cover them whoever's it is: short for certain
+    h = only(run(world(split()), [repayment(None, "99999.99", "2026-11-20 09:00:00"), records[1]])[1])
+    assert h.metrics["rollover"] is True and h.metrics["coverage_basis"] == "product"
 
 
 def _daily_inflow(day_number: int) -> list:

@@ -6,7 +6,7 @@ import msgspec
 
 from models.detectors import fold
 from models.detectors import misappropriation as det
-from models.detectors.common import ALLOWED_LATENESS
+from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP
 from models.findings import alert_id_for
 from models.windows import DAY
 from tests.unit.test_detectors_common import (
@@ -274,14 +274,18 @@ def test_order_and_split_do_not_matter():
     assert set(latest) == {f"{CUSTODY}:2026-11-25", f"{CUSTODY}:2026-11-26"}
 
 
-def test_records_later_than_the_allowed_lateness_are_ignored():
+def test_records_later_than_the_allowed_lateness_are_judged_and_marked_late():
     ctx = world()
     state, _ = det.detect(ctx, None, CUSTODY, "m1", [inflow("1.00", when="2026-11-30 12:00:00")])
     late = uninstructed("10.00", when="2026-11-27 23:59:59")  # its day ended 2.5 days before the watermark
     assert bj("2026-11-28 00:00:00") + ALLOWED_LATENESS <= state["wm"]
-    assert det.detect(ctx, state, CUSTODY, "m2", [late])[1] == []
+    later, findings = det.detect(ctx, state, CUSTODY, "m2", [late])
+    f = only(findings)
+    assert f.key == f"{CUSTODY}:2026-11-27" and f.metrics["late"] is True
+    assert det.detect(ctx, later, CUSTODY, "m2b", [late])[0] == later  # delivered again: counted once
     on_time = uninstructed("10.00", when="2026-11-28 00:00:00")
-    assert only(det.detect(ctx, state, CUSTODY, "m3", [on_time])[1]).key == f"{CUSTODY}:2026-11-28"
+    g = only(det.detect(ctx, state, CUSTODY, "m3", [on_time])[1])
+    assert g.key == f"{CUSTODY}:2026-11-28" and g.metrics["late"] is False
 
 
 def test_state_stays_bounded():
@@ -294,7 +298,8 @@ def test_state_stays_bounded():
         ]
         records = [msgspec.structs.replace(r, booked_at=r.booked_at + d * DAY) for r in records]
         state, _ = det.detect(ctx, state, CUSTODY, f"m{d}", records)
-    assert len(state["inflow"]) <= 30 + 3 and len(state["fees"]) <= 30 + 3
+    kept = 30 + 3 + LATE_KEEP // DAY  # the fee window, the open days, and LATE_KEEP for late records
+    assert len(state["inflow"]) <= kept and len(state["fees"]) <= kept
     assert state["uninstructed"] == {}
     assert sum(len(b["ids"]) for b in state["inflow"].values()) <= 3  # ids of open days only
     assert det.current(ctx, state, CUSTODY) == []  # 1 % fees: nothing to report

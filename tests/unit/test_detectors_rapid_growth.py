@@ -12,7 +12,7 @@ import pytest
 from models.alerting import fold_findings
 from models.detectors import fold
 from models.detectors import rapid_growth as det
-from models.detectors.common import ALLOWED_LATENESS, is_sealed, mask
+from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, is_sealed, mask
 from models.detectors.context import DetectContext
 from models.findings import TYPOLOGIES, alert_id_for
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
@@ -400,17 +400,26 @@ def test_order_does_not_matter_over_a_full_history():
 def test_late_records_within_the_allowed_lateness_still_count():
     ctx = world()
     state, _ = det.detect(ctx, None, "P1", "m1", history() + inflow(REGULARS, "240000.00"))
+    # an own account's record does not move the watermark: custody and reserve credits are the
+    # figures, and their banks the sources
+    moved, _ = det.detect(
+        ctx, state, "P1", "m2", [txn(OWN, False, "1.00", f"{day(5)} 23:00:00", PAYERS[599])]
+    )
+    assert moved["wm"] == state["wm"]
     # two days later (D + 2, 23:00) the day D is still open: its late records count
     state, _ = det.detect(
-        ctx, state, "P1", "m2", [txn(OWN, False, "1.00", f"{day(2)} 23:00:00", PAYERS[599])]
+        ctx, state, "P1", "m2", [txn(CUSTODY, False, "1.00", f"{day(2)} 23:00:00", PAYERS[599])]
     )
     assert not is_sealed(bj(f"{D} 10:00:00"), state["wm"])
     state, findings = det.detect(ctx, state, "P1", "m3", inflow(REGULARS[:1], "600000.00", hour=20))
-    assert only(findings).metrics["inflow"] == "1800000.00"
-    # the day before is sealed: its late records are refused
+    assert only(findings).metrics["inflow"] == "1800000.00" and only(findings).metrics["late"] is False
+    # the day before is sealed: its records still count, marked late, and the day is judged again
     sealed = inflow(REGULARS[:1], "9000000.00", on=day(-1), hour=20)
     assert bj(f"{D} 00:00:00") + ALLOWED_LATENESS <= state["wm"]
-    assert det.detect(ctx, state, "P1", "m4", sealed) == (state, [])
+    later, findings = det.detect(ctx, state, "P1", "m4", sealed)
+    late = {f.key: f for f in findings}[f"P1:{day(-1)}"]
+    assert late.metrics["late"] is True and late.metrics["inflow"] == "9400000.00"  # with its own day's
+    assert det.detect(ctx, later, "P1", "m5", sealed)[0]["days"] == later["days"]  # counted once
 
 
 def test_state_stays_bounded():
@@ -418,7 +427,8 @@ def test_state_stays_bounded():
     state = None
     for k in range(40, -1, -1):
         state, _ = det.detect(ctx, state, "P1", f"m{k}", inflow(PAYERS[:30], "1000.00", on=day(-k)))
-    assert len(state["days"]) <= GROWTH["trend_days"] + 3
+    # the days open and those whose history they hold, and LATE_KEEP more for late records
+    assert len(state["days"]) <= GROWTH["trend_days"] + 3 + LATE_KEEP // DAY
     assert all(not is_sealed(int(shard), state["wm"]) for shard in state["ids"])
     assert sum(len(ids) for ids in state["ids"].values()) <= 3 * 30
     assert msgspec.json.decode(msgspec.json.encode(state)) == state  # plain JSON, str keys

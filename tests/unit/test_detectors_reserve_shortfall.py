@@ -44,6 +44,7 @@ def test_a_gap_is_a_finding():
         "customer_liabilities": "10000000.00",
         "gap": "1000000.00",
         "gap_ratio": "0.100000",
+        "late": False,
     }
     assert f.score == 0.5  # 0.10 of a critical 0.20
     assert "缺口1,000,000.00 元" in f.explanation_zh and "10.00%" in f.explanation_zh
@@ -88,15 +89,20 @@ def test_unknown_accounts_are_skipped():
     assert run([snap(EXTERNAL, "2026-11-25 18:00:00", "1.00", "2.00")], account=EXTERNAL) == ({}, [])
 
 
-def test_an_older_snapshot_arriving_later_does_not_reopen():
+def test_an_older_snapshot_arriving_later_with_a_gap_is_judged_but_not_the_position():
+    """In order, the older snapshot's gap raises the alert and the newer one leaves it as it was;
+    out of order the gap is still judged (marked late), and the position stays the newer one."""
     ctx = world()
     newer = snap(RESERVE, "2026-11-25 18:00:00", "10000.00", "10000.00")
     older = snap(RESERVE, "2026-11-25 12:00:00", "1.00", "10000.00")
     state, findings = det.detect(ctx, None, RESERVE, "m1", [newer])
     assert findings == []
     again, findings = det.detect(ctx, state, RESERVE, "m2", [older])
-    assert findings == [] and again == state
-    assert det.current(ctx, again, RESERVE) == []
+    assert again == state and det.current(ctx, again, RESERVE) == []
+    f = only(findings)
+    assert f.record_ids == (older.record_id,) and f.metrics["late"] is True and f.amount_cents == 999_900
+    in_order = det.detect(ctx, None, RESERVE, "m1", [older])[1]
+    assert only(in_order).record_ids == f.record_ids and only(in_order).amount_cents == f.amount_cents
 
 
 def test_an_older_snapshot_arriving_later_does_not_overwrite_an_open_gap():

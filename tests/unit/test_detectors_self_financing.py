@@ -53,6 +53,7 @@ def test_an_instructed_loan_to_a_related_party_is_self_financing():
         "count": 1,
         "largest": "50000.00",
         "counterparty_role": "related_party",
+        "late": False,
     }
     assert f.thresholds["min_amount"] == "0.01" and f.thresholds["high_amount"] == "100000.00"
     assert (
