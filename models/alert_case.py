@@ -59,6 +59,7 @@ def case_of(alert: AlertData, last: AlertCase | None) -> AlertCase:
         assignee=alert.assignee,
         severity=alert.severity,
         bumps=last.bumps if last is not None else 0,
+        revision=alert.revision,
         reopened_reason=alert.reopened_reason,
         seq=last.seq if last is not None else 0,
     )
@@ -74,7 +75,7 @@ def apply_action(case: AlertCase, request: ActionRequest, severity: str, seq: in
     if action == "comment":
         return case, False
     changes: dict[str, Any] = {"status": LEADS_TO[action], "severity": severity, "seq": seq,
-                               "bumps": case.bumps + 1}  # fmt: skip
+                               "bumps": case.bumps + 1, "revision": case.revision + 1}  # fmt: skip
     if action == "assign":
         changes["assignee"] = request.assignee  # type: ignore[union-attr]
     elif action == "dispose":
@@ -115,6 +116,7 @@ def overlay_case(alert: AlertData, case: AlertCase | None, seq: int) -> tuple[Al
             severity=alert.severity,
             reopened_reason=f"severity rose from {case.severity} to {alert.severity} after disposal",
             seq=seq,
+            revision=revision,
         )
         return with_case(alert, reopened, revision), reopened
     return with_case(alert, case, revision), None

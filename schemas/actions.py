@@ -78,6 +78,9 @@ class AlertCase(msgspec.Struct):
     # alert versions the actions wrote, each a revision: the worker adds them to its own count, so
     # the revisions of one alert keep growing whoever writes them
     bumps: int = 0
+    # the alert's revision when the case last changed: a worker that wrote a version at or past it
+    # with an older case raced the action (streams/alert_state.py) and writes that version again
+    revision: int = 0
     reopened_reason: str | None = None
     seq: int = 0  # nanoseconds since the epoch of the change: the newest wins where writers meet
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import mode
@@ -39,11 +41,20 @@ log = logging.getLogger("fundwatch.alert_state")
 # How long an alert waits, at a worker's start, for the cases and suppressions published before;
 # after that it is emitted with what has arrived (and the next update corrects it).
 CATCH_UP_TIMEOUT_S = 10.0
+# An alert this worker emitted is remembered this long, so that a desk's action that raced it (the
+# gateway read the alert before this version was written, this worker laid the case from before
+# the action over it) is followed by the version with the action's case. The race lasts as long as
+# the follower's lag, and the write's way to ClickHouse.
+RECENT_S = 5.0
 TOPICS = {ALERT_ACTIONS_TOPIC: "cases", SUPPRESSIONS_TOPIC: "suppressions"}
 
 _case_decoder = msgspec.json.Decoder(AlertCase)
 _suppression_decoder = msgspec.json.Decoder(Suppression)
 _encoder = msgspec.json.Encoder()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
 
 
 class AlertStateView:
@@ -53,6 +64,7 @@ class AlertStateView:
         self.cases: dict[str, AlertCase] = {}
         self.suppressions: dict[str, Suppression] = {}
         self._by_typology: dict[str, list[Suppression]] | None = None
+        self.on_newer_case: Callable[[AlertCase], None] | None = None  # AlertOverlay.raced
 
     def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
         name = key.decode("utf-8")
@@ -61,7 +73,11 @@ class AlertStateView:
                 if value is None:
                     self.cases.pop(name, None)
                 else:
-                    self.keep(_case_decoder.decode(value))
+                    case = _case_decoder.decode(value)
+                    known = self.cases.get(case.alert_id)
+                    self.keep(case)
+                    if self.on_newer_case is not None and (known is None or case.seq > known.seq):
+                        self.on_newer_case(case)
             elif value is None:
                 self.suppressions.pop(name, None)
                 self._by_typology = None
@@ -186,6 +202,13 @@ class AlertOverlay:
         self.insert = insert
         self.send_case = send_case
         self.clock = clock
+        # writes alerts again through the sink (Sink.emit_alerts), for versions a desk's action raced
+        self.reemit: Callable[[Changed], Awaitable[None]] | None = None
+        # alert id -> (when emitted, ns; seq of the case laid over it; the revision emitted; the
+        # alert as the detector gave it)
+        self.recent: OrderedDict[str, tuple[int, int, int, AlertData]] = OrderedDict()
+        self._tasks: set[asyncio.Future[None]] = set()
+        view.on_newer_case = self.raced
 
     async def __call__(self, changed: Changed) -> Changed:
         if not self.caught_up.is_set():
@@ -201,7 +224,10 @@ class AlertOverlay:
         reopened: list[AlertCase] = []
         for event_type, alert in changed:
             before = self.view.cases.get(alert.alert_id)
+            raw = alert
             alert, case = overlay_case(alert, before, time.time_ns())
+            laid = case if case is not None else before
+            self._remember(raw, laid.seq if laid is not None else 0, alert.revision)
             if case is not None and before is not None:
                 self.view.keep(case)
                 reopened.append(case)
@@ -215,3 +241,33 @@ class AlertOverlay:
             for case in reopened:
                 await self.send_case(case.alert_id.encode("utf-8"), _encoder.encode(case))
         return out
+
+    def _remember(self, raw: AlertData, seq: int, revision: int) -> None:
+        at = time.time_ns()
+        self.recent[raw.alert_id] = (at, seq, revision, raw)
+        self.recent.move_to_end(raw.alert_id)
+        horizon = at - int(RECENT_S * 1e9)
+        while self.recent and next(iter(self.recent.values()))[0] < horizon:
+            self.recent.popitem(last=False)
+
+    def raced(self, case: AlertCase) -> None:
+        """A newer case arrived: if this worker wrote the alert lately with an older one, and the
+        action did not see that version (its revision is not past it), the version may stand over
+        the action's in ClickHouse: write it again with this case, one revision past both."""
+        seen = self.recent.get(case.alert_id)
+        if seen is None or self.reemit is None:
+            return
+        _, used, emitted, raw = seen
+        if used >= case.seq or case.revision > emitted:
+            return
+        del self.recent[case.alert_id]
+        log.info("alert written again with the case of an action it raced alert=%s", case.alert_id)
+        fresh = msgspec.structs.replace(raw, updated_at=_iso(self.clock()))
+        task = asyncio.ensure_future(self.reemit([("updated", fresh)]))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alert not written again error=%s", task.exception())

@@ -146,7 +146,9 @@ def create_worker_app(
     async def send_case(key: bytes, value: bytes) -> None:
         await actions_topic.send(key=key, value=value)
 
-    sink.overlay = AlertOverlay(alert_state.view, alert_state.caught_up, sink.insert, send_case)
+    overlay = AlertOverlay(alert_state.view, alert_state.caught_up, sink.insert, send_case)
+    overlay.reemit = sink.emit_alerts  # a version that raced a desk's action is written again
+    sink.overlay = overlay
     processor = RecordsProcessor(
         sink, context, references, account_state, institution_topic, partitions, follower.seen_since,
         max_future_s,

@@ -148,7 +148,7 @@ class AlertActions:
                 await self.storage.insert(f"{DATABASE}.alert_actions", AUDIT_COLUMNS, [audit])
             else:
                 updated = msgspec.structs.replace(
-                    with_case(alert, case, alert.revision + 1), updated_at=_iso(now)
+                    with_case(alert, case, case.revision), updated_at=_iso(now)
                 )
                 updated = overlay_suppression(updated, await self.suppressions.active(), now)
                 await self._write(updated, action, principal, seq)

@@ -99,7 +99,7 @@ def test_actions_are_written_audited_published_and_shown(storage):
         events = [decode_event(m[3]).data for m in publisher.on("fw.alerts")]
         assert [(e.status, e.revision) for e in events] == [("acknowledged", 4), ("disposed", 5)]
         cases = [msgspec.json.decode(m[3], type=AlertCase) for m in publisher.on(ALERT_ACTIONS_TOPIC)]
-        assert [(c.status, c.bumps) for c in cases] == [("acknowledged", 1), ("disposed", 2)]
+        assert [(c.status, c.bumps, c.revision) for c in cases] == [("acknowledged", 1, 4), ("disposed", 2, 5)]
         history = {h["event"] for h in shown["history"]}
         assert {"acknowledge", "dispose"} <= history
 

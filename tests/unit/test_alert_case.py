@@ -75,7 +75,7 @@ def test_each_action_applies_from_its_statuses_only(action: str, status: str) ->
         return
     expected = {"acknowledge": "acknowledged", "assign": "assigned", "dispose": "disposed", "reopen": "open"}
     assert writes and after.status == expected[action]
-    assert after.bumps == 3 and after.seq == 10
+    assert after.bumps == 3 and after.seq == 10 and after.revision == before.revision + 1
 
 
 def test_the_walk_of_a_case_and_its_fields() -> None:
@@ -93,8 +93,8 @@ def test_the_walk_of_a_case_and_its_fields() -> None:
 
 
 def test_the_case_of_an_alert_takes_its_status_from_the_alert_and_its_count_from_the_last_case() -> None:
-    now = case_of(alert(status="acknowledged", severity="high"), case("open", bumps=4, seq=9))
-    assert (now.status, now.severity, now.bumps, now.seq) == ("acknowledged", "high", 4, 9)
+    now = case_of(alert(status="acknowledged", severity="high", revision=7), case("open", bumps=4, seq=9))
+    assert (now.status, now.severity, now.bumps, now.seq, now.revision) == ("acknowledged", "high", 4, 9, 7)
     assert case_of(alert(), None).bumps == 0
 
 
@@ -117,7 +117,8 @@ def test_a_disposed_alert_whose_severity_rises_reopens_and_says_why() -> None:
     assert reopened is not None
     assert (emitted.status, emitted.disposition, emitted.revision) == ("open", None, 3)
     assert emitted.reopened_reason == "severity rose from medium to high after disposal"
-    assert (reopened.status, reopened.severity, reopened.seq, reopened.bumps) == ("open", "high", 77, 1)
+    assert (reopened.status, reopened.severity, reopened.seq, reopened.bumps, reopened.revision) == (
+        "open", "high", 77, 1, 3)  # fmt: skip
     # the next update of the reopened alert keeps it open, with its reason, and reopens nothing more
     again, more = overlay_case(alert(revision=3, severity="critical"), reopened, 78)
     assert (again.status, again.reopened_reason, more) == ("open", reopened.reopened_reason, None)

@@ -4,6 +4,7 @@ puts on each alert before writing it."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 
@@ -112,3 +113,51 @@ def test_an_overlay_waits_a_bounded_time_for_the_topics_at_start(monkeypatch) ->
     overlay = AlertOverlay(AlertStateView(), asyncio.Event(), Recorder().insert, Recorder().send)
     [(_, emitted)] = asyncio.run(overlay([("created", alert())]))
     assert emitted.status == "open"
+
+
+def test_an_update_that_raced_a_desks_action_is_written_again_with_its_case() -> None:
+    # the gateway read the alert, this worker wrote an update with the case from before, and then
+    # the action's case arrived: the update is written again, one revision on, with the new case
+    async def scenario() -> list:
+        view, recorder, again = AlertStateView(), Recorder(), []
+        view.apply("cases", b"A1", _case(status="acknowledged", severity="low", bumps=1, seq=5))
+        overlay = _overlay(view, recorder)
+
+        async def reemit(changed) -> None:
+            again.extend(await overlay(changed))
+
+        overlay.reemit = reemit
+        [(_, stale)] = await overlay([("updated", alert(revision=2, severity="low"))])
+        assert (stale.status, stale.revision) == ("acknowledged", 3)
+        # the action read revision 2 and wrote 3: it did not see this worker's 3
+        disposed = _case(
+            status="disposed", disposition="close", severity="low", bumps=2, revision=3, seq=time.time_ns()
+        )
+        view.apply("cases", b"A1", disposed)
+        view.apply("cases", b"A1", disposed)  # the same again (a republish): nothing more
+        await asyncio.sleep(0.01)
+        return again
+
+    [(event, fixed)] = asyncio.run(scenario())
+    assert (event, fixed.status, fixed.disposition, fixed.revision) == ("updated", "disposed", "close", 4)
+
+
+def test_an_action_that_saw_the_last_update_writes_nothing_again() -> None:
+    async def scenario() -> list:
+        view, again = AlertStateView(), []
+        overlay = _overlay(view, Recorder())
+
+        async def reemit(changed) -> None:
+            again.extend(changed)
+
+        overlay.reemit = reemit
+        await overlay([("updated", alert())])
+        # revision 1 was emitted; the action read it and wrote 2
+        acknowledged = _case(
+            status="acknowledged", severity="medium", bumps=1, revision=2, seq=time.time_ns()
+        )
+        view.apply("cases", b"A1", acknowledged)
+        await asyncio.sleep(0.01)
+        return again
+
+    assert asyncio.run(scenario()) == []
