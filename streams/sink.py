@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+from models.alert_history import keeps, mark
 from schemas.alerts import AlertData, encode_event, to_event
 from schemas.ddl import DATABASE
 from schemas.fields import epoch_seconds
@@ -43,6 +45,11 @@ ALERT_EVENT_COLUMNS = (
     "actor", "doc", "version",
 )  # fmt: skip
 
+# What the history last kept of each alert (severity, status, amount band), for the alerts this
+# worker changed lately: enough to leave out the next figure tick. An alert not found here (after
+# a restart, or evicted) has its next update kept; the read side leaves out what changed nothing.
+HISTORY_MARKS_KEPT = 50_000
+
 SNAPSHOT_TABLES = {
     "account": ("account_state", "account_id"),
     "institution": ("institution_state", "institution_id"),
@@ -72,6 +79,7 @@ class Sink:
         # one snapshot write at a time: a mark is due only once the states picked before it
         # are written, not merely picked by a write still under way
         self._writing = asyncio.Lock()
+        self._history_kept: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
 
     def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
         """The states of one scope ("account" or "institution") from ClickHouse (blocking:
@@ -187,8 +195,10 @@ class Sink:
                 await self.insert(f"{DATABASE}.{table}", (column, "state", "version"), rows)
 
     async def emit_alerts(self, changed: list[tuple[str, AlertData]]) -> None:
-        """Alerts that changed: their current state and history to ClickHouse, the event to the
-        alerts topic (unmasked: the topic is internal; the dispatcher masks what leaves)."""
+        """Alerts that changed: their current state to ClickHouse (every revision), their history
+        where a desk would see a difference (models/alert_history.py: severity, status, amount
+        band), and every revision to the alerts topic (unmasked: the topic is internal; the
+        dispatcher masks what leaves and decides which revisions a subscriber hears of)."""
         if not changed:
             return
         if self.overlay is not None:
@@ -205,14 +215,28 @@ class Sink:
                 epoch_seconds(alert.window_end), epoch_seconds(alert.created_at),
                 epoch_seconds(alert.updated_at), doc, version,
             ]  # fmt: skip
-            history.append([
-                alert.alert_id, epoch_seconds(alert.updated_at), event_type, alert.typology, alert.severity, alert.status,
-                alert.institution_id, alert.region, f"detector:{alert.detector.name}", doc, version,
-            ])  # fmt: skip
+            if self._keep_in_history(event_type, alert):
+                history.append([
+                    alert.alert_id, epoch_seconds(alert.updated_at), event_type, alert.typology, alert.severity,
+                    alert.status, alert.institution_id, alert.region, f"detector:{alert.detector.name}", doc, version,
+                ])  # fmt: skip
             metrics.ALERTS.labels(alert.typology, alert.severity, event_type).inc()
         await self.insert(f"{DATABASE}.alerts", ALERT_COLUMNS, list(current.values()))
-        await self.insert(f"{DATABASE}.alert_events", ALERT_EVENT_COLUMNS, history)
+        if history:
+            await self.insert(f"{DATABASE}.alert_events", ALERT_EVENT_COLUMNS, history)
         for _, alert in changed:
             await self.alerts_topic.send(
                 key=alert.alert_id.encode("utf-8"), value=encode_event(to_event(alert, masked=False))
             )
+
+    def _keep_in_history(self, event_type: str, alert: AlertData) -> bool:
+        now = mark(alert.severity, alert.status, alert.amount)
+        kept = self._history_kept.get(alert.alert_id)
+        if kept is not None:
+            self._history_kept.move_to_end(alert.alert_id)  # busy alerts stay
+        if not keeps(event_type, kept, now):
+            return False
+        self._history_kept[alert.alert_id] = now
+        if len(self._history_kept) > HISTORY_MARKS_KEPT:
+            self._history_kept.popitem(last=False)
+        return True

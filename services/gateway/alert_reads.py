@@ -1,9 +1,12 @@
 """Alert reads for desks and admins (CONTRACT.md §2 `GET /v1/alerts`, `GET /v1/alerts/{id}`).
 
 The current state of each alert is ``alerts`` FINAL (one row per alert id, the newest revision);
-its history is ``alert_events``. A desk sees only institutions whose region starts with its own
-prefix; a bank token sees no alert at all. An alert outside the caller's scope answers exactly as
-an unknown one does, so a caller learns nothing about other regions.
+its history is ``alert_events``, as models/alert_history.py keeps it: the creation, every action,
+and the detector's updates that changed the severity, the status or the amount's band (rows of a
+figure tick written before that rule, or again after a worker restarted, are left out here). A
+desk sees only institutions whose region starts with its own prefix; a bank token sees no alert
+at all. An alert outside the caller's scope answers exactly as an unknown one does, so a caller
+learns nothing about other regions.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from models.alert_history import amount_band, keeps
 from schemas.api import AlertQuery
 from schemas.ddl import DATABASE
 from schemas.fields import query_time
@@ -91,11 +95,19 @@ class AlertReads:
                 WHERE alert_id = %(id)s ORDER BY event_time, version""",
             {"id": alert_id},
         )
-        history = []
+        history: list[dict[str, Any]] = []
+        kept: tuple[str, str, int] | None = None
         for event_time, event_type, actor, status, severity, doc in events:
-            revision = msgspec.json.decode(doc).get("revision")
+            data = msgspec.json.decode(doc)
+            amount = data.get("amount")
+            # an event that names no amount (an action's own record) leaves the band as it was
+            band = amount_band(amount) if isinstance(amount, str) else (kept[2] if kept else -1)
+            if not keeps(event_type, kept, (severity, status, band)):
+                continue
+            kept = (severity, status, band)
             history.append({
                 "at": _iso(event_time), "event": event_type, "actor": actor, "status": status,
-                "severity": severity, "revision": revision,
+                "severity": severity, "revision": data.get("revision"),
+                **({"amount": amount} if isinstance(amount, str) else {}),
             })  # fmt: skip
         return {**alert, "history": history}
