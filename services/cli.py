@@ -35,6 +35,9 @@ Configuration comes from environment variables; the flags below override them:
   FUNDWATCH_WEBHOOK_CONCURRENCY   requests in flight per subscriber (default 4)
   FUNDWATCH_WEBHOOK_ALLOW_PRIVATE 1 lets subscriber URLs resolve to loopback or private
                                   addresses (default 0; `run` sets 1 unless it is given)
+  FUNDWATCH_NOTIFY_INTERVAL_S     a subscriber hears of a change of an alert's figures alone at
+                                  most once per this many seconds (default 300); a new alert,
+                                  a severity or status change go out at once
   FUNDWATCH_MAX_FUTURE_S          how far after the gateway's clock a record's booked_at or
                                   as_of may lie before it is rejected (default 3600)
   FUNDWATCH_LOG_LEVEL, FUNDWATCH_LOG_FORMAT   INFO / text by default; json for log shippers
@@ -58,6 +61,13 @@ def _common(parser: argparse.ArgumentParser, process: str, intake: bool = False)
         )  # fmt: skip
 
 
+def _notify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--notify-interval-s", type=float, metavar="SECONDS",
+        help="at most one figures-only update per alert and subscriber this often (FUNDWATCH_NOTIFY_INTERVAL_S, default 300)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fundwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a synthetic province is pushed through the API. Ctrl-C or SIGTERM stops everything.",
     )
     _common(run, "run", intake=True)
+    _notify(run)
     run.add_argument("--no-simulator", action="store_true", help="start empty, without the built-in feed")
 
     worker = sub.add_parser(
@@ -93,13 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     dispatcher = sub.add_parser(
         "dispatcher",
         help="the webhook dispatcher against external Kafka and ClickHouse",
-        description="Read the alerts topic and deliver each alert to the subscriptions whose filter it "
-        "passes, as a CloudEvent signed per Standard Webhooks, with account numbers masked. Failed "
+        description="Read the alerts topic and deliver alerts to the subscriptions whose filter they pass, "
+        "as the notification policy decides (new alerts, severity and status changes at once; figures "
+        "at most once per --notify-interval-s), as a CloudEvent signed per Standard Webhooks, with "
+        "account numbers masked. Failed "
         "deliveries are retried with exponential backoff and jitter for FUNDWATCH_WEBHOOK_RETRY_WINDOW_S, "
         "then dead-lettered; pending retries are kept in ClickHouse and resume after a restart. Serves "
         "/healthz, /readyz and /metrics on --http-port.",
     )
     _common(dispatcher, "dispatcher")
+    _notify(dispatcher)
 
     simulate = sub.add_parser(
         "simulate",
@@ -204,6 +218,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         http_port=getattr(args, "http_port", None),
         http_host=getattr(args, "http_host", None),
         max_future_s=getattr(args, "max_future_s", None),
+        notify_interval_s=getattr(args, "notify_interval_s", None),
     )
 
 

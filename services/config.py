@@ -74,6 +74,9 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_concurrency: int = 4  # requests in flight per subscription
     webhook_allow_private: bool = False
+    # A subscriber hears of a change of an alert's figures alone at most once per this many
+    # seconds, with the newest revision (CONTRACT.md §5; Alertmanager's group_interval).
+    notify_interval_s: float = 300.0
     log_level: str = "INFO"
     log_format: str = "text"
     app_id: str = "fundwatch"
@@ -106,6 +109,7 @@ class Settings:
             webhook_timeout_s=_float(env, "FUNDWATCH_WEBHOOK_TIMEOUT_S", 10.0, 0.1),
             webhook_concurrency=_int(env, "FUNDWATCH_WEBHOOK_CONCURRENCY", 4, 1, 64),
             webhook_allow_private=_flag(env, "FUNDWATCH_WEBHOOK_ALLOW_PRIVATE", False),
+            notify_interval_s=_float(env, "FUNDWATCH_NOTIFY_INTERVAL_S", 300.0, 0.0),
             log_level=(env.get("FUNDWATCH_LOG_LEVEL") or "INFO").upper(),
             log_format=(env.get("FUNDWATCH_LOG_FORMAT") or "text").lower(),
             app_id=env.get("FUNDWATCH_APP_ID") or "fundwatch",
@@ -133,6 +137,8 @@ class Settings:
             raise ConfigError(
                 f"FUNDWATCH_MAX_FUTURE_S must be between 0 and {366 * 86400}, got {self.max_future_s}"
             )
+        if not self.notify_interval_s >= 0:  # the flag; also refuses nan
+            raise ConfigError(f"FUNDWATCH_NOTIFY_INTERVAL_S must be at least 0, got {self.notify_interval_s}")
 
     def describe(self) -> str:
         """One line for the start-up log, secrets hidden."""

@@ -328,6 +328,7 @@ def _dispatcher(settings: Settings, storage: AsyncStorage, bootstrap: str) -> Di
         allow_private=settings.webhook_allow_private,
         timeout_s=settings.webhook_timeout_s,
         concurrency=settings.webhook_concurrency,
+        notify_interval_s=settings.notify_interval_s,
     )
     return Dispatcher(storage, bootstrap, config, group_id=f"{settings.app_id}-dispatcher")
 

@@ -1,12 +1,15 @@
-"""The webhook dispatcher (CONTRACT.md §5): reads the alerts topic, makes one message per alert
-revision and matching subscription, and delivers each, signed, until it is delivered or dead.
+"""The webhook dispatcher (CONTRACT.md §5): reads the alerts topic, makes the messages the
+notification policy asks for (services/webhooks/notify.py: a new alert, a change of severity or
+status at once, figures at most once per interval, the last held one at the interval's end or
+when the window closes; services/webhooks/messages.py keeps its memory in ClickHouse), and
+delivers each, signed, until it is delivered or dead.
 
 Durability: a message is written to ClickHouse before the alerts-topic offset that made it is
 committed, and every attempt's outcome is written after it (within ``SAVE_INTERVAL_S``). A
-dispatcher that is killed and started again loads the pending messages and reads the topic from
-the last commit; messages it made already are recognised by their id and not made twice. An
-attempt cut off by the kill is made again: delivery is at least once, and receivers dedupe on
-``webhook-id``.
+dispatcher that is killed and started again loads the pending messages, rebuilds the policy's
+held updates from the alerts' current state, and reads the topic from the last commit; messages
+it made already are recognised by their id and not made twice. An attempt cut off by the kill is
+made again: delivery is at least once, and receivers dedupe on ``webhook-id``.
 
 Isolation: each subscription has its own lane (a queue ordered by due time, at most
 ``concurrency`` requests in flight), so a slow or dead subscriber delays only its own messages.
@@ -15,7 +18,6 @@ Isolation: each subscription has its own lane (a queue ordered by due time, at m
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import random
 import time
@@ -27,21 +29,21 @@ import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
-from schemas.alerts import CLOUDEVENTS_CONTENT_TYPE, AlertData, decode_event, encode_event, to_event
-from schemas.fields import parse_time
+from schemas.alerts import CLOUDEVENTS_CONTENT_TYPE, AlertData, decode_event
 from schemas.messages import ALERTS_TOPIC
 from services.storage.async_storage import AsyncStorage
 from services.webhooks import metrics
 from services.webhooks.guarded_resolver import GuardedResolver
+from services.webhooks.lane import Lane
+from services.webhooks.messages import MessageMaker
+from services.webhooks.notify import NOTIFY_INTERVAL_S, Notifier
 from services.webhooks.policy import (
     DELIVERED,
     GONE,
     RetryPolicy,
     judge,
-    matches,
     parse_retry_after,
     signing_keys,
-    webhook_id,
 )
 from services.webhooks.signing import webhook_headers
 from services.webhooks.ssrf import Resolver, UrlRefused, resolve_and_check
@@ -62,9 +64,7 @@ log = logging.getLogger("fundwatch.dispatcher")
 GROUP_ID = "fundwatch-dispatcher"
 SAVE_INTERVAL_S = 0.2
 REFRESH_INTERVAL_S = 1.0
-# A subscription receives the alerts raised from its creation on. Clocks of the worker that
-# stamped an alert and of the gateway that stamped the subscription may differ this much.
-CLOCK_GRACE_S = 60.0
+NOTIFY_CHECK_S = 0.5  # how often held updates are looked at: they go out this late at most
 USER_AGENT = "FundWatch-Webhooks/1"
 
 
@@ -74,73 +74,7 @@ class DispatchConfig:
     allow_private: bool = False
     timeout_s: float = 10.0
     concurrency: int = 4  # requests in flight per subscription
-
-
-class Lane:
-    """One subscription's messages, delivered by its own task."""
-
-    def __init__(self, dispatcher: Dispatcher, subscription: dict[str, Any]) -> None:
-        self.dispatcher = dispatcher
-        self.subscription = subscription  # also sets the created time below
-        self.due: list[tuple[float, int, Delivery]] = []
-        self.in_flight: dict[str, tuple[asyncio.Task, Delivery]] = {}
-        self._wake = asyncio.Event()
-        self._seq = 0
-        self.task = asyncio.create_task(self._run(), name=f"webhook-lane-{subscription['id']}")
-
-    @property
-    def subscription(self) -> dict[str, Any]:
-        return self._subscription
-
-    @subscription.setter
-    def subscription(self, doc: dict[str, Any]) -> None:
-        self._subscription = doc
-        # read for every alert against every lane: parsed once per document, not per alert
-        self.created_at = parse_time(doc["created_at"]).timestamp()
-
-    @property
-    def id(self) -> str:
-        return str(self.subscription["id"])
-
-    def __len__(self) -> int:
-        return len(self.due) + len(self.in_flight)
-
-    def push(self, delivery: Delivery) -> None:
-        self._seq += 1
-        heapq.heappush(self.due, (delivery.next_attempt_at, self._seq, delivery))
-        self._wake.set()
-
-    async def _run(self) -> None:
-        limit = self.dispatcher.config.concurrency
-        while True:
-            now = time.time()
-            while self.due and self.due[0][0] <= now and len(self.in_flight) < limit:
-                _, _, delivery = heapq.heappop(self.due)
-                task = asyncio.create_task(self.dispatcher.attempt(self, delivery))
-                self.in_flight[delivery.webhook_id] = (task, delivery)
-                task.add_done_callback(lambda _t, wid=delivery.webhook_id: self._done(wid))
-            wait = None
-            if self.due and len(self.in_flight) < limit:
-                wait = max(0.0, self.due[0][0] - time.time())
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
-
-    def _done(self, webhook_id: str) -> None:
-        self.in_flight.pop(webhook_id, None)
-        self._wake.set()
-
-    def stop(self) -> list[Delivery]:
-        """Stop the lane and its requests in flight; every message it held."""
-        self.task.cancel()
-        held = [d for _, _, d in self.due] + [d for _, d in self.in_flight.values()]
-        for task, _ in self.in_flight.values():
-            task.cancel()
-        self.due.clear()
-        self.in_flight.clear()
-        return held
+    notify_interval_s: float = NOTIFY_INTERVAL_S  # at most one figures-only update per alert and this
 
 
 class Dispatcher(mode.Service):
@@ -163,6 +97,8 @@ class Dispatcher(mode.Service):
         self.rng = rng or random.Random()
         self.subscriptions = SubscriptionStore(storage)
         self.deliveries = DeliveryStore(storage)
+        self.notifier = Notifier(config.notify_interval_s)
+        self.maker = MessageMaker(storage, self.deliveries, self.notifier)
         self.lanes: dict[str, Lane] = {}
         self._unsaved: dict[str, Delivery] = {}
         # Subscriptions this process disabled on a 410, until ClickHouse shows it: a refresh that
@@ -190,14 +126,24 @@ class Dispatcher(mode.Service):
         resumed = 0
         for delivery in pending:
             resumed += self._queue(delivery, time.time())
+        # before the topic is read: what the policy held back when the dispatcher stopped, and
+        # what a memory-only broker lost, from the alerts' current state
+        recomputed = await self.maker.reconcile(self.lanes, time.time())
+        for delivery in recomputed:
+            self._queue(delivery, time.time())
+        metrics.MESSAGES_CREATED.inc(len(recomputed))
         await self._save()
         metrics.PENDING.set(self.pending_count())
-        log.info("dispatcher ready subscriptions=%d pending_resumed=%d", len(self.lanes), resumed)
+        log.info(
+            "dispatcher ready subscriptions=%d pending_resumed=%d made_at_start=%d held=%d",
+            len(self.lanes), resumed, len(recomputed), self.notifier.held(),
+        )  # fmt: skip
 
     async def on_started(self) -> None:
         self.add_future(self._consume())
         self.add_future(self._save_loop())
         self.add_future(self._refresh_loop())
+        self.add_future(self._notify_loop())
 
     async def on_stop(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -238,6 +184,7 @@ class Dispatcher(mode.Service):
                 now = time.time()
                 for delivery in self.lanes.pop(sid).stop():
                     self._kill(delivery, "subscription_deleted", now)
+                self.notifier.forget_subscription(sid)
             self._refreshed_at = started
             active = sum(1 for d in docs.values() if not d.get("disabled_at"))
             metrics.SUBSCRIPTIONS.labels("active").set(active)
@@ -308,14 +255,14 @@ class Dispatcher(mode.Service):
             await self._lag.update(consumer)
 
     async def take(self, records: list[ConsumerRecord]) -> int:
-        """Make and store the messages for a batch of alert events; then queue them."""
+        """Make and store the messages the policy asks for of a batch of alert events; then
+        queue them."""
         stamps = [record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else time.time()
                   for record in records]  # fmt: skip
         # An alert newer than the last look at the subscriptions may be for one made since.
         if max(stamps) >= self._refreshed_at:
             await self.refresh()
-        made: list[Delivery] = []
-        now = time.time()
+        alerts: list[tuple[AlertData, float]] = []
         for record, stamp in zip(records, stamps, strict=True):
             self.alerts_consumed += 1
             metrics.ALERTS_CONSUMED.inc()
@@ -329,41 +276,30 @@ class Dispatcher(mode.Service):
                     error,
                 )
                 continue
-            made.extend(self._messages_for(alert, stamp, now))
-        known = await self.deliveries.known([d.webhook_id for d in made])
-        fresh = [d for d in made if d.webhook_id not in known]
-        await self.deliveries.save(fresh, first=True)
+            alerts.append((alert, stamp))
+        now = time.time()
+        fresh = await self.maker.offer(alerts, self.lanes, now)
         for delivery in fresh:
             self._queue(delivery, now)
         metrics.MESSAGES_CREATED.inc(len(fresh))
         metrics.PENDING.set(self.pending_count())
         return len(fresh)
 
-    def _messages_for(self, alert: AlertData, stamp: float, now: float) -> list[Delivery]:
-        out: list[Delivery] = []
-        body: str | None = None
-        for lane in self.lanes.values():
-            sub = lane.subscription
-            if sub.get("disabled_at") or stamp < lane.created_at - CLOCK_GRACE_S:
+    async def _notify_loop(self) -> None:
+        """Held figures updates go out when their interval ends or their window closes."""
+        while not self.should_stop:
+            await asyncio.sleep(NOTIFY_CHECK_S)
+            try:
+                now = time.time()
+                fresh = await self.maker.flush(self.lanes, now)
+            except Exception:  # not ours to stop on (storage outages are waited out inside)
+                log.exception("sending held alert updates failed")
                 continue
-            if not matches(sub.get("filter") or {}, alert):
-                continue
-            if body is None:  # masked once, for everyone outside (DOMAIN.md, Personal data)
-                body = encode_event(to_event(alert, masked=True)).decode("utf-8")
-            out.append(
-                Delivery(
-                    webhook_id=webhook_id(lane.id, alert.alert_id, alert.revision),
-                    subscription_id=lane.id,
-                    alert_id=alert.alert_id,
-                    revision=alert.revision,
-                    typology=alert.typology,
-                    severity=alert.severity,
-                    created_at=now,
-                    next_attempt_at=now,
-                    body=body,
-                )
-            )
-        return out
+            for delivery in fresh:
+                self._queue(delivery, now)
+            if fresh:
+                metrics.MESSAGES_CREATED.inc(len(fresh))
+                metrics.PENDING.set(self.pending_count())
 
     # --- delivery -------------------------------------------------------------------------
 

@@ -9,7 +9,17 @@ ALERTS_CONSUMED = Counter(
 )
 MESSAGES_CREATED = Counter(
     "fundwatch_webhook_messages_created_total",
-    "Webhook messages created: one per alert revision and matching subscription",
+    "Webhook messages created: alert revisions the notification policy sends to a matching subscription",
+)
+NOTICES = Counter(
+    "fundwatch_webhook_notices_total",
+    "Alert revisions the notification policy decided to send, by reason (new, status, severity, "
+    "figures, interval_end, window_closed)",
+    ["reason"],
+)
+HELD = Gauge(
+    "fundwatch_webhook_held_updates",
+    "Figures-only alert updates held back until their notification interval ends",
 )
 ATTEMPTS = Counter("fundwatch_webhook_attempts_total", "Webhook POST attempts")
 SUCCESSES = Counter("fundwatch_webhook_successes_total", "Webhook attempts answered with a 2xx")

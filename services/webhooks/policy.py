@@ -7,9 +7,7 @@ import email.utils
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-from schemas.alerts import AlertData
+from typing import Any, Protocol
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _WEBHOOK_NS = uuid.UUID("5d0c1f38-6a55-4f39-9d2e-7f0a6b1e9c41")
@@ -20,10 +18,26 @@ RETRY = "retry"
 GONE = "gone"  # 410: the subscriber asks to stop; the subscription is disabled
 
 
-def matches(filter_doc: dict[str, Any], alert: AlertData) -> bool:
-    """Whether an alert passes a subscription's filter: every criterion given must hold."""
+# Reports under the large-value rule are a reporting duty, not an early warning (CONTRACT.md §5):
+# only a subscription that names the typology receives them. In a province they are most alerts.
+NAMED_ONLY = frozenset({"large_value"})
+
+
+class Routed(Protocol):
+    """What a filter reads of an alert (an AlertData, or a row of the alerts table)."""
+
+    typology: str
+    severity: str
+    region: str
+
+
+def matches(filter_doc: dict[str, Any], alert: Routed) -> bool:
+    """Whether an alert passes a subscription's filter: every criterion given must hold, and a
+    typology in NAMED_ONLY must be named."""
     typologies = filter_doc.get("typologies") or ()
     if typologies and alert.typology not in typologies:
+        return False
+    if alert.typology in NAMED_ONLY and alert.typology not in typologies:
         return False
     least = SEVERITY_RANK.get(filter_doc.get("min_severity") or "low", 0)
     if SEVERITY_RANK.get(alert.severity, 0) < least:

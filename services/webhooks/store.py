@@ -23,10 +23,12 @@ from schemas.ddl import DATABASE
 from services import secret_box
 from services.secret_box import SecretBox
 from services.storage.async_storage import AsyncStorage
+from services.webhooks.notify import Heard
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 DELIVERY_STATES = (PENDING, DELIVERED, DEAD)
 FIRST_VERSION = 1
+_CHUNK = 1000  # alert ids per query
 
 _SUBSCRIPTION_COLUMNS = ("subscription_id", "owner_token_id", "url", "doc", "deleted", "version")
 _SEALED_FIELDS = ("secret", "previous_secret")
@@ -62,6 +64,12 @@ class Delivery(msgspec.Struct, omit_defaults=True):
     attempts: list[Attempt] = []
     delivered_at: float | None = None
     dead_reason: str | None = None
+    # The alert's status in this revision, and why the notification policy made the message
+    # (services/webhooks/notify.py); empty in messages made before the policy. Named so that no
+    # other key of the document (an attempt's "status") shares the name: heard() reads it out of
+    # the stored JSON.
+    alert_status: str = ""
+    reason: str = ""
 
 
 _delivery_decoder = msgspec.json.Decoder(Delivery)
@@ -94,6 +102,8 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         view["delivered_at"] = iso(delivery.delivered_at)
     if delivery.dead_reason:
         view["dead_reason"] = delivery.dead_reason
+    if delivery.reason:
+        view["reason"] = delivery.reason
     return view
 
 
@@ -189,6 +199,41 @@ class DeliveryStore:
             {"ids": tuple(webhook_ids)},
         )
         return {webhook_id for (webhook_id,) in rows}
+
+    async def heard(self, alert_ids: list[str]) -> dict[str, dict[str, Heard]]:
+        """Per alert and subscription, the newest message made (its revision, severity, alert
+        status, when): the notification policy's memory, as a restarted dispatcher finds it.
+
+        Read out of the stored JSON with ClickHouse's simple JSON functions (both 18.16 and chDB
+        have them): the first key of that name, and the body's keys are escaped inside a string,
+        so they never match. Every version of a message carries the same values."""
+        found: dict[str, dict[str, Heard]] = {}
+        for start in range(0, len(alert_ids), _CHUNK):
+            rows = await self.storage.query(
+                f"""SELECT alert_id, subscription_id, max(visitParamExtractUInt(doc, 'revision')) AS revision,
+                        argMax(visitParamExtractString(doc, 'severity'), visitParamExtractUInt(doc, 'revision')),
+                        argMax(visitParamExtractString(doc, 'alert_status'), visitParamExtractUInt(doc, 'revision')),
+                        max(visitParamExtractFloat(doc, 'created_at'))
+                    FROM {DATABASE}.deliveries WHERE alert_id IN %(ids)s
+                    GROUP BY alert_id, subscription_id""",
+                {"ids": tuple(alert_ids[start : start + _CHUNK])},
+            )
+            for alert_id, sid, revision, severity, status, made in rows:
+                # before the policy no message named the status, and alerts had no other than open
+                found.setdefault(alert_id, {})[sid] = Heard(
+                    int(revision), severity, status or "open", float(made)
+                )
+        return found
+
+    async def last_written(self) -> float | None:
+        """When this table was last written to after a message was made (an attempt, a state),
+        in epoch seconds; None when no message was ever made."""
+        rows = await self.storage.query(f"SELECT count(), max(version) FROM {DATABASE}.deliveries")
+        count, version = rows[0] if rows else (0, 0)
+        if not count:
+            return None
+        # the first row of a message has version 1; every later one the time it was written
+        return int(version) / 1e9 if int(version) > FIRST_VERSION else 0.0
 
     async def pending(self) -> list[Delivery]:
         """Every message still to deliver, as last recorded: what a restarted dispatcher resumes."""

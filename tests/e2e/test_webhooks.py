@@ -235,11 +235,14 @@ def test_desks_and_banks_are_confined_when_subscribing(stack, receivers):
 
 def test_every_alert_reaches_every_subscriber_signed_masked_and_deduplicable(stack, receivers):
     desk = stack.token({"role": "desk", "region": "22"})
+    # large-value reports go only to subscriptions that name them (CONTRACT.md §5)
+    reports = {"typologies": ["large_value"]}
     subs = {
-        "healthy": stack.subscribe(ADMIN, receivers.url("healthy")),
-        "flaky": stack.subscribe(ADMIN, receivers.url("flaky"), typologies=["large_value"]),
-        "desk": stack.subscribe(desk, receivers.url("desk")),  # forced into region 22
-        "gone": stack.subscribe(ADMIN, receivers.url("gone")),
+        "healthy": stack.subscribe(ADMIN, receivers.url("healthy"), **reports),
+        "flaky": stack.subscribe(ADMIN, receivers.url("flaky"), **reports),
+        "desk": stack.subscribe(desk, receivers.url("desk"), **reports),  # forced into region 22
+        "gone": stack.subscribe(ADMIN, receivers.url("gone"), **reports),
+        "unfiltered": stack.subscribe(ADMIN, receivers.url("unfiltered")),
     }
     for name, sub in subs.items():
         receivers[name].secret = sub["secret"]
@@ -263,6 +266,8 @@ def test_every_alert_reaches_every_subscriber_signed_masked_and_deduplicable(sta
     # the desk's subscription carries its own region's alerts and nothing else
     assert {r.data["alert_id"] for r in receivers["desk"].delivered().values()} == in_22
     assert len(desk_log) == 4
+    # a subscription that does not name large_value hears of none of them
+    assert receivers["unfiltered"].received == [] and stack.deliveries(subs["unfiltered"]["id"]) == []
 
     # a failing receiver gets every alert in the end, each message under one webhook-id
     for message in flaky:
@@ -309,7 +314,7 @@ def test_every_alert_reaches_every_subscriber_signed_masked_and_deduplicable(sta
 def test_after_a_rotation_messages_carry_both_signatures(stack, receivers):
     from standardwebhooks.webhooks import Webhook
 
-    sub = stack.subscribe(ADMIN, receivers.url("rotating"), region="22")
+    sub = stack.subscribe(ADMIN, receivers.url("rotating"), region="22", typologies=["large_value"])
     old = receivers["rotating"].secret = sub["secret"]
     status, answer = call("POST", f"{stack.base}/v1/subscriptions/{sub['id']}/rotate-secret", ADMIN)
     assert status == 200 and answer["secret"].startswith("whsec_") and answer["secret"] != old
