@@ -12,7 +12,7 @@ from typing import Any
 
 from models.alerting import fold_findings
 from models.detectors import DETECTORS, DetectContext
-from models.stepping import judge_messages, regions_of
+from models.stepping import clock_step, judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
 
@@ -44,10 +44,12 @@ def step_account_messages(
     all of them, with the figures of its last report (models/alerting.fold_findings), so a busy
     account's daily total does not send one update per message. The detector states are copied
     once for all of them; with ``consume`` the caller gives ``state`` up (it holds the new one
-    from now on) and nothing is copied."""
+    from now on) and nothing is copied. The account's clock (models/stepping.clock_step) counts
+    the records that came late."""
     state = state or {}
+    clock = clock_step(ctx, state.get("clock"), messages, "account")
     detector_states, findings = judge_messages(
         DETECTORS, ctx, state.get("detectors"), account_id, messages, consume
     )
     alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
-    return {"detectors": detector_states, "alerts": alerts}, changes
+    return {"detectors": detector_states, "alerts": alerts, "clock": clock}, changes

@@ -1,15 +1,64 @@
 """What an account's and an institution's step share: a set of detectors run over several
-messages in order, each judged on its own, and the regions their findings are filed under."""
+messages in order, each judged on its own, the regions their findings are filed under, and the
+key's own event-time clock, which tells the worker which records came late.
+
+The clock (``clock_step``) is kept in the account's or institution's state: per bank, as the
+detectors keep theirs (models/detectors/common.advance_sources), over every record the key
+receives. A record of a Beijing day the clock had sealed before its message came is *late*; the
+detectors still judge it (and say so in their findings), and the count per bank goes to the
+observers registered with ``observe_late`` (the worker's ``fundwatch_late_records_total``), so
+late data is never dropped unseen. Observers are the one side effect here: they only count."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
 from models.detectors import DetectContext
-from models.detectors.common import Owned, disown, own_states
+from models.detectors.common import (
+    Owned,
+    advance_sources,
+    disown,
+    event_time,
+    open_from,
+    own_states,
+    source_of,
+)
 from models.findings import Finding
+
+# (bank code, scope "account" or "institution", late records)
+LateObserver = Callable[[str, str, int], None]
+_LATE_OBSERVERS: list[LateObserver] = []
+
+
+def observe_late(observer: LateObserver) -> None:
+    """Call ``observer`` with every count of late records a step finds."""
+    if observer not in _LATE_OBSERVERS:
+        _LATE_OBSERVERS.append(observer)
+
+
+def clock_step(
+    ctx: DetectContext, clock: dict[str, Any] | None, messages: Iterable[tuple[str, list[Any]]], scope: str
+) -> dict[str, Any]:
+    """The key's clock after ``messages`` (a new dict: the caller's is not changed); the records
+    each message held of days the clock had sealed before it are reported as late, per bank."""
+    clock = {"wm": (clock or {}).get("wm"), "src": (clock or {}).get("src") or {}}
+    late: Counter[str] = Counter()
+    for _, records in messages:
+        wm = clock["wm"]
+        if wm is not None:
+            # is_sealed(ts, wm) for every record, as one comparison: ts < open_from(wm)
+            start = open_from(wm)
+            for record in records:
+                if event_time(record) < start:
+                    late[source_of(ctx, record) or "unknown"] += 1
+        advance_sources(clock, ctx, records)
+    for bank, count in sorted(late.items()):
+        for observer in _LATE_OBSERVERS:
+            observer(bank, scope, count)
+    return clock
 
 
 def judge_messages(

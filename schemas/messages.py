@@ -35,6 +35,11 @@ class TxnRecord(msgspec.Struct, array_like=True, tag="t"):
     purpose: str | None
     product_id: str | None
     balance_after_cents: int | None
+    # The bank that pushed the record, stamped by the worker on the records it re-keys by
+    # institution (streams/records.py): an institution's detectors follow each bank's progress
+    # (models/detectors/common.advance_sources). Empty on the records topic, where the message's
+    # bank_code says it; a trailing default, so older messages decode as they are.
+    bank_code: str = ""
 
 
 class BalanceRecord(msgspec.Struct, array_like=True, tag="b"):

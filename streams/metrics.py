@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from models.stepping import observe_late
+
 RECORDS_PROCESSED = Counter(
     "fundwatch_records_processed_total",
     "Records folded into state and written to ClickHouse by workers",
@@ -62,3 +64,17 @@ SNAPSHOTS_PENDING = Gauge(
     "fundwatch_snapshot_queue_states",
     "Account and institution states waiting to be snapshotted to ClickHouse",
 )
+LATE_RECORDS = Counter(
+    "fundwatch_late_records_total",
+    "Records that reached an account's or an institution's detectors after their Beijing day was "
+    "sealed (the slowest of its banks more than 2 days past the day's end): still judged, their "
+    "findings marked late",
+    ["bank_code", "scope"],
+)
+
+
+def _count_late(bank_code: str, scope: str, count: int) -> None:
+    LATE_RECORDS.labels(bank_code, scope).inc(count)
+
+
+observe_late(_count_late)

@@ -151,7 +151,9 @@ class RecordsProcessor:
         await self.sink.emit_alerts(changed_alerts)
         for message in messages:
             # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
-            parts = await self._forward(message.msg_id, message.received_at, message.records)
+            parts = await self._forward(
+                message.msg_id, message.received_at, message.records, message.bank_code
+            )
             self.sink.mark_done(message.msg_id, "records", parts)
 
     def _keep_state(self, account_id: str, state: dict[str, Any]) -> None:
@@ -189,11 +191,14 @@ class RecordsProcessor:
             partition_for(account_id, self.partitions), key, doc, value_serializer="raw"
         )
 
-    async def _forward(self, msg_id: str, received_at: int, records: list[Any]) -> int:
-        """One message per institution partition with the records its institutions need;
-        returns how many were sent."""
+    async def _forward(self, msg_id: str, received_at: int, records: list[Any], bank_code: str = "") -> int:
+        """One message per institution partition with the records its institutions need, each
+        stamped with the bank that pushed it (an institution's detectors follow each of its banks'
+        progress); returns how many were sent."""
         by_partition: dict[int, list[InstitutionPart]] = defaultdict(list)
         for institution_id, part in sorted(institution_records(self.context, records).items()):
+            if bank_code:
+                part = [msgspec.structs.replace(record, bank_code=bank_code) for record in part]
             by_partition[partition_for(institution_id, self.partitions)].append(
                 InstitutionPart(institution_id=institution_id, records=part)
             )

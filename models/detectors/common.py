@@ -127,11 +127,16 @@ def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> 
     st["src"] = src
     ceiling = ctx.event_time_ceiling
     sent: set[str] = set()
+    bank_of: dict[str, str] = {}  # an account's records all come from its bank: one look-up each
     for record in records:
         ts = event_time(record)
         if ceiling is not None and ts > ceiling:
             ts = ceiling
-        bank = source_of(ctx, record)
+        bank = getattr(record, "bank_code", "")
+        if not bank:
+            bank = bank_of.get(record.account_id)
+            if bank is None:
+                bank = bank_of[record.account_id] = source_of(ctx, record)
         entry = src.get(bank)
         if entry is None:
             src[bank] = [ts, ts]

@@ -19,10 +19,14 @@ What a day holds, from the account's own CNY records of that Beijing day:
 - fan-out: the distinct payees with role ``borrower`` or ``investor``, or unknown to the
   reference data;
 - the day's latest balance seen: a transaction's ``balance_after_cents`` or a balance snapshot,
-  the latest by event time (then record id) wins.
+  the latest by event time (then record id) wins; a snapshot taken at Beijing midnight is the
+  closing balance of the day that ends then (a bank's day-end snapshot is dated 00:00 of the next
+  day), not the opening balance of the next.
 
-Rule. The window ``T(D)`` is the ``window_days`` Beijing days ending with a day D on which the
-account has a transaction. It fires when all four hold over T(D):
+Rule. A window ``T(D, L)`` is the ``L`` Beijing days ending with a day D on which the account has
+a transaction, for every ``L`` from 1 to ``window_days`` (7): a pool may collect for three days
+and pay out over the next two, or take in and pay out within hours. A window fires when all four
+hold over it:
 
 1. fan-in: distinct investor-like payers >= ``min_distinct_in``;
 2. fan-out: distinct borrower- or investor-like payees >= ``min_distinct_out``;
@@ -33,13 +37,17 @@ account has a transaction. It fires when all four hold over T(D):
    max(0, credits - debits): the finding's ``end_balance_source`` is ``net_flow`` instead of
    ``balance`` and both sentences say the figure is an estimate. (thresholds.toml reads "day-end
    balance / the day's inflow": for a one-day window this is exactly that; over several days the
-   denominator is the window's inflow, so a pool that collects one day and pays out the next is
-   judged on what is left at the end, not on its overnight float.)
+   denominator is the window's inflow, so a pool that collects for days and then pays out is
+   judged on what is left at the end, not on its float while it collected: its dwell time.)
+
+The longest window ending on D that fires is the one reported (it holds the most of the pool).
+Widening the window cannot make an account a pool by itself: it still needs the many investors
+in, the many payees out, and the money gone by the end.
 
 Alerts. Trailing windows overlap, so the Beijing days are cut into consecutive *periods* of
 ``window_days`` days counted from 1970-01-01 (Beijing), and there is one finding per account and
-period: key ``<account>:<first day of the period>``. It shows the latest window that fires among
-the open days of the period, and updates as records arrive. A pool going on for weeks is one
+period: key ``<account>:<first day of the period>``. It shows the latest day among the open days
+of the period with a window that fires (the longest such window), and updates as records arrive. A pool going on for weeks is one
 alert per period, not one per day; a burst at the end of one period that is still inside the
 window of an active day of the next period is reported in both.
 
@@ -49,10 +57,13 @@ Severity by the money passed through, min(credits, debits) over the window (also
 times their minimum. Score: the mean of passed-through / ``critical_amount`` and how far the
 smaller fan is between its minimum and ``FAN_BUMP`` times it, each capped at 1.
 
+Late records (their day sealed) are still counted, in the days kept for them (common.LATE_KEEP),
+and the periods they touch judged again; the finding says ``late: true``.
+
 State (per account): ``wm`` and one entry per Beijing day (credit and debit buckets with record
 ids of open days, the day's investor-like payers and borrower/investor-like payees, the latest
 balance). A day is kept while a window that holds it can still change (``window_days - 1`` days
-after it stays open), so about ``window_days + 3`` days. Each day keeps at most ``DISTINCT_CAP``
+after it stays open) and ``LATE_KEEP`` longer, so about ``window_days + 10`` days. Each day keeps at most ``DISTINCT_CAP``
 counterparties per side, the smallest account ids (the smallest N of a set do not depend on
 arrival order); beyond that a fan is reported as "at least DISTINCT_CAP".
 """
@@ -73,6 +84,8 @@ from models.detectors.common import (
     clone,
     event_time,
     fraction_of,
+    is_expired,
+    is_late,
     is_sealed,
     mask,
     money,
@@ -102,7 +115,7 @@ FAN_BUMP = 3  # both fans at this multiple of their minimum: one severity level 
 DISTINCT_CAP = 2000  # counterparties kept per day and side
 
 DEFAULTS = {
-    "window_days": 3,
+    "window_days": 7,
     "min_distinct_in": 20,
     "min_distinct_out": 10,
     "pass_through_min": "0.8",
@@ -175,10 +188,13 @@ def _trim(fan: dict[str, str]) -> dict[str, str]:
     return {cp: fan[cp] for cp in sorted(fan)[:DISTINCT_CAP]}
 
 
-def _evaluable(st: dict[str, Any], day: int, wm: int | None) -> bool:
-    """A window ends on this day: the day has a transaction and is still open."""
+def _evaluable(st: dict[str, Any], day: int, wm: int | None, sealed_ok: bool = False) -> bool:
+    """A window ends on this day: the day has a transaction and is still open (or, judging late
+    records, sealed but kept)."""
     entry = st["days"].get(str(day))
-    return entry is not None and entry["in"]["n"] + entry["out"]["n"] > 0 and not is_sealed(day, wm)
+    if entry is None or entry["in"]["n"] + entry["out"]["n"] == 0:
+        return False
+    return not is_sealed(day, wm) or (sealed_ok and not is_expired(day, wm))
 
 
 def detect(
@@ -199,16 +215,25 @@ def detect(
     wm = st["wm"]
     mine = own_records(account_id, records)
     moved: set[int] = set()  # days whose figures changed
+    late_days: set[int] = set()  # ... by a late record
     for record in mine:
         ts = event_time(record)
-        if record.currency != "CNY" or is_sealed(ts, wm):
+        if record.currency != "CNY":
             continue
+        late = is_sealed(ts, wm)  # still counted, in the day kept for it
         day = beijing_day_start(ts)
-        entry = _day_in(st["days"], day)
-        moved.add(day)
         if isinstance(record, BalanceRecord):
+            # a snapshot at midnight is the balance the day before ended with
+            if ts == day:
+                day -= DAY
+            entry = _day_in(st["days"], day)
+            moved.add(day)
             _see_balance(entry, ts, record.record_id, record.balance_cents)
             continue
+        entry = _day_in(st["days"], day)
+        moved.add(day)
+        if late:
+            late_days.add(day)
         if record.balance_after_cents is not None:
             _see_balance(entry, ts, record.record_id, record.balance_after_cents)
         counterparty = record.counterparty_account
@@ -218,7 +243,7 @@ def detect(
         else:
             kind = payee_class(ctx, account_id, counterparty)
             side, fan = entry["out"], entry["fout"]
-        if add(side, record.record_id, ts, record.amount_cents, tag=kind or "other") and kind:
+        if add(side, record.record_id, ts, record.amount_cents, tag=kind or "other", late=late) and kind:
             fan[counterparty] = kind
     for day in moved:
         entry = st["days"][str(day)]
@@ -227,10 +252,12 @@ def detect(
 
     # a day's records change the windows ending on it and on the next window_days - 1 days
     ends = {day + i * DAY for day in moved for i in range(window_days)}
-    periods = {period_start(end, window_days) for end in ends if _evaluable(st, end, wm)}
+    late_ends = {day + i * DAY for day in late_days for i in range(window_days)}
+    periods = {period_start(end, window_days) for end in ends if _evaluable(st, end, wm, end in late_ends)}
+    late_periods = {period_start(end, window_days) for end in late_ends}
     findings = []
     for period in sorted(periods):
-        finding = _period_finding(ctx, st, account_id, role, cfg, period)
+        finding = _period_finding(ctx, st, account_id, role, cfg, period, period in late_periods)
         if finding is not None:
             findings.append(finding)
     _prune(st, wm, window_days)
@@ -251,30 +278,87 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
 
 
 def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
-    # a day counts in the windows of the following window_days - 1 days: keep it while any is open
+    # a day counts in the windows of the following window_days - 1 days: keep it while any is
+    # kept (open, or sealed for less than LATE_KEEP)
     reach = (window_days - 1) * DAY
-    st["days"] = {k: e for k, e in st["days"].items() if not is_sealed(int(k) + reach, wm)}
+    st["days"] = {k: e for k, e in st["days"].items() if not is_expired(int(k) + reach, wm)}
     for entry in st["days"].values():
         seal(entry["in"], wm)
         seal(entry["out"], wm)
 
 
 def _period_finding(
-    ctx: DetectContext, st: dict[str, Any], account_id: str, role: str, cfg: dict[str, Any], period: int
+    ctx: DetectContext,
+    st: dict[str, Any],
+    account_id: str,
+    role: str,
+    cfg: dict[str, Any],
+    period: int,
+    sealed_ok: bool = False,
 ) -> Finding | None:
-    """The latest window that fires among the open days of the period."""
+    """The latest open day of the period with a window that fires, its longest such window
+    (``sealed_ok``: judging late records, sealed days kept count too)."""
     window_days = _window_days(cfg)
     for i in reversed(range(window_days)):
         day = period + i * DAY
-        if _evaluable(st, day, st["wm"]):
-            finding = _evaluate(ctx, st, account_id, role, cfg, period, day)
-            if finding is not None:
-                return finding
+        if _evaluable(st, day, st["wm"], sealed_ok):
+            window = _firing_window(st, cfg, day)
+            if window is not None:
+                return _evaluate(ctx, st, account_id, role, cfg, period, day, window)
     return None
 
 
 def _count(fan: dict[str, str], kind: str) -> int:
     return sum(1 for k in fan.values() if k == kind)
+
+
+def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[str, Any] | None:
+    """The figures of the longest window ending on ``day`` that fires, or None. Windows grow one
+    day back at a time, so their sums and fans are built once for all lengths."""
+    min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
+    pass_min = fraction_of(cfg["pass_through_min"])
+    ratio_max = fraction_of(cfg["end_balance_ratio_max"])
+    balance = st["days"][str(day)]["bal"]
+    credits = debits = 0
+    payers: dict[str, str] = {}
+    payees: dict[str, str] = {}
+    entries: list[dict[str, Any]] = []
+    earliest = day  # the earliest day of the window with a transaction
+    found = None
+    for length in range(1, _window_days(cfg) + 1):
+        entry = st["days"].get(str(day - (length - 1) * DAY))
+        if entry is not None:
+            entries.append(entry)
+            if entry["in"]["n"] + entry["out"]["n"]:
+                earliest = day - (length - 1) * DAY
+            credits += entry["in"]["c"]
+            debits += entry["out"]["c"]
+            # the nearer day's class wins if the reference data changed (nearer days come first)
+            payers = {**entry["fin"], **payers}
+            payees = {**entry["fout"], **payees}
+        if (
+            credits <= 0
+            or min(len(payers), DISTINCT_CAP) < min_in
+            or min(len(payees), DISTINCT_CAP) < min_out
+        ):
+            continue
+        if Fraction(debits, credits) < pass_min:
+            continue
+        closing = balance[2] if balance is not None else max(0, credits - debits)
+        if Fraction(closing, credits) > ratio_max:
+            continue
+        found = {
+            # the window as far back as it holds records (empty days before add nothing)
+            "first": earliest,
+            "entries": list(entries),
+            "credits": credits,
+            "debits": debits,
+            "payers": payers,
+            "payees": payees,
+            "closing": closing,
+            "source": "balance" if balance is not None else "net_flow",
+        }
+    return found
 
 
 def _evaluate(
@@ -285,35 +369,22 @@ def _evaluate(
     cfg: dict[str, Any],
     period: int,
     day: int,
-) -> Finding | None:
-    window_days = _window_days(cfg)
+    window: dict[str, Any],
+) -> Finding:
     min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
-    pass_min = fraction_of(cfg["pass_through_min"])
-    ratio_max = fraction_of(cfg["end_balance_ratio_max"])
-    first = day - (window_days - 1) * DAY
-    entries = [st["days"][k] for k in sorted(st["days"], key=int) if first <= int(k) <= day]
-    credits = sum(e["in"]["c"] for e in entries)
-    debits = sum(e["out"]["c"] for e in entries)
-    if credits <= 0:
-        return None
-    payers: dict[str, str] = {}
-    payees: dict[str, str] = {}
-    for entry in entries:  # a later day's class wins if the reference data changed
-        payers.update(entry["fin"])
-        payees.update(entry["fout"])
+    first, entries = window["first"], window["entries"]
+    window_days = (day - first) // DAY + 1
+    credits, debits, closing, source = (
+        window["credits"],
+        window["debits"],
+        window["closing"],
+        window["source"],
+    )
+    payers, payees = window["payers"], window["payees"]
     capped_in, capped_out = len(payers) >= DISTINCT_CAP, len(payees) >= DISTINCT_CAP
     distinct_in, distinct_out = min(len(payers), DISTINCT_CAP), min(len(payees), DISTINCT_CAP)
-    if distinct_in < min_in or distinct_out < min_out:
-        return None
     pass_through = Fraction(debits, credits)
-    if pass_through < pass_min:
-        return None
-    balance = st["days"][str(day)]["bal"]
-    source = "balance" if balance is not None else "net_flow"
-    closing = balance[2] if balance is not None else max(0, credits - debits)
     end_ratio = Fraction(closing, credits)
-    if end_ratio > ratio_max:
-        return None
 
     passed = min(credits, debits)
     high, critical = cents_of(cfg["high_amount"]), cents_of(cfg["critical_amount"])
@@ -382,6 +453,7 @@ def _evaluate(
             "closing_balance": money(closing),
             "end_balance_source": source,
             "end_balance_ratio": ratio_text(end_ratio, 8),
+            "late": any(is_late(b) for b in buckets),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=(

@@ -7,7 +7,7 @@ import pytest
 
 from models.detectors import DETECTORS, fold
 from models.detectors import fund_pool as det
-from models.detectors.common import ALLOWED_LATENESS, mask
+from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, beijing_date, mask
 from models.detectors.context import DetectContext
 from models.findings import TYPOLOGIES, alert_id_for
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
@@ -135,15 +135,16 @@ def test_a_pool_on_an_own_account_is_a_finding():
     assert f.metrics["credits"] == "200000.00" and f.metrics["debits"] == "190000.00"
     assert f.metrics["pass_through"] == "0.95000000" and f.metrics["end_balance_ratio"] == "0.05000000"
     assert f.metrics["end_balance_source"] == "balance" and f.metrics["closing_balance"] == "10000.00"
-    assert (f.metrics["window_first_day"], f.metrics["window_last_day"]) == ("2026-11-23", DAY1)
-    assert f.metrics["period"] == PERIOD and f.metrics["window_days"] == 3
+    # the window as far back as it holds records: the one day
+    assert (f.metrics["window_first_day"], f.metrics["window_last_day"]) == (DAY1, DAY1)
+    assert f.metrics["period"] == PERIOD and f.metrics["window_days"] == 1
     assert f.thresholds["min_distinct_in"] == 20 and f.thresholds["config_version"] == "test-1"
     assert f.extra == {"account_role": "own_operating", "region": "220102"}
     assert f.window_start == bj(f"{DAY1} 09:00:00") and f.window_end == bj(f"{DAY1} 15:09:00")
     assert set(f.record_ids) == {r.record_id for r in records[:30]}  # the transactions, not the snapshot
     assert 0.0 <= f.score <= 1.0
     zh, en = f.explanation_zh, f.explanation_en
-    assert "自有运营账户****2002" in zh and "2026-11-23至2026-11-25（3个北京日）" in zh
+    assert "自有运营账户****2002" in zh and "2026-11-25（1个北京日）" in zh
     assert "20个投资人账户" in zh and "10个借款人或投资人账户" in zh and "200,000.00 元" in zh
     assert "190,000.00 元" in zh and "95.00%" in zh and "日终余额10,000.00 元" in zh and "5.00%" in zh
     assert "设立资金池（《方案》二(一)）" in zh
@@ -433,12 +434,18 @@ def test_order_and_split_do_not_matter():
     assert_private(second)
 
 
-def test_records_later_than_the_allowed_lateness_are_ignored():
+def test_records_later_than_the_allowed_lateness_are_judged_and_marked_late():
     ctx = world()
     state, _ = det.detect(ctx, None, OWN, "m1", [snap(OWN, "2026-11-30 12:00:00", "0.00", None)])
     assert bj("2026-11-28 00:00:00") + ALLOWED_LATENESS <= state["wm"]
-    assert det.detect(ctx, state, OWN, "m2", pool(day="2026-11-27"))[1] == []
-    assert only(det.detect(ctx, state, OWN, "m3", pool(day="2026-11-28"))[1]).key == f"{OWN}:2026-11-27"
+    records = pool(day="2026-11-27")
+    later, findings = det.detect(ctx, state, OWN, "m2", records)
+    late = only(findings)
+    assert late.key == f"{OWN}:2026-11-27" and late.metrics["late"] is True
+    assert late.metrics["distinct_in"] == 20 and late.metrics["credits"] == "200000.00"
+    assert det.detect(ctx, later, OWN, "m2b", records)[0]["days"] == later["days"]  # counted once
+    on_time = only(det.detect(ctx, state, OWN, "m3", pool(day="2026-11-28"))[1])
+    assert on_time.key == f"{OWN}:2026-11-27" and on_time.metrics["late"] is False
 
 
 def test_state_stays_bounded():
@@ -453,7 +460,7 @@ def test_state_stays_bounded():
         ]
         state, findings = det.detect(ctx, state, OWN, f"m{d}", records)
         assert len(findings) == 1
-    assert len(state["days"]) <= 3 + 3
+    assert len(state["days"]) <= 3 + 3 + LATE_KEEP // DAY  # and those kept for late records
     open_ids = sum(len(e["in"]["ids"]) + len(e["out"]["ids"]) for e in state["days"].values())
     assert open_ids <= 3 * 30  # record ids of open days only
     assert findings[0] in det.current(ctx, state, OWN)
@@ -488,3 +495,63 @@ def test_explanations_stay_private(account):
     records += credits(STRANGERS[:5], "1000.00", account=account, hour=11)
     f = only(run(records, account=account)[1])
     assert_private(f)
+
+
+# -- windows of one to window_days days --------------------------------------------------------
+
+
+def test_a_pool_collecting_three_days_and_paying_out_over_two_more_is_found():
+    """In over three days, out over the next two: wider than three days, inside a week."""
+    records = []
+    for n, day in enumerate(("2026-11-23", "2026-11-24", "2026-11-25")):
+        records += credits(INVESTORS[7 * n : 7 * n + 7], "10000.00", day=day)
+    for n, day in enumerate(("2026-11-26", "2026-11-27")):
+        records += debits(BORROWERS[5 * n : 5 * n + 5], "20000.00", day=day)
+    records.append(snap(OWN, "2026-11-28 00:00:00", "10000.00", None))  # the day-end snapshot
+    assert fold(det, world(), OWN, [("m1", records)])[1] == {}  # three-day windows see half of it
+    latest = fold(det, world({"window_days": 7}), OWN, [("m1", records)])[1]
+    f = only(list(latest.values()))
+    assert (f.metrics["window_first_day"], f.metrics["window_last_day"]) == ("2026-11-23", "2026-11-27")
+    assert (
+        f.metrics["window_days"] == 5 and f.metrics["distinct_in"] == 21 and f.metrics["distinct_out"] == 10
+    )
+    assert f.metrics["end_balance_source"] == "balance" and f.metrics["closing_balance"] == "10000.00"
+    assert f.key == f"{OWN}:{beijing_date(det.period_start(bj('2026-11-27 00:00:00'), 7))}"
+    # day by day, as a bank sends it, the same finding
+    by_day = [(f"d{r.booked_at // DAY if hasattr(r, 'booked_at') else 0}", [r]) for r in records]
+    assert fold(det, world({"window_days": 7}), OWN, by_day)[1] == latest
+
+
+def test_the_longest_window_that_fires_is_reported_and_shorter_ones_still_fire():
+    ctx = world({"window_days": 7})
+    f = only(run(pool(), ctx=ctx)[1])  # all on one day: every window holds it, shown as that day
+    assert (
+        f.metrics["window_days"] == 1
+        and f.metrics["window_first_day"] == f.metrics["window_last_day"] == DAY1
+    )
+    # money that stayed four days before does not hide a pool that passed through in one day
+    stayed = credits(STRANGERS[:30], "100000.00", day="2026-11-21")
+    g = only(run(stayed + pool(), ctx=ctx)[1])
+    assert g.metrics["window_first_day"] == DAY1 and g.metrics["credits"] == "200000.00"
+
+
+def test_a_midnight_snapshot_closes_the_day_before():
+    records = pool(balance=None) + [snap(OWN, "2026-11-26 00:00:00", "10000.00", None)]
+    f = only(run(records)[1])
+    assert f.metrics["end_balance_source"] == "balance" and f.metrics["window_last_day"] == DAY1
+    # a snapshot at the start of the day is no closing balance: it stays with the day before
+    opening = pool(balance=None) + [snap(OWN, f"{DAY1} 00:00:00", "900000.00", None)]
+    assert only(run(opening)[1]).metrics["end_balance_source"] == "net_flow"
+
+
+def test_payroll_and_expenses_over_a_week_are_no_pool():
+    """An own account paying staff and suppliers all week, fed by the institution's own accounts
+    and a few customers: no investors in, so no pool, however wide the window."""
+    ctx = world({"window_days": 7})
+    records = []
+    for d in range(20, 27):
+        day = f"2026-11-{d}"
+        records += credits(STRANGERS[d - 20 : d - 18], "3000.00", day=day)  # a few customers a day
+        records += [txn(OWN, True, "50000.00", f"{day} 08:00:00", CUSTODY)]  # fees from custody
+        records += debits(STRANGERS[10 + (d - 20) * 3 : 13 + (d - 20) * 3], "15000.00", day=day)
+    assert fold(det, ctx, OWN, [("m1", records)])[1] == {}
