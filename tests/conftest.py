@@ -63,3 +63,16 @@ def receivers():
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def simulated_province(tmp_path_factory):
+    """`fundwatch run` with the built-in simulator, started once for the tests that share it (the
+    access matrix and the log privacy test): one stack, so its log holds the traffic of both."""
+    from tests.support import SimulatedProvince
+
+    running = SimulatedProvince(tmp_path_factory.mktemp("simulated-province"))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
