@@ -184,6 +184,7 @@ def create_worker_app(
     # the consumer exists once the app runs; before that there is no lag to show
     lag = LagService(app_id, lambda: app.consumer if app.started else None)
     log.info("account state seeds loaded accounts=%d", processor.load_seed())
+    log.info("alert revisions loaded alerts=%d", sink.load_revisions())
     log.info(
         "alert cases and suppressions seeded cases=%d suppressions=%d", *alert_state.view.load(storage.sync)
     )
