@@ -225,3 +225,33 @@ def _healthy(port: int) -> bool:
         return call("GET", f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200
     except OSError:
         return False
+
+
+def test_after_a_record_dated_years_ahead_the_accounts_alerts_still_come(run, banks):
+    """The far-future record is refused naming `booked_at`; the account's detectors are not blinded:
+    a CNY 2,600,000 credit still raises its large-value report and an uninstructed custody debit
+    its misappropriation alert. (Before: the 2031 record was taken and neither alert came.)"""
+    status, answer = run.accounts(run.admin, [account("IR-FAR", "B001")])
+    assert status == 200 and answer["upserted"] == 1, answer
+    now = datetime.now(UTC)
+    ahead = [
+        txn("far-2031", "IR-FAR", booked_at="2031-01-01T00:00:00+08:00"),
+        txn("far-50min", "IR-FAR", booked_at=rfc3339(now + timedelta(minutes=50))),  # within the allowance
+    ]
+    status, answer = run.push(banks["B001"], "B001", "far-1", ahead)
+    assert status == 202 and answer["accepted"] == 1, answer
+    assert [r["record_id"] for r in answer["rejected"]] == ["far-2031"]
+    assert answer["rejected"][0]["error"].startswith("`booked_at`: ")
+    later = [
+        txn("far-big", "IR-FAR", amount="2600000.00", booked_at=rfc3339(now - timedelta(minutes=5))),
+        txn("far-out", "IR-FAR", amount="150000.00", direction="debit", booked_at=rfc3339(now - timedelta(minutes=4))),
+    ]  # fmt: skip
+    status, answer = run.push(banks["B001"], "B001", "far-2", later)
+    assert status == 202 and answer["accepted"] == 2, answer
+
+    def typologies() -> set[str]:
+        status, found = call("GET", f"{run.base}/v1/alerts?institution_id=IR-P2P-1&limit=100", run.admin)
+        assert status == 200, found
+        return {a["typology"] for a in found["alerts"] if "IR-FAR" in a["accounts"]}
+
+    assert wait_until(lambda: {"large_value", "misappropriation"} <= typologies(), 90, what="the account's alerts")
