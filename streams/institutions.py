@@ -25,6 +25,7 @@ from schemas.alerts import AlertData
 from schemas.ddl import DATABASE
 from schemas.messages import InstitutionPart, decode_institution_message, partition_for
 from streams import metrics
+from streams.records import readable
 from streams.sink import Sink
 
 log = logging.getLogger("fundwatch.worker")
@@ -96,8 +97,7 @@ class InstitutionProcessor:
         # own, with those products overlaid on the reference view.
         steps: dict[str, list[tuple[str, InstitutionPart]]] = {}
         handled: list[tuple[str, str]] = []
-        for value in values:
-            message = decode_institution_message(value)
+        for message in readable(values, decode_institution_message, "institution-records"):
             for part in message.parts:
                 steps.setdefault(part.institution_id, []).append((message.msg_id, part))
             if message.msg_id.endswith(_FORWARDED) and message.parts:

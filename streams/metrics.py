@@ -18,6 +18,11 @@ MESSAGES_REPLAYED = Counter(
     "fundwatch_messages_replayed_total",
     "Messages seen again after a redelivery, whose state was already applied",
 )
+MESSAGES_UNREADABLE = Counter(
+    "fundwatch_messages_unreadable_total",
+    "Messages a worker could not decode and left out (logged with their topic and key)",
+    ["topic"],
+)
 PROCESSING_SECONDS = Histogram(
     "fundwatch_message_processing_seconds",
     "Time to process the records messages taken together (up to 64), from decode to alerts out",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,21 @@ from streams.rows import Rows, message_rows
 from streams.sink import Sink
 
 _encode_state = msgspec.json.Encoder().encode
+log = logging.getLogger("fundwatch.worker")
+
+
+def readable(values: list[bytes], decode: Callable[[bytes], Any], topic: str) -> list[Any]:
+    """The messages of a take that decode. One that does not (written by something that is not a
+    gateway of this version) must not stop the partition behind it: it is logged by its size and
+    counted, never its content, and left out."""
+    messages = []
+    for value in values:
+        try:
+            messages.append(decode(value))
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            metrics.MESSAGES_UNREADABLE.labels(topic).inc()
+            log.error("unreadable message left out topic=%s bytes=%d error=%s", topic, len(value), error)
+    return messages
 
 
 class RecordsProcessor:
@@ -82,7 +98,7 @@ class RecordsProcessor:
         on its own as if it came alone, and each is marked in the account's flows, so a replay
         of any one is recognised as before."""
         started = time.perf_counter()
-        messages = [decode_batch(value) for value in values]
+        messages = readable(values, decode_batch, "records")
         grouped = [(message, _by_account(message)) for message in messages]
         if self.reference_sync is not None:
             waiting = [

@@ -94,3 +94,15 @@ def test_one_message_in_two_currencies_makes_a_row_per_currency_never_a_sum():
         ("INST1", "CNY"): Decimal("1000.00"),
         ("INST1", "USD"): Decimal("10.00"),
     }
+
+
+def test_an_unreadable_message_is_counted_and_left_out_not_fatal():
+    from schemas.messages import RecordBatchMessage, decode_batch, encode_batch
+    from streams import metrics
+    from streams.records import readable
+
+    good = encode_batch(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, []))
+    before = metrics.MESSAGES_UNREADABLE.labels("records")._value.get()
+    taken = readable([b'["not", "a message"]', good, b"\xff"], decode_batch, "records")
+    assert [m.msg_id for m in taken] == ["B001/b/0"]
+    assert metrics.MESSAGES_UNREADABLE.labels("records")._value.get() == before + 2
