@@ -1,16 +1,22 @@
-"""`fundwatch eval`: the detectors measured on a labelled simulated province, through the real
-pipeline.
+"""`fundwatch eval`: the detectors measured on a labelled simulated province, on each variant of
+what the province looks like (services/simulator/variants.py: optional fields left out, banks
+pushing in real time, in day-end files, late, bank by bank, a day re-sent).
 
 1. The simulator writes the province's reference data, ``hours`` of custody-bank batches with
-   injected violations and hard negatives, and the ground truth (``labels.jsonl``).
-2. A Tansu broker and ``fundwatch run --no-simulator`` (chDB in a temporary data directory) start
-   as child processes: the same gateway, Kafka topics, Faust agents and ClickHouse writes as in
-   production.
-3. The batches go through ``POST /v1/batches`` with each bank's own token, the reference data
-   through ``PUT /v1/reference/...``.
-4. When the workers have processed every accepted record and every institution message, the
-   alerts topic is read from the start and folded into one alert per alert id.
-5. models/evaluation.py pairs alerts with labels and scores precision, recall, F1 and delay.
+   injected violations and hard negatives, and the ground truth (``labels.jsonl``), once: every
+   variant is the same province and the same truth.
+2. Each variant takes fields out of the batches and the reference data and orders the batches.
+3. The batches go through the detectors, by one of two engines:
+
+   - ``pipeline``: a Tansu broker and ``fundwatch run --no-simulator`` (chDB in a temporary data
+     directory) as child processes, the same gateway, Kafka topics, Faust agents and ClickHouse
+     writes as in production; batches through ``POST /v1/batches`` with each bank's own token,
+     the reference data through ``PUT /v1/reference/...``; when the workers have processed
+     everything, the alerts topic is read from the start;
+   - ``direct``: the worker's steps in-process (services/simulator/pipeline.py), several times
+     faster, for the variants in one sitting.
+
+4. models/evaluation.py pairs alerts with labels and scores precision, recall, F1 and delay.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import aiohttp
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from models.detectors import DetectContext, StaticReferences
 from models.evaluation import SeenAlert, TypologyScore, fold_alert_events, score
 from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC
@@ -42,7 +49,16 @@ from services.broker import EmbeddedBroker, die_with_parent, free_port
 from services.children import wait_http_ready
 from services.progress import StatusLine
 from services.simulator import build_province, plan_violations, write_files
+from services.simulator.pipeline import InProcessPipeline
 from services.simulator.push import REFERENCE_ORDER, PushError, _Api, parse_metric_total
+from services.simulator.variants import (
+    VARIANTS,
+    ProvinceVariant,
+    account_roles,
+    push_order,
+    strip_batch,
+    strip_reference,
+)
 
 log = logging.getLogger("fundwatch.eval")
 
@@ -61,9 +77,13 @@ class EvalResult:
     elapsed_s: float
     thresholds_version: str
     scores: dict[str, TypologyScore]
+    variant: str = "baseline"
+    engine: str = "pipeline"
 
     def to_builtins(self) -> dict[str, Any]:
         return {
+            "variant": self.variant,
+            "engine": self.engine,
             "seed": self.seed,
             "hours": self.hours,
             "records": self.records,
@@ -74,6 +94,19 @@ class EvalResult:
             "thresholds_version": self.thresholds_version,
             "typologies": {name: s.to_builtins() for name, s in self.scores.items()},
         }
+
+    @property
+    def hard_negatives_flagged(self) -> int:
+        return sum(s.hard_negatives_flagged for s in self.scores.values())
+
+    def meets(self) -> bool:
+        """Every typology at its target, no hard negative flagged."""
+        for name, s in self.scores.items():
+            target = TARGETS.get(name, DEFAULT_TARGET)
+            if s.precision is None or s.recall is None or min(s.precision, s.recall) < target:
+                if s.labels or s.alerts:
+                    return False
+        return self.hard_negatives_flagged == 0
 
 
 def _stack_command(data_dir: Path, port: int) -> list[str]:
@@ -94,27 +127,35 @@ async def _metrics(session: aiohttp.ClientSession, base: str) -> dict[str, int]:
 
 
 async def _push_files(
-    api: _Api, files: Path, banks: list[str], status: StatusLine, counts: dict[str, int]
+    api: _Api,
+    reference: dict[str, list[dict]],
+    batches: dict[str, list[dict]],
+    order: list[dict] | None,
+    counts: dict[str, int],
 ) -> None:
-    reference = {
-        kind: json.loads((files / "reference" / f"{kind}.json").read_text("utf-8"))
-        for kind in REFERENCE_ORDER
-    }
-    tokens = {bank: await api.bank_token(bank) for bank in banks}
+    """The reference data, then the batches: each bank's stream side by side (``order`` None: real
+    time), or one batch after another in ``order``."""
+    tokens = {bank: await api.bank_token(bank) for bank in batches}
     for kind in REFERENCE_ORDER:
         await api.upsert_reference(kind, reference[kind])
 
+    async def push(batch: dict) -> None:
+        answer = await api.push_batch(tokens[batch["bank_code"]], batch)
+        counts["pushed"] += len(batch["records"])
+        counts["accepted"] += int(answer.get("accepted", 0))
+        counts["rejected"] += len(answer.get("rejected") or ())
+
+    if order is not None:
+        for batch in order:
+            await push(batch)
+        return
+
     async def send(bank: str) -> None:
-        with (files / "batches" / f"{bank}.jsonl").open("rb") as lines:
-            for line in lines:
-                batch = msgspec.json.decode(line)
-                answer = await api.push_batch(tokens[bank], batch)
-                counts["pushed"] += len(batch["records"])
-                counts["accepted"] += int(answer.get("accepted", 0))
-                counts["rejected"] += len(answer.get("rejected") or ())
+        for batch in batches[bank]:
+            await push(batch)
 
     async with asyncio.TaskGroup() as group:
-        for bank in banks:
+        for bank in sorted(batches):
             group.create_task(send(bank))
 
 
@@ -148,8 +189,13 @@ async def _read_alerts(bootstrap: str) -> list[SeenAlert]:
 
 
 async def _evaluate(
-    work: Path, seed: int, hours: float, labels: list[dict[str, Any]], banks: list[str], status: StatusLine
+    work: Path,
+    reference: dict[str, list[dict]],
+    batches: dict[str, list[dict]],
+    order: list[dict] | None,
+    status: StatusLine,
 ) -> tuple[list[SeenAlert], dict[str, int]]:
+    work.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(work / "broker.log")
     bootstrap = broker.start()
     port = free_port()
@@ -174,7 +220,7 @@ async def _evaluate(
             status.update("starting the broker and fundwatch run", force=True)
             await wait_http_ready(session, base, stack, "fundwatch run", 180.0, interval_s=0.5)
             api = _Api(session, base, token, retry_for_s=120.0)
-            pushing = asyncio.create_task(_push_files(api, work / "province", banks, status, counts))
+            pushing = asyncio.create_task(_push_files(api, reference, batches, order, counts))
             started = time.monotonic()
             while not pushing.done():
                 await asyncio.sleep(1.0)
@@ -217,6 +263,110 @@ async def _evaluate(
         broker.stop()
 
 
+@dataclass
+class Province:
+    """A simulated province as written once for every variant."""
+
+    seed: int
+    hours: float
+    start: int
+    reference: dict[str, list[dict]]
+    batches: dict[str, list[dict]]  # per bank, in time order
+    labels: list[dict[str, Any]]
+
+    @property
+    def records(self) -> int:
+        return sum(len(b["records"]) for batches in self.batches.values() for b in batches)
+
+
+def simulate(seed: int, hours: float, institutions: int, out: Path, status: StatusLine) -> Province:
+    status.update(f"simulating {hours:g} h of a province (seed {seed})", force=True)
+    province = build_province(seed, institutions)
+    plan = plan_violations(province, seed, days=hours / 24)
+
+    def written(records: int) -> None:
+        status.update(f"simulating {hours:g} h of a province (seed {seed}): {records:,} records")
+
+    files = write_files(province, out, hours=hours, seed=seed, violations=plan, on_progress=written)
+    reference = {
+        kind: json.loads((out / "reference" / f"{kind}.json").read_text("utf-8")) for kind in REFERENCE_ORDER
+    }
+    batches = {
+        bank: [
+            msgspec.json.decode(line)
+            for line in (out / "batches" / f"{bank}.jsonl").read_bytes().splitlines()
+        ]
+        for bank in sorted(files.records)
+    }
+    labels = [json.loads(line) for line in (out / "labels.jsonl").read_text("utf-8").splitlines() if line]
+    return Province(seed, hours, plan.start, reference, batches, labels)
+
+
+def _variant_input(province: Province, variant: ProvinceVariant) -> tuple[dict, dict, list[dict]]:
+    """The reference data, the batches per bank and the push order of a variant."""
+    roles = account_roles(province.reference["accounts"])
+    batches = {
+        bank: [strip_batch(batch, roles, variant.fields) for batch in items]
+        for bank, items in province.batches.items()
+    }
+    return strip_reference(province.reference, variant.fields), batches, push_order(batches, variant.order)
+
+
+def _direct(
+    reference: dict[str, list[dict]], order: list[dict], status: StatusLine, label: str
+) -> list[SeenAlert]:
+    """The worker's steps in-process: product reviews first (as the reference upserts send them),
+    then every batch in order."""
+    ctx = DetectContext(
+        StaticReferences(
+            reference["accounts"],
+            reference["institutions"],
+            reference["related-parties"],
+            reference["products"],
+        ),
+        load_thresholds(),
+    )
+    pipe = InProcessPipeline(ctx)
+    pipe.review(i["institution_id"] for i in reference["institutions"])
+    total = sum(len(b["records"]) for b in order)
+    for batch in order:
+        pipe.push(batch)
+        status.update(f"{label}: {pipe.records:,}/{total:,} records through the detectors")
+    return fold_alert_events(pipe.events)
+
+
+def run_variant(
+    province: Province, variant: ProvinceVariant, engine: str, work: Path, status: StatusLine
+) -> EvalResult:
+    began = time.monotonic()
+    reference, batches, order = _variant_input(province, variant)
+    label = f"{variant.name} ({engine})"
+    if engine == "direct":
+        alerts = _direct(reference, order, status, label)
+        counts = {"accepted": province.records, "rejected": 0}
+    elif engine == "pipeline":
+        status.update(f"{label}: starting the broker and fundwatch run", force=True)
+        realtime = None if variant.order == "realtime" else order
+        alerts, counts = asyncio.run(_evaluate(work / variant.name, reference, batches, realtime, status))
+        if counts["rejected"]:
+            raise PushError(f"the API rejected {counts['rejected']} simulated records; see {work}")
+    else:
+        raise ValueError(f"unknown engine {engine!r}: direct or pipeline")
+    return EvalResult(
+        seed=province.seed,
+        hours=province.hours,
+        records=province.records,
+        accepted=counts["accepted"],
+        labels=len(province.labels),
+        alerts=len(alerts),
+        elapsed_s=time.monotonic() - began,
+        thresholds_version=load_thresholds().version,
+        scores=score(province.labels, alerts, data_start=province.start),
+        variant=variant.name,
+        engine=engine,
+    )
+
+
 def run_eval(
     seed: int,
     hours: float,
@@ -225,44 +375,27 @@ def run_eval(
     keep: bool = False,
     progress: bool = True,
     on_labels: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> EvalResult:
-    """Simulate, push through the real pipeline, score. Blocking; minutes for days of data."""
-    began = time.monotonic()
+    variants: list[ProvinceVariant] | None = None,
+    engine: str = "pipeline",
+    on_result: Callable[[EvalResult], None] | None = None,
+) -> list[EvalResult]:
+    """Simulate once, then score every variant (the baseline alone by default) with ``engine``.
+    Blocking; minutes per variant for days of data. ``on_result`` sees each variant's result as
+    it is done."""
     work = Path(work_dir or tempfile.mkdtemp(prefix="fundwatch-eval-"))
     work.mkdir(parents=True, exist_ok=True)
+    results = []
     try:
         with StatusLine("eval", progress) as status:
-            status.update(f"simulating {hours:g} h of a province (seed {seed})", force=True)
-            province = build_province(seed, institutions)
-            plan = plan_violations(province, seed, days=hours / 24)
-
-            def written(records: int) -> None:
-                status.update(f"simulating {hours:g} h of a province (seed {seed}): {records:,} records")
-
-            files = write_files(
-                province, work / "province", hours=hours, seed=seed, violations=plan, on_progress=written
-            )
-            labels = [
-                json.loads(line)
-                for line in (work / "province" / "labels.jsonl").read_text("utf-8").splitlines()
-                if line
-            ]
+            province = simulate(seed, hours, institutions, work / "province", status)
             if on_labels is not None:
-                on_labels(labels)
-            alerts, counts = asyncio.run(_evaluate(work, seed, hours, labels, sorted(files.records), status))
-        if counts["rejected"]:
-            raise PushError(f"the API rejected {counts['rejected']} simulated records; see {work}")
-        return EvalResult(
-            seed=seed,
-            hours=hours,
-            records=sum(files.records.values()),
-            accepted=counts["accepted"],
-            labels=len(labels),
-            alerts=len(alerts),
-            elapsed_s=time.monotonic() - began,
-            thresholds_version=load_thresholds().version,
-            scores=score(labels, alerts, data_start=plan.start),
-        )
+                on_labels(province.labels)
+            for variant in variants or [VARIANTS["baseline"]]:
+                result = run_variant(province, variant, engine, work, status)
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        return results
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -287,10 +420,11 @@ def table_rows(result: EvalResult) -> list[list[str]]:
     for name, s in result.scores.items():
         target = TARGETS.get(name, DEFAULT_TARGET)
         meets = s.precision is not None and s.recall is not None and min(s.precision, s.recall) >= target
+        met = "yes" if meets else ("—" if not (s.labels or s.alerts) else "no")
         rows.append([
             name, str(s.labels), str(s.alerts), _fmt(s.precision), _fmt(s.recall), _fmt(s.f1),
             f"{s.hard_negatives_flagged}/{s.hard_negatives}", _duration(s.delay_median_s), _duration(s.delay_max_s),
-            f"≥ {target:.2f}", "yes" if meets else "no",
+            f"≥ {target:.2f}", met,
         ])  # fmt: skip
     return rows
 
@@ -312,8 +446,8 @@ def print_result(result: EvalResult) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"fundwatch eval — seed {result.seed}, {result.hours:g} h, {result.records:,} records, "
-        f"thresholds {result.thresholds_version}"
+        title=f"fundwatch eval — variant {result.variant} ({result.engine}), seed {result.seed}, "
+        f"{result.hours:g} h, {result.records:,} records, thresholds {result.thresholds_version}"
     )
     for header in HEADERS:
         table.add_column(header, justify="left" if header == "typology" else "right")
@@ -324,5 +458,34 @@ def print_result(result: EvalResult) -> None:
     console.print(table)
     console.print(
         f"{result.labels:,} labels, {result.alerts:,} alerts, {result.accepted:,} records accepted, "
-        f"{result.elapsed_s:.0f} s in all"
+        f"{result.elapsed_s:.0f} s for this variant; hard negatives flagged: {result.hard_negatives_flagged}; "
+        f"every typology at its target: {'yes' if result.meets() else 'no'}"
     )
+
+
+def print_summary(results: list[EvalResult]) -> None:
+    """One line per variant: the lowest precision and recall of any typology, and the time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="fundwatch eval — every variant")
+    for header in ("variant", "lowest precision", "lowest recall", "hard negatives flagged", "time", "met"):
+        table.add_column(header, justify="left" if header == "variant" else "right")
+    for r in results:
+        precisions = [s.precision for s in r.scores.values() if s.precision is not None]
+        recalls = [s.recall for s in r.scores.values() if s.recall is not None]
+        table.add_row(
+            r.variant, _fmt(min(precisions, default=None)), _fmt(min(recalls, default=None)),
+            str(r.hard_negatives_flagged), f"{r.elapsed_s:.0f} s", "yes" if r.meets() else "no",
+        )  # fmt: skip
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def markdown_variants(results: list[EvalResult]) -> str:
+    """A section per variant: what it changes, then its table."""
+    parts = []
+    for r in results:
+        variant = VARIANTS.get(r.variant)
+        about = variant.description if variant else ""
+        parts.append(f"#### {r.variant}\n\n{about}; {r.elapsed_s:.0f} s ({r.engine}).\n\n{markdown_table(r)}")
+    return "\n".join(parts)

@@ -33,9 +33,12 @@ hold over it:
 3. pass-through: debits / credits >= ``pass_through_min`` (all counterparties, so money leaving
    for anywhere counts as leaving);
 4. short dwell: closing balance / credits <= ``end_balance_ratio_max``. The closing balance is the
-   latest balance seen on D. When D has none, the proxy is the window's net inflow,
-   max(0, credits - debits): the finding's ``end_balance_source`` is ``net_flow`` instead of
-   ``balance`` and both sentences say the figure is an estimate. (thresholds.toml reads "day-end
+   latest balance seen on D. When D has none (a bank that reports no ``balance_after``), it is the
+   closing balance of the latest day before D that has one, plus the money in and out since
+   (``end_balance_source`` ``balance_and_flows``: a bank's midnight snapshot is enough). With no
+   balance at all, the proxy is the window's net inflow, max(0, credits - debits)
+   (``net_flow``: an account that started empty); both sentences then say the figure is an
+   estimate. (thresholds.toml reads "day-end
    balance / the day's inflow": for a one-day window this is exactly that; over several days the
    denominator is the window's inflow, so a pool that collects for days and then pays out is
    judged on what is left at the end, not on its float while it collected: its dwell time.)
@@ -312,13 +315,31 @@ def _count(fan: dict[str, str], kind: str) -> int:
     return sum(1 for k in fan.values() if k == kind)
 
 
+def _closing(st: dict[str, Any], day: int) -> tuple[int, str] | None:
+    """The balance the account ended ``day`` with: the day's latest balance seen ("balance");
+    else the latest closing balance of a day before it that the state keeps, plus the money in
+    and out since ("balance_and_flows": a bank that reports no running balance still sends its
+    midnight snapshot); else None (the caller falls back on the window's net inflow)."""
+    days = st["days"]
+    entry = days.get(str(day))
+    if entry is not None and entry["bal"] is not None:
+        return entry["bal"][2], "balance"
+    net = 0
+    for key in sorted((int(k) for k in days if int(k) <= day), reverse=True):
+        earlier = days[str(key)]
+        if key < day and earlier["bal"] is not None:
+            return earlier["bal"][2] + net, "balance_and_flows"
+        net += earlier["in"]["c"] - earlier["out"]["c"]
+    return None
+
+
 def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[str, Any] | None:
     """The figures of the longest window ending on ``day`` that fires, or None. Windows grow one
     day back at a time, so their sums and fans are built once for all lengths."""
     min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
     pass_min = fraction_of(cfg["pass_through_min"])
     ratio_max = fraction_of(cfg["end_balance_ratio_max"])
-    balance = st["days"][str(day)]["bal"]
+    closing_at = _closing(st, day)
     credits = debits = 0
     payers: dict[str, str] = {}
     payees: dict[str, str] = {}
@@ -344,7 +365,7 @@ def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[st
             continue
         if Fraction(debits, credits) < pass_min:
             continue
-        closing = balance[2] if balance is not None else max(0, credits - debits)
+        closing, source = closing_at if closing_at is not None else (max(0, credits - debits), "net_flow")
         if Fraction(closing, credits) > ratio_max:
             continue
         found = {
@@ -356,7 +377,7 @@ def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[st
             "payers": payers,
             "payees": payees,
             "closing": closing,
-            "source": "balance" if balance is not None else "net_flow",
+            "source": source,
         }
     return found
 
@@ -412,6 +433,13 @@ def _evaluate(
         dwell_zh = f"{end_date}日终余额{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
         dwell_en = (
             f"its balance at the end of {end_date} was {yuan_en(closing)}, {percent(end_ratio)} of the inflow"
+        )
+    elif source == "balance_and_flows":
+        dwell_zh = f"未报送{end_date}日终余额，按此前最近一次余额加其后收支推算为{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
+        dwell_en = (
+            f"no balance was reported for {end_date}, so its closing balance, estimated from the last "
+            f"balance reported before it and the money in and out since, was {yuan_en(closing)}, "
+            f"{percent(end_ratio)} of the inflow"
         )
     else:
         dwell_zh = f"未报送{end_date}日终余额，按期间净流入估算为{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"

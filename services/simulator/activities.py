@@ -88,7 +88,7 @@ def loan_disbursement(w: World, at: int) -> list[Event]:
     book = _pick_book(w, iid, lambda b: b.raised >= 1_000_000)
     if book is None:
         return []
-    borrower = w.party(w.rng.choice(w.borrowers[iid]))
+    borrower = w.party(w.rng.choice(w.borrowers_of.get(book.product_id) or w.borrowers[iid]))
     if w.province.institution_by_id[iid].type is InstitutionType.p2p_lending:
         cap = _P2P_PERSON_CAP if borrower.person else _P2P_FIRM_CAP
     else:

@@ -555,6 +555,25 @@ def _beijing(day: date, at: time) -> str:
     return datetime.combine(day, at, BEIJING).isoformat()
 
 
+def _borrowers_by_product(accounts: list[Account], products: list[Product]) -> list[Account]:
+    """Each custody platform's borrowers spread over its products in turn (the first borrower
+    opened to the first product, ...), the product named on the borrower's account: a loan is
+    funded by one product, and its borrower repays into that product. No draw from the seed."""
+    by_institution: dict[str, list[str]] = {}
+    for product in sorted(products, key=lambda p: p.product_id):
+        by_institution.setdefault(product.institution_id, []).append(product.product_id)
+    turn: dict[str, int] = {}
+    out = []
+    for account in accounts:
+        own = by_institution.get(account.institution_id or "")
+        if account.role is AccountRole.borrower and own:
+            n = turn.get(account.institution_id, 0)
+            turn[account.institution_id] = n + 1
+            account = msgspec.structs.replace(account, product_id=own[n % len(own)])
+        out.append(account)
+    return out
+
+
 def build_province(
     seed: int,
     institutions: int = 24,
@@ -615,7 +634,7 @@ def build_province(
         as_of=as_of,
         banks=tuple(Bank(code, name, True) for code, name, _, _ in b.banks),
         institutions=tuple(insts),
-        accounts=tuple(b.accounts),
+        accounts=tuple(_borrowers_by_product(b.accounts, b.products)),
         related_parties=tuple(b.related),
         products=tuple(_tame_outliers(b.products, {inst.institution_id: inst.type for inst in insts})),
         external_banks=tuple(Bank(code, name, False) for code, name, _, _ in EXTERNAL_BANKS),

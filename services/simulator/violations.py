@@ -91,6 +91,7 @@ from services.simulator.violations_institutions import (
     register_parties,
 )
 from services.simulator.violations_institutions import PREFERRED as _INSTITUTION_PREFERRED
+from services.simulator.violations_pools import POOL_EXCLUSIVE, POOL_VARIANTS, PoolPlanning, PoolSteps
 from services.simulator.world import World, draw_cents
 
 TYPOLOGIES = (
@@ -101,7 +102,6 @@ TYPOLOGIES = (
 _PAYMENT = frozenset({InstitutionType.payment})
 _HOLDER_TYPES = CUSTODY_TYPES | _PAYMENT
 _ALL_TYPES = frozenset(InstitutionType)
-_POOL_TYPES = CUSTODY_TYPES | {InstitutionType.other}
 _PROJECT_TYPES = frozenset({InstitutionType.equity_crowdfunding, InstitutionType.asset_management})
 
 _PURPOSES: dict[InstitutionType, dict[str, str]] = {
@@ -147,16 +147,10 @@ VARIANTS: dict[str, Variant] = {
                 "a related natural person sending at or above 500,000 in a day"),
         Variant("organisation_transfer", "large_value", POSITIVE, _ALL_TYPES, 1,
                 "an own account paying a supplier at or above 2,000,000 in a day (funded first if need be)"),
-        Variant("pool_related_party", "fund_pool", POSITIVE, _POOL_TYPES, 1,
-                "a related party's account collecting from 21-60 investors and paying 11-30 "
-                "borrowers/investors within 1-3 days, drained to near zero each day"),
-        Variant("pool_own_account", "fund_pool", POSITIVE, CUSTODY_TYPES, 1,
-                "the same through a platform's second own account (also commingling)"),
+        *POOL_VARIANTS,
         Variant("contractual_fee", "misappropriation", HARD_NEGATIVE, CUSTODY_TYPES, 1,
                 "an instructed fee from custody to own within the contractual share",
                 ("misappropriation",)),
-        Variant("payroll_fanout", "fund_pool", HARD_NEGATIVE, _ALL_TYPES, 1,
-                "bonuses from an own account to 12-40 employees and executives", ("fund_pool",)),
         Variant("covered_high_yield", "excess_return", HARD_NEGATIVE, CUSTODY_TYPES, 1,
                 "the highest declared yield of the province that its project rate still covers "
                 "(reference data: no records)", ("excess_return",)),
@@ -358,7 +352,7 @@ def plan_violations(
     )
 
 
-class _Planner(InstitutionPlanning):
+class _Planner(InstitutionPlanning, PoolPlanning):
     def __init__(
         self,
         province: Province,
@@ -705,81 +699,6 @@ class _Planner(InstitutionPlanning):
             "margin_cents": rng.randint(300, 800) * 100_000,
         }
 
-    # -- fund pool -------------------------------------------------------------------------
-
-    def _pool(self, inst: Institution, account: str) -> tuple[list[int], dict[str, Any]]:
-        rng, iid = self.rng, inst.institution_id
-        cfg = self.cfg("fund_pool", inst)
-        min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
-        if inst.type in CUSTODY_TYPES:
-            source = list(self.p.investor_pools.get(iid, ()))
-            borrowers = list(self.p.accounts_of(iid, AccountRole.borrower))
-        else:
-            source, borrowers = list(self.free_investors), []
-        low, high = rng.choices(((min_in + 1, min_in + 5), (30, 45), (46, 60)), weights=(0.3, 0.5, 0.2))[0]
-        n_in = min(rng.randint(low, high), len(source) - min_out - 2)
-        if n_in <= min_in:
-            raise _Unsuitable
-        payers = rng.sample(source, n_in)
-        paying = set(payers)
-        others = borrowers + [a for a in source if a not in paying]
-        low, high = rng.choices(((min_out + 1, min_out + 3), (min_out + 4, 30)), weights=(0.35, 0.65))[0]
-        n_out = min(rng.randint(low, high), len(others))
-        if n_out <= min_out:
-            raise _Unsuitable
-        # Borrowers first: the pool lends; the rest goes back to earlier investors as "returns".
-        payees = borrowers[:]
-        rng.shuffle(payees)
-        lenders = set(borrowers)
-        rest = [a for a in others if a not in lenders]
-        payees = (payees + rng.sample(rest, min(len(rest), n_out)))[:n_out]
-        span = rng.randint(1, min(3, int(cfg["window_days"])))
-        span = min(span, n_out, n_in)
-        first = self.pick_day(weekday=True, span=span)
-        days = [first + timedelta(days=n) for n in range(span)]
-        in_days = sorted([n % span for n in range(n_in)])
-        out_days = sorted([n % span for n in range(n_out)])
-        steps: list[tuple[int, list[Any]]] = []
-        for payer, d in zip(payers, in_days, strict=True):
-            steps.append((self.moment(days[d], 8.5, 16.0), ["in", payer, d]))
-        for payee, d in zip(payees, out_days, strict=True):
-            steps.append((self.moment(days[d], 16.1, 17.5), ["out", payee, d]))
-        steps.sort(key=lambda s: s[0])
-        times = [t for t, _ in steps]
-        if len(set(times)) != len(times):
-            raise _Unsuitable  # two steps at the same second: redraw at another institution
-        person = set(self.p.natural_persons)
-        in_amounts = [
-            draw_cents(rng, 50_000, 0.7, 5_000, 300_000, step=1000) if payer in person
-            else draw_cents(rng, 300_000, 0.6, 50_000, 1_500_000, step=10_000)
-            for payer in payers
-        ]  # fmt: skip
-        amount_of = dict(zip(payers, in_amounts, strict=True))
-        return times, {
-            "account": account,
-            "steps": [s for _, s in steps],
-            "in_cents": [amount_of[s[1]] if s[0] == "in" else 0 for _, s in steps],
-            "keep": [round(rng.uniform(0.0, 0.05), 4) for _ in days],
-            "expected_in_per_day": sum(in_amounts) // span,
-            "borrowers": [a for a in payees if a in lenders],
-            "in_purpose": rng.choice(("理财认购款", "投资款", "出借资金")),
-        }
-
-    def plan_pool_related_party(self, inst: Institution):
-        accounts = [a for a in self.related.get(inst.institution_id, ()) if a not in self.touched]
-        if not accounts:
-            raise _Unsuitable
-        favoured = [
-            a for a in accounts if self.relation[a] in (Relation.affiliate, Relation.actual_controller)
-        ]
-        return self._pool(inst, self.rng.choice(favoured or accounts))
-
-    def plan_pool_own_account(self, inst: Institution):
-        own = [a for a in self.own(inst.institution_id)[1:] if a not in self.touched]
-        if not own:
-            raise _Unsuitable  # the main own account takes fees and pays salaries
-        return self._pool(inst, own[0])
-
     # -- hard negatives --------------------------------------------------------------------
 
     def plan_contractual_fee(self, inst: Institution):
@@ -788,22 +707,6 @@ class _Planner(InstitutionPlanning):
             "account": self.holder(inst),
             "own": self.own(inst.institution_id)[0],
             "share_of_limit": round(self.rng.uniform(0.5, 0.8), 4),
-        }
-
-    def plan_payroll_fanout(self, inst: Institution):
-        rng, iid = self.rng, inst.institution_id
-        executives = [a for a in self.persons(iid) if self.relation[a] is Relation.executive]
-        payees = list(self.p.employees.get(iid, ())) + executives
-        wanted = int(self.cfg("fund_pool", inst)["min_distinct_out"]) + 2
-        if len(payees) < wanted:
-            raise _Unsuitable
-        payees = rng.sample(payees, rng.randint(wanted, min(40, len(payees))))
-        days = [d for d in self.days if d.weekday() < 5 and d.day not in (13, 14, 15)] or self.days
-        day = rng.choice(days)
-        return [self.moment(day, 10.25, 11.0)], {
-            "own": self.own(iid)[0],
-            "payees": payees,
-            "amounts_cents": [draw_cents(rng, 8_000, 0.6, 2_000, 60_000, step=100) for _ in payees],
         }
 
     def plan_covered_high_yield(self, inst: Institution):
@@ -926,8 +829,7 @@ _PREFERRED = {
 # Variants that need an account of their own: no other injection's flows may change their figures.
 # Variant -> the parameter naming its account.
 _EXCLUSIVE = {
-    "pool_related_party": "account",
-    "pool_own_account": "account",
+    **POOL_EXCLUSIVE,
     "natural_person_transfer": "account",
     "below_line": "account",
     "mirrored_legs": "payer",
@@ -962,7 +864,7 @@ class _ShortRun:
     causes: list[str] = field(default_factory=list)
 
 
-class Injector(InstitutionSteps):
+class Injector(InstitutionSteps, PoolSteps):
     """Runs a plan's steps in a feed and labels the feed's records (see the module docstring).
 
     ``source`` is the event source the feed adds; ``observe`` takes each tick's records;
@@ -1281,38 +1183,6 @@ class Injector(InstitutionSteps):
             return self._note(inj, step, "skipped: the own account could not cover the payment")
         return [self._move(inj, rng, at, p["own"], p["supplier"], cents, "工程款")]
 
-    def _step_pool(self, inj, st, rng, step, at) -> list[Event]:
-        p, ledger = inj.params, self.world.ledger
-        account = p["account"]
-        if not st:
-            # A pool through an own account (which holds the firm's money already) takes in
-            # enough that the day-end balance can still come near zero against the day's inflow.
-            scale = 1.0
-            if self._role.get(account) is AccountRole.own_operating:
-                scale = min(4.0, max(1.0, 12 * ledger.balance[account] / max(1, p["expected_in_per_day"])))
-            st.update(scale=scale, in_day=Counter(), in_total=0, out_total=0, payers=set(), payees=set())
-        kind, who, day = p["steps"][step]
-        if kind == "in":
-            cents = max(100_000, round(p["in_cents"][step] * st["scale"] / 100_000) * 100_000)
-            st["in_day"][day] += cents
-            st["in_total"] += cents
-            st["payers"].add(who)
-            return [self._move(inj, rng, at, who, account, cents, p["in_purpose"])]
-        left_today = sum(1 for s in p["steps"][step:] if s[0] == "out" and s[2] == day)
-        keep = int(st["in_day"][day] * p["keep"][day])
-        to_pay = ledger.balance[account] - keep
-        cents = to_pay if left_today == 1 else int(to_pay / left_today * rng.uniform(0.6, 1.4))
-        cents = min(cents, to_pay)
-        if cents < 10_000:
-            return self._note(inj, step, "skipped: nothing left to pay out")
-        st["out_total"] += cents
-        st["payees"].add(who)
-        purpose = "借款" if who in p["borrowers"] else rng.choice(("收益兑付", "本息兑付"))
-        return [self._move(inj, rng, at, account, who, cents, purpose)]
-
-    _step_pool_related_party = _step_pool
-    _step_pool_own_account = _step_pool
-
     def _step_contractual_fee(self, inj, st, rng, step, at) -> list[Event]:
         iid, account = inj.institution_id, inj.params["account"]
         limit = self.fee_limit(iid)
@@ -1328,17 +1198,6 @@ class Injector(InstitutionSteps):
         purpose, kind = self._fee_purpose(iid)
         return [self._move(inj, rng, at, account, inj.params["own"], cents, purpose,
                            instruction=self.world.instruction(kind), payer_liability=cents)]  # fmt: skip
-
-    def _step_payroll_fanout(self, inj, st, rng, step, at) -> list[Event]:
-        p, ledger = inj.params, self.world.ledger
-        amounts = list(p["amounts_cents"])
-        budget = ledger.balance[p["own"]] // 2
-        if sum(amounts) > budget:
-            amounts = [max(50_000, a * budget // sum(amounts) // 100 * 100) for a in amounts]
-        if sum(amounts) > budget:
-            return self._note(inj, step, "skipped: the own account could not cover the bonuses")
-        return [self._move(inj, rng, at, p["own"], payee, cents, "年终奖金")
-                for payee, cents in zip(p["payees"], amounts, strict=True)]  # fmt: skip
 
     def _step_own_transfer_between_banks(self, inj, st, rng, step, at) -> list[Event]:
         p = inj.params
@@ -1737,24 +1596,6 @@ class Injector(InstitutionSteps):
             touched = {f"{inj.institution_id}:{day}" for day in days}
             return f"{inj.institution_id}:{inj.params.get('key_day') or days[0]}", touched
         return inj.injection_id, set()
-
-    def _pool_label(self, inj: Injection, bucket: _Bucket) -> ViolationLabel:
-        st, account = self._state[inj.injection_id], inj.params["account"]
-        in_total, out_total = st.get("in_total", 0), st.get("out_total", 0)
-        metrics = {
-            "distinct_in": len(st.get("payers", ())),
-            "distinct_out": len(st.get("payees", ())),
-            "total_in": cents_to_text(in_total),
-            "total_out": cents_to_text(out_total),
-            "pass_through": _ratio(Fraction(out_total, in_total)) if in_total else None,
-            "days": len(inj.params["keep"]),
-        }
-        note = (f"{self._role_name(account)} collected {metrics['total_in']} from {metrics['distinct_in']} "
-                f"investors and paid {metrics['total_out']} to {metrics['distinct_out']} borrowers/investors "
-                f"within {metrics['days']} day(s)")  # fmt: skip
-        return self._make("fund_pool", POSITIVE, inj.variant, f"{account}:{inj.injection_id}", account,
-                          bucket, metrics, note, episode=inj.injection_id,
-                          label_id=f"fund_pool/{inj.injection_id}")  # fmt: skip
 
     def report(self) -> list[dict[str, Any]]:
         """Per injection: how many records it made and what its steps could not do."""

@@ -234,6 +234,18 @@ class InstitutionPlanning:
             out.append(account_id)
         return out
 
+    def new_borrower(self, inst: Institution, product_id: str) -> str:
+        """A new borrower of a new product: a registered account at a monitored bank naming the
+        product (a product lends to its own borrowers; see province._borrowers_by_product)."""
+        monitored = [bank for bank in MONITORED_BANKS if bank[0] in self.p.bank_codes]
+        code, _, corporate, _personal = self.rng.choice(monitored)
+        account = Account(
+            account_id=self._number(corporate), bank_code=code, role=AccountRole.borrower,
+            holder_name=self._firm_name(), institution_id=inst.institution_id, product_id=product_id,
+        )  # fmt: skip
+        self.new_accounts.append(account)
+        return account.account_id
+
     def _products_of_type(self, kind: InstitutionType) -> list[Product]:
         return [
             product
@@ -512,6 +524,9 @@ class InstitutionPlanning:
         declared, project = self._normal_rates(inst, self.rule("excess_return", inst))
         term, underlying = self._split_terms(inst, far_only=True)
         product = self.new_product(inst, declared, project, term, underlying, "滚动理财")
+        # the interest comes from a borrower of the new product
+        borrower = self.new_borrower(inst, product.product_id)
+        steps = [(t, ["interest", borrower, s[2]] if s[0] == "interest" else s) for t, s in steps]
         return [t for t, _ in steps], {
             "account": self.holder(inst),
             "product_id": product.product_id,
@@ -789,7 +804,7 @@ class InstitutionPlanning:
             "underlying_project_rate": product.underlying_project_rate,
             "term_days": term,
             "underlying_term_days": term,
-            "borrower": rng.choice(borrowers),
+            "borrower": self.new_borrower(inst, product.product_id),
             "repaid_cents": repaid,
             "payees": payees,
             "amounts_cents": amounts,

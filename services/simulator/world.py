@@ -108,6 +108,13 @@ class World:
             for i in p.institutions
         }
         self.borrowers = {iid: p.accounts_of(iid, AccountRole.borrower) for iid in self.custody}
+        # The borrowers of each product (the product on the borrower's account): a product lends
+        # to its own borrowers, who repay into it.
+        self.borrowers_of: dict[str, tuple[str, ...]] = {}
+        for account in p.accounts:
+            if account.role is AccountRole.borrower and account.product_id:
+                self.borrowers_of.setdefault(account.product_id, ())
+                self.borrowers_of[account.product_id] += (account.account_id,)
         self.books: dict[str, list[ProductBook]] = {
             iid: [_book(product) for product in p.products_by_institution.get(iid, ())]
             for iid in self.custody
@@ -167,8 +174,8 @@ class World:
         rng, p = self.rng, self.province
         for iid, books in self.books.items():
             pool = p.investor_pools[iid]
-            borrowers = self.borrowers[iid]
             for book in books:
+                borrowers = self.borrowers_of.get(book.product_id) or self.borrowers[iid]
                 total = draw_cents(
                     rng, 3_000_000 * scale * self.size[iid], 0.5, 300_000, 600_000_000, step=1000
                 )

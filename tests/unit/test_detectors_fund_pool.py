@@ -355,7 +355,12 @@ def test_repeats_in_a_period_update_one_alert():
     assert only(first).alert_id == only(second).alert_id
     f = second[0]
     assert f.metrics["window_last_day"] == "2026-11-26" and f.metrics["distinct_in"] == 25
-    assert f.metrics["distinct_out"] == 12 and f.metrics["end_balance_source"] == "net_flow"
+    # no balance reported on 11-26: the 10,000 of 11-25 and the day's money in and out
+    assert f.metrics["distinct_out"] == 12 and f.metrics["end_balance_source"] == "balance_and_flows"
+    assert (
+        "按此前最近一次余额加其后收支推算" in f.explanation_zh
+        and "estimated from the last" in f.explanation_en
+    )
 
 
 def test_the_alert_shows_the_latest_window_that_fires():
@@ -429,7 +434,9 @@ def test_order_and_split_do_not_matter():
     assert first.metrics["distinct_out"] == 12 and first.metrics["closing_balance"] == "5000.00"
     second = latest[f"{OWN}:2026-11-27"]
     assert second.metrics["distinct_in"] == 35 and second.metrics["distinct_out"] == 18
-    assert second.metrics["end_balance_source"] == "net_flow"
+    # no balance on 11-27: the 5,000 of 11-26 and the day's net inflow of 22,000
+    assert second.metrics["end_balance_source"] == "balance_and_flows"
+    assert second.metrics["closing_balance"] == "27000.00"
     assert_private(first)
     assert_private(second)
 
@@ -539,9 +546,15 @@ def test_a_midnight_snapshot_closes_the_day_before():
     records = pool(balance=None) + [snap(OWN, "2026-11-26 00:00:00", "10000.00", None)]
     f = only(run(records)[1])
     assert f.metrics["end_balance_source"] == "balance" and f.metrics["window_last_day"] == DAY1
-    # a snapshot at the start of the day is no closing balance: it stays with the day before
+    # a snapshot at the start of the day closes the day before: the day ends with it and the
+    # day's flows, 900,000 + 10,000, which stayed: no pool
     opening = pool(balance=None) + [snap(OWN, f"{DAY1} 00:00:00", "900000.00", None)]
-    assert only(run(opening)[1]).metrics["end_balance_source"] == "net_flow"
+    assert run(opening)[1] == []
+    emptied = pool(balance=None) + [snap(OWN, f"{DAY1} 00:00:00", "0.00", None)]
+    g = only(run(emptied)[1])
+    assert (
+        g.metrics["end_balance_source"] == "balance_and_flows" and g.metrics["closing_balance"] == "10000.00"
+    )
 
 
 def test_payroll_and_expenses_over_a_week_are_no_pool():
