@@ -183,7 +183,7 @@ class BatchIntake:
         self.keys = RecordKeys()
         self.answers = BatchAnswers()
         self.commits = GroupCommit(storage)
-        self.outbox = Outbox(storage, publisher)
+        self.outbox = Outbox(storage, publisher, partitions)
         # One lock per batch in flight, so a batch sent twice at once is answered once; a lock
         # lives only while a request holds it.
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (

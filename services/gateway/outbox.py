@@ -65,9 +65,10 @@ def outbox_rows(messages: Sequence[OutboxMessage], received_at: int) -> list[lis
 
 
 class Outbox:
-    def __init__(self, storage: AsyncStorage, publisher: Publisher) -> None:
+    def __init__(self, storage: AsyncStorage, publisher: Publisher, partitions: int = 0) -> None:
         self.storage = storage
         self.publisher = publisher
+        self.partitions = partitions  # of the records topic now; 0 when unknown
         self._pending: list[OutboxMessage] = []
         self._retrying: asyncio.Task[None] | None = None
 
@@ -120,7 +121,7 @@ class Outbox:
                 )
             )
             messages = [
-                OutboxMessage(msg_id, int(partition), payloads[msg_id].encode("utf-8"))
+                OutboxMessage(msg_id, self._partition(msg_id, int(partition)), payloads[msg_id].encode("utf-8"))
                 for msg_id, partition, _ in chunk
             ]
             await self.publisher.send_all(m.publishable() for m in messages)
@@ -128,6 +129,17 @@ class Outbox:
         if total:
             log.info("outbox replayed messages=%d (accepted earlier, not yet marked done)", total)
         return total
+
+    def _partition(self, msg_id: str, stored: int) -> int:
+        """The partition to publish a stored message to. A message accepted when the records
+        topic had more partitions than now (FUNDWATCH_PARTITIONS lowered) would be refused by
+        the broker and stop the start; it goes to a partition that exists, and the operator is
+        told that its accounts' order across the change is not kept."""
+        if not self.partitions or stored < self.partitions:
+            return stored
+        log.warning("outbox message for a partition that no longer exists msg=%s partition=%d partitions=%d",
+                    msg_id, stored, self.partitions)  # fmt: skip
+        return stored % self.partitions
 
     async def close(self) -> None:
         if self._retrying is not None and not self._retrying.done():
