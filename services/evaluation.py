@@ -279,7 +279,9 @@ class Province:
         return sum(len(b["records"]) for batches in self.batches.values() for b in batches)
 
 
-def simulate(seed: int, hours: float, institutions: int, out: Path, status: StatusLine) -> Province:
+def simulate(
+    seed: int, hours: float, institutions: int, out: Path, status: StatusLine, intensity: float | None = None
+) -> Province:
     status.update(f"simulating {hours:g} h of a province (seed {seed})", force=True)
     province = build_province(seed, institutions)
     plan = plan_violations(province, seed, days=hours / 24)
@@ -287,7 +289,8 @@ def simulate(seed: int, hours: float, institutions: int, out: Path, status: Stat
     def written(records: int) -> None:
         status.update(f"simulating {hours:g} h of a province (seed {seed}): {records:,} records")
 
-    files = write_files(province, out, hours=hours, seed=seed, violations=plan, on_progress=written)
+    extra = {} if intensity is None else {"intensity": intensity}
+    files = write_files(province, out, hours=hours, seed=seed, violations=plan, on_progress=written, **extra)
     reference = {
         kind: json.loads((out / "reference" / f"{kind}.json").read_text("utf-8")) for kind in REFERENCE_ORDER
     }
@@ -378,16 +381,17 @@ def run_eval(
     variants: list[ProvinceVariant] | None = None,
     engine: str = "pipeline",
     on_result: Callable[[EvalResult], None] | None = None,
+    intensity: float | None = None,
 ) -> list[EvalResult]:
     """Simulate once, then score every variant (the baseline alone by default) with ``engine``.
     Blocking; minutes per variant for days of data. ``on_result`` sees each variant's result as
-    it is done."""
+    it is done; ``intensity`` (records per peak hour) makes a smaller province for quick runs."""
     work = Path(work_dir or tempfile.mkdtemp(prefix="fundwatch-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     results = []
     try:
         with StatusLine("eval", progress) as status:
-            province = simulate(seed, hours, institutions, work / "province", status)
+            province = simulate(seed, hours, institutions, work / "province", status, intensity)
             if on_labels is not None:
                 on_labels(province.labels)
             for variant in variants or [VARIANTS["baseline"]]:
