@@ -316,19 +316,11 @@ class _Folder:
                 del self.st["late"]
 
 
-def detect(
-    ctx: DetectContext,
-    state: dict[str, Any] | None,
-    institution_id: str,
-    msg_id: str,
-    records: list[TxnRecord],
-) -> tuple[dict[str, Any], list[Finding]]:
-    """Fold one message's records of one payment institution; return the new state and the finding
-    of every day the message's records could change that fires (replays re-emit)."""
-    if not watched(ctx, institution_id):
-        return {}, []
-    cfg = config(ctx, institution_id)
-    fold = _Folder(state, cfg)
+def _fold_records(
+    ctx: DetectContext, fold: _Folder, institution_id: str, records: list[TxnRecord]
+) -> tuple[list[TxnRecord], set[int]]:
+    """Index one message's customer credits and payee debits: the institution's records (the
+    watermark's sources), and the days whose mirrored legs they can change."""
     st = fold.st
     accounts: dict[str, dict[str, Any] | None] = {}
 
@@ -350,14 +342,11 @@ def detect(
     mine: list[TxnRecord] = []
     touched: set[int] = set()
     for record in records:
-        if not isinstance(record, TxnRecord):
-            continue
-        account = own(record.account_id)
+        account = own(record.account_id) if isinstance(record, TxnRecord) else None
         if account is None:
             continue
         mine.append(record)
-        ts = record.booked_at
-        counterparty = record.counterparty_account
+        ts, counterparty = record.booked_at, record.counterparty_account
         bank = str(account.get("bank_code") or "")
         if record.currency != "CNY" or not bank:
             continue
@@ -374,6 +363,24 @@ def detect(
         if late:
             fold.late(record.record_id, ts)
         fold.add(side, ts, record.amount_cents, bank, record.record_id, counterparty or "", record.account_id)
+    return mine, touched
+
+
+def detect(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    institution_id: str,
+    msg_id: str,
+    records: list[TxnRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold one message's records of one payment institution; return the new state and the finding
+    of every day the message's records could change that fires (replays re-emit)."""
+    if not watched(ctx, institution_id):
+        return {}, []
+    cfg = config(ctx, institution_id)
+    fold = _Folder(state, cfg)
+    st = fold.st
+    mine, touched = _fold_records(ctx, fold, institution_id, records)
     fold.finish()
     wm = advance_sources(st, ctx, mine)
     if wm is None:

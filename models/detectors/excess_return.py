@@ -358,21 +358,7 @@ def _institution_coverage(
         "first_day": beijing_date(window_start),
         "last_day": beijing_date(window_end),
     }
-    masked_zh, masked_en = "、".join(mask(a) for a in accounts), ", ".join(mask(a) for a in accounts)
-    last, ratio = beijing_date(window_end), percent(coverage)
-    zh = (
-        f"截至{last}，该机构客户资金账户{masked_zh}按指令向投资人兑付{flows.payouts}笔、合计"
-        f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}"
-        f"（部分记录未标明产品，按账户整体计算），兑付覆盖率{ratio}，{yuan_zh(flows.uncovered)}的兑付没有项目"
-        f"回款支撑，涉嫌变相补贴。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
-    )
-    en = (
-        f"By {last} the institution's customer-fund account(s) {masked_en} paid investors {flows.payouts} "
-        f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
-        f"{yuan_en(flows.repaid)} (some records name no product, so the accounts are judged as a whole): a "
-        f"payout coverage of {ratio}, {yuan_en(flows.uncovered)} paid out with no project repayment behind "
-        f"it, a suspected hidden subsidy. Suspected actual returns well above the project's level {cite_en(RULE)}."
-    )
+    zh, en = _institution_sentences(flows, accounts, beijing_date(window_end))
     return Finding(
         typology=NAME,
         key=f"institution:{institution_id}",
@@ -392,6 +378,25 @@ def _institution_coverage(
         detector_version=f"{NAME}/{VERSION}",
         extra={},
     )
+
+
+def _institution_sentences(flows: pf.Flows, accounts: tuple[str, ...], last: str) -> tuple[str, str]:
+    masked_zh, masked_en = "、".join(mask(a) for a in accounts), ", ".join(mask(a) for a in accounts)
+    ratio = percent(flows.coverage)
+    zh = (
+        f"截至{last}，该机构客户资金账户{masked_zh}按指令向投资人兑付{flows.payouts}笔、合计"
+        f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}"
+        f"（部分记录未标明产品，按账户整体计算），兑付覆盖率{ratio}，{yuan_zh(flows.uncovered)}的兑付没有项目"
+        f"回款支撑，涉嫌变相补贴。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
+    )
+    en = (
+        f"By {last} the institution's customer-fund account(s) {masked_en} paid investors {flows.payouts} "
+        f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
+        f"{yuan_en(flows.repaid)} (some records name no product, so the accounts are judged as a whole): a "
+        f"payout coverage of {ratio}, {yuan_en(flows.uncovered)} paid out with no project repayment behind "
+        f"it, a suspected hidden subsidy. Suspected actual returns well above the project's level {cite_en(RULE)}."
+    )
+    return zh, en
 
 
 def _sentences(

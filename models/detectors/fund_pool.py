@@ -200,23 +200,12 @@ def _evaluable(st: dict[str, Any], day: int, wm: int | None, sealed_ok: bool = F
     return not is_sealed(day, wm) or (sealed_ok and not is_expired(day, wm))
 
 
-def detect(
-    ctx: DetectContext,
-    state: dict[str, Any] | None,
-    account_id: str,
-    msg_id: str,
-    records: list[TxnRecord | BalanceRecord],
-) -> tuple[dict[str, Any], list[Finding]]:
-    """Fold one message's records of one account; return the new state and the finding of every
-    period whose windows the message touched and that fires (replays re-emit unchanged figures)."""
-    role = watched_role(ctx, account_id)
-    if role is None:
-        return {}, []
-    cfg = ctx.config(NAME, account_id, DEFAULTS)
-    window_days = _window_days(cfg)
-    st = clone(state) or empty_state()
+def _fold(
+    ctx: DetectContext, st: dict[str, Any], account_id: str, mine: list[TxnRecord | BalanceRecord]
+) -> tuple[set[int], set[int]]:
+    """Count the account's records into their days: the days whose figures changed, and those a
+    late record changed."""
     wm = st["wm"]
-    mine = own_records(account_id, records)
     moved: set[int] = set()  # days whose figures changed
     late_days: set[int] = set()  # ... by a late record
     for record in mine:
@@ -251,6 +240,27 @@ def detect(
     for day in moved:
         entry = st["days"][str(day)]
         entry["fin"], entry["fout"] = _trim(entry["fin"]), _trim(entry["fout"])
+    return moved, late_days
+
+
+def detect(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    account_id: str,
+    msg_id: str,
+    records: list[TxnRecord | BalanceRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold one message's records of one account; return the new state and the finding of every
+    period whose windows the message touched and that fires (replays re-emit unchanged figures)."""
+    role = watched_role(ctx, account_id)
+    if role is None:
+        return {}, []
+    cfg = ctx.config(NAME, account_id, DEFAULTS)
+    window_days = _window_days(cfg)
+    st = clone(state) or empty_state()
+    wm = st["wm"]
+    mine = own_records(account_id, records)
+    moved, late_days = _fold(ctx, st, account_id, mine)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     # a day's records change the windows ending on it and on the next window_days - 1 days
