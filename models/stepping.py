@@ -39,6 +39,12 @@ def observe_late(observer: LateObserver) -> None:
         _LATE_OBSERVERS.append(observer)
 
 
+def ignore_late(observer: LateObserver) -> None:
+    """Stop calling ``observer``."""
+    if observer in _LATE_OBSERVERS:
+        _LATE_OBSERVERS.remove(observer)
+
+
 def clock_step(
     ctx: DetectContext, clock: dict[str, Any] | None, messages: Iterable[tuple[str, list[Any]]], scope: str
 ) -> dict[str, Any]:

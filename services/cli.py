@@ -159,9 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "variant of what the province looks like (optional fields left out; banks pushing in real time, "
         "in day-end files, late, bank by bank, a day re-sent), runs it through the detectors and prints "
         "precision, recall, F1, hard negatives flagged and the alert delay in event time per typology. "
-        "The direct engine runs the worker's steps in-process (about 2-4 minutes a variant for 8 "
-        "simulated days); the pipeline engine pushes through the real stack (a Tansu broker and "
-        "`fundwatch run` as child processes, chDB in a temporary directory; about 5-6 minutes a variant).",
+        "The direct engine runs the worker's steps in-process (about a minute a variant for 8 simulated "
+        "days on an idle 2-vCPU machine, 2-4 on a shared one; all seven variants about 8 minutes); the "
+        "pipeline engine pushes through the real stack (a Tansu broker and `fundwatch run` as child "
+        "processes, chDB in a temporary directory; about 5 minutes a variant).",
     )
     evaluate.add_argument(
         "--seed", type=int, default=20261125, help="province and violation seed (default 20261125)"

@@ -43,6 +43,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.detectors import DetectContext, StaticReferences
 from models.evaluation import SeenAlert, TypologyScore, fold_alert_events, score
+from models.stepping import ignore_late, observe_late
 from models.thresholds import load_thresholds
 from schemas.messages import ALERTS_TOPIC
 from services.broker import EmbeddedBroker, die_with_parent, free_port
@@ -79,6 +80,7 @@ class EvalResult:
     scores: dict[str, TypologyScore]
     variant: str = "baseline"
     engine: str = "pipeline"
+    late_records: int = 0  # records the accounts' and institutions' clocks found late
 
     def to_builtins(self) -> dict[str, Any]:
         return {
@@ -92,6 +94,7 @@ class EvalResult:
             "alerts": self.alerts,
             "elapsed_s": round(self.elapsed_s, 1),
             "thresholds_version": self.thresholds_version,
+            "late_records": self.late_records,
             "typologies": {name: s.to_builtins() for name, s in self.scores.items()},
         }
 
@@ -120,6 +123,7 @@ async def _metrics(session: aiohttp.ClientSession, base: str) -> dict[str, int]:
     async with session.get(base + "/metrics") as resp:
         text = await resp.text()
     return {
+        "late": int(parse_metric_total(text, "fundwatch_late_records_total")),
         "processed": int(parse_metric_total(text)),
         "sent": int(parse_metric_total(text, "fundwatch_institution_messages_sent_total")),
         "handled": int(parse_metric_total(text, "fundwatch_institution_messages_handled_total")),
@@ -248,6 +252,7 @@ async def _evaluate(
                 await asyncio.sleep(0.5)
             else:
                 raise RuntimeError("the pipeline did not finish processing within 30 minutes")
+        counts["late"] = seen["late"]
         status.update("reading the alerts topic", force=True)
         alerts = await _read_alerts(bootstrap)
         return alerts, counts
@@ -317,7 +322,7 @@ def _variant_input(province: Province, variant: ProvinceVariant) -> tuple[dict, 
 
 def _direct(
     reference: dict[str, list[dict]], order: list[dict], status: StatusLine, label: str
-) -> list[SeenAlert]:
+) -> tuple[list[SeenAlert], int]:
     """The worker's steps in-process: product reviews first (as the reference upserts send them),
     then every batch in order."""
     ctx = DetectContext(
@@ -330,12 +335,21 @@ def _direct(
         load_thresholds(),
     )
     pipe = InProcessPipeline(ctx)
-    pipe.review(i["institution_id"] for i in reference["institutions"])
-    total = sum(len(b["records"]) for b in order)
-    for batch in order:
-        pipe.push(batch)
-        status.update(f"{label}: {pipe.records:,}/{total:,} records through the detectors")
-    return fold_alert_events(pipe.events)
+    late = [0]
+
+    def count(bank: str, scope: str, n: int) -> None:
+        late[0] += n
+
+    observe_late(count)
+    try:
+        pipe.review(i["institution_id"] for i in reference["institutions"])
+        total = sum(len(b["records"]) for b in order)
+        for batch in order:
+            pipe.push(batch)
+            status.update(f"{label}: {pipe.records:,}/{total:,} records through the detectors")
+    finally:
+        ignore_late(count)
+    return fold_alert_events(pipe.events), late[0]
 
 
 def run_variant(
@@ -345,8 +359,8 @@ def run_variant(
     reference, batches, order = _variant_input(province, variant)
     label = f"{variant.name} ({engine})"
     if engine == "direct":
-        alerts = _direct(reference, order, status, label)
-        counts = {"accepted": province.records, "rejected": 0}
+        alerts, late = _direct(reference, order, status, label)
+        counts = {"accepted": province.records, "rejected": 0, "late": late}
     elif engine == "pipeline":
         status.update(f"{label}: starting the broker and fundwatch run", force=True)
         realtime = None if variant.order == "realtime" else order
@@ -367,6 +381,7 @@ def run_variant(
         scores=score(province.labels, alerts, data_start=province.start),
         variant=variant.name,
         engine=engine,
+        late_records=counts.get("late", 0),
     )
 
 
@@ -462,7 +477,8 @@ def print_result(result: EvalResult) -> None:
     console.print(table)
     console.print(
         f"{result.labels:,} labels, {result.alerts:,} alerts, {result.accepted:,} records accepted, "
-        f"{result.elapsed_s:.0f} s for this variant; hard negatives flagged: {result.hard_negatives_flagged}; "
+        f"{result.elapsed_s:.0f} s for this variant; {result.late_records:,} records came late (counted, "
+        f"judged); hard negatives flagged: {result.hard_negatives_flagged}; "
         f"every typology at its target: {'yes' if result.meets() else 'no'}"
     )
 
