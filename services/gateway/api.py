@@ -37,6 +37,7 @@ from schemas.openapi import build_openapi
 from schemas.reference import REFERENCE_KINDS
 from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal, TokenStore
+from services.console.routes import add_console_routes, is_console_path
 from services.gateway import metrics
 from services.gateway.alert_actions import AlertActions, may_act
 from services.gateway.alert_reads import AlertReads
@@ -305,6 +306,7 @@ class Gateway:
         app.router.add_delete("/v1/subscriptions/{subscription_id}", self.delete_subscription)
         app.router.add_post("/v1/subscriptions/{subscription_id}/rotate-secret", self.rotate_secret)
         app.router.add_get("/v1/subscriptions/{subscription_id}/deliveries", self.delivery_log)
+        add_console_routes(app.router)  # GET / and /console/{name}: the desk console, public
         return app
 
     @web.middleware
@@ -321,7 +323,7 @@ class Gateway:
                     "uri_too_long",
                     f"the URL is {len(request.raw_path)} bytes; at most {MAX_URL_BYTES} are taken",
                 )
-            if request.path not in PUBLIC_PATHS:
+            if request.path not in PUBLIC_PATHS and not is_console_path(request.path):
                 request[PRINCIPAL] = self._authenticate(request)
             response = await handler(request)
             status = response.status

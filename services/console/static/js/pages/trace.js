@@ -1,0 +1,80 @@
+// Look-through tracing (穿透, GET /v1/trace): from one account, hop by hop, where its money went.
+// The form's values live in the URL's hash; the answer is drawn as a graph (accounts placed in
+// columns by hop, edges labelled with amounts) and given as the same table.
+import { get } from "../api.js";
+import { chart } from "../charts.js";
+import { h, section, table } from "../dom.js";
+import { label, t } from "../i18n.js";
+import { isoDay, money, when } from "../format.js";
+import { loadingNotice } from "./common.js";
+
+function form(params) {
+  const today = new Date();
+  const field = (name, attrs) => h("label", null, t(name), h("input", { name, ...attrs }));
+  const f = h("form", { class: "filters trace-form" },
+    field("account", { value: params.get("account") || "", required: true, size: 24 }),
+    field("since", { type: "date", value: params.get("since") || isoDay(new Date(today.getTime() - 90 * 86400000)) }),
+    field("until", { type: "date", value: params.get("until") || "" }),
+    field("hops", { type: "number", min: 1, max: 6, value: params.get("hops") || "3" }),
+    h("button", { type: "submit", class: "primary" }, t("run_trace")));
+  f.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = new URLSearchParams();
+    for (const name of ["account", "since", "until", "hops"]) {
+      const value = f.elements[name].value.trim();
+      if (value) chosen.set(name, value);
+    }
+    location.hash = `#/trace?${chosen}`;
+  });
+  return f;
+}
+
+function graph(trace) {
+  const byHop = new Map();
+  for (const node of trace.nodes) {
+    if (!byHop.has(node.hop)) byHop.set(node.hop, []);
+    byHop.get(node.hop).push(node);
+  }
+  const nodes = [];
+  for (const [hop, list] of byHop) {
+    list.forEach((node, i) => nodes.push({
+      name: node.account_id, x: hop * 260, y: (i - (list.length - 1) / 2) * 70,
+      symbolSize: hop === 0 ? 26 : 18, category: node.monitored ? 0 : 1,
+      label: { show: true, position: "bottom", formatter: node.role ? `${node.account_id}\n${label("role", node.role)}` : node.account_id },
+    }));
+  }
+  const links = trace.edges.map((e) => ({
+    source: e.from, target: e.to, value: Number(e.amount),
+    label: { show: true, formatter: money(e.amount) }, lineStyle: { type: e.closes_cycle ? "dashed" : "solid" },
+  }));
+  return chart({
+    legend: { top: 0, data: ["monitored", "outside"] },
+    series: [{
+      type: "graph", layout: "none", roam: true, draggable: false, data: nodes, links,
+      categories: [{ name: "monitored" }, { name: "outside" }],
+      edgeSymbol: ["none", "arrow"], edgeSymbolSize: 9, lineStyle: { width: 2, curveness: 0.15, opacity: 0.7 },
+      edgeLabel: { fontSize: 11 },
+    }],
+  }, "graph");
+}
+
+export async function render(view, route) {
+  const account = route.params.get("account");
+  view.append(h("h1", null, t("trace")), form(route.params));
+  if (!account) return;
+  const loading = loadingNotice();
+  view.append(loading);
+  const query = { account_id: account, hops: route.params.get("hops") || "3" };
+  if (route.params.get("since")) query.since = route.params.get("since");
+  if (route.params.get("until")) query.until = route.params.get("until");
+  const trace = await get("/v1/trace", query);
+  const rows = [...trace.edges].sort((a, b) => a.hop - b.hop || Number(b.amount) - Number(a.amount));
+  loading.replaceWith(
+    h("p", { class: "muted" }, `${trace.account_id} · ${trace.currency} · ${when(trace.since)} — ${when(trace.until)} · ${t("hops")} ${trace.hops}`),
+    ...(trace.notes || []).map((note) => h("p", { class: "notice" }, note)),
+    rows.length ? section(t("edges"), graph(trace),
+      table([t("hop"), t("payer"), t("payee"), t("amount"), t("count"), t("first_at"), t("last_at")],
+        rows.map((e) => [e.hop, e.from, e.to + (e.closes_cycle ? " ↺" : ""), money(e.amount), e.count, when(e.first_at), when(e.last_at)]),
+        { class: "trace-table" }))
+      : h("p", { class: "muted" }, t("trace_none")));
+}
