@@ -126,6 +126,7 @@ class ApiService(mode.Service):
         await site.start()
         self.ready.set()
         _listening("api", self._runner, self.host, self.port)
+        _listening("console", self._runner, self.host, self.port)  # GET /: desks sign in with a token
 
     async def close_and_drain(self) -> None:
         """Stop taking requests, then wait for the pipeline to finish what was accepted."""
