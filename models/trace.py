@@ -38,6 +38,9 @@ class NodeFacts(msgspec.Struct, frozen=True):
     monitored: bool
     institution_id: str | None = None
     role: str | None = None
+    # an account of an institution outside the caller's region: a desk sees that money went
+    # there, not what that institution did with it
+    outside: bool = False
 
 
 class _Node(msgspec.Struct):
@@ -108,7 +111,9 @@ class TraceWalk:
         self._frontier = []
         for account in reached:
             node = self.nodes[account]
-            if not node.facts.monitored:
+            if node.facts.outside:
+                node.terminal = "outside_region"
+            elif not node.facts.monitored:
                 node.terminal = "not_monitored"
             elif self._hop >= self.hops:
                 node.terminal = "hop_limit"
@@ -140,6 +145,8 @@ class TraceWalk:
             said.append(f"stopped after {self.hops} hops")
         if any(n.terminal == "not_monitored" for n in self.nodes.values()):
             said.append("accounts whose records FundWatch does not hold cannot be followed (not_monitored)")
+        if any(n.terminal == "outside_region" for n in self.nodes.values()):
+            said.append("accounts of institutions outside your region are not followed (outside_region)")
         return said
 
 

@@ -23,7 +23,7 @@ InstitutionTypeName = Literal[
     "real_estate", "other",
 ]  # fmt: skip
 ReportFormat = Literal["json", "html", "xlsx"]
-TerminalReason = Literal["final_use", "not_monitored", "cycle", "hop_limit"]
+TerminalReason = Literal["final_use", "not_monitored", "cycle", "hop_limit", "outside_region"]
 
 # A day (the start of that Beijing day) or an RFC 3339 time with an offset: a desk asks for "the
 # month of November" as from=2026-11-01&to=2026-12-01.

@@ -32,11 +32,33 @@ from schemas.api import (
     TokenRequest,
     UpsertAnswer,
 )
+from schemas.desk import (
+    XLSX_MEDIA_TYPE,
+    AccountList,
+    AccountQuery,
+    Dossier,
+    InstitutionList,
+    InstitutionQuery,
+    Overview,
+    OverviewQuery,
+    ReportQuery,
+    RiskReport,
+    Trace,
+    TraceQuery,
+)
 from schemas.records import BatchAnswer, BatchSchema
 from schemas.reference import REFERENCE_KINDS
 
 API_VERSION = "1.0.0"
 RETRY_AFTER_S = 5  # what a 503 asks a client to wait (services/gateway/errors.py says the same)
+
+
+class Media(NamedTuple):
+    """An answer in several media types, by the request's choice (a report's ``format``): the
+    JSON one by its type, the others as strings (text) or bytes (binary)."""
+
+    json: Any
+    others: dict[str, Any]
 
 
 class Operation(NamedTuple):
@@ -130,6 +152,7 @@ def operations() -> list[Operation]:
             "The delivery log: each message's webhook-id, alert id, attempts (time, status or error) and state",
             ("admin", "desk"), None, {200: DeliveryLog}, DeliveryQuery,
         ),
+        *desk_operations(),
     ]  # fmt: skip
     for kind in REFERENCE_KINDS.values():
         roles = ("admin", "bank") if kind.path == "accounts" else ("admin",)
@@ -140,6 +163,49 @@ def operations() -> list[Operation]:
             )
         )  # fmt: skip
     return ops
+
+
+def desk_operations() -> list[Operation]:
+    """The desk workspace's reads (schemas/desk.py); 403 for bank tokens but on /v1/accounts."""
+    return [
+        Operation(
+            "get", "/v1/institutions",
+            "Institutions with their risk index and open alerts; desks within their region (a region filter "
+            "outside it is 403 naming `region`)",
+            ("admin", "desk"), None, {200: InstitutionList}, InstitutionQuery,
+        ),
+        Operation(
+            "get", "/v1/institutions/{institution_id}",
+            "The dossier (一户一档): profile, accounts by role, products, related parties, 90 days of daily flows, "
+            "alerts with dispositions, screening hits, the risk index with its components and weights",
+            ("admin", "desk"), None, {200: Dossier},
+        ),
+        Operation(
+            "get", "/v1/accounts",
+            "Accounts, of one institution or all in reach: desks within their region (holders masked), banks "
+            "their own bank's",
+            ("admin", "desk", "bank"), None, {200: AccountList, 404: ErrorBody}, AccountQuery,
+        ),
+        Operation(
+            "get", "/v1/trace",
+            "Where money leaving an account went, hop by hop (穿透), from the raw records: edges with from, to, "
+            "amount, count, first_at, last_at, hop; cycles end, fan-out and hops are capped and said so",
+            ("admin", "desk"), None, {200: Trace, 404: ErrorBody}, TraceQuery,
+        ),
+        Operation(
+            "get", "/v1/overview",
+            "Alerts by typology, severity, status and region level (province, city, county), a 30-day trend, "
+            "institutions ranked by risk index",
+            ("admin", "desk"), None, {200: Overview}, OverviewQuery,
+        ),
+        Operation(
+            "get", "/v1/reports/risk",
+            "The risk assessment for the leading group: alerts created in [from, to) by institution type, region, "
+            "typology and disposition; format json, html (printable) or xlsx",
+            ("admin", "desk"), None,
+            {200: Media(RiskReport, {"text/html": str, XLSX_MEDIA_TYPE: bytes})}, ReportQuery,
+        ),
+    ]  # fmt: skip
 
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -193,7 +259,9 @@ def build_openapi() -> dict[str, Any]:
             types.append(op.request)
         if op.query is not None:
             types.append(op.query)
-        types.extend(t for t in op.answers.values() if t not in (str, dict, None))
+        types.extend(
+            (t.json if isinstance(t, Media) else t) for t in op.answers.values() if t not in (str, dict, None)
+        )
     types.extend(PATH_PARAMETERS.values())
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     schemas, components = _exclusive_unions(schemas), _exclusive_unions(components)
@@ -217,10 +285,11 @@ def build_openapi() -> dict[str, Any]:
         ]
         if op.query is not None:
             # the parameters are the Struct's fields; the Struct itself is no body anywhere
-            fields = components.pop(op.query.__name__)["properties"]
+            query = components.pop(op.query.__name__)
+            required = set(query.get("required", ()))
             parameters += [
-                {"name": name, "in": "query", "required": False, "schema": _parameter_schema(schema)}
-                for name, schema in fields.items()
+                {"name": name, "in": "query", "required": name in required, "schema": _parameter_schema(schema)}
+                for name, schema in query["properties"].items()
             ]
         if parameters:
             entry["parameters"] = parameters
@@ -237,6 +306,11 @@ def build_openapi() -> dict[str, Any]:
                 response["content"] = {"text/plain": {"schema": {"type": "string"}}}
             elif answer is dict:
                 response["content"] = {"application/json": {"schema": {"type": "object"}}}
+            elif isinstance(answer, Media):
+                response["content"] = {"application/json": {"schema": schema_of[id(answer.json)]}} | {
+                    media: {"schema": {"type": "string"} if kind is str else {"type": "string", "format": "binary"}}
+                    for media, kind in answer.others.items()
+                }
             elif answer is ErrorBody:
                 response["content"] = {"application/json": {"schema": error_schema}}
             elif answer is not None:

@@ -42,6 +42,7 @@ from services.gateway import metrics
 from services.gateway.alert_actions import AlertActions, may_act
 from services.gateway.alert_reads import AlertReads
 from services.gateway.body import MAX_BODY_BYTES, read_body
+from services.gateway.desk_api import DeskHandlers
 from services.gateway.errors import (
     RETRY_AFTER_S,
     ApiError,
@@ -116,6 +117,7 @@ class Gateway:
         self.subscriptions = Subscriptions(storage, allow_private_webhooks)
         self.suppressions = Suppressions(storage, publisher)
         self.alert_actions = AlertActions(storage, publisher, self.suppressions)
+        self.desk = DeskHandlers(storage, lambda request: request[PRINCIPAL], path_parameter)
         self.extra_checks = extra_checks or {}
         self._openapi = msgspec.json.encode(build_openapi())
 
@@ -306,6 +308,12 @@ class Gateway:
         app.router.add_delete("/v1/subscriptions/{subscription_id}", self.delete_subscription)
         app.router.add_post("/v1/subscriptions/{subscription_id}/rotate-secret", self.rotate_secret)
         app.router.add_get("/v1/subscriptions/{subscription_id}/deliveries", self.delivery_log)
+        app.router.add_get("/v1/institutions", self.desk.institutions)
+        app.router.add_get("/v1/institutions/{institution_id}", self.desk.dossier)
+        app.router.add_get("/v1/accounts", self.desk.accounts)
+        app.router.add_get("/v1/trace", self.desk.trace)
+        app.router.add_get("/v1/overview", self.desk.overview)
+        app.router.add_get("/v1/reports/risk", self.desk.risk_report)
         add_console_routes(app.router)  # GET / and /console/{name}: the desk console, public
         return app
 

@@ -98,3 +98,13 @@ def test_an_unmonitored_root_is_terminal_at_once():
     edges_of, facts, asked = graph(("A", "B", 100), unmonitored=frozenset({"A"}))
     trace = walk("A", edges_of, facts, hops=3, fan_out=10)
     assert trace.edges == [] and terminal(trace) == {"A": "not_monitored"} and asked == []
+
+
+def test_accounts_outside_the_region_are_not_followed():
+    edges_of, _, asked = graph(("A", "F", 100), ("F", "G", 100))
+
+    def facts(accounts):
+        return {a: NodeFacts(True, None, None, outside=(a == "F")) for a in accounts}
+
+    trace = walk("A", edges_of, facts, hops=3, fan_out=10)
+    assert terminal(trace) == {"A": None, "F": "outside_region"} and asked == [["A"]]
