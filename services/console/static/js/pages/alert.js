@@ -154,6 +154,7 @@ async function draw(view, alert, names, message) {
   const flows = section(t("flows_chart"));
   content.push(flows, actionsPanel(alert, (updated, note) => redrawAll(view, updated, names, note)),
     section(t("audit"), trail(alert.actions)), section(t("history"), history(alert.history)));
+  view.setAttribute("data-status", alert.status);
   view.replaceChildren(...content.filter(Boolean));
   const pictures = [metricsChart(alert.evidence), await flowsChart(alert)].filter(Boolean);
   if (pictures.length) flows.append(...pictures);
