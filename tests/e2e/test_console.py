@@ -188,11 +188,12 @@ class Tab:
     def go(self, route: str) -> None:
         self.page.goto(f"{self.stack.base}/#/{route}")
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, full_page: bool = False) -> None:
         if SCREENSHOTS:
+            self.page.evaluate("() => window.scrollTo(0, 0)")
             self.page.wait_for_timeout(600)  # charts finish drawing
             Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+            self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=full_page)
 
     def close(self) -> None:
         origin = urlsplit(self.stack.base)
@@ -264,7 +265,8 @@ def test_a_desk_acknowledges_then_disposes_from_the_detail_page(tab: Tab, stack:
     rows = page.locator("table.audit tbody tr")
     assert rows.count() == 2
     assert "限期30日整改" in rows.nth(1).inner_text()
-    tab.shot("alert")
+    page.wait_for_selector(".chart canvas")  # the daily flows of the alert's account
+    tab.shot("alert", full_page=True)
     answer = stack.api(f"/v1/alerts/{alert['alert_id']}", stack.tokens["desk"])
     assert (answer["status"], answer["disposition"]) == ("disposed", "rectify")
     assert [a["action"] for a in answer["actions"]] == ["acknowledge", "dispose"]
@@ -328,13 +330,15 @@ def test_a_desk_opens_a_dossier(tab: Tab, stack: Stack) -> None:
     assert "长春某网络借贷信息中介有限公司" in text
     assert page.locator("table.components tbody tr").count() > 0  # the risk index's components
     assert page.locator(".page-institution tr[data-alert-id]").count() >= 2
-    tab.shot("dossier")
+    page.wait_for_selector(".page-institution .chart canvas")  # 90 days in and out
+    tab.shot("dossier", full_page=True)
     tab.go("institutions")
     page.wait_for_selector("table.ranking a.dossier-link")
     names = page.locator("table.ranking").inner_text()
     assert INST_A in names and INST_Z not in names
     tab.go("overview")
     page.wait_for_selector(".page-overview table.ranking")
+    page.wait_for_selector(".page-overview .chart canvas")  # the 30-day trend
     tab.shot("overview")
 
 
@@ -353,6 +357,7 @@ def test_a_desk_runs_a_trace_and_sees_the_graph_and_the_table(tab: Tab, stack: S
     )
     got = {(int(hop), payer, payee.rstrip(" ↺"), amount.replace(",", "")) for hop, payer, payee, amount in rows}
     assert {(hop, payer, payee, amount) for hop, payer, payee, amount in CHAIN} <= got
+    assert page.locator("table.trace-nodes tbody tr").count() == len({CUSTODY_A} | {c[2] for c in CHAIN})
     tab.shot("trace")
 
 

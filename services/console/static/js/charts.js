@@ -21,11 +21,24 @@ function load() {
   return loading;
 }
 
-// a chart box appended now and drawn when ECharts has loaded; without ECharts, a short note
+// resolves true once the box is in the page (a page appends it after building it), false if
+// it never is (the page was left)
+function connected(box, tries = 100) {
+  return new Promise((resolve) => {
+    const check = (left) => {
+      if (box.isConnected) resolve(true);
+      else if (left <= 0) resolve(false);
+      else setTimeout(() => check(left - 1), 20);
+    };
+    check(tries);
+  });
+}
+
+// a chart box to append now, drawn when ECharts has loaded; without ECharts, a short note
 export function chart(option, cls) {
   const box = h("div", { class: `chart ${cls || ""}`, role: "img" });
-  load().then((echarts) => {
-    if (!box.isConnected) return;
+  load().then(async (echarts) => {
+    if (!(await connected(box))) return;
     if (!echarts) {
       box.replaceWith(h("p", { class: "muted" }, t("no_chart")));
       return;

@@ -9,16 +9,26 @@ export function money(value) {
   return match[1] + match[2].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (match[3] || "");
 }
 
-export function when(value) {
-  if (!value) return "";
+// times as Beijing time (the domain's calendar: days, reporting lines), whatever the browser's zone
+const BEIJING_MS = 8 * 3600 * 1000;
+
+function beijing(value) {
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return Number.isNaN(date.getTime()) ? null : new Date(date.getTime() + BEIJING_MS).toISOString();
 }
 
+export function when(value) {
+  if (!value) return "";
+  const text = beijing(value);
+  return text ? `${text.slice(0, 10)} ${text.slice(11, 16)}` : String(value);
+}
+
+// the Beijing day of a time ("2026-12-03"); a bare day is itself
 export function day(value) {
-  return value ? String(value).slice(0, 10) : "";
+  if (!value) return "";
+  if (/^\d{4}-\d{2}-\d{2}$/.test(String(value))) return String(value);
+  const text = beijing(value);
+  return text ? text.slice(0, 10) : String(value);
 }
 
 export function percent(value) {

@@ -35,7 +35,7 @@ const WORDS = {
     daily_flows: "近90天资金流入流出", inflow: "流入", outflow: "流出", screening: "登记筛查命中", keyword: "关键词", field: "字段",
     risk_components: "风险指数构成", component: "构成项", weight: "权重", points: "得分", alerts_of: "预警（含处置）",
     trace: "资金穿透", since: "起", until: "止", hops: "层数", run_trace: "开始穿透", hop: "层级", payer: "付款账户", payee: "收款账户",
-    first_at: "首笔", last_at: "末笔", edges: "资金链路", trace_none: "该时段内没有从此账户流出的资金。", truncated: "结果已截断：",
+    nodes: "账户节点", stops: "终止原因", left_out: "未展开的去向", monitored: "受监测账户", outside: "监测范围外账户", first_at: "首笔", last_at: "末笔", edges: "资金链路", trace_none: "该时段内没有从此账户流出的资金。", truncated: "结果已截断：",
     report: "风险评估报告", month: "月份", make_report: "生成报告", print: "打印", export_xlsx: "导出 XLSX",
     by_type: "按机构类型", by_region: "按地区", by_disposition: "按处置方式", total: "合计", period: "期间",
     downloaded: "已下载 {file}", no_chart: "图表组件不可用，仅显示表格。",
@@ -70,7 +70,7 @@ const WORDS = {
     daily_flows: "Daily in and out, last 90 days", inflow: "In", outflow: "Out", screening: "Registration screening hits", keyword: "Keyword", field: "Field",
     risk_components: "Risk index components", component: "Component", weight: "Weight", points: "Points", alerts_of: "Alerts and dispositions",
     trace: "Trace", since: "Since", until: "Until", hops: "Hops", run_trace: "Trace", hop: "Hop", payer: "From", payee: "To",
-    first_at: "First", last_at: "Last", edges: "Edges", trace_none: "No money left this account in that period.", truncated: "Cut short: ",
+    nodes: "Accounts", stops: "Why it stops", left_out: "edges not followed", monitored: "Monitored account", outside: "Outside FundWatch", first_at: "First", last_at: "Last", edges: "Edges", trace_none: "No money left this account in that period.", truncated: "Cut short: ",
     report: "Risk assessment report", month: "Month", make_report: "Show report", print: "Print", export_xlsx: "Export XLSX",
     by_type: "By institution type", by_region: "By region", by_disposition: "By disposition", total: "Total", period: "Period",
     downloaded: "Downloaded {file}", no_chart: "Charts are unavailable; tables only.",
@@ -105,6 +105,10 @@ const LABELS = {
   relation: {
     shareholder: ["股东", "Shareholder"], actual_controller: ["实际控制人", "Actual controller"],
     executive: ["高管", "Executive"], affiliate: ["关联企业", "Affiliate"],
+  },
+  terminal: {
+    final_use: ["最终用途", "final use"], not_monitored: ["不在监测范围", "not monitored"],
+    cycle: ["形成回路", "cycle"], hop_limit: ["达到层数上限", "hop limit"],
   },
   level: { province: ["省级", "Province"], city: ["市级", "City"], county: ["县级", "County"] },
   action: {

@@ -48,10 +48,10 @@ function graph(trace) {
     label: { show: true, formatter: money(e.amount) }, lineStyle: { type: e.closes_cycle ? "dashed" : "solid" },
   }));
   return chart({
-    legend: { top: 0, data: ["monitored", "outside"] },
+    legend: { top: 0, data: [t("monitored"), t("outside")] },
     series: [{
       type: "graph", layout: "none", roam: true, draggable: false, data: nodes, links,
-      categories: [{ name: "monitored" }, { name: "outside" }],
+      categories: [{ name: t("monitored") }, { name: t("outside") }],
       edgeSymbol: ["none", "arrow"], edgeSymbolSize: 9, lineStyle: { width: 2, curveness: 0.15, opacity: 0.7 },
       edgeLabel: { fontSize: 11 },
     }],
@@ -75,6 +75,11 @@ export async function render(view, route) {
     rows.length ? section(t("edges"), graph(trace),
       table([t("hop"), t("payer"), t("payee"), t("amount"), t("count"), t("first_at"), t("last_at")],
         rows.map((e) => [e.hop, e.from, e.to + (e.closes_cycle ? " ↺" : ""), money(e.amount), e.count, when(e.first_at), when(e.last_at)]),
-        { class: "trace-table" }))
+        { class: "trace-table" }),
+      h("h3", null, t("nodes")),
+      table([t("account"), t("hop"), t("role"), t("institution"), t("stops")],
+        trace.nodes.map((n) => [n.account_id, n.hop, label("role", n.role), n.institution_id || "",
+          [label("terminal", n.terminal), n.edges_left_out ? `${t("left_out")} ${n.edges_left_out} (${money(n.amount_left_out)})` : ""]
+            .filter(Boolean).join(" · ")]), { class: "trace-nodes" }))
       : h("p", { class: "muted" }, t("trace_none")));
 }
