@@ -86,7 +86,7 @@ class DeskReads:
         scope = desk_scope(principal, "institutions")
         found = await self.store.institutions(scope, ids=[institution_id])
         if not found:
-            raise not_found("institution", institution_id)
+            raise not_found("institution")
         row, now = found[0], datetime.now(UTC)
         (assessed,) = await self.risk.assess([row], row.region, now)
         accounts = await self.store.accounts(institution_id)
@@ -127,7 +127,7 @@ class DeskReads:
         scope = desk_scope(principal, "accounts")
         if ask.institution_id is not None:
             if not await self.store.institutions(scope, ids=[ask.institution_id]):
-                raise not_found("institution", ask.institution_id)
+                raise not_found("institution")
             found = await self.store.accounts(ask.institution_id, limit=ask.limit)
         elif scope:
             ids = [r.institution_id for r in await self.store.institutions(scope)]

@@ -33,9 +33,9 @@ def narrowed(scope: str, region: str | None) -> str:
     return max(scope, region, key=len)
 
 
-def not_found(what: str, key: str) -> ApiError:
-    # the same answer for unknown and out of scope: nothing of the object is named but its id
-    return ApiError(404, "not_found", f"no {what} {key!r} in your scope")
+def not_found(what: str) -> ApiError:
+    # the same answer for unknown and out of scope, naming nothing of the object
+    return ApiError(404, "not_found", f"no {what} of that id in your scope")
 
 
 def iso(value: datetime) -> str:

@@ -36,10 +36,10 @@ class DeskTrace:
         facts, regions = await self._facts([root], scope)
         _, registered = await self.store.account_region(root)
         if not facts[root].monitored and not registered:
-            raise not_found("account", root)  # neither registered nor any record of it
+            raise not_found("account")  # neither registered nor any record of it
         # the institution's region as the reference data has it now, else as its records carried it
         if scope and not (registered or regions.get(root, "")).startswith(scope):
-            raise not_found("account", root)
+            raise not_found("account")
         root_facts = NodeFacts(facts[root].monitored, facts[root].institution_id, facts[root].role)
         hops = min(ask.hops, MAX_HOPS)
         walk = TraceWalk(root, root_facts, hops, ask.fan_out)
