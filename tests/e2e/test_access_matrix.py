@@ -6,8 +6,7 @@ the status that caller must get. Desks and banks get 404 for what lies outside t
 same answer as for something that does not exist, and the answer names nothing of the object (no
 region, no bank, no institution). A missing or unknown token is 401, a token without the right 403.
 
-To add an endpoint (institutions, trace, overview, reports when they are built), add a Row to
-ROWS; the callers and their scopes are in ROLES.
+To add an endpoint, add a Row to ROWS; the callers and their scopes are in ROLES.
 
 The world: two institutions in different provinces (220102, Changchun, and 110105, Beijing), three
 accounts at two banks (the Changchun institution has one at each bank), records pushed and
@@ -280,6 +279,67 @@ def _own_subscriptions(world: World, caller: str, answer: Any) -> None:
         assert {world.ids[f"sub {c}"] for c in ROLES if c.startswith("desk")} <= listed
 
 
+def bank_own_accounts(region: str) -> Callable[[str], int]:
+    """GET /v1/accounts?institution_id=: admins, desks over the institution's region (404 for
+    others), and every bank, which is shown its own bank's accounts only."""
+
+    def expected(caller: str) -> int:
+        role = ROLES[caller][0]
+        if unauthenticated(caller):
+            return 401
+        return 200 if role == "bank" or sees(caller, region) else 404
+
+    return expected
+
+
+def _institutions_in_scope(world: World, caller: str, answer: Any) -> None:
+    role, scope = ROLES[caller]
+    listed = {i["id"]: i["region"] for i in answer["institutions"]}
+    assert all(r.startswith(scope) for r in listed.values()), (caller, listed)
+    for key, region in (("inst_jl", JL_REGION), ("inst_bj", BJ_REGION)):
+        assert (world.ids[key] in listed) == sees(caller, region), (caller, key)
+
+
+def _accounts_in_scope(world: World, caller: str, answer: Any) -> None:
+    role, scope = ROLES[caller]
+    listed = {a["account_id"]: a for a in answer["accounts"]}
+    if role == "bank":
+        assert {a["bank_code"] for a in listed.values()} <= {scope}, (caller, listed)
+    if role == "desk":
+        assert all(a["holder_masked"] for a in listed.values()), caller
+    # the simulator's province has more accounts than one page: only the world's are looked for
+    keys = (("jl_b201", "B201"), ("jl_b202", "B202"), ("bj_b202", "B202"))
+    for key, bank in keys:
+        assert world.ids[key] not in listed or role != "bank" or scope == bank, (caller, key)
+
+
+def _accounts_of(inst: str) -> Callable[[World, str, Any], None]:
+    """An institution's accounts: all of them for admins and desks, a bank's own for a bank."""
+
+    def check(world: World, caller: str, answer: Any) -> None:
+        role, scope = ROLES[caller]
+        listed = {a["account_id"] for a in answer["accounts"]}
+        mine = {k for k, d in world.docs.items() if k in {"jl_b201", "jl_b202", "bj_b202"}
+                and d["institution_id"] == world.ids[inst] and (role != "bank" or d["bank_code"] == scope)}  # fmt: skip
+        assert listed == {world.ids[k] for k in mine}, (caller, listed)
+
+    return check
+
+
+def _overview_in_scope(world: World, caller: str, answer: Any) -> None:
+    role, scope = ROLES[caller]
+    assert answer["region"] == scope
+    for level in ("province", "city", "county"):
+        assert all(r["region"].startswith(scope[: len(r["region"])]) for r in answer["by_region"][level]), caller
+    assert all(i["region"].startswith(scope) for i in answer["top_institutions"]), caller
+
+
+def _report_in_scope(world: World, caller: str, answer: Any) -> None:
+    role, scope = ROLES[caller]
+    assert answer["region"] == scope
+    assert all(r["key"].startswith(scope) for r in answer["by_region"] if r["alerts"] or r["institutions"]), caller
+
+
 def _flows_of(key: str) -> Callable[[World], str]:
     return lambda w: f"/v1/accounts/{w.ids[key]}/flows?grain=day"
 
@@ -346,6 +406,31 @@ ROWS: list[Row] = [
         desk_reads(204, JL_REGION)),
     Row("remove an unknown suppression", "DELETE", lambda w: f"/v1/suppressions/{uuid.uuid4()}",
         unknown_alert_or_subscription),
+    # the desk workspace (issue 15): institutions, dossier, accounts, trace, overview, report
+    Row("list institutions", "GET", lambda w: "/v1/institutions", desk_reads(200), check=_institutions_in_scope),
+    Row("list institutions of Beijing by filter", "GET", lambda w: f"/v1/institutions?region={BJ_REGION}",
+        region_filter(BJ_REGION)),
+    Row("the Changchun dossier", "GET", lambda w: f"/v1/institutions/{w.ids['inst_jl']}", desk_reads(200, JL_REGION)),
+    Row("the Beijing dossier", "GET", lambda w: f"/v1/institutions/{w.ids['inst_bj']}", desk_reads(200, BJ_REGION)),
+    Row("an unknown dossier", "GET", lambda w: f"/v1/institutions/{uuid.uuid4()}", unknown_alert_or_subscription),
+    Row("list accounts", "GET", lambda w: "/v1/accounts?limit=1000",
+        lambda c: unauthenticated(c) or 200, check=_accounts_in_scope),
+    Row("accounts of the Changchun institution", "GET", lambda w: f"/v1/accounts?institution_id={w.ids['inst_jl']}",
+        bank_own_accounts(JL_REGION), check=_accounts_of("inst_jl")),
+    Row("accounts of the Beijing institution", "GET", lambda w: f"/v1/accounts?institution_id={w.ids['inst_bj']}",
+        bank_own_accounts(BJ_REGION), check=_accounts_of("inst_bj")),
+    Row("trace: Changchun account at B201", "GET", lambda w: f"/v1/trace?account_id={w.ids['jl_b201']}",
+        desk_reads(200, JL_REGION)),
+    Row("trace: Beijing account at B202", "GET", lambda w: f"/v1/trace?account_id={w.ids['bj_b202']}",
+        desk_reads(200, BJ_REGION)),
+    Row("trace: an unknown account", "GET", lambda w: f"/v1/trace?account_id={w.ids['unknown_account']}",
+        unknown_alert_or_subscription),
+    Row("overview", "GET", lambda w: "/v1/overview", desk_reads(200), check=_overview_in_scope),
+    Row("overview of Beijing by filter", "GET", lambda w: f"/v1/overview?region={BJ_REGION}", region_filter(BJ_REGION)),
+    Row("risk report", "GET", lambda w: "/v1/reports/risk", desk_reads(200), check=_report_in_scope),
+    Row("risk report as a workbook", "GET", lambda w: "/v1/reports/risk?format=xlsx", desk_reads(200)),
+    Row("risk report of Beijing by filter", "GET", lambda w: f"/v1/reports/risk?region={BJ_REGION}",
+        region_filter(BJ_REGION)),
 ]  # fmt: skip
 
 
