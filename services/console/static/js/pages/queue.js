@@ -89,7 +89,7 @@ export async function render(view, route) {
       if (!alerts.length) tbody.append(h("tr", null, h("td", { colspan: 9, class: "muted" }, t("alerts_none"))));
       first = false;
       updateCount();
-      stamp.textContent = `● ${t("live")} · ${t("updated_at")} ${new Date().toLocaleTimeString()}`;
+      stamp.textContent = `● ${t("live")} · ${t("updated_at")} ${when(new Date().toISOString())}`;
       stamp.classList.remove("stale");
     } catch (error) {
       stamp.classList.add("stale");
