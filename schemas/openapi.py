@@ -171,8 +171,8 @@ def desk_operations() -> list[Operation]:
         Operation(
             "get", "/v1/institutions",
             "Institutions with their risk index and open alerts; desks within their region (a region filter "
-            "outside it is 403 naming `region`)",
-            ("admin", "desk"), None, {200: InstitutionList}, InstitutionQuery,
+            "outside it is 404 naming `region`)",
+            ("admin", "desk"), None, {200: InstitutionList, 404: ErrorBody}, InstitutionQuery,
         ),
         Operation(
             "get", "/v1/institutions/{institution_id}",
@@ -195,15 +195,15 @@ def desk_operations() -> list[Operation]:
         Operation(
             "get", "/v1/overview",
             "Alerts by typology, severity, status and region level (province, city, county), a 30-day trend, "
-            "institutions ranked by risk index",
-            ("admin", "desk"), None, {200: Overview}, OverviewQuery,
+            "institutions ranked by risk index; a region filter outside a desk's region is 404 naming `region`",
+            ("admin", "desk"), None, {200: Overview, 404: ErrorBody}, OverviewQuery,
         ),
         Operation(
             "get", "/v1/reports/risk",
             "The risk assessment for the leading group: alerts created in [from, to) by institution type, region, "
             "typology and disposition; format json, html (printable) or xlsx",
             ("admin", "desk"), None,
-            {200: Media(RiskReport, {"text/html": str, XLSX_MEDIA_TYPE: bytes})}, ReportQuery,
+            {200: Media(RiskReport, {"text/html": str, XLSX_MEDIA_TYPE: bytes}), 404: ErrorBody}, ReportQuery,
         ),
     ]  # fmt: skip
 

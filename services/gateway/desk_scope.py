@@ -3,7 +3,8 @@
 The rule is /v1/alerts' (services/gateway/alert_reads.py): admins see every region; a desk sees
 institutions whose region starts with its prefix, and an institution or account outside it answers
 404, exactly as an unknown one; a ``region=`` filter that holds the desk's prefix narrows to it,
-one outside it is refused 403 naming ``region``; bank tokens are refused 403 (but on
+one outside it answers 404 naming ``region`` (outside the region is not there, as for an
+institution; /v1/alerts, older, refuses such a filter with 403); bank tokens are refused 403 (but on
 /v1/accounts, where a bank sees its own bank's accounts).
 """
 
@@ -29,7 +30,7 @@ def narrowed(scope: str, region: str | None) -> str:
     """The prefix a read covers: the caller's scope, narrowed by a ``region`` filter."""
     region = region or ""
     if scope and region and not (region.startswith(scope) or scope.startswith(region)):
-        raise ApiError(403, "forbidden", f"`region`: {region!r} is outside your region {scope!r}", "region")
+        raise ApiError(404, "not_found", f"`region`: {region!r} is outside your region {scope!r}", "region")
     return max(scope, region, key=len)
 
 

@@ -226,7 +226,7 @@ def test_listings_within_the_region(world):
     assert jl["open_alerts"]["total"] >= 1 and jl["risk_index"] > 0
     assert [i["id"] for i in world.ok(f"/v1/institutions?region=22&q={quote('贸易')}", "desk 2201")["institutions"]] == [MID]
     assert [i["id"] for i in world.ok(f"/v1/institutions?type=other&q={SFX}")["institutions"]] == [MID]
-    assert world.get("/v1/institutions?region=11", "desk 2201")[0] == 403
+    assert world.get("/v1/institutions?region=11", "desk 2201")[0] == 404
     assert world.get("/v1/institutions?type=bank")[0] == 422
     assert world.get("/v1/institutions", "bank B001")[0] == 403
     # accounts: desks masked and in region; banks their own bank's only
@@ -251,7 +251,7 @@ def test_the_overview_within_the_region(world):
     assert overview["top_institutions"][0]["id"] == JL
     beijing = world.ok("/v1/overview", "desk 11")
     assert all(i["region"].startswith("11") for i in beijing["top_institutions"])
-    assert world.get("/v1/overview?region=22", "desk 11")[0] == 403
+    assert world.get("/v1/overview?region=22", "desk 11")[0] == 404
     assert world.get("/v1/overview", "bank B001")[0] == 403
 
 
@@ -292,7 +292,7 @@ def test_the_report_in_json_html_and_xlsx_with_the_same_counts(world):
     assert "<style>" in page and "<script" not in page and "<link" not in page and "http" not in page
     assert page.index("互联网金融风险评估报告") < page.index("Internet-finance risk assessment")
 
-    for who, path, want in (("desk 11", f"/v1/reports/risk?region=2201&{span}", 403),
+    for who, path, want in (("desk 11", f"/v1/reports/risk?region=2201&{span}", 404),
                             ("bank B001", "/v1/reports/risk", 403)):  # fmt: skip
         assert world.get(path, who)[0] == want, who
     beijing = world.ok(f"/v1/reports/risk?{span}", "desk 11")

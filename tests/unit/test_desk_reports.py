@@ -101,7 +101,7 @@ def test_the_period_and_the_region_rules(reads):
     assert report_of(reads, DESK, region="22")[0].region == "2201"  # a wider filter narrows to the desk's own
     with pytest.raises(ApiError) as refused:
         report_of(reads, DESK, region="11")
-    assert (refused.value.status, refused.value.field) == (403, "region")
+    assert (refused.value.status, refused.value.field) == (404, "region")
     with pytest.raises(ApiError) as refused:
         report_of(reads, Principal("t-bank", "bank", bank_code="B1"))
     assert refused.value.status == 403
