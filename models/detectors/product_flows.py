@@ -11,10 +11,11 @@ Which product. ``product_id`` is optional on a record (CONTRACT.md §3): a repay
 still a repayment. A payout or repayment is attributed, in this order, to the record's
 ``product_id``; else the ``product_id`` the reference data gives the custody account or the
 counterparty's account; else the institution's only product; else, for a repayment, the only
-product the borrower's tagged records (loans, tagged repayments) name. Attributed flows are summed
-per product over its life as far as the detector has seen it; the rest are kept per institution
-(``un``; untagged repayments also per borrower, so that a borrower whose product becomes known
-later is attributed then: the figures are a function of the set of records).
+product the counterparty's tagged records name (a borrower's loans and tagged repayments, an
+investor's subscriptions and tagged payouts). Attributed flows are summed per product over its life
+as far as the detector has seen it; the rest are kept per institution (``un``; untagged repayments
+also per borrower and untagged payouts per investor, so that a counterparty whose product becomes
+known later is attributed then: the figures are a function of the set of records).
 
 A product's payout coverage is then judged on the product's own figures (``coverage_basis``
 "product") when they settle it: no flow is left unattributed, or the product is short even if
@@ -31,11 +32,12 @@ Event time: the watermark follows the banks of the institution's custody and res
 (common.advance_sources), the only records these figures are made of. A late record (its day
 sealed) still counts: the sums are kept for the product's life, its id among the late ones.
 
-State (``{"wm", "src", "products": {product_id: {"t0", "out", "in"}}, "un": {"out", "in", "by"},
-"cp": {borrower: [product ids]}}``, plain JSON): one payout and one repayment bucket per product
-and for the unattributed (common.add / seal: record ids of open days for replay protection, the
-``TOP_N`` largest records as evidence, cents per custody account in ``x``), the unattributed
-repayments per borrower, and up to two products per borrower seen on tagged records. Records of
+State (``{"wm", "src", "products": {product_id: {"t0", "out", "in"}}, "un": {"out", "in", "by",
+"pby"}, "cp": {counterparty: [product ids]}}``, plain JSON): one payout and one repayment bucket per
+product and for the unattributed (common.add / seal: record ids of open days for replay protection,
+the ``TOP_N`` largest records as evidence, cents per custody account in ``x``), the unattributed
+repayments per borrower (``by``) and payouts per investor (``pby``), and up to two products per
+borrower or investor seen on tagged records. Records of
 products the reference data gives to another institution are ignored; products it does not know
 yet are kept (they may be registered later). At most ``MAX_PRODUCTS`` products and
 ``MAX_BORROWERS`` borrowers are kept, the smallest ids, so that the kept set does not depend on
@@ -69,7 +71,9 @@ from schemas.messages import TxnRecord
 PAYOUT = "payout"
 REPAYMENT = "repayment"
 MAX_PRODUCTS = 1000  # products kept per institution (the smallest ids)
-MAX_BORROWERS = 5000  # borrowers whose products or unattributed repayments are kept (the smallest ids)
+MAX_BORROWERS = 5000  # borrowers (and investors) whose products or unattributed flows are kept (the smallest ids)
+# The roles whose tagged records tell the product of their untagged ones.
+_LEARNED_ROLES = frozenset({"borrower", "investor"})
 TERM_RATIO_MAX = "0.5"  # maturity_mismatch's default for term_ratio_max
 SPLIT_TYPOLOGY = "maturity_mismatch"  # whose term_ratio_max decides whether a term is split
 INSTITUTION_ACCOUNT_ROLES = CUSTODY_ROLES | {"own_operating"}
@@ -82,8 +86,9 @@ def empty_state() -> dict[str, Any]:
 def _unattributed(st: dict[str, Any]) -> dict[str, Any]:
     un = st.get("un")
     if un is None:
-        # out/in: payouts and repayments attributed to no product; by: {borrower: [cents, n]}
-        un = st["un"] = {"out": new_bucket(), "in": new_bucket(), "by": {}}
+        # out/in: payouts and repayments attributed to no product; by: {borrower: [cents, n]};
+        # pby: {investor: [cents, n]}
+        un = st["un"] = {"out": new_bucket(), "in": new_bucket(), "by": {}, "pby": {}}
     return un
 
 
@@ -234,15 +239,17 @@ def _entry(products: dict[str, Any], product_id: str) -> dict[str, Any]:
 
 
 def _learn(ctx: DetectContext, st: dict[str, Any], record: TxnRecord, product_id: str) -> None:
-    """Note the product a tagged record names for its borrower (at most two per borrower: one
-    is enough to attribute, two say it cannot be)."""
-    borrower = record.counterparty_account
-    if not borrower or ctx.role(borrower) != "borrower":
+    """Note the product a tagged record names for its borrower or investor (at most two per
+    counterparty: one is enough to attribute, two say it cannot be)."""
+    counterparty = record.counterparty_account
+    if not counterparty or ctx.role(counterparty) not in _LEARNED_ROLES:
         return
-    known = st.setdefault("cp", {}).setdefault(borrower, [])
-    if product_id not in known and len(known) < 2:
+    known = st.setdefault("cp", {}).setdefault(counterparty, [])
+    if product_id not in known:
+        # the two smallest ids: whatever order the records come in, the same two are kept
         known.append(product_id)
         known.sort()
+        del known[2:]
 
 
 def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: list[TxnRecord]) -> set[str]:
@@ -286,10 +293,10 @@ def _fold_unattributed(st: dict[str, Any], record: TxnRecord, kind: str, late: b
         bucket, record.record_id, record.booked_at, record.amount_cents, tag=record.account_id, late=late
     ):
         return False
-    if kind == REPAYMENT:
-        sums = un["by"].setdefault(record.counterparty_account, [0, 0])
-        sums[0] += record.amount_cents
-        sums[1] += 1
+    per = un["by"] if kind == REPAYMENT else un.setdefault("pby", {})
+    sums = per.setdefault(record.counterparty_account, [0, 0])
+    sums[0] += record.amount_cents
+    sums[1] += 1
     return True
 
 
@@ -307,8 +314,10 @@ def prune(st: dict[str, Any]) -> None:
     if un is not None:
         seal(un["out"], wm)
         seal(un["in"], wm)
-        if len(un["by"]) > MAX_BORROWERS:
-            un["by"] = {b: un["by"][b] for b in sorted(un["by"])[:MAX_BORROWERS]}
+        for key in ("by", "pby"):
+            per = un.get(key)
+            if per is not None and len(per) > MAX_BORROWERS:
+                un[key] = {b: per[b] for b in sorted(per)[:MAX_BORROWERS]}
     cp = st.get("cp")
     if cp is not None and len(cp) > MAX_BORROWERS:
         st["cp"] = {b: cp[b] for b in sorted(cp)[:MAX_BORROWERS]}
@@ -377,19 +386,23 @@ NO_FLOWS = Flows(0, 0, 0, 0, None, None)
 
 
 def attributed(st: dict[str, Any]) -> dict[str, list[int]]:
-    """The unattributed repayments each product gets from borrowers whose tagged records name it
-    alone: {product_id: [cents, count]}."""
+    """The unattributed flows each product gets from counterparties whose tagged records name it
+    alone: {product_id: [repaid cents, repayments, paid-out cents, payouts]}."""
     un, cp = st.get("un"), st.get("cp") or {}
     out: dict[str, list[int]] = {}
     if not un:
         return out
-    for borrower, (cents, count) in un["by"].items():
-        known = cp.get(borrower)
-        if known and len(known) == 1:
-            sums = out.setdefault(known[0], [0, 0])
-            sums[0] += cents
-            sums[1] += count
+    for side, key in ((0, "by"), (2, "pby")):
+        for counterparty, (cents, count) in (un.get(key) or {}).items():
+            known = cp.get(counterparty)
+            if known and len(known) == 1:
+                sums = out.setdefault(known[0], [0, 0, 0, 0])
+                sums[side] += cents
+                sums[side + 1] += count
     return out
+
+
+_NOTHING = (0, 0, 0, 0)
 
 
 def flows_of(st: dict[str, Any], product_id: str, extra: dict[str, list[int]] | None = None) -> Flows:
@@ -399,11 +412,11 @@ def flows_of(st: dict[str, Any], product_id: str, extra: dict[str, list[int]] | 
     if extra is None:
         extra = attributed(st)
     un = st.get("un")
-    moved_in = extra.get(product_id, (0, 0))
-    open_repaid = (un["in"]["c"] - sum(c for c, _ in extra.values())) if un else 0
-    open_paid = un["out"]["c"] if un else 0
+    repaid_to, repayments_to, paid_to, payouts_to = extra.get(product_id, _NOTHING)
+    open_repaid = (un["in"]["c"] - sum(sums[0] for sums in extra.values())) if un else 0
+    open_paid = (un["out"]["c"] - sum(sums[2] for sums in extra.values())) if un else 0
     if entry is None:
-        if not moved_in[0]:
+        if not (repaid_to or paid_to):
             return (
                 NO_FLOWS
                 if not (open_repaid or open_paid)
@@ -414,15 +427,23 @@ def flows_of(st: dict[str, Any], product_id: str, extra: dict[str, list[int]] | 
         out, back = entry["out"], entry["in"]
     times = [t for t in (out["t0"], back["t0"]) if t is not None]
     buckets = [b for b in (out, back) if b["n"] > 0]
-    if moved_in[0] and un:
-        buckets.append(un["in"])  # the attributed repayments are among them
+    if un:
+        # the attributed flows are among these buckets' records
+        if paid_to:
+            buckets.append(un["out"])
+            times.append(un["out"]["t0"])
+        if repaid_to:
+            buckets.append(un["in"])
+    last_payout = out["t1"]
+    if paid_to and un["out"]["t1"] is not None:
+        last_payout = max(last_payout or 0, un["out"]["t1"])
     return Flows(
-        paid_out=out["c"],
-        payouts=out["n"],
-        repaid=back["c"] + moved_in[0],
-        repayments=back["n"] + moved_in[1],
+        paid_out=out["c"] + paid_to,
+        payouts=out["n"] + payouts_to,
+        repaid=back["c"] + repaid_to,
+        repayments=back["n"] + repayments_to,
         first=min(times) if times else None,
-        last_payout=out["t1"],
+        last_payout=last_payout,
         buckets=tuple(buckets),
         open_repaid=open_repaid,
         open_paid=open_paid,
@@ -455,4 +476,5 @@ def has_unattributed(st: dict[str, Any]) -> bool:
     un = st.get("un")
     if not un:
         return False
-    return un["out"]["n"] > 0 or un["in"]["c"] > sum(c for c, _ in attributed(st).values())
+    extra = attributed(st).values()
+    return un["out"]["c"] > sum(sums[2] for sums in extra) or un["in"]["c"] > sum(sums[0] for sums in extra)
