@@ -19,7 +19,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from models.detectors.context import listed_by
+from models.detectors.context import banks_by_institution, listed_by
 from schemas.reference import REFERENCE_KINDS
 from streams.transport import FETCH_MAX_WAIT_MS
 
@@ -40,6 +40,8 @@ class ReferenceView:
         # products per institution and per institution type, rebuilt lazily after a change
         self._by_institution: dict[str, tuple[dict[str, Any], ...]] | None = None
         self._by_type: dict[str, tuple[dict[str, Any], ...]] | None = None
+        # banks of each institution's accounts, rebuilt lazily after an account changes
+        self._banks: dict[str, frozenset[str]] | None = None
 
     def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
         table = self.items[kind]
@@ -52,6 +54,8 @@ class ReferenceView:
             self._related = self._listed_by = None
         elif kind in ("products", "institutions"):
             self._by_institution = self._by_type = None
+        elif kind == "accounts":
+            self._banks = None
 
     def related_accounts(self, institution_id: str) -> frozenset[str]:
         if self._related is None:
@@ -66,6 +70,11 @@ class ReferenceView:
             self.related_accounts("")  # builds the index of related parties' accounts
             self._listed_by = listed_by(self._related or {})
         return self._listed_by.get(account_id)
+
+    def banks_of(self, institution_id: str) -> frozenset[str]:
+        if self._banks is None:
+            self._banks = banks_by_institution(self.items["accounts"].values())
+        return self._banks.get(institution_id, frozenset())
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self.items["products"].get(product_id)

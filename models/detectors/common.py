@@ -154,6 +154,24 @@ def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> 
     return wm
 
 
+def hold_watermark(st: dict[str, Any], ctx: Any, institution_id: str) -> int | None:
+    """The event time up to which an institution's state may forget what could still be paired
+    with another bank's records: the watermark, held back to the slowest bank of the
+    institution's registered accounts (one that has sent nothing yet counts as not started), and
+    never more than ``LATE_KEEP`` behind it. A bank that pushes its month after another's then
+    finds the other side of the last ``LATE_KEEP`` still there; banks in step change nothing."""
+    wm = st.get("wm")
+    if wm is None:
+        return None
+    src = st.get("src") or {}
+    floor = wm - LATE_KEEP
+    slowest = wm
+    for bank in ctx.references.banks_of(institution_id):
+        entry = src.get(bank)
+        slowest = min(slowest, entry[0] if entry is not None else floor)
+    return max(floor, slowest)
+
+
 def beijing_date(ts: int) -> str:
     return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d")
 

@@ -40,6 +40,11 @@ class References(Protocol):
         several do), or None."""
         ...
 
+    def banks_of(self, institution_id: str) -> frozenset[str]:
+        """The bank codes of the accounts registered to the institution: the banks whose records
+        its institution-level figures wait for."""
+        ...
+
     def product(self, product_id: str) -> dict[str, Any] | None:
         """product_id, institution_id, declared_annual_yield, term_days, underlying_project_rate,
         underlying_term_days, investor_cap, sale_start, sale_end (CONTRACT.md §3)."""
@@ -81,9 +86,13 @@ class StaticReferences:
             related.setdefault(str(party["institution_id"]), set()).update(party.get("accounts") or ())
         self._related = {iid: frozenset(accounts) for iid, accounts in related.items()}
         self._listed_by = listed_by(self._related)
+        self._banks = banks_by_institution(self._accounts.values())
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         return self._accounts.get(account_id)
+
+    def banks_of(self, institution_id: str) -> frozenset[str]:
+        return self._banks.get(institution_id, frozenset())
 
     def institution(self, institution_id: str) -> dict[str, Any] | None:
         return self._institutions.get(institution_id)
@@ -102,6 +111,16 @@ class StaticReferences:
 
     def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
         return products_of_type(self._products, self._institutions, institution_type)
+
+
+def banks_by_institution(accounts: Iterable[dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """Institution id -> the bank codes of its registered accounts."""
+    index: dict[str, set[str]] = {}
+    for account in accounts:
+        institution_id, bank = account.get("institution_id"), account.get("bank_code")
+        if institution_id and bank:
+            index.setdefault(str(institution_id), set()).add(str(bank))
+    return {iid: frozenset(banks) for iid, banks in index.items()}
 
 
 def listed_by(related: Mapping[str, frozenset[str]]) -> dict[str, str]:
@@ -148,6 +167,9 @@ class OverlaidReferences:
 
     def related_institution(self, account_id: str) -> str | None:
         return self._base.related_institution(account_id)
+
+    def banks_of(self, institution_id: str) -> frozenset[str]:
+        return self._base.banks_of(institution_id)
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self._products.get(product_id) or self._base.product(product_id)

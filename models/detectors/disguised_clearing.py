@@ -35,8 +35,10 @@ of the 25 largest pairs). Window: from the first to the last of D's mirrored cre
 Event time: the watermark follows the banks of the institution's accounts (common.advance_sources).
 A late record (its day sealed) is still judged: it mirrors, and is mirrored by, the records still
 held (those of hours some record on time could still mirror), and the days it changes are judged
-again, their findings ``late: true``; its id is kept apart (``late``) against replays. A bank later
-than that finds the other side of its mirrors gone: the index is not kept for late banks (docs/
+again, their findings ``late: true``; its id is kept apart (``late``) against replays. While a bank
+of the institution's registered accounts lags (or has sent nothing yet), what the others sent is
+held for it up to ``LATE_KEEP`` longer (common.hold_watermark): a bank that pushes its week after
+another's still finds the other side of its mirrors. A bank later than that finds it gone (docs/
 detection.md, "Known limits").
 
 State (per institution): ``wm``, ``src``; the customer credits and payee debits not mirrored yet, and the
@@ -48,7 +50,7 @@ caller's state never changes), so a call costs O(records x (banks + log n)) with
 tolerance (a tolerance above 0 probes at most ``PROBE_MAX`` amounts per hour, else the hour's
 amounts). The indexes double as replay protection. An hour is dropped once no record that could
 still be accepted (its day not sealed) can mirror it; a day's tallies likewise, so about 3 days plus
-``max_lag_seconds``. A day keeps at most ``CUSTOMER_CAP`` customers (the smallest account ids, the
+``max_lag_seconds`` while the banks are in step, up to ``LATE_KEEP`` more while one lags. A day keeps at most ``CUSTOMER_CAP`` customers (the smallest account ids, the
 same whatever the order); beyond that the count reads "at least".
 """
 
@@ -67,6 +69,7 @@ from models.detectors.common import (
     cite_en,
     cite_zh,
     expire_late,
+    hold_watermark,
     fraction_of,
     mask,
     money,
@@ -292,7 +295,8 @@ class _Folder:
                 day["cmax"] = max(customers)
 
     def prune(self, wm: int | None) -> None:
-        """Drop hours and days that no record still accepted could mirror."""
+        """Drop hours and days that no record still accepted could mirror (``wm``: the
+        watermark held back to the institution's slowest bank, common.hold_watermark)."""
         start = open_from(wm)
         if start is None:
             return
@@ -391,7 +395,7 @@ def detect(
         finding = _evaluate(ctx, st, institution_id, cfg, day)
         if finding is not None:
             findings.append(finding)
-    fold.prune(wm)
+    fold.prune(hold_watermark(st, ctx, institution_id))
     return st, findings
 
 

@@ -12,7 +12,7 @@ import pytest
 from models.alerting import fold_findings
 from models.detectors import disguised_clearing as det
 from models.detectors import fold
-from models.detectors.common import ALLOWED_LATENESS, is_sealed, mask
+from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, is_sealed, mask
 from models.detectors.context import DetectContext
 from models.findings import TYPOLOGIES, alert_id_for
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
@@ -436,6 +436,8 @@ def test_state_stays_bounded():
         records = pairs(20, start=k * 20 % 300, on=on) + pairs(
             10, start=300, on=on, hour=15, debit_from=OWN_PAY
         )
+        # every bank of PAY's accounts sends each day (B003 a payment it mirrors with nothing)
+        records.append(txn(RESERVE_C, True, "7.00", f"{on} 18:00:00", CUSTOMERS[399]))
         state, findings = det.detect(ctx, state, "PAY", f"m{k}", records)
         assert only(findings).key == f"PAY:{on}"
     assert len(state["days"]) <= 4
@@ -450,6 +452,34 @@ def test_state_stays_bounded():
         e for hours in state["pend"].values() for a in hours.values() for b in a.values() for e in b.values()
     ]
     assert pending and all(len(entries) == 1 for entries in pending)
+
+
+def test_a_bank_that_has_sent_nothing_holds_the_others_legs_at_most_late_keep_longer():
+    ctx = world()
+    state = None
+    for k in range(16):
+        on = (datetime(2026, 11, 10) + timedelta(days=k)).strftime("%Y-%m-%d")
+        state, _ = det.detect(ctx, state, "PAY", f"m{k}", pairs(20, start=k * 20 % 300, on=on))
+    # B003 (RESERVE_C) is registered and silent: days are held for it, LATE_KEEP at most
+    held = len(state["days"])
+    assert 4 < held <= 4 + LATE_KEEP // 86400
+
+
+def test_a_bank_pushing_its_week_after_another_bank_still_finds_the_mirrors():
+    ctx = world()
+    state = None
+    credits, debits = [], []
+    for k in range(6):
+        on = (datetime(2026, 11, 10) + timedelta(days=k)).strftime("%Y-%m-%d")
+        both = pairs(20, start=20 * k, on=on)
+        credits += [r for r in both if r.account_id == RESERVE]
+        debits += [r for r in both if r.account_id == RESERVE_B]
+    state, findings = det.detect(ctx, state, "PAY", "bank-1", credits)  # B001's week first
+    assert findings == []
+    state, findings = det.detect(ctx, state, "PAY", "bank-2", debits)  # then B002's, days late
+    assert sorted(f.key for f in findings) == [f"PAY:2026-11-{10 + k}" for k in range(6)]
+    assert all(f.metrics["customers"] == 20 for f in findings)
+    assert any(f.metrics["late"] is True for f in findings)
 
 
 def test_reads_the_shipped_thresholds():
