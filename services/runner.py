@@ -222,10 +222,11 @@ def _exit_if_stuck(after_s: float) -> None:
 class SimulatorService(mode.Service):
     """The built-in feed of `make run`: a synthetic province pushed through the real HTTP API."""
 
-    def __init__(self, api: ApiService, admin_token: str, **kwargs: Any) -> None:
+    def __init__(self, api: ApiService, admin_token: str, data_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.api = api
         self.admin_token = admin_token
+        self.data_dir = data_dir
         self._stop = asyncio.Event()
 
     async def on_started(self) -> None:
@@ -233,11 +234,27 @@ class SimulatorService(mode.Service):
 
     async def _feed(self) -> None:
         from services.simulator import run_simulation
+        from services.simulator.cursor import FeedCursor
+        from services.simulator.demo import DEMO_RATE, DEMO_SEED, DEMO_SIM_DAY_S, demo_plan
 
         await self.api.ready.wait()
         url = f"http://{self.api.host}:{self.api.port}"
+        here = self.data_dir / "simulator"
         try:
-            stats = await run_simulation(url, self.admin_token, progress=sys.stderr.isatty(), stop=self._stop)
+            # Every typology injected in the first simulated days, which pass in minutes; a
+            # restart on the same data dir resumes the feed (cursor.json) instead of repeating it.
+            stats = await run_simulation(
+                url,
+                self.admin_token,
+                progress=sys.stderr.isatty(),
+                stop=self._stop,
+                seed=DEMO_SEED,
+                rate=DEMO_RATE,
+                sim_day_s=DEMO_SIM_DAY_S,
+                violations=demo_plan(DEMO_SEED, here / "demo-plan.json"),
+                cursor=FeedCursor(here / "cursor.json"),
+                demo=True,
+            )
             log.info("simulator finished pushed=%d accepted=%d", stats.pushed, stats.accepted)
         except asyncio.CancelledError:
             raise
@@ -402,7 +419,7 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         watch = BrokerWatch(broker) if broker is not None else None
         if watch is not None:
             services.append(watch)
-        feed = SimulatorService(api, admin_token) if simulator else None
+        feed = SimulatorService(api, admin_token, settings.data_dir) if simulator else None
         if feed is not None:
             services.append(feed)
 

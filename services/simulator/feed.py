@@ -63,6 +63,8 @@ class Feed:
         self.seed = seed
         self.intensity = intensity
         self.run_id = run_id or f"s{seed}-{start.astimezone(BEIJING):%Y%m%d%H%M}"
+        # Batch ids start with this; a resumed feed makes the same records under other batch ids.
+        self.batch_prefix = self.run_id
         # A string seed is hashed with SHA-512, so the stream is the same in every process.
         self._rng = random.Random(f"fundwatch-feed:{seed}")
         self.world = World(province, self._rng, self.run_id, started_at, intensity / DEFAULT_INTENSITY)
@@ -129,7 +131,7 @@ class Feed:
                 seq = self._batch_seq.get(bank_code, 0) + 1
                 self._batch_seq[bank_code] = seq
                 yield {
-                    "batch_id": f"{self.run_id}-{bank_code}-{seq:08d}",
+                    "batch_id": f"{self.batch_prefix}-{bank_code}-{seq:08d}",
                     "bank_code": bank_code,
                     "records": records[offset : offset + size],
                 }

@@ -28,6 +28,7 @@ import aiohttp
 import msgspec
 
 from schemas.fields import BEIJING
+from services.simulator.cursor import FeedCursor, FeedSettings
 from services.simulator.feed import DEFAULT_INTENSITY, TICK_S, Feed
 from services.simulator.ledger import format_time
 from services.simulator.province import Province, build_province
@@ -314,8 +315,10 @@ class _Pusher:
         max_records: int | None,
         duration_s: float | None,
         stop: asyncio.Event | None,
+        cursor: FeedCursor | None = None,
     ) -> None:
         self.api = api
+        self.cursor = cursor
         self.feed = feed
         self.tokens = tokens
         self.stats = stats
@@ -333,6 +336,8 @@ class _Pusher:
         queue = self.queues[bank]
         while (batch := await queue.get()) is not None:
             answer = await self.api.push_batch(self.tokens[bank], batch)
+            if self.cursor is not None:
+                self.cursor.answered(bank, len(batch["records"]))
             rejected = answer.get("rejected") or []
             s = self.stats
             s.pushed += len(batch["records"])
@@ -374,7 +379,11 @@ class _Pusher:
                     break
                 if self.feed.clock.timestamp() + TICK_S > time.time():
                     break  # simulated time has reached the present: from here it keeps pace with it
-                for bank, records in self.feed.advance(TICK_S).items():
+                made = self.feed.advance(TICK_S)
+                if self.cursor is not None:
+                    # records answered before a restart are made again, not pushed nor paced
+                    made = self.cursor.drop_answered(made)
+                for bank, records in made.items():
                     if self.max_records is not None:
                         records = records[: self.max_records - produced]
                     if records:
@@ -419,6 +428,8 @@ async def run_simulation(
     retry_for_s: float = 120.0,
     wait_processed_s: float = 0.0,
     violations: ViolationPlan | Callable[[Province], ViolationPlan] | None = None,
+    cursor: FeedCursor | None = None,
+    demo: bool = False,
 ) -> SimulationStats:
     """Create a token per bank, upsert the reference data, then push records at about ``rate``
     per second until ``duration_s`` passes, ``max_records`` are pushed or ``stop`` is set.
@@ -436,12 +447,17 @@ async def run_simulation(
     if sim_day_s <= 0:
         raise ValueError("sim_day_s must be above 0")
     start = start or default_start()
-    province = build_province(seed, institutions, as_of=start.astimezone(BEIJING).date())
     run_id = run_id or f"s{seed}-{datetime.now(BEIJING):%Y%m%d%H%M%S}"
+    intensity = intensity_for(rate, sim_day_s)
+    if cursor is not None:
+        settings = FeedSettings(seed=seed, institutions=institutions, intensity=intensity, demo=demo)
+        state = cursor.resume_or_start(settings, int(start.timestamp()), run_id)
+        start, run_id = datetime.fromtimestamp(state.start, BEIJING), state.run_id
+    province = build_province(seed, institutions, as_of=start.astimezone(BEIJING).date())
     plan = violations(province) if callable(violations) else violations
-    feed = Feed(
-        province, seed, start, intensity=intensity_for(rate, sim_day_s), run_id=run_id, violations=plan
-    )
+    feed = Feed(province, seed, start, intensity=intensity, run_id=run_id, violations=plan)
+    if cursor is not None:
+        feed.batch_prefix = cursor.batch_prefix
     stats = SimulationStats()
     began = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=60, connect=10)
@@ -461,7 +477,7 @@ async def run_simulation(
         pusher = _Pusher(
             api, feed, tokens, stats,
             rate=rate, batch_records=batch_records, flush_s=flush_s,
-            max_records=max_records, duration_s=duration_s, stop=stop,
+            max_records=max_records, duration_s=duration_s, stop=stop, cursor=cursor,
         )  # fmt: skip
         display = _Progress(stats, feed, progress)
         done = asyncio.Event()
