@@ -25,7 +25,7 @@ processing time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import median
@@ -57,6 +57,9 @@ class TypologyScore:
     hard_negatives_flagged: int = 0
     delays_s: list[int] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)  # label ids without an alert
+    # positive labels the variant's data cannot settle (its fields say nothing the rule needs):
+    # neither in ``labels`` nor in recall; an alert pairing with one still counts as true
+    undecidable: int = 0
     false_alerts: list[str] = field(default_factory=list)  # alert ids without a label
 
     @property
@@ -94,6 +97,7 @@ class TypologyScore:
             "f1": self.f1,
             "hard_negatives": self.hard_negatives,
             "hard_negatives_flagged": self.hard_negatives_flagged,
+            "undecidable": self.undecidable,
             "delay_median_s": self.delay_median_s,
             "delay_max_s": self.delay_max_s,
             "missed": self.missed[:20],
@@ -126,10 +130,14 @@ def _pairs(label: Mapping[str, Any], alerts: list[SeenAlert], by_id: dict[str, S
 
 
 def score(
-    labels: Iterable[Mapping[str, Any]], alerts: Iterable[SeenAlert], data_start: int = 0
+    labels: Iterable[Mapping[str, Any]],
+    alerts: Iterable[SeenAlert],
+    data_start: int = 0,
+    undecidable: Collection[str] = (),
 ) -> dict[str, TypologyScore]:
     """One score per typology that has labels or alerts, in the contract's order. ``data_start``
-    (epoch seconds) is when the data begins."""
+    (epoch seconds) is when the data begins; ``undecidable`` holds the ids of positive labels the
+    data as pushed cannot settle (services/simulator/variants.undecidable_labels), counted apart."""
     by_typology: dict[str, list[SeenAlert]] = {}
     for alert in alerts:
         by_typology.setdefault(alert.typology, []).append(alert)
@@ -151,6 +159,10 @@ def score(
             if label.get("kind") == HARD_NEGATIVE:
                 result.hard_negatives += 1
                 result.hard_negatives_flagged += bool(pairs)
+                continue
+            if label.get("label_id") in undecidable:
+                result.undecidable += 1
+                paired_alerts.update(alert.alert_id for alert in pairs)
                 continue
             result.labels += 1
             if pairs:

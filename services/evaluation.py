@@ -59,6 +59,7 @@ from services.simulator.variants import (
     push_order,
     strip_batch,
     strip_reference,
+    undecidable_labels,
 )
 
 log = logging.getLogger("fundwatch.eval")
@@ -378,7 +379,12 @@ def run_variant(
         alerts=len(alerts),
         elapsed_s=time.monotonic() - began,
         thresholds_version=load_thresholds().version,
-        scores=score(province.labels, alerts, data_start=province.start),
+        scores=score(
+            province.labels,
+            alerts,
+            data_start=province.start,
+            undecidable=undecidable_labels(province.labels, variant.fields),
+        ),
         variant=variant.name,
         engine=engine,
         late_records=counts.get("late", 0),
@@ -440,8 +446,9 @@ def table_rows(result: EvalResult) -> list[list[str]]:
         target = TARGETS.get(name, DEFAULT_TARGET)
         meets = s.precision is not None and s.recall is not None and min(s.precision, s.recall) >= target
         met = "yes" if meets else ("—" if not (s.labels or s.alerts) else "no")
+        labels = f"{s.labels} (+{s.undecidable} not decidable)" if s.undecidable else str(s.labels)
         rows.append([
-            name, str(s.labels), str(s.alerts), _fmt(s.precision), _fmt(s.recall), _fmt(s.f1),
+            name, labels, str(s.alerts), _fmt(s.precision), _fmt(s.recall), _fmt(s.f1),
             f"{s.hard_negatives_flagged}/{s.hard_negatives}", _duration(s.delay_median_s), _duration(s.delay_max_s),
             f"≥ {target:.2f}", met,
         ])  # fmt: skip

@@ -166,6 +166,23 @@ def strip_batch(batch: dict[str, Any], roles: Mapping[str, str], fields: Fields)
     return {**batch, "records": [strip_record(r, roles, fields) for r in batch["records"]]}
 
 
+def undecidable_labels(labels: Iterable[Mapping[str, Any]], fields: Fields) -> set[str]:
+    """Positive labels that nothing the variant pushes can settle, by their ids: a product's payout
+    coverage alone (no yield signal beside it) when neither payouts nor repayments name a product
+    and borrowers' accounts do not either, so no record ties the product's money to it (the
+    subsidised product was sold before the data begins: no tagged loan or subscription of it).
+    Counted apart by ``fundwatch eval``, not as misses."""
+    if fields.product_on_payouts or fields.product_on_repayments or fields.borrower_products:
+        return set()
+    return {
+        str(label["label_id"])
+        for label in labels
+        if label.get("typology") == "excess_return"
+        and label.get("kind") == "positive"
+        and label.get("what") == "payout_coverage"
+    }
+
+
 def strip_reference(payloads: Mapping[str, list[dict]], fields: Fields) -> dict[str, list[dict]]:
     """The reference data as pushed: borrowers' accounts without their product when so."""
     out = dict(payloads)

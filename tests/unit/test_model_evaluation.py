@@ -110,3 +110,14 @@ def test_delay_counts_from_the_start_of_the_data_at_the_earliest():
         data_start=start,
     )
     assert scores["excess_return"].delays_s == [86400]
+
+
+def test_labels_the_data_cannot_settle_are_counted_apart_and_an_alert_on_one_is_still_true():
+    decidable = {**label("excess_return", "product:P1"), "label_id": "L1"}
+    blind = {**label("excess_return", "product:P2"), "label_id": "L2"}
+    found = score([decidable, blind], [alert("excess_return", "product:P1")], undecidable={"L2"})
+    s = found["excess_return"]
+    assert (s.labels, s.labels_found, s.undecidable, s.recall) == (1, 1, 1, 1.0)
+    both = score([decidable, blind], [alert("excess_return", "product:P1"), alert("excess_return", "product:P2")],
+                 undecidable={"L2"})["excess_return"]  # fmt: skip
+    assert (both.alerts, both.alerts_true, both.precision) == (2, 2, 1.0)

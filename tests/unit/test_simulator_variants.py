@@ -136,3 +136,17 @@ def test_variants_are_chosen_by_name_or_all():
     assert [v.name for v in selected("sparse, baseline")] == ["baseline", "sparse"]
     with pytest.raises(ValueError, match="unknown variants"):
         selected("nope")
+
+
+def test_only_a_payout_coverage_alone_is_undecidable_and_only_when_no_product_reaches_the_data():
+    from services.simulator.variants import VARIANTS, undecidable_labels
+
+    labels = [
+        {"label_id": "a", "typology": "excess_return", "kind": "positive", "what": "payout_coverage"},
+        {"label_id": "b", "typology": "excess_return", "kind": "positive", "what": "payout_coverage+peer_outlier"},
+        {"label_id": "c", "typology": "excess_return", "kind": "hard_negative", "what": "payout_coverage"},
+        {"label_id": "d", "typology": "fund_pool", "kind": "positive", "what": "payout_coverage"},
+    ]
+    assert undecidable_labels(labels, VARIANTS["untagged"].fields) == {"a"}
+    for name in ("baseline", "sparse", "day-end", "bank-by-bank"):
+        assert undecidable_labels(labels, VARIANTS[name].fields) == set()
