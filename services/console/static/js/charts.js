@@ -35,8 +35,9 @@ function connected(box, tries = 100) {
 }
 
 // a chart box to append now, drawn when ECharts has loaded; without ECharts, a short note
-export function chart(option, cls) {
+export function chart(option, cls, height) {
   const box = h("div", { class: `chart ${cls || ""}`, role: "img" });
+  if (height) box.style.height = `${height}px`; // CSSOM, which the policy allows (no style attribute)
   load().then(async (echarts) => {
     if (!(await connected(box))) return;
     if (!echarts) {

@@ -33,6 +33,19 @@ export function table(headers, rows, attrs) {
     h("tbody", null, rows.map((row) => (row instanceof Node ? row : h("tr", null, row.map((c) => h("td", null, c)))))));
 }
 
+// a table showing its first `shown` rows, with a button that shows the rest
+export function longTable(headers, rows, shown, moreText, attrs) {
+  const built = table(headers, rows.slice(0, shown), attrs);
+  if (rows.length <= shown) return built;
+  const more = h("button", { type: "button", class: "more" }, moreText);
+  more.addEventListener("click", () => {
+    const body = built.querySelector("tbody");
+    for (const row of rows.slice(shown)) body.append(row instanceof Node ? row : h("tr", null, row.map((c) => h("td", null, c))));
+    more.remove();
+  });
+  return h("div", null, built, more);
+}
+
 // a list of term / value pairs
 export function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined && v !== null && v !== "")

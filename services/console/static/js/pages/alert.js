@@ -1,5 +1,5 @@
 // One alert: what it found (explanation in both languages, evidence records, metrics against
-// thresholds), the daily flows of its first account, the actions of the contract with a note,
+// thresholds), the daily flows of its first account around its window (a bar chart), the actions of the contract with a note,
 // and the audit trail and history that GET /v1/alerts/{id} returns.
 import { alertPath, get, post } from "../api.js";
 import { chart } from "../charts.js";
@@ -30,23 +30,6 @@ function metricsTable(evidence) {
   if (!keys.length) return h("p", { class: "muted" }, t("none"));
   return table([t("metric"), t("value"), t("threshold"), t("crossed")],
     keys.map((k) => [k, plain(metrics[k]), plain(thresholds[k]), crossed(metrics[k], thresholds[k])]), { class: "metrics" });
-}
-
-// numeric metrics that have a numeric threshold of the same name, as bars side by side
-function metricsChart(evidence) {
-  const pairs = Object.entries(evidence.metrics || {})
-    .filter(([k, v]) => Number.isFinite(Number(v)) && Number.isFinite(Number((evidence.thresholds || {})[k])) && typeof v !== "object");
-  if (!pairs.length) return null;
-  return chart({
-    grid: { left: 80, right: 20, top: 30, bottom: 30, containLabel: true },
-    legend: { top: 0 },
-    xAxis: { type: "value" },
-    yAxis: { type: "category", data: pairs.map(([k]) => k) },
-    series: [
-      { name: t("value"), type: "bar", data: pairs.map(([, v]) => Number(v)) },
-      { name: t("threshold"), type: "bar", data: pairs.map(([k]) => Number(evidence.thresholds[k])) },
-    ],
-  }, "small");
 }
 
 async function flowsChart(alert) {
@@ -151,13 +134,13 @@ async function draw(view, alert, names, message) {
       h("ul", { class: "records" }, (alert.evidence.record_ids || []).map((id) => h("li", null, h("code", null, id)))),
       h("h3", null, t("metrics")), metricsTable(alert.evidence)),
   ];
-  const flows = section(t("flows_chart"));
+  const flows = section(t("flows_chart"), loadingNotice());
   content.push(flows, actionsPanel(alert, (updated, note) => redrawAll(view, updated, names, note)),
     section(t("audit"), trail(alert.actions)), section(t("history"), history(alert.history)));
   view.setAttribute("data-status", alert.status);
   view.replaceChildren(...content.filter(Boolean));
-  const pictures = [metricsChart(alert.evidence), await flowsChart(alert)].filter(Boolean);
-  if (pictures.length) flows.append(...pictures);
+  const picture = await flowsChart(alert);
+  if (picture) flows.querySelector(".loading").replaceWith(picture);
   else flows.remove();
 }
 

@@ -3,19 +3,23 @@
 // alerts with dispositions, registration-screening hits, and the risk index's components.
 import { get } from "../api.js";
 import { chart, lineOption } from "../charts.js";
-import { facts, h, section, table } from "../dom.js";
+import { facts, h, longTable, section, table } from "../dom.js";
 import { currentLang, label, t } from "../i18n.js";
 import { money, percent, when } from "../format.js";
 import { loadingNotice, severityClass } from "./common.js";
 
+// the institution's own accounts open, its investors' and borrowers' folded (there may be hundreds)
+const FOLDED = new Set(["investor", "borrower"]);
+
 function accounts(byRole) {
   const roles = Object.keys(byRole || {});
   if (!roles.length) return h("p", { class: "muted" }, t("none"));
-  return roles.map((role) => h("div", null, h("h3", null, label("role", role)),
-    table([t("account"), t("bank"), t("holder"), t("product")],
+  return roles.map((role) => h("details", { class: "role", open: !FOLDED.has(role) },
+    h("summary", null, `${label("role", role)} (${byRole[role].length})`),
+    longTable([t("account"), t("bank"), t("holder"), t("product")],
       byRole[role].map((a) => [
         h("a", { href: `#/trace?${new URLSearchParams({ account: a.account_id })}` }, a.account_id),
-        a.bank_code, a.holder_name, a.product_id || ""]))));
+        a.bank_code, a.holder_name, a.product_id || ""]), 20, t("show_all", { n: byRole[role].length }))));
 }
 
 function products(list) {
@@ -44,9 +48,16 @@ function alertRows(briefs) {
 }
 
 function alerts(all) {
-  const rows = [...alertRows(all.open || []), ...alertRows(all.past || [])];
-  if (!rows.length) return h("p", { class: "muted" }, t("none"));
-  return table([t("severity"), t("typology"), t("status"), t("disposition"), t("amount"), t("created")], rows);
+  const headers = [t("severity"), t("typology"), t("status"), t("disposition"), t("amount"), t("created")];
+  const open = alertRows(all.open || []);
+  const past = alertRows(all.past || []);
+  if (!open.length && !past.length) return h("p", { class: "muted" }, t("none"));
+  return [
+    h("h3", null, `${t("open_alerts")} (${open.length})`),
+    open.length ? longTable(headers, open, 15, t("show_all", { n: open.length }), { class: "dossier-alerts" }) : null,
+    h("h3", null, `${t("disposed_alerts")} (${past.length})`),
+    past.length ? longTable(headers, past, 15, t("show_all", { n: past.length }), { class: "dossier-alerts" }) : null,
+  ];
 }
 
 function risk(index) {

@@ -17,7 +17,7 @@ function levels(byRegion) {
   const blocks = ["province", "city", "county"].map((level) => {
     const rows = (byRegion[level] || []);
     return h("div", { class: "level" }, h("h3", null, label("level", level)),
-      rows.length ? table([t("region"), t("institution"), t("alerts_of"), t("open_alerts")],
+      rows.length ? table([t("region"), t("institution_count"), t("alert_count"), t("open_alerts")],
         rows.map((r) => [r.region, r.institutions, r.alerts, r.open])) : h("p", { class: "muted" }, t("none")));
   });
   return h("div", { class: "grid3" }, blocks);
@@ -31,7 +31,7 @@ export async function render(view) {
   view.replaceChildren(
     h("h1", null, t("overview"), data.region ? h("small", { class: "muted" }, ` ${t("region")} ${data.region}`) : null),
     h("div", { class: "stats" },
-      h("div", { class: "stat" }, h("b", null, String(data.alerts)), h("span", null, t("alerts_of"))),
+      h("div", { class: "stat" }, h("b", null, String(data.alerts)), h("span", null, t("alert_count"))),
       h("div", { class: "stat" }, h("b", null, String(data.open_alerts)), h("span", null, t("open_alerts")))),
     section(t("trend"), chart(lineOption(days, [
       [t("count"), trend.map((d) => d.alerts), { areaStyle: {} }],

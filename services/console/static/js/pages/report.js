@@ -16,7 +16,7 @@ function monthRange(month) {
 
 function rows(list) {
   const zh = currentLang() === "zh";
-  return table([t("name"), t("alerts_of"), t("open_alerts"), t("dispose"), t("institution")],
+  return table([t("name"), t("alert_count"), t("open_alerts"), t("disposed_count"), `${t("inst_with_alerts")} / ${t("institution_count")}`],
     list.map((r) => [zh ? r.label_zh : r.label_en, r.alerts, r.open, r.disposed,
       r.institutions === null ? r.institutions_with_alerts : `${r.institutions_with_alerts} / ${r.institutions}`]), { class: "report-table" });
 }
@@ -57,8 +57,8 @@ export async function render(view, route) {
     h("h1", null, zh ? r.title_zh : r.title_en),
     h("p", { class: "muted" }, `${t("region")} ${r.region || t("all")} · ${t("period")} ${when(r.from)} — ${when(r.to)} · ${when(r.generated_at)}`),
     h("div", { class: "stats" }, [
-      [s.institutions, t("institution")], [s.institutions_with_alerts, t("alerts_of")], [s.alerts, t("alert")],
-      [s.open, t("open_alerts")], [s.disposed, t("dispose")], [s.high_or_critical, `${t("severity")} ≥ ${zh ? "高" : "high"}`],
+      [s.institutions, t("institution_count")], [s.institutions_with_alerts, t("inst_with_alerts")], [s.alerts, t("alert_count")],
+      [s.open, t("open_alerts")], [s.disposed, t("disposed_count")], [s.high_or_critical, t("high_or_critical")],
     ].map(([n, what]) => h("div", { class: "stat" }, h("b", null, String(n)), h("span", null, what)))),
     section(t("by_type"), rows(r.by_institution_type)),
     section(t("by_region"), rows(r.by_region)),

@@ -29,33 +29,39 @@ function form(params) {
   return f;
 }
 
+// accounts in columns by hop, spread down each column; amounts on the edges while they stay
+// readable (every amount is in the table below and in each edge's tooltip)
 function graph(trace) {
   const byHop = new Map();
   for (const node of trace.nodes) {
     if (!byHop.has(node.hop)) byHop.set(node.hop, []);
     byHop.get(node.hop).push(node);
   }
+  const tallest = Math.max(1, ...[...byHop.values()].map((list) => list.length));
   const nodes = [];
   for (const [hop, list] of byHop) {
     list.forEach((node, i) => nodes.push({
-      name: node.account_id, x: hop * 260, y: (i - (list.length - 1) / 2) * 70,
-      symbolSize: hop === 0 ? 26 : 18, category: node.monitored ? 0 : 1,
-      label: { show: true, position: "bottom", formatter: node.role ? `${node.account_id}\n${label("role", node.role)}` : node.account_id },
+      name: node.account_id, x: hop * 320, y: (i - (list.length - 1) / 2) * 48,
+      symbolSize: hop === 0 ? 24 : 14, category: node.monitored ? 0 : 1,
+      label: { show: true, position: "right", fontSize: 11,
+        formatter: node.role ? `${node.account_id} · ${label("role", node.role)}` : node.account_id },
     }));
   }
+  const labelled = trace.edges.length <= 16;
   const links = trace.edges.map((e) => ({
-    source: e.from, target: e.to, value: Number(e.amount),
-    label: { show: true, formatter: money(e.amount) }, lineStyle: { type: e.closes_cycle ? "dashed" : "solid" },
+    source: e.from, target: e.to, value: money(e.amount),
+    label: { show: labelled, formatter: money(e.amount) }, lineStyle: { type: e.closes_cycle ? "dashed" : "solid" },
   }));
   return chart({
     legend: { top: 0, data: [t("monitored"), t("outside")] },
     series: [{
       type: "graph", layout: "none", roam: true, draggable: false, data: nodes, links,
+      top: 40, bottom: 20, left: 40, right: 260,
       categories: [{ name: t("monitored") }, { name: t("outside") }],
-      edgeSymbol: ["none", "arrow"], edgeSymbolSize: 9, lineStyle: { width: 2, curveness: 0.15, opacity: 0.7 },
+      edgeSymbol: ["none", "arrow"], edgeSymbolSize: 8, lineStyle: { width: 1.5, curveness: 0.1, opacity: 0.6 },
       edgeLabel: { fontSize: 11 },
     }],
-  }, "graph");
+  }, "graph", Math.max(420, tallest * 34 + 80));
 }
 
 export async function render(view, route) {
