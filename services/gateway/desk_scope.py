@@ -30,7 +30,8 @@ def narrowed(scope: str, region: str | None) -> str:
     """The prefix a read covers: the caller's scope, narrowed by a ``region`` filter."""
     region = region or ""
     if scope and region and not (region.startswith(scope) or scope.startswith(region)):
-        raise ApiError(404, "not_found", f"`region`: {region!r} is outside your region {scope!r}", "region")
+        # as for an institution outside it: the answer names nothing, neither region
+        raise ApiError(404, "not_found", "`region`: no such region in your scope", "region")
     return max(scope, region, key=len)
 
 
