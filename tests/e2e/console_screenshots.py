@@ -85,6 +85,7 @@ def main() -> None:
         if custody:
             since = (date.today() - timedelta(days=365)).isoformat()
             page.goto(f"{base}/#/trace?{urlencode({'account': custody, 'since': since, 'hops': 3})}")
+            page.wait_for_function("() => !document.querySelector('.page-trace .loading')", timeout=60000)
             shot("trace", ".page-trace table.trace-table, .page-trace p.muted")
         page.goto(f"{base}/#/report?month={date.today():%Y-%m}")
         shot("report", "article.report")
