@@ -319,6 +319,30 @@ def test_sign_out_and_a_refused_token_go_back_to_sign_in(tab: Tab, stack: Stack)
     tab.go("queue")
     page.wait_for_selector('input[name="token"]')
     assert page.url.endswith("#/signin")
+    # a bank token reads no alerts: the sign-in says so and keeps no token
+    tab.allowed.append(r"status of 403")
+    page.fill('input[name="token"]', stack.tokens["bank"])
+    page.click('form.signin button[type="submit"]')
+    page.wait_for_selector("form.signin .notice.error")
+    assert page.evaluate("() => sessionStorage.getItem('fundwatch.token')") is None
+
+
+def test_without_echarts_the_pages_show_their_tables(tab: Tab, stack: Stack) -> None:
+    """The page as the server sends it when ECharts is not installed (data-charts="off")."""
+    page = tab.page
+
+    def without_charts(route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, body=response.text().replace('data-charts="on"', 'data-charts="off"'))
+
+    page.route(f"{stack.base}/", without_charts)
+    tab.sign_in(stack.tokens["desk"])
+    tab.go("overview")
+    page.wait_for_selector(".page-overview table.ranking")
+    page.wait_for_selector(".page-overview p.muted >> text=图表组件不可用")
+    assert page.locator(".page-overview table.trend").is_visible()  # the trend as a table instead
+    assert page.locator("canvas").count() == 0
+    assert not [u for u in tab.requests if "echarts" in u]
 
 
 def test_a_desk_opens_a_dossier(tab: Tab, stack: Stack) -> None:
@@ -372,6 +396,11 @@ def test_a_desk_opens_the_report_and_downloads_the_xlsx(tab: Tab, stack: Stack, 
         "() => [...document.styleSheets].flatMap(s => [...s.cssRules]).map(r => r.cssText).join(' ')"
     )
     tab.shot("report")
+    # the printed page is the report alone, without the console around it
+    page.emulate_media(media="print")
+    assert page.locator("header.top").is_hidden() and page.locator("#export-xlsx").is_hidden()
+    assert page.locator("article.report table.report-table").first.is_visible()
+    page.emulate_media(media="screen")
     with page.expect_download() as download:
         page.click("#export-xlsx")
     saved = tmp_path / "report.xlsx"
