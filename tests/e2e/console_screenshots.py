@@ -32,14 +32,18 @@ def api(base: str, token: str, path: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--base", default="http://127.0.0.1:8080")
     parser.add_argument("--admin-token", required=True)
     parser.add_argument("--region", default="22")
     parser.add_argument("--out", type=Path, default=Path("docs/console"))
     args = parser.parse_args()
     base = args.base.rstrip("/")
-    status, created = call("POST", f"{base}/v1/admin/tokens", args.admin_token, {"role": "desk", "region": args.region})
+    status, created = call(
+        "POST", f"{base}/v1/admin/tokens", args.admin_token, {"role": "desk", "region": args.region}
+    )
     if status != 201:
         raise SystemExit(f"could not create a desk token: {status} {created}")
     desk = created["token"]
@@ -51,7 +55,9 @@ def main() -> None:
     custody = None
     if institution:
         accounts = api(base, desk, f"/v1/accounts?institution_id={institution}")["accounts"]
-        custody = next((a["account_id"] for a in accounts if a["role"] in ("customer_custody", "payment_reserve")), None)
+        custody = next(
+            (a["account_id"] for a in accounts if a["role"] in ("customer_custody", "payment_reserve")), None
+        )
 
     from playwright.sync_api import sync_playwright
 

@@ -115,7 +115,9 @@ class Stack:
         self.token("desk", {"role": "desk", "region": "2201"})
         reference = {
             "institutions": [
-                institution(INST_A, "长春某网络借贷信息中介有限公司", "p2p_lending", "220102", "网络借贷信息中介服务"),
+                institution(
+                    INST_A, "长春某网络借贷信息中介有限公司", "p2p_lending", "220102", "网络借贷信息中介服务"
+                ),
                 institution(INST_Z, "北京某资产管理有限公司", "asset_management", "110105", "资产管理"),
             ],
             "accounts": [
@@ -132,7 +134,10 @@ class Stack:
         self.push(
             move(1, CUSTODY_A, "credit", "3000000.00", "6228000000000011"),
             move(2, CUSTODY_Z, "credit", "2500000.00", "6228000000000012"),
-            *(move(10 + i, payer, "debit", amount, payee) for i, (_, payer, payee, amount) in enumerate(CHAIN)),
+            *(
+                move(10 + i, payer, "debit", amount, payee)
+                for i, (_, payer, payee, amount) in enumerate(CHAIN)
+            ),
         )
         wait_until(lambda: {"large_value", "misappropriation"} <= {a["typology"] for a in self.alerts(INST_A)},
                    90, interval=0.5, what="the large-value and misappropriation alerts of region 2201")  # fmt: skip
@@ -199,7 +204,7 @@ class Tab:
         origin = urlsplit(self.stack.base)
         outside = []
         for url in self.requests:
-            parts = urlsplit(url[len("blob:"):] if url.startswith("blob:") else url)
+            parts = urlsplit(url[len("blob:") :] if url.startswith("blob:") else url)
             if url.startswith("data:"):
                 continue
             if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
@@ -333,7 +338,9 @@ def test_without_echarts_the_pages_show_their_tables(tab: Tab, stack: Stack) -> 
 
     def without_charts(route) -> None:
         response = route.fetch()
-        route.fulfill(response=response, body=response.text().replace('data-charts="on"', 'data-charts="off"'))
+        route.fulfill(
+            response=response, body=response.text().replace('data-charts="on"', 'data-charts="off"')
+        )
 
     page.route(f"{stack.base}/", without_charts)
     tab.sign_in(stack.tokens["desk"])
@@ -377,9 +384,12 @@ def test_a_desk_runs_a_trace_and_sees_the_graph_and_the_table(tab: Tab, stack: S
     page.wait_for_selector("table.trace-table tbody tr")
     page.wait_for_selector(".chart.graph canvas")
     rows = page.eval_on_selector_all(
-        "table.trace-table tbody tr", "rows => rows.map(r => [...r.cells].slice(0, 4).map(c => c.textContent))"
+        "table.trace-table tbody tr",
+        "rows => rows.map(r => [...r.cells].slice(0, 4).map(c => c.textContent))",
     )
-    got = {(int(hop), payer, payee.rstrip(" ↺"), amount.replace(",", "")) for hop, payer, payee, amount in rows}
+    got = {
+        (int(hop), payer, payee.rstrip(" ↺"), amount.replace(",", "")) for hop, payer, payee, amount in rows
+    }
     assert {(hop, payer, payee, amount) for hop, payer, payee, amount in CHAIN} <= got
     assert page.locator("table.trace-nodes tbody tr").count() == len({CUSTODY_A} | {c[2] for c in CHAIN})
     tab.shot("trace")
@@ -407,7 +417,9 @@ def test_a_desk_opens_the_report_and_downloads_the_xlsx(tab: Tab, stack: Stack, 
     download.value.save_as(saved)
     assert download.value.suggested_filename.endswith(".xlsx")
     book = load_workbook(saved, read_only=True)
-    cells = [str(c) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for c in row if c]
+    cells = [
+        str(c) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for c in row if c
+    ]
     assert cells, "an empty workbook"
     # the token went as a header, never in the download's URL
     assert not [u for u in tab.requests if stack.tokens["desk"] in u]

@@ -110,7 +110,14 @@ def test_the_public_paths() -> None:
 def test_no_script_builds_markup_from_strings() -> None:
     for script in (STATIC / "js").rglob("*.js"):
         text = script.read_text(encoding="utf-8")
-        for unsafe in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        for unsafe in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ):
             assert unsafe not in text, f"{script.name} uses {unsafe}"
         assert "http://" not in text and "https://" not in text, script.name
 
