@@ -48,6 +48,15 @@ class TokenAnswer(msgspec.Struct, omit_defaults=True):
     region: str | None = None
 
 
+class Caller(msgspec.Struct, omit_defaults=True):
+    """Who a token is: what the console shows in its header (a desk's region, a bank's code)."""
+
+    token_id: str
+    role: Role
+    bank_code: str | None = None
+    region: str | None = None
+
+
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
     code: str
     message: str

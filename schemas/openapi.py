@@ -19,6 +19,7 @@ from schemas.api import (
     PATH_PARAMETERS,
     AlertList,
     AlertQuery,
+    Caller,
     DeliveryLog,
     DeliveryQuery,
     ErrorBody,
@@ -81,6 +82,10 @@ def operations() -> list[Operation]:
             "post", "/v1/admin/tokens",
             "Create a bearer token for a role: admin; bank with its bank_code; desk with its region prefix",
             ("admin",), TokenRequest, {201: TokenAnswer},
+        ),
+        Operation(
+            "get", "/v1/me", "Who the token is: its id, role, and a bank's code or a desk's region",
+            ("admin", "bank", "desk"), None, {200: Caller},
         ),
         Operation(
             "post", "/v1/batches",

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.api import (
     PATH_PARAMETERS,
     BankTokenRequest,
+    Caller,
     DeliveryQuery,
     DeskTokenRequest,
     FlowQuery,
@@ -193,6 +194,16 @@ class Gateway:
         )
         return json_response(answer, status=201)
 
+    async def whoami(self, request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL]
+        answer = Caller(
+            token_id=principal.token_id,
+            role=Role(principal.role),
+            bank_code=principal.bank_code or None,
+            region=principal.region or None,
+        )
+        return json_response(answer)
+
     async def push_batch(self, request: web.Request) -> web.Response:
         principal = request[PRINCIPAL]
         if principal.role != "bank":
@@ -293,6 +304,7 @@ class Gateway:
         app.router.add_get("/metrics", self.metrics_text)
         app.router.add_get("/v1/openapi.json", self.openapi)
         app.router.add_post("/v1/admin/tokens", self.create_token)
+        app.router.add_get("/v1/me", self.whoami)
         app.router.add_post("/v1/batches", self.push_batch)
         app.router.add_put("/v1/reference/{kind}", self.upsert_reference)
         app.router.add_get("/v1/accounts/{account_id}/flows", self.account_flows)

@@ -345,8 +345,16 @@ def _flows_of(key: str) -> Callable[[World], str]:
     return lambda w: f"/v1/accounts/{w.ids[key]}/flows?grain=day"
 
 
+def _whoami(world: World, caller: str, answer: Any) -> None:
+    role, scope = ROLES[caller]
+    assert answer["role"] == role, caller
+    assert answer.get("region", "") == (scope if role == "desk" else ""), caller
+    assert bool(answer.get("bank_code")) == (role == "bank"), caller
+
+
 ROWS: list[Row] = [
     Row("liveness", "GET", lambda w: "/healthz", public),
+    Row("who the token is", "GET", lambda w: "/v1/me", lambda c: unauthenticated(c) or 200, check=_whoami),
     Row("readiness", "GET", lambda w: "/readyz", public),
     Row("metrics", "GET", lambda w: "/metrics", public),
     Row("OpenAPI description", "GET", lambda w: "/v1/openapi.json", public),

@@ -233,6 +233,7 @@ def test_a_desk_signs_in_and_sees_its_region_only_with_live_updates(tab: Tab, st
     assert page.locator("#nav a").count() == 0  # nothing but the sign-in before a token
     tab.shot("signin")
     tab.sign_in(stack.tokens["desk"])
+    assert "2201" in page.locator("#who").inner_text()  # the header says whose region this is
     region_a = {a["alert_id"] for a in stack.alerts(INST_A)}
     region_z = {a["alert_id"] for a in stack.alerts(INST_Z)}
     wait_until(lambda: region_a <= listed_ids(tab), 15, what="region 2201's alerts in the queue")

@@ -4,7 +4,7 @@
 import { disposeCharts } from "./charts.js";
 import { clear, h } from "./dom.js";
 import { currentLang, setLang, t } from "./i18n.js";
-import { signOut, token } from "./session.js";
+import { caller, signOut, token } from "./session.js";
 import { failureNotice } from "./pages/common.js";
 import * as alertPage from "./pages/alert.js";
 import * as dossier from "./pages/dossier.js";
@@ -39,6 +39,10 @@ function drawHeader(active) {
       nav.append(h("a", { href: `#/${name}`, "aria-current": current ? "page" : false }, t(`nav_${name}`)));
     }
   }
+  const who = document.getElementById("who");
+  const me = signedIn ? caller() : null;
+  who.hidden = !me;
+  who.textContent = !me ? "" : me.role === "desk" ? t("who_desk", { region: me.region }) : t("who_admin");
   document.getElementById("lang").textContent = t("switch");
   const out = document.getElementById("signout");
   out.textContent = t("signout");

@@ -6,7 +6,7 @@ let lang = savedLang();
 
 const WORDS = {
   zh: {
-    title: "FundWatch 资金监测", switch: "English", signout: "退出",
+    title: "FundWatch 资金监测", switch: "English", signout: "退出", who_admin: "管理员（全部地区）", who_desk: "辖区 {region}",
     nav_overview: "总览", nav_queue: "预警队列", nav_institutions: "机构", nav_trace: "资金穿透", nav_report: "风险报告",
     signin_title: "登录监测平台", signin_hint: "请输入管理员发放的访问令牌（仅保存在本标签页中）。",
     token: "访问令牌", signin: "登录", signin_bad: "令牌无效或已停用。", signin_forbidden: "此令牌无权使用监测台（银行令牌不能查看预警）。",
@@ -42,7 +42,7 @@ const WORDS = {
     downloaded: "已下载 {file}", no_chart: "图表组件不可用，仅显示表格。",
   },
   en: {
-    title: "FundWatch monitoring", switch: "中文", signout: "Sign out",
+    title: "FundWatch monitoring", switch: "中文", signout: "Sign out", who_admin: "Administrator (every region)", who_desk: "Region {region}",
     nav_overview: "Overview", nav_queue: "Alert queue", nav_institutions: "Institutions", nav_trace: "Trace", nav_report: "Risk report",
     signin_title: "Sign in to the monitoring desk", signin_hint: "Enter the access token an administrator gave you (kept in this tab only).",
     token: "Access token", signin: "Sign in", signin_bad: "The token is not valid.", signin_forbidden: "This token may not use the desk console (bank tokens read no alerts).",

@@ -3,7 +3,7 @@
 import { ApiError, get } from "../api.js";
 import { h, notice } from "../dom.js";
 import { t } from "../i18n.js";
-import { signIn, signOut } from "../session.js";
+import { rememberCaller, signIn, signOut } from "../session.js";
 
 export function render(view) {
   const input = h("input", { name: "token", type: "password", autocomplete: "off", spellcheck: "false", required: true, id: "token" });
@@ -21,7 +21,9 @@ export function render(view) {
     message.replaceChildren();
     signIn(value);
     try {
-      await get("/v1/alerts", { limit: "1" });
+      const who = await get("/v1/me");
+      if (who.role === "bank") throw new ApiError(403, "forbidden");
+      rememberCaller(who);
       location.hash = "#/queue";
     } catch (error) {
       signOut();
