@@ -130,23 +130,35 @@ class TraceWalk:
             for n in sorted(self.nodes.values(), key=lambda n: (n.hop, n.account_id))
         ]  # fmt: skip
 
-    def notes(self) -> list[str]:
-        said: list[str] = []
+    def notes(self) -> list[tuple[str, str]]:
+        """What the walk left out and why, each as (English, Chinese)."""
+        said: list[tuple[str, str]] = []
         cut = [n for n in self.nodes.values() if n.left_out]
         if cut:
-            said.append(
-                f"fan-out capped at {self.fan_out} edges per account: {sum(n.left_out for n in cut)} edges "
-                f"({cents_to_text(sum(n.left_out_cents for n in cut))}) of {len(cut)} accounts not followed"
-            )
+            edges, amount = sum(n.left_out for n in cut), cents_to_text(sum(n.left_out_cents for n in cut))
+            said.append((
+                f"fan-out capped at {self.fan_out} edges per account: {edges} edges ({amount}) of "
+                f"{len(cut)} accounts not followed",
+                f"每个账户最多展开 {self.fan_out} 条去向：{len(cut)} 个账户的 {edges} 条去向（{amount} 元）未继续追踪",
+            ))  # fmt: skip
         cycles = sum(1 for e in self.edges if e.closes_cycle)
         if cycles:
-            said.append(f"{cycles} edges lead back to an account already traced: not followed again")
+            said.append((
+                f"{cycles} edges lead back to an account already traced: not followed again",
+                f"{cycles} 条去向回到已追踪的账户（资金回流），不再重复追踪",
+            ))  # fmt: skip
         if any(n.terminal == "hop_limit" for n in self.nodes.values()):
-            said.append(f"stopped after {self.hops} hops")
+            said.append((f"stopped after {self.hops} hops", f"追踪 {self.hops} 层后停止"))
         if any(n.terminal == "not_monitored" for n in self.nodes.values()):
-            said.append("accounts whose records FundWatch does not hold cannot be followed (not_monitored)")
+            said.append((
+                "accounts whose records FundWatch does not hold cannot be followed (not_monitored)",
+                "未报送记录的账户无法继续追踪（监测范围外）",
+            ))  # fmt: skip
         if any(n.terminal == "outside_region" for n in self.nodes.values()):
-            said.append("accounts of institutions outside your region are not followed (outside_region)")
+            said.append((
+                "accounts of institutions outside your region are not followed (outside_region)",
+                "辖区外机构的账户不继续追踪",
+            ))  # fmt: skip
         return said
 
 

@@ -311,7 +311,8 @@ class Trace(msgspec.Struct):
     fan_out: int
     edges: list[TraceEdge]
     nodes: list[TraceNode]
-    notes: list[str]
+    notes: list[str]  # what the walk left out and why (English)
+    notes_zh: list[str] = []  # the same, in Chinese
 
 
 # --- overview ------------------------------------------------------------------------------------

@@ -51,11 +51,15 @@ class DeskTrace:
             walk.advance(edges, lambda accounts, known=known: {a: known[a] for a in accounts if a in known})
         notes = walk.notes()
         if ask.hops > MAX_HOPS:
-            notes.insert(0, f"hops capped at {MAX_HOPS} (asked for {ask.hops})")
-        notes.append("amounts follow the payer's own debit records, per counterparty, in the window")
+            notes.insert(0, (f"hops capped at {MAX_HOPS} (asked for {ask.hops})", f"最多追踪 {MAX_HOPS} 层（请求 {ask.hops} 层）"))
+        notes.append((
+            "amounts follow the payer's own debit records, per counterparty, in the window",
+            "金额按付款账户自身的借方记录、按对手方汇总，限于所选时间段",
+        ))  # fmt: skip
         return Trace(
             account_id=root, currency=ask.currency, since=iso(since), until=iso(until), hops=hops,
-            hops_requested=ask.hops, fan_out=ask.fan_out, edges=walk.edges, nodes=walk.node_views(), notes=notes,
+            hops_requested=ask.hops, fan_out=ask.fan_out, edges=walk.edges, nodes=walk.node_views(),
+            notes=[en for en, _ in notes], notes_zh=[zh for _, zh in notes],
         )  # fmt: skip
 
     async def _facts(self, accounts: list[str], scope: str) -> tuple[dict[str, NodeFacts], dict[str, str]]:

@@ -170,6 +170,7 @@ def test_the_trace_caps_hops_and_fan_out_and_says_so(world):
     trace = world.ok(f"/v1/trace?account_id={CUST}&hops=50&fan_out=1")
     assert (trace["hops"], trace["hops_requested"]) == (6, 50)
     assert any("capped at 6" in n for n in trace["notes"])
+    assert len(trace["notes_zh"]) == len(trace["notes"]) and any("最多追踪 6 层" in n for n in trace["notes_zh"])
     assert {(e["from"], e["to"]) for e in trace["edges"]} == {(CUST, M1), (M1, P2)}
     root = next(n for n in trace["nodes"] if n["account_id"] == CUST)
     assert (root["edges_left_out"], root["amount_left_out"]) == (1, "200000.00")

@@ -53,7 +53,7 @@ def test_a_cycle_ends_and_is_marked():
     assert [e.closes_cycle for e in trace.edges] == [False, False, True]
     assert terminal(trace)["C"] == "cycle"
     assert asked == [["A"], ["B"], ["C"]]  # A is not asked for again
-    assert any("already traced" in note for note in trace.notes())
+    assert any("already traced" in en and "资金回流" in zh for en, zh in trace.notes())
 
 
 def test_a_self_transfer_and_a_cross_edge_are_not_cycles_or_followed_twice():
@@ -74,7 +74,7 @@ def test_fan_out_keeps_the_largest_edges_and_counts_the_rest():
     root = next(n for n in trace.node_views() if n.account_id == "A")
     left = sum((i + 1) * 100 for i in range(7))
     assert (root.edges_left_out, root.amount_left_out) == (7, f"{left // 100}.{left % 100:02d}")
-    assert any("fan-out capped at 5" in note and "7 edges" in note for note in trace.notes())
+    assert any("fan-out capped at 5" in en and "7 edges" in en and "7 条去向" in zh for en, zh in trace.notes())
 
 
 def test_the_hop_limit_stops_the_walk_and_says_so():
@@ -83,7 +83,7 @@ def test_the_hop_limit_stops_the_walk_and_says_so():
     assert by_pair(trace) == {("A", "B"): ("1.00", 1), ("B", "C"): ("1.00", 2)}
     assert terminal(trace)["C"] == "hop_limit"
     assert asked == [["A"], ["B"]]
-    assert "stopped after 2 hops" in trace.notes()
+    assert ("stopped after 2 hops", "追踪 2 层后停止") in trace.notes()
 
 
 def test_accounts_without_records_are_not_followed():

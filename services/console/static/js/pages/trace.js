@@ -4,7 +4,7 @@
 import { get } from "../api.js";
 import { chart } from "../charts.js";
 import { h, section, table } from "../dom.js";
-import { label, t } from "../i18n.js";
+import { currentLang, label, t } from "../i18n.js";
 import { isoDay, money, when } from "../format.js";
 import { loadingNotice } from "./common.js";
 
@@ -77,7 +77,8 @@ export async function render(view, route) {
   const rows = [...trace.edges].sort((a, b) => a.hop - b.hop || Number(b.amount) - Number(a.amount));
   loading.replaceWith(
     h("p", { class: "muted" }, `${trace.account_id} · ${trace.currency} · ${when(trace.since)} — ${when(trace.until)} · ${t("hops")} ${trace.hops}`),
-    ...(trace.notes || []).map((note) => h("p", { class: "notice" }, note)),
+    ...((currentLang() === "zh" && trace.notes_zh && trace.notes_zh.length ? trace.notes_zh : trace.notes) || [])
+      .map((note) => h("p", { class: "notice" }, note)),
     rows.length ? section(t("edges"), graph(trace),
       table([t("hop"), t("payer"), t("payee"), t("amount"), t("count"), t("first_at"), t("last_at")],
         rows.map((e) => [e.hop, e.from, e.to + (e.closes_cycle ? " ↺" : ""), money(e.amount), e.count, when(e.first_at), when(e.last_at)]),
