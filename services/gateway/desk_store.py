@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from schemas.ddl import DATABASE
+from services.gateway.reads import account_scope
 from services.storage.async_storage import AsyncStorage
 
 D = DATABASE
@@ -111,17 +112,7 @@ class DeskStore:
 
     async def account_region(self, account_id: str) -> tuple[str, str]:
         """(bank_code, region) of a registered account; ("", "") for one not registered."""
-        accounts = await self.storage.query(
-            f"SELECT bank_code, institution_id FROM {D}.ref_accounts FINAL WHERE account_id = %(a)s",
-            {"a": account_id},
-        )
-        if not accounts:
-            return "", ""
-        bank_code, institution_id = accounts[0]
-        regions = await self.storage.query(
-            f"SELECT region FROM {D}.ref_institutions FINAL WHERE institution_id = %(i)s", {"i": institution_id}
-        )
-        return bank_code, regions[0][0] if regions else ""
+        return await account_scope(self.storage, account_id)
 
     # --- alerts ----------------------------------------------------------------------------------
 

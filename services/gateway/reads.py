@@ -41,25 +41,30 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+async def account_scope(storage: AsyncStorage, account_id: str) -> tuple[str, str]:
+    """(bank_code, region) of a registered account from the stored reference data; ("", "") for
+    one not registered."""
+    # two look-ups rather than a JOIN: ClickHouse 18.16 and 26.x disagree on JOIN defaults
+    accounts = await storage.query(
+        f"SELECT bank_code, institution_id FROM {DATABASE}.ref_accounts FINAL WHERE account_id = %(account)s",
+        {"account": account_id},
+    )
+    if not accounts:
+        return "", ""
+    bank_code, institution_id = accounts[0]
+    regions = await storage.query(
+        f"SELECT region FROM {DATABASE}.ref_institutions FINAL WHERE institution_id = %(inst)s",
+        {"inst": institution_id},
+    )
+    return bank_code, regions[0][0] if regions else ""
+
+
 class Reads:
     def __init__(self, storage: AsyncStorage) -> None:
         self.storage = storage
 
     async def _account_scope(self, account_id: str) -> tuple[str, str]:
-        """(bank_code, region) of an account, from the stored reference data."""
-        # two look-ups rather than a JOIN: ClickHouse 18.16 and 26.x disagree on JOIN defaults
-        accounts = await self.storage.query(
-            f"SELECT bank_code, institution_id FROM {DATABASE}.ref_accounts FINAL WHERE account_id = %(account)s",
-            {"account": account_id},
-        )
-        if not accounts:
-            return "", ""
-        bank_code, institution_id = accounts[0]
-        regions = await self.storage.query(
-            f"SELECT region FROM {DATABASE}.ref_institutions FINAL WHERE institution_id = %(inst)s",
-            {"inst": institution_id},
-        )
-        return bank_code, regions[0][0] if regions else ""
+        return await account_scope(self.storage, account_id)
 
     async def account_flows(
         self, principal: Principal, account_id: str, grain: str, since: str | None, limit: int
