@@ -40,6 +40,23 @@ def _other_shapes(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _aged_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The backlog rate with a week of state held, beside the fresh one (the province only)."""
+    aged = result.get("aged") or {}
+    history = "—"
+    if aged:
+        history = (
+            f"{_n(aged.get('history_days'))} days, {_n(aged.get('history_records'))} records"
+            f" at {_n(aged.get('history_rps'))} records/s"
+        )
+    return [
+        ("aged_pipeline_rps", _n(result.get("aged_pipeline_rps")), ""),
+        ("aged / fresh pipeline", _ratio(result.get("aged_over_fresh")), ""),
+        ("state held before the aged backlog (MiB)", _n(result.get("aged_state_held_mb")), ""),
+        ("history processed before it", history, ""),
+    ]
+
+
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, province, 10x accounts)."""
     big = result.get("scale_10x") or {}
@@ -49,6 +66,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("records", _n(result.get("records")), _n(big.get("records"))),
         ("raw_ceiling_rps", _n(result.get("raw_ceiling_rps")), _n(big.get("raw_ceiling_rps"))),
         ("pipeline_rps", _n(result.get("pipeline_rps")), _n(big.get("pipeline_rps"))),
+        *_aged_rows(result),
         ("naive_faust_rps", _n(result.get("naive_faust_rps")), ""),
         ("gateway_rps", _n(result.get("gateway_rps")), _n(big.get("gateway_rps"))),
         ("pipeline / raw ceiling", _ratio(result.get("pipeline_over_raw")), ""),

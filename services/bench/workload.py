@@ -10,9 +10,10 @@ that record: its push time is the start of the latency that ends at the webhook.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from services.simulator.push import REFERENCE_ORDER
 # Records one province of the default size makes per simulated day (seen: about 67,000).
 RECORDS_PER_DAY = 67_000
 PROBE_FIRST_DAY = date(2025, 1, 1)
+BEIJING = timezone(timedelta(hours=8))
+_FIRST_TIME = re.compile(rb'"(?:booked_at|as_of)"\s*:\s*"([^"]+)"')
 
 
 @dataclass
@@ -48,25 +51,104 @@ def build_workload(seed: int, institutions: int, records: int, batch_records: in
     beyond the count are left out), in batches of ``batch_records``."""
     province = build_province(seed, institutions)
     days = max(1, -(-records * 11 // (RECORDS_PER_DAY * 10)))  # whole days: nights are quiet
+    reference, per_bank = _write_enough(province, seed, days, records, batch_records)
+    return Workload(institutions, len(reference["accounts"]), reference, _interleave(per_bank, records))
+
+
+@dataclass
+class AgedWorkload:
+    """One province's simulated days cut in two: ``history`` (its first ``history_days`` days,
+    whole) to be processed first, then ``measured`` (about as many records as asked, of the days
+    after) as the backlog whose rate is measured."""
+
+    history_days: int
+    history: Workload
+    measured: Workload
+    # the Beijing days each part covers, in order
+    history_dates: list[str]
+    measured_dates: list[str]
+
+
+def build_aged_workload(
+    seed: int, institutions: int, history_days: int, records: int, batch_records: int = 5_000
+) -> AgedWorkload:
+    """The province of ``build_workload`` with the same seed, written for ``history_days`` days
+    more than its ``records`` need: every batch of those first days is history, then about
+    ``records`` records of the days that follow are measured (whole batches, the banks
+    interleaved as they push). Every batch holds the records of one simulated hour, so of one
+    Beijing day."""
+    if history_days < 1:
+        raise ValueError("history_days must be at least 1")
+    province = build_province(seed, institutions)
+    days = history_days + max(1, -(-records * 11 // (RECORDS_PER_DAY * 10)))
+    reference, per_bank = _write_enough(province, seed, days, records, batch_records, history_days)
+    early, later = _split_days(per_bank, history_days)
+    accounts = len(reference["accounts"])
+    history = Workload(institutions, accounts, reference, _interleave(early, None))
+    measured = Workload(institutions, accounts, reference, _interleave(later, records))
+    return AgedWorkload(history_days, history, measured, _dates(history), _dates(measured))
+
+
+def _split_days(
+    per_bank: dict[str, list[bytes]], days: int
+) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]]]:
+    """Each bank's batches of the first ``days`` Beijing days, and those of the days after."""
+    starts = [batch_day(lines[0]) for lines in per_bank.values() if lines]
+    if not starts:
+        return {bank: [] for bank in per_bank}, {bank: [] for bank in per_bank}
+    cut = (date.fromisoformat(min(starts)) + timedelta(days=days)).isoformat()
+    early = {bank: [line for line in lines if batch_day(line) < cut] for bank, lines in per_bank.items()}
+    later = {bank: [line for line in lines if batch_day(line) >= cut] for bank, lines in per_bank.items()}
+    return early, later
+
+
+def batch_day(body: bytes) -> str:
+    """The Beijing day (YYYY-MM-DD) of a batch's first record. Its time is the first
+    ``booked_at`` or ``as_of`` of the body (a quoted key cannot occur inside a JSON string), so a
+    batch is not decoded whole for it."""
+    found = _FIRST_TIME.search(body)
+    if found is not None:
+        moment = found.group(1).decode()
+    else:
+        first = msgspec.json.decode(body)["records"][0]
+        moment = first.get("booked_at") or first["as_of"]
+    return datetime.fromisoformat(moment).astimezone(BEIJING).date().isoformat()
+
+
+def _dates(workload: Workload) -> list[str]:
+    return sorted({batch_day(body) for _, body, _ in workload.batches})
+
+
+def _count(lines: list[bytes]) -> int:
+    return sum(len(msgspec.json.decode(line)["records"]) for line in lines)
+
+
+def _write_enough(
+    province: Any, seed: int, days: int, records: int, batch_records: int, skip_days: int = 0
+) -> tuple[dict[str, list[dict]], dict[str, list[bytes]]]:
+    """The reference data and each bank's batches of ``days`` simulated days, a day more each
+    time until the days after the first ``skip_days`` hold at least ``records`` records."""
     while True:
         reference, per_bank = _write(province, seed, days * 24.0, batch_records)
-        if (
-            sum(len(msgspec.json.decode(line)["records"]) for lines in per_bank.values() for line in lines)
-            >= records
-        ):
-            break
+        later = _split_days(per_bank, skip_days)[1] if skip_days else per_bank
+        if _count([line for lines in later.values() for line in lines]) >= records:
+            return reference, per_bank
         days += 1
+
+
+def _interleave(per_bank: dict[str, list[bytes]], records: int | None) -> list[tuple[str, bytes, int]]:
+    """The banks' batches interleaved, as their pushes interleave during a day, up to ``records``
+    records (None: all of them)."""
     batches: list[tuple[str, bytes, int]] = []
     total = 0
-    # Interleave the banks, as their pushes interleave during a day.
-    for round_ in range(max(len(lines) for lines in per_bank.values())):
+    for round_ in range(max((len(lines) for lines in per_bank.values()), default=0)):
         for bank, lines in per_bank.items():
-            if round_ < len(lines) and total < records:
+            if round_ < len(lines) and (records is None or total < records):
                 body = lines[round_]
                 count = len(msgspec.json.decode(body)["records"])
                 batches.append((bank, body, count))
                 total += count
-    return Workload(institutions, len(reference["accounts"]), reference, batches)
+    return batches
 
 
 def _write(
