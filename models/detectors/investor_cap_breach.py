@@ -29,6 +29,11 @@ Event time: the watermark follows the banks of the institution's custody and res
 (common.advance_sources); a late payment (its day sealed) still counts, and the finding says
 ``late: true``.
 
+The rule apart from its explanation: ``decide`` compares the count of investors (a dictionary
+length) with the cap and returns an ``InvestorCapBreachSignal`` (severity, score and the counts that
+decided) or None; ``render`` ranks the investors, only of a product over its cap, for the window and
+the evidence, and builds the metrics and the Chinese and English sentences.
+
 State (plain JSON): the watermark and its sources and, per product, a bucket of the investors' payments (record
 ids of open days against replays, the sum, cents per custody account) and the investors with
 their first payment ``[event time, record id, cents]``. At most ``max(3 * cap, cap + 1000)``
@@ -41,6 +46,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from models.detectors import product_flows as pf
 from models.detectors.common import (
@@ -192,6 +199,19 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, institution_id: st
     return _findings(ctx, state or empty_state(), institution_id, cfg, Caps(ctx, institution_id, cfg))
 
 
+class InvestorCapBreachSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that a product is over its investor cap."""
+
+    product_id: str
+    investor_cap: int
+    cap_source: str  # "product" (its registered cap) or "default"
+    distinct_investors: int
+    distinct_investors_at_least: bool  # the count reached the bound of investors kept
+    investors_over_cap: int
+    severity: str
+    score: float
+
+
 def _findings(
     ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any], caps: Caps
 ) -> list[Finding]:
@@ -200,59 +220,65 @@ def _findings(
         pid = str(product["product_id"])
         entry = st["products"].get(pid)
         cap = caps.of(product)
-        if entry is None or cap is None or len(entry["inv"]) <= cap[0]:
-            continue  # below the cap: a dictionary length, no sorting
-        findings.append(_finding(ctx, institution_id, cfg, caps, pid, entry, *cap))
+        if entry is None or cap is None:
+            continue
+        signal = decide(cfg, pid, len(entry["inv"]), *cap)
+        if signal is not None:
+            findings.append(render(signal, ctx, institution_id, cfg, caps.institution_type, entry))
     return findings
 
 
-def _finding(
+def decide(
+    cfg: dict[str, Any], product_id: str, investors: int, cap: int, source: str
+) -> InvestorCapBreachSignal | None:
+    """The rule: more distinct investors than the cap (a dictionary length, no sorting)."""
+    if investors <= cap:
+        return None
+    over = investors - cap
+    high, critical = fraction_of(cfg["high_multiple"]), fraction_of(cfg["critical_multiple"])
+    if investors >= critical * cap:
+        severity = "critical"
+    elif investors >= high * cap:
+        severity = "high"
+    else:
+        severity = "medium"
+    return InvestorCapBreachSignal(
+        product_id=product_id,
+        investor_cap=cap,
+        cap_source=source,
+        distinct_investors=investors,
+        distinct_investors_at_least=investors >= bound(cap),
+        investors_over_cap=over,
+        severity=severity,
+        score=score_of(over, (critical - 1) * cap),
+    )
+
+
+def render(
+    signal: InvestorCapBreachSignal,
     ctx: DetectContext,
     institution_id: str,
     cfg: dict[str, Any],
-    caps: Caps,
-    pid: str,
+    institution_type: str | None,
     entry: dict[str, Any],
-    cap: int,
-    source: str,
 ) -> Finding:
+    """The finding of a breach: the window and evidence from the ranked investors, the metrics and
+    the sentences."""
+    pid, cap, count = signal.product_id, signal.investor_cap, signal.distinct_investors
     ranked = sorted(entry["inv"].items(), key=_rank)
-    count = len(ranked)
-    at_least = count >= bound(cap)
-    over = count - cap
     window_start, window_end = ranked[0][1][0], ranked[cap][1][0]
     beyond = sorted((first for _, first in ranked[cap:]), key=lambda f: (-f[2], f[0], f[1]))[:TOP_N]
     evidence = tuple(f[1] for f in sorted(beyond, key=lambda f: (f[0], f[1])))
     unknown = sum(1 for investor, _ in ranked if ctx.account(investor) is None)
-    high, critical = fraction_of(cfg["high_multiple"]), fraction_of(cfg["critical_multiple"])
-    if count >= critical * cap:
-        severity = "critical"
-    elif count >= high * cap:
-        severity = "high"
-    else:
-        severity = "medium"
     paid = entry["in"]
-    accounts = tuple(sorted(paid["x"]))
     ratio = Fraction(count, cap) if cap > 0 else None
-    n_zh = f"至少{count}" if at_least else str(count)
-    n_en = f"at least {count}" if at_least else str(count)
-    over_zh = f"至少{over}" if at_least else str(over)
-    over_en = f"at least {over}" if at_least else str(over)
-    unknown_zh = f"（其中{unknown}个未在参考数据中登记）" if unknown else ""
-    unknown_en = f" ({unknown} of them not in the reference data)" if unknown else ""
-    cap_zh = "产品登记的投资人数上限" if source == "product" else "默认投资人数上限"
-    cap_en = "its registered investor cap" if source == "product" else "the default investor cap"
-    ratio_zh = f"，为上限的{percent(ratio)}" if ratio is not None else ""
-    ratio_en = f", {percent(ratio)} of it" if ratio is not None else ""
-    masked_zh = "、".join(mask(a) for a in accounts)
-    masked_en = ", ".join(mask(a) for a in accounts)
     return Finding(
         typology=NAME,
         key=f"product:{pid}",
         institution_id=institution_id,
-        severity=severity,
-        score=score_of(over, (critical - 1) * cap),
-        accounts=accounts,
+        severity=signal.severity,
+        score=signal.score,
+        accounts=tuple(sorted(paid["x"])),
         amount_cents=paid["c"],
         window_start=window_start,
         window_end=window_end,
@@ -260,12 +286,12 @@ def _finding(
         metrics={
             "product_id": pid,
             "investor_cap": cap,
-            "cap_source": source,
-            "institution_type": caps.institution_type,
+            "cap_source": signal.cap_source,
+            "institution_type": institution_type,
             "distinct_investors": count,
-            "distinct_investors_at_least": at_least,
+            "distinct_investors_at_least": signal.distinct_investors_at_least,
             "distinct_investors_unknown": unknown,
-            "investors_over_cap": over,
+            "investors_over_cap": signal.investors_over_cap,
             "investors_to_cap": pf.fixed(ratio, 4),
             "payments": paid["n"],
             "paid_in": money(paid["c"]),
@@ -274,20 +300,58 @@ def _finding(
             "late": is_late(paid),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh=(
-            f"产品{pid}自{beijing_date(window_start)}起由{n_zh}个不同的投资人账户{unknown_zh}认购，经客户资金账户"
-            f"{masked_zh}入账{paid['n']}笔、合计{yuan_zh(paid['c'])}；{cap_zh}为{cap}人，第{cap + 1}个投资人于"
-            f"{beijing_time(window_end)}入账时即已突破，现超出{over_zh}人{ratio_zh}。"
-            f"涉嫌向特定对象销售但突破法定人数限制{cite_zh(RULE)}。"
-        ),
-        explanation_en=(
-            f"Since {beijing_date(window_start)} {n_en} distinct investor account(s){unknown_en} have paid "
-            f"into product {pid} through the customer-fund account(s) {masked_en}, {paid['n']} payment(s) "
-            f"totalling {yuan_en(paid['c'])}; {cap_en} is {cap}, passed when investor number {cap + 1} paid "
-            f"at {beijing_time(window_end)}, and the product is now {over_en} over it{ratio_en}. Suspected "
-            f"sale beyond the legal limit on the number of investors {cite_en(RULE)}."
-        ),
+        explanation_zh=_explain_zh(signal, paid, unknown, ratio, window_start, window_end),
+        explanation_en=_explain_en(signal, paid, unknown, ratio, window_start, window_end),
         rule=RULE,
         detector_version=f"{NAME}/{VERSION}",
         extra={"product_id": pid},
+    )
+
+
+def _explain_zh(
+    signal: InvestorCapBreachSignal,
+    paid: dict[str, Any],
+    unknown: int,
+    ratio: Fraction | None,
+    window_start: int,
+    window_end: int,
+) -> str:
+    at_least, cap = signal.distinct_investors_at_least, signal.investor_cap
+    count, over = signal.distinct_investors, signal.investors_over_cap
+    n_zh = f"至少{count}" if at_least else str(count)
+    over_zh = f"至少{over}" if at_least else str(over)
+    unknown_zh = f"（其中{unknown}个未在参考数据中登记）" if unknown else ""
+    cap_zh = "产品登记的投资人数上限" if signal.cap_source == "product" else "默认投资人数上限"
+    ratio_zh = f"，为上限的{percent(ratio)}" if ratio is not None else ""
+    masked_zh = "、".join(mask(a) for a in sorted(paid["x"]))
+    return (
+        f"产品{signal.product_id}自{beijing_date(window_start)}起由{n_zh}个不同的投资人账户{unknown_zh}认购，经客户资金账户"
+        f"{masked_zh}入账{paid['n']}笔、合计{yuan_zh(paid['c'])}；{cap_zh}为{cap}人，第{cap + 1}个投资人于"
+        f"{beijing_time(window_end)}入账时即已突破，现超出{over_zh}人{ratio_zh}。"
+        f"涉嫌向特定对象销售但突破法定人数限制{cite_zh(RULE)}。"
+    )
+
+
+def _explain_en(
+    signal: InvestorCapBreachSignal,
+    paid: dict[str, Any],
+    unknown: int,
+    ratio: Fraction | None,
+    window_start: int,
+    window_end: int,
+) -> str:
+    at_least, cap = signal.distinct_investors_at_least, signal.investor_cap
+    count, over = signal.distinct_investors, signal.investors_over_cap
+    n_en = f"at least {count}" if at_least else str(count)
+    over_en = f"at least {over}" if at_least else str(over)
+    unknown_en = f" ({unknown} of them not in the reference data)" if unknown else ""
+    cap_en = "its registered investor cap" if signal.cap_source == "product" else "the default investor cap"
+    ratio_en = f", {percent(ratio)} of it" if ratio is not None else ""
+    masked_en = ", ".join(mask(a) for a in sorted(paid["x"]))
+    return (
+        f"Since {beijing_date(window_start)} {n_en} distinct investor account(s){unknown_en} have paid "
+        f"into product {signal.product_id} through the customer-fund account(s) {masked_en}, {paid['n']} payment(s) "
+        f"totalling {yuan_en(paid['c'])}; {cap_en} is {cap}, passed when investor number {cap + 1} paid "
+        f"at {beijing_time(window_end)}, and the product is now {over_en} over it{ratio_en}. Suspected "
+        f"sale beyond the legal limit on the number of investors {cite_en(RULE)}."
     )
