@@ -30,6 +30,11 @@ Decisions where the rule's wording leaves a choice:
 - Medium when the total reaches ``far_multiple`` x the line (a module default of 10 until
   thresholds.toml has it).
 
+The rule apart from its explanation: ``decide`` reads a day's buckets of one line and direction
+and returns a ``LargeValueSignal`` (the line crossed, the one-sided total, count and largest record,
+severity and score) or None; ``render`` builds the finding from it: window, evidence, metrics and
+the Chinese and English sentences.
+
 State (per account): ``wm`` and, per open Beijing day, one bucket per line and direction (sums,
 the 50 largest records as evidence, record ids). A day is dropped once sealed, so about three days.
 """
@@ -37,6 +42,8 @@ the 50 largest records as evidence, record ids). A day is dropped once sealed, s
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from models.detectors.common import (
     add,
@@ -193,6 +200,21 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     return [f for f in findings if f is not None]
 
 
+class LargeValueSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that a day's line and direction is at or above its reporting line."""
+
+    day: int  # the Beijing day's start, epoch seconds
+    line: str  # cash_in, cash_out, transfer_in, transfer_out, cross_border_in, cross_border_out
+    natural_person: bool | None  # the holder; None when unknown (judged as a non-natural person)
+    threshold_key: str  # the DEFAULTS key of the line crossed
+    reporting_line_cents: int
+    total_cents: int  # one-sided: this direction's sum of the day
+    record_count: int
+    largest_cents: int
+    severity: str
+    score: float
+
+
 def _evaluate(
     ctx: DetectContext,
     st: dict[str, Any],
@@ -204,56 +226,93 @@ def _evaluate(
 ) -> Finding | None:
     lines = st["days"].get(str(day), {})
     buckets = [b for name, b in sorted(lines.items()) if reported_line(name, natural) == line]
+    signal = decide(buckets, natural, cfg, day, line)
+    return None if signal is None else render(signal, ctx, account_id, cfg, buckets)
+
+
+def decide(
+    buckets: list[dict[str, Any]], natural: bool | None, cfg: dict[str, Any], day: int, line: str
+) -> LargeValueSignal | None:
+    """The rule: the day's one-sided total of ``line`` (its buckets) at or above the line."""
     total = sum(b["c"] for b in buckets)
     threshold_key = _threshold_key(line, natural)
     reporting_line = cents_of(cfg[threshold_key])
     if not buckets or total < reporting_line:
         return None
     far = fraction_of(cfg["far_multiple"]) * reporting_line
-    count = sum(b["n"] for b in buckets)
-    largest = top_entries(buckets, 1)[0][0]
-    role = ctx.role(account_id)
-    date = beijing_date(day)
-    masked = mask(account_id)
-    holder = {True: "natural_person", False: "non_natural_person", None: "unknown"}[natural]
-    holder_en = "" if line.startswith("cash_") else (
-        " for a natural person's account" if natural is True else " for a non-natural-person account"
-    )  # fmt: skip
-    return Finding(
-        typology=NAME,
-        key=f"{account_id}:{date}:{line}",
-        institution_id=ctx.reporting_institution(account_id) or "",
+    return LargeValueSignal(
+        day=day,
+        line=line,
+        natural_person=natural,
+        threshold_key=threshold_key,
+        reporting_line_cents=reporting_line,
+        total_cents=total,
+        record_count=sum(b["n"] for b in buckets),
+        largest_cents=top_entries(buckets, 1)[0][0],
         severity="medium" if total >= far else "low",
         score=score_of(total, far),
+    )
+
+
+def render(
+    signal: LargeValueSignal,
+    ctx: DetectContext,
+    account_id: str,
+    cfg: dict[str, Any],
+    buckets: list[dict[str, Any]],
+) -> Finding:
+    """The finding of a line that fires: window, evidence, metrics and the sentences."""
+    role = ctx.role(account_id)
+    date = beijing_date(signal.day)
+    holder = {True: "natural_person", False: "non_natural_person", None: "unknown"}[signal.natural_person]
+    zh, en = _sentences(signal, role, mask(account_id), date)
+    return Finding(
+        typology=NAME,
+        key=f"{account_id}:{date}:{signal.line}",
+        institution_id=ctx.reporting_institution(account_id) or "",
+        severity=signal.severity,
+        score=signal.score,
         accounts=(account_id,),
-        amount_cents=total,
+        amount_cents=signal.total_cents,
         window_start=min(b["t0"] for b in buckets),
         window_end=max(b["t1"] for b in buckets),
         record_ids=record_ids(buckets),
         metrics={
             "day": date,
-            "line": line,
-            "total": money(total),
-            "count": count,
-            "largest": money(largest),
-            "single_at_or_above_line": largest >= reporting_line,
-            "reporting_line": money(reporting_line),
-            "threshold": threshold_key,
+            "line": signal.line,
+            "total": money(signal.total_cents),
+            "count": signal.record_count,
+            "largest": money(signal.largest_cents),
+            "single_at_or_above_line": signal.largest_cents >= signal.reporting_line_cents,
+            "reporting_line": money(signal.reporting_line_cents),
+            "threshold": signal.threshold_key,
             "holder": holder,
             "late": any(is_late(b) for b in buckets),
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh=(
-            f"{role_zh(role)}{masked}于{date}{_DESC_ZH[line]}{count}笔，当日单边累计{yuan_zh(total)}，"
-            f"达到大额交易报告标准{yuan_zh(reporting_line)}（中国人民银行令〔2016〕第3号第五条），"
-            f"应按规定报告（《方案》{RULE}）。"
-        ),
-        explanation_en=(
-            f"On {date} the {role_en(role)} {masked} had {count} {_DESC_EN[line]} totalling "
-            f"{yuan_en(total)}, at or above the large-value reporting line of {yuan_en(reporting_line)}"
-            f"{holder_en} (PBoC Order [2016] No. 3, art. 5): a report is due (rectification plan §3(3))."
-        ),
+        explanation_zh=zh,
+        explanation_en=en,
         rule=RULE,
         detector_version=f"{NAME}/{VERSION}",
         extra={"account_role": role, "region": ctx.region(account_id), "holder": holder},
     )
+
+
+def _sentences(signal: LargeValueSignal, role: str | None, masked: str, date: str) -> tuple[str, str]:
+    line, count = signal.line, signal.record_count
+    total, reporting_line = signal.total_cents, signal.reporting_line_cents
+    holder_en = "" if line.startswith("cash_") else (
+        " for a natural person's account" if signal.natural_person is True
+        else " for a non-natural-person account"
+    )  # fmt: skip
+    zh = (
+        f"{role_zh(role)}{masked}于{date}{_DESC_ZH[line]}{count}笔，当日单边累计{yuan_zh(total)}，"
+        f"达到大额交易报告标准{yuan_zh(reporting_line)}（中国人民银行令〔2016〕第3号第五条），"
+        f"应按规定报告（《方案》{RULE}）。"
+    )
+    en = (
+        f"On {date} the {role_en(role)} {masked} had {count} {_DESC_EN[line]} totalling "
+        f"{yuan_en(total)}, at or above the large-value reporting line of {yuan_en(reporting_line)}"
+        f"{holder_en} (PBoC Order [2016] No. 3, art. 5): a report is due (rectification plan §3(3))."
+    )
+    return zh, en
