@@ -32,6 +32,11 @@ evening before counts on its own day) and the banks on both sides. Evidence: the
 mirrored credits and debits together (mirrored pairs have near-equal amounts, so mostly both legs
 of the 25 largest pairs). Window: from the first to the last of D's mirrored credits and debits.
 
+The rule apart from its explanation: ``decide`` reads a day's tallies and returns a
+``DisguisedClearingSignal`` (customers, severity, score, the mirrored amounts and counts) or None;
+``render`` builds the finding from it: the accounts and banks on both sides, window, evidence,
+metrics and the Chinese and English sentences.
+
 Event time: the watermark follows the banks of the institution's accounts (common.advance_sources).
 A late record (its day sealed) is still judged: it mirrors, and is mirrored by, the records still
 held (those of hours some record on time could still mirror), and the days it changes are judged
@@ -62,6 +67,8 @@ from fractions import Fraction
 from math import ceil, floor
 from typing import Any
 
+import msgspec
+
 from models.detectors.common import (
     CopyOnWrite,
     advance_sources,
@@ -69,8 +76,8 @@ from models.detectors.common import (
     cite_en,
     cite_zh,
     expire_late,
-    hold_watermark,
     fraction_of,
+    hold_watermark,
     mask,
     money,
     note_late,
@@ -428,17 +435,35 @@ def _lag_text(seconds: int) -> tuple[str, str]:
     return f"{seconds}秒", f"{seconds} second(s)"
 
 
+class DisguisedClearingSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that a day of mirrored payments fires."""
+
+    day: int  # the Beijing day's start, epoch seconds
+    customers: int  # distinct payers of the day's mirrored credits (as kept)
+    customers_capped: bool  # more customers than CUSTOMER_CAP: the count reads "at least"
+    min_customers: int
+    severity: str
+    score: float
+    mirrored_credit_cents: int
+    mirrored_credit_count: int
+    mirrored_debit_cents: int
+    mirrored_debit_count: int
+
+
 def _evaluate(
     ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any], day: int
 ) -> Finding | None:
     entry = st["days"].get(str(day))
-    if entry is None:
-        return None
+    signal = None if entry is None else decide(cfg, day, entry)
+    return None if signal is None else render(signal, ctx, institution_id, cfg, entry)
+
+
+def decide(cfg: dict[str, Any], day: int, entry: dict[str, Any]) -> DisguisedClearingSignal | None:
+    """The rule: at least ``min_customers`` distinct customers behind the day's mirrored credits."""
     min_customers = max(1, int(cfg["min_customers"]))
     customers = len(entry["cust"])
     if customers < min_customers:
         return None
-    capped = entry["more"]
     if customers >= CRITICAL_MULTIPLE * min_customers:
         severity = "critical"
     elif customers >= HIGH_MULTIPLE * min_customers:
@@ -446,75 +471,65 @@ def _evaluate(
     else:
         severity = "medium"
     credits, debits = entry["mc"], entry["md"]
+    return DisguisedClearingSignal(
+        day=day,
+        customers=customers,
+        customers_capped=entry["more"],
+        min_customers=min_customers,
+        severity=severity,
+        score=score_of(customers, CRITICAL_MULTIPLE * min_customers),
+        mirrored_credit_cents=credits["c"],
+        mirrored_credit_count=credits["n"],
+        mirrored_debit_cents=debits["c"],
+        mirrored_debit_count=debits["n"],
+    )
+
+
+def render(
+    signal: DisguisedClearingSignal,
+    ctx: DetectContext,
+    institution_id: str,
+    cfg: dict[str, Any],
+    entry: dict[str, Any],
+) -> Finding:
+    """The finding of a day that fires: accounts and banks on both sides, window, evidence, metrics
+    and the sentences."""
+    credits, debits = entry["mc"], entry["md"]
     credit_accounts, debit_accounts = _by_amount(credits["x"]), _by_amount(debits["x"])
     accounts = tuple(dict.fromkeys(a for a, _ in [*credit_accounts, *debit_accounts]))
     credit_banks, debit_banks = _banks(ctx, credits["x"]), _banks(ctx, debits["x"])
     tallies = [t for t in (credits, debits) if t["n"]]
-    lag = max(0, int(cfg["max_lag_seconds"]))
-    tol = fraction_of(cfg["amount_tolerance"])
-    date = beijing_date(day)
-    main = accounts[0]
-    role = ctx.role(main)
-    lag_zh, lag_en = _lag_text(lag)
-    others_zh = f"等{len(credit_accounts)}个账户" if len(credit_accounts) > 1 else ""
-    others_en = f" and {len(credit_accounts) - 1} other account(s)" if len(credit_accounts) > 1 else ""
-    who_zh = f"至少{customers}" if capped else str(customers)
-    who_en = f"at least {customers}" if capped else str(customers)
-    same_zh = "相同金额" if tol <= 0 else f"金额相差不超过{percent(tol)}"
-    same_en = "the same amount" if tol <= 0 else f"an amount within {percent(tol)}"
-    banks_zh = "、".join(credit_banks)
-    banks_en = ", ".join(credit_banks)
-    if debits["n"]:
-        out_zh = (
-            f"（当日在{'、'.join(debit_banks)}银行付出此类款项{debits['n']}笔、合计{yuan_zh(debits['c'])}）"
-        )
-        out_en = (
-            f" ({debits['n']} such payment(s) totalling {yuan_en(debits['c'])} on that day at bank(s) "
-            f"{', '.join(debit_banks)})"
-        )
-    else:
-        out_zh = out_en = ""
+    date = beijing_date(signal.day)
+    zh, en = _sentences(signal, ctx, cfg, accounts[0], len(credit_accounts), credit_banks, debit_banks)
     institution = ctx.references.institution(institution_id) or {}
     return Finding(
         typology=NAME,
         key=f"{institution_id}:{date}",
         institution_id=institution_id,
-        severity=severity,
-        score=score_of(customers, CRITICAL_MULTIPLE * min_customers),
+        severity=signal.severity,
+        score=signal.score,
         accounts=accounts,
-        amount_cents=credits["c"],
+        amount_cents=signal.mirrored_credit_cents,
         window_start=min(t["t0"] for t in tallies),
         window_end=max(t["t1"] for t in tallies),
         record_ids=record_ids(tallies),
         metrics={
             "day": date,
-            "customers": customers,
-            "customers_capped": capped,
+            "customers": signal.customers,
+            "customers_capped": signal.customers_capped,
             "late": entry.get("ln", 0) > 0,
-            "mirrored_credits": money(credits["c"]),
-            "mirrored_credit_count": credits["n"],
-            "mirrored_debits": money(debits["c"]),
-            "mirrored_debit_count": debits["n"],
+            "mirrored_credits": money(signal.mirrored_credit_cents),
+            "mirrored_credit_count": signal.mirrored_credit_count,
+            "mirrored_debits": money(signal.mirrored_debit_cents),
+            "mirrored_debit_count": signal.mirrored_debit_count,
             "credit_banks": {bank: money(c) for bank, c in credit_banks.items()},
             "debit_banks": {bank: money(c) for bank, c in debit_banks.items()},
             "credit_accounts": {a: money(c) for a, c in credit_accounts},
             "debit_accounts": {a: money(c) for a, c in debit_accounts},
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh=(
-            f"{date}（北京时间），该支付机构在{banks_zh}银行的{role_zh(role)}{mask(main)}{others_zh}收到"
-            f"{who_zh}个客户的{credits['n']}笔付款、合计{yuan_zh(credits['c'])}，每一笔都在{lag_zh}内由该机构"
-            f"在另一家银行的账户向外付出{same_zh}的款项{out_zh}；资金未经人民银行跨行清算系统或合法清算机构，"
-            f"而经该机构在多家银行的账户一收一付，涉嫌连接多家银行系统变相开展跨行清算{cite_zh(RULE)}。"
-        ),
-        explanation_en=(
-            f"On {date} (Beijing time) the payment institution's {role_en(role)} {mask(main)}{others_en} "
-            f"at bank(s) {banks_en} received {credits['n']} payment(s) totalling {yuan_en(credits['c'])} "
-            f"from {who_en} customer(s), each mirrored within {lag_en} by a payment of {same_en} from one "
-            f"of its accounts at another bank{out_en}: money moved between banks through the "
-            f"institution's own accounts instead of licensed interbank clearing, suspected disguised "
-            f"interbank clearing {cite_en(RULE)}."
-        ),
+        explanation_zh=zh,
+        explanation_en=en,
         rule=RULE,
         detector_version=f"{NAME}/{VERSION}",
         extra={
@@ -522,3 +537,56 @@ def _evaluate(
             "institution_type": _text(institution.get("type")),
         },
     )
+
+
+def _sentences(
+    signal: DisguisedClearingSignal,
+    ctx: DetectContext,
+    cfg: dict[str, Any],
+    main: str,
+    credit_account_count: int,
+    credit_banks: dict[str, int],
+    debit_banks: dict[str, int],
+) -> tuple[str, str]:
+    """The Chinese and English sentences of a day that fires; ``main``: its largest account."""
+    lag = max(0, int(cfg["max_lag_seconds"]))
+    tol = fraction_of(cfg["amount_tolerance"])
+    date = beijing_date(signal.day)
+    role = ctx.role(main)
+    lag_zh, lag_en = _lag_text(lag)
+    customers = signal.customers
+    credit_count, credit_cents = signal.mirrored_credit_count, signal.mirrored_credit_cents
+    others_zh = f"等{credit_account_count}个账户" if credit_account_count > 1 else ""
+    others_en = f" and {credit_account_count - 1} other account(s)" if credit_account_count > 1 else ""
+    who_zh = f"至少{customers}" if signal.customers_capped else str(customers)
+    who_en = f"at least {customers}" if signal.customers_capped else str(customers)
+    same_zh = "相同金额" if tol <= 0 else f"金额相差不超过{percent(tol)}"
+    same_en = "the same amount" if tol <= 0 else f"an amount within {percent(tol)}"
+    banks_zh = "、".join(credit_banks)
+    banks_en = ", ".join(credit_banks)
+    if signal.mirrored_debit_count:
+        debit_count, debit_cents = signal.mirrored_debit_count, signal.mirrored_debit_cents
+        out_zh = (
+            f"（当日在{'、'.join(debit_banks)}银行付出此类款项{debit_count}笔、合计{yuan_zh(debit_cents)}）"
+        )
+        out_en = (
+            f" ({debit_count} such payment(s) totalling {yuan_en(debit_cents)} on that day at bank(s) "
+            f"{', '.join(debit_banks)})"
+        )
+    else:
+        out_zh = out_en = ""
+    zh = (
+        f"{date}（北京时间），该支付机构在{banks_zh}银行的{role_zh(role)}{mask(main)}{others_zh}收到"
+        f"{who_zh}个客户的{credit_count}笔付款、合计{yuan_zh(credit_cents)}，每一笔都在{lag_zh}内由该机构"
+        f"在另一家银行的账户向外付出{same_zh}的款项{out_zh}；资金未经人民银行跨行清算系统或合法清算机构，"
+        f"而经该机构在多家银行的账户一收一付，涉嫌连接多家银行系统变相开展跨行清算{cite_zh(RULE)}。"
+    )
+    en = (
+        f"On {date} (Beijing time) the payment institution's {role_en(role)} {mask(main)}{others_en} "
+        f"at bank(s) {banks_en} received {credit_count} payment(s) totalling {yuan_en(credit_cents)} "
+        f"from {who_en} customer(s), each mirrored within {lag_en} by a payment of {same_en} from one "
+        f"of its accounts at another bank{out_en}: money moved between banks through the "
+        f"institution's own accounts instead of licensed interbank clearing, suspected disguised "
+        f"interbank clearing {cite_en(RULE)}."
+    )
+    return zh, en
