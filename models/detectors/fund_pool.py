@@ -60,6 +60,11 @@ Severity by the money passed through, min(credits, debits) over the window (also
 times their minimum. Score: the mean of passed-through / ``critical_amount`` and how far the
 smaller fan is between its minimum and ``FAN_BUMP`` times it, each capped at 1.
 
+The rule apart from its explanation: ``decide`` finds the longest firing window ending on a day
+and returns a ``FundPoolSignal`` (the window, fans, sums, closing balance, severity and score) or
+None; ``render`` builds the finding from it and the days the window holds: record counts, evidence,
+times, metrics and the Chinese and English sentences.
+
 Late records (their day sealed) are still counted, in the days kept for them (common.LATE_KEEP),
 and the periods they touch judged again; the finding says ``late: true``.
 
@@ -75,6 +80,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from models.detectors.common import (
     add,
@@ -315,9 +322,9 @@ def _period_finding(
     for i in reversed(range(window_days)):
         day = period + i * DAY
         if _evaluable(st, day, st["wm"], sealed_ok):
-            window = _firing_window(st, cfg, day)
-            if window is not None:
-                return _evaluate(ctx, st, account_id, role, cfg, period, day, window)
+            signal = decide(st, cfg, day)
+            if signal is not None:
+                return render(signal, ctx, st["days"], account_id, role, cfg, period)
     return None
 
 
@@ -353,13 +360,11 @@ def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[st
     credits = debits = 0
     payers: dict[str, str] = {}
     payees: dict[str, str] = {}
-    entries: list[dict[str, Any]] = []
     earliest = day  # the earliest day of the window with a transaction
     found = None
     for length in range(1, _window_days(cfg) + 1):
         entry = st["days"].get(str(day - (length - 1) * DAY))
         if entry is not None:
-            entries.append(entry)
             if entry["in"]["n"] + entry["out"]["n"]:
                 earliest = day - (length - 1) * DAY
             credits += entry["in"]["c"]
@@ -381,7 +386,6 @@ def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[st
         found = {
             # the window as far back as it holds records (empty days before add nothing)
             "first": earliest,
-            "entries": list(entries),
             "credits": credits,
             "debits": debits,
             "payers": payers,
@@ -392,59 +396,148 @@ def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[st
     return found
 
 
-def _evaluate(
-    ctx: DetectContext,
-    st: dict[str, Any],
-    account_id: str,
-    role: str,
-    cfg: dict[str, Any],
-    period: int,
-    day: int,
-    window: dict[str, Any],
-) -> Finding:
-    min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
-    first, entries = window["first"], window["entries"]
-    window_days = (day - first) // DAY + 1
-    credits, debits, closing, source = (
-        window["credits"],
-        window["debits"],
-        window["closing"],
-        window["source"],
-    )
-    payers, payees = window["payers"], window["payees"]
-    capped_in, capped_out = len(payers) >= DISTINCT_CAP, len(payees) >= DISTINCT_CAP
-    distinct_in, distinct_out = min(len(payers), DISTINCT_CAP), min(len(payees), DISTINCT_CAP)
-    pass_through = Fraction(debits, credits)
-    end_ratio = Fraction(closing, credits)
+class FundPoolSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that the longest firing window ending on a day is a pool."""
 
+    window_first_day: int  # the earliest day of the window with a transaction (Beijing day start)
+    window_last_day: int  # the day the window ends on
+    distinct_in: int  # investor-like payers, at most DISTINCT_CAP
+    distinct_in_investor: int
+    distinct_in_unknown: int
+    distinct_in_capped: bool
+    distinct_out: int  # borrower- or investor-like payees, at most DISTINCT_CAP
+    distinct_out_borrower: int
+    distinct_out_investor: int
+    distinct_out_unknown: int
+    distinct_out_capped: bool
+    credit_cents: int
+    debit_cents: int
+    passed_through_cents: int  # min(credits, debits)
+    closing_balance_cents: int
+    end_balance_source: str  # "balance", "balance_and_flows" or "net_flow"
+    severity: str
+    score: float
+
+
+def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> FundPoolSignal | None:
+    """The rule: the longest window ending on ``day`` that crosses all four lines, with its
+    severity and score, or None."""
+    window = _firing_window(st, cfg, day)
+    if window is None:
+        return None
+    min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
+    credits, debits = window["credits"], window["debits"]
+    payers, payees = window["payers"], window["payees"]
+    distinct_in, distinct_out = min(len(payers), DISTINCT_CAP), min(len(payees), DISTINCT_CAP)
     passed = min(credits, debits)
     high, critical = cents_of(cfg["high_amount"]), cents_of(cfg["critical_amount"])
     fan_factor = min(Fraction(distinct_in, max(1, min_in)), Fraction(distinct_out, max(1, min_out)))
     severity = severity_by_amount(passed, high, critical)
     if fan_factor >= FAN_BUMP:
         severity = bump(severity)
-    score = round((score_of(passed, critical) + score_of(fan_factor - 1, FAN_BUMP - 1)) / 2, 4)
+    return FundPoolSignal(
+        window_first_day=window["first"],
+        window_last_day=day,
+        distinct_in=distinct_in,
+        distinct_in_investor=_count(payers, "investor"),
+        distinct_in_unknown=_count(payers, "unknown"),
+        distinct_in_capped=len(payers) >= DISTINCT_CAP,
+        distinct_out=distinct_out,
+        distinct_out_borrower=_count(payees, "borrower"),
+        distinct_out_investor=_count(payees, "investor"),
+        distinct_out_unknown=_count(payees, "unknown"),
+        distinct_out_capped=len(payees) >= DISTINCT_CAP,
+        credit_cents=credits,
+        debit_cents=debits,
+        passed_through_cents=passed,
+        closing_balance_cents=window["closing"],
+        end_balance_source=window["source"],
+        severity=severity,
+        score=round((score_of(passed, critical) + score_of(fan_factor - 1, FAN_BUMP - 1)) / 2, 4),
+    )
 
-    unknown_in = _count(payers, "unknown")
+
+def render(
+    signal: FundPoolSignal,
+    ctx: DetectContext,
+    days: dict[str, Any],
+    account_id: str,
+    role: str,
+    cfg: dict[str, Any],
+    period: int,
+) -> Finding:
+    """The finding of a pool: the window's records (counts, evidence, times) from the days it
+    holds, the metrics and the sentences."""
+    first, day = signal.window_first_day, signal.window_last_day
+    entries = [e for d in range(day, first - DAY, -DAY) if (e := days.get(str(d))) is not None]
     n_credits = sum(e["in"]["n"] for e in entries)
     n_debits = sum(e["out"]["n"] for e in entries)
     buckets = [b for e in entries for b in (e["in"], e["out"]) if b["n"] > 0]
-    start_date, end_date = beijing_date(first), beijing_date(day)
-    masked = mask(account_id)
-    span_zh = start_date if window_days == 1 else f"{start_date}至{end_date}"
-    span_en = f"On {start_date}" if window_days == 1 else f"From {start_date} to {end_date}"
-    in_zh = f"至少{distinct_in}" if capped_in else str(distinct_in)
-    in_en = f"at least {distinct_in}" if capped_in else str(distinct_in)
-    out_zh = f"至少{distinct_out}" if capped_out else str(distinct_out)
-    out_en = f"at least {distinct_out}" if capped_out else str(distinct_out)
-    unknown_zh = f"（其中{unknown_in}个未在参考数据中登记）" if unknown_in else ""
-    unknown_en = f" ({unknown_in} of them not in the reference data)" if unknown_in else ""
-    if source == "balance":
+    zh, en = _sentences(signal, account_id, role, n_credits, n_debits)
+    return Finding(
+        typology=NAME,
+        key=f"{account_id}:{beijing_date(period)}",
+        institution_id=ctx.institution_id(account_id) or "",
+        severity=signal.severity,
+        score=signal.score,
+        accounts=(account_id,),
+        amount_cents=signal.passed_through_cents,
+        window_start=min(b["t0"] for b in buckets),
+        window_end=max(b["t1"] for b in buckets),
+        record_ids=record_ids(buckets),
+        metrics=_metrics(signal, period, n_credits, n_debits, buckets),
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=zh,
+        explanation_en=en,
+        rule=RULE,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={"account_role": role, "region": ctx.region(account_id)},
+    )
+
+
+def _metrics(
+    signal: FundPoolSignal, period: int, n_credits: int, n_debits: int, buckets: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The figures of a pool's finding (``buckets``: the window's non-empty credit and debit days)."""
+    first, day = signal.window_first_day, signal.window_last_day
+    credits, debits, closing = signal.credit_cents, signal.debit_cents, signal.closing_balance_cents
+    return {
+        "period": beijing_date(period),
+        "window_first_day": beijing_date(first),
+        "window_last_day": beijing_date(day),
+        "window_days": (day - first) // DAY + 1,
+        "distinct_in": signal.distinct_in,
+        "distinct_in_investor": signal.distinct_in_investor,
+        "distinct_in_unknown": signal.distinct_in_unknown,
+        "distinct_in_capped": signal.distinct_in_capped,
+        "distinct_out": signal.distinct_out,
+        "distinct_out_borrower": signal.distinct_out_borrower,
+        "distinct_out_investor": signal.distinct_out_investor,
+        "distinct_out_unknown": signal.distinct_out_unknown,
+        "distinct_out_capped": signal.distinct_out_capped,
+        "credits": money(credits),
+        "credit_count": n_credits,
+        "debits": money(debits),
+        "debit_count": n_debits,
+        "passed_through": money(signal.passed_through_cents),
+        "pass_through": ratio_text(Fraction(debits, credits), 8),
+        "closing_balance": money(closing),
+        "end_balance_source": signal.end_balance_source,
+        "end_balance_ratio": ratio_text(Fraction(closing, credits), 8),
+        "late": any(is_late(b) for b in buckets),
+    }
+
+
+def _dwell(signal: FundPoolSignal) -> tuple[str, str]:
+    """The fourth line's figure in both languages, saying how the closing balance was known."""
+    end_date, closing = beijing_date(signal.window_last_day), signal.closing_balance_cents
+    end_ratio = Fraction(closing, signal.credit_cents)
+    if signal.end_balance_source == "balance":
         dwell_zh = f"{end_date}日终余额{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
         dwell_en = (
             f"its balance at the end of {end_date} was {yuan_en(closing)}, {percent(end_ratio)} of the inflow"
         )
-    elif source == "balance_and_flows":
+    elif signal.end_balance_source == "balance_and_flows":
         dwell_zh = f"未报送{end_date}日终余额，按此前最近一次余额加其后收支推算为{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
         dwell_en = (
             f"no balance was reported for {end_date}, so its closing balance, estimated from the last "
@@ -457,58 +550,42 @@ def _evaluate(
             f"no balance was reported for {end_date}, so the net inflow over the window, {yuan_en(closing)} "
             f"or {percent(end_ratio)} of the inflow, stands in for it as an estimate"
         )
-    return Finding(
-        typology=NAME,
-        key=f"{account_id}:{beijing_date(period)}",
-        institution_id=ctx.institution_id(account_id) or "",
-        severity=severity,
-        score=score,
-        accounts=(account_id,),
-        amount_cents=passed,
-        window_start=min(b["t0"] for b in buckets),
-        window_end=max(b["t1"] for b in buckets),
-        record_ids=record_ids(buckets),
-        metrics={
-            "period": beijing_date(period),
-            "window_first_day": start_date,
-            "window_last_day": end_date,
-            "window_days": window_days,
-            "distinct_in": distinct_in,
-            "distinct_in_investor": _count(payers, "investor"),
-            "distinct_in_unknown": unknown_in,
-            "distinct_in_capped": capped_in,
-            "distinct_out": distinct_out,
-            "distinct_out_borrower": _count(payees, "borrower"),
-            "distinct_out_investor": _count(payees, "investor"),
-            "distinct_out_unknown": _count(payees, "unknown"),
-            "distinct_out_capped": capped_out,
-            "credits": money(credits),
-            "credit_count": n_credits,
-            "debits": money(debits),
-            "debit_count": n_debits,
-            "passed_through": money(passed),
-            "pass_through": ratio_text(pass_through, 8),
-            "closing_balance": money(closing),
-            "end_balance_source": source,
-            "end_balance_ratio": ratio_text(end_ratio, 8),
-            "late": any(is_late(b) for b in buckets),
-        },
-        thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh=(
-            f"{role_zh(role)}{masked}在{span_zh}（{window_days}个北京日）内有{in_zh}个投资人账户{unknown_zh}"
-            f"向其转入资金；期间共转入{n_credits}笔、合计{yuan_zh(credits)}，共转出{n_debits}笔、合计"
-            f"{yuan_zh(debits)}，转出为转入的{percent(pass_through)}，收款方中有{out_zh}个借款人或投资人账户；"
-            f"{dwell_zh}。资金从众多投资人归集后快进快出、不在账户沉淀，涉嫌设立资金池{cite_zh(RULE)}。"
-        ),
-        explanation_en=(
-            f"{span_en} ({window_days} Beijing day(s)) {in_en} investor account(s){unknown_en} paid into "
-            f"the {role_en(role)} {masked}; in all it received {n_credits} payment(s) totalling "
-            f"{yuan_en(credits)} and made {n_debits} payment(s) totalling {yuan_en(debits)}, "
-            f"{percent(pass_through)} of what came in, {out_en} borrower or investor account(s) among the "
-            f"payees; {dwell_en}. Money collected from many investors passes straight through without "
-            f"staying: suspected fund pool {cite_en(RULE)}."
-        ),
-        rule=RULE,
-        detector_version=f"{NAME}/{VERSION}",
-        extra={"account_role": role, "region": ctx.region(account_id)},
+    return dwell_zh, dwell_en
+
+
+def _sentences(
+    signal: FundPoolSignal, account_id: str, role: str, n_credits: int, n_debits: int
+) -> tuple[str, str]:
+    """The Chinese and English sentences of a pool."""
+    first, day = signal.window_first_day, signal.window_last_day
+    window_days = (day - first) // DAY + 1
+    credits, debits = signal.credit_cents, signal.debit_cents
+    distinct_in, distinct_out = signal.distinct_in, signal.distinct_out
+    unknown_in = signal.distinct_in_unknown
+    pass_through = Fraction(debits, credits)
+    start_date, end_date = beijing_date(first), beijing_date(day)
+    masked = mask(account_id)
+    span_zh = start_date if window_days == 1 else f"{start_date}至{end_date}"
+    span_en = f"On {start_date}" if window_days == 1 else f"From {start_date} to {end_date}"
+    in_zh = f"至少{distinct_in}" if signal.distinct_in_capped else str(distinct_in)
+    in_en = f"at least {distinct_in}" if signal.distinct_in_capped else str(distinct_in)
+    out_zh = f"至少{distinct_out}" if signal.distinct_out_capped else str(distinct_out)
+    out_en = f"at least {distinct_out}" if signal.distinct_out_capped else str(distinct_out)
+    unknown_zh = f"（其中{unknown_in}个未在参考数据中登记）" if unknown_in else ""
+    unknown_en = f" ({unknown_in} of them not in the reference data)" if unknown_in else ""
+    dwell_zh, dwell_en = _dwell(signal)
+    zh = (
+        f"{role_zh(role)}{masked}在{span_zh}（{window_days}个北京日）内有{in_zh}个投资人账户{unknown_zh}"
+        f"向其转入资金；期间共转入{n_credits}笔、合计{yuan_zh(credits)}，共转出{n_debits}笔、合计"
+        f"{yuan_zh(debits)}，转出为转入的{percent(pass_through)}，收款方中有{out_zh}个借款人或投资人账户；"
+        f"{dwell_zh}。资金从众多投资人归集后快进快出、不在账户沉淀，涉嫌设立资金池{cite_zh(RULE)}。"
     )
+    en = (
+        f"{span_en} ({window_days} Beijing day(s)) {in_en} investor account(s){unknown_en} paid into "
+        f"the {role_en(role)} {masked}; in all it received {n_credits} payment(s) totalling "
+        f"{yuan_en(credits)} and made {n_debits} payment(s) totalling {yuan_en(debits)}, "
+        f"{percent(pass_through)} of what came in, {out_en} borrower or investor account(s) among the "
+        f"payees; {dwell_en}. Money collected from many investors passes straight through without "
+        f"staying: suspected fund pool {cite_en(RULE)}."
+    )
+    return zh, en
