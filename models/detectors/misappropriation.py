@@ -22,6 +22,11 @@ debit to anyone else (a loan, a repayment, a withdrawal, a settlement).
 
 The finding's ``amount_cents`` is the day's uninstructed total plus the fee excess.
 
+The rule apart from its explanation: ``decide`` reads the day's buckets and returns a
+``MisappropriationSignal`` (the uninstructed debits and the fee window that decided, severity,
+score and amount) or None; ``render`` builds the finding from it: window, evidence, metrics and the
+Chinese and English sentences.
+
 State (per account): ``wm`` the event-time watermark; ``uninstructed`` day buckets (dropped once
 their day is sealed); ``fees`` and ``inflow`` day buckets, kept for ``fee_window_days`` before the
 oldest open day (their record ids only while the day is open; inflow keeps no evidence list).
@@ -32,6 +37,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from models.detectors.common import (
     add,
@@ -171,47 +178,211 @@ def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
             seal(bucket, wm)
 
 
+class UninstructedDebits(msgspec.Struct, frozen=True, kw_only=True):
+    """The day's debits without a customer or contract instruction."""
+
+    count: int
+    total_cents: int
+    to_own_cents: int  # to the institution's own operating accounts
+    to_related_cents: int  # to related parties' accounts
+    to_other_cents: int
+    largest_cents: int
+    severity: str
+
+
+class FeeWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """Instructed debits to own accounts over the fee window ending with the day, against inflow."""
+
+    window_days: int
+    first_day: int  # the window's first Beijing day's start, epoch seconds
+    fees_to_own_cents: int
+    inflow_cents: int
+    fee_share_max: Fraction
+    excess_cents: int  # 0 when the fees are within the share
+    severity: str | None  # None when the fees are within the share
+
+
+class MisappropriationSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that an account's day fires: either signal, or both."""
+
+    day: int  # the Beijing day's start, epoch seconds
+    uninstructed: UninstructedDebits | None  # None: no uninstructed debit that day
+    fees: FeeWindow | None  # None: no instructed debit to own accounts that day
+    severity: str
+    score: float
+    amount_cents: int  # the uninstructed total plus the fee excess
+
+
 def _evaluate(
     ctx: DetectContext, st: dict[str, Any], account_id: str, role: str, cfg: dict[str, Any], day: int
 ) -> Finding | None:
-    high, critical = cents_of(cfg["high_amount"]), cents_of(cfg["critical_amount"])
-    window_days = int(cfg["fee_window_days"])
-    share_max = fraction_of(cfg["fee_share_max"])
-    rule = RULE_BY_TYPE.get(ctx.institution_type(account_id) or "", DEFAULT_RULE)
-    date = beijing_date(day)
-    masked = mask(account_id)
+    signal = decide(st, cfg, day)
+    return None if signal is None else render(signal, ctx, st, account_id, role, cfg)
 
-    metrics: dict[str, Any] = {"day": date}
+
+def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> MisappropriationSignal | None:
+    """The rule: any uninstructed debit on ``day``, or fees to own accounts above the share of
+    inflow over the window ending with ``day``."""
+    high, critical = cents_of(cfg["high_amount"]), cents_of(cfg["critical_amount"])
+    uninstructed = _uninstructed(st, day, high, critical)
+    fees = _fee_window(st, cfg, day, high, critical)
     severities: list[str] = []
     amount = 0
+    if uninstructed is not None:
+        severities.append(uninstructed.severity)
+        amount += uninstructed.total_cents
+    if fees is not None and fees.severity is not None:
+        severities.append(fees.severity)
+        amount += fees.excess_cents
+    if not severities:
+        return None
+    return MisappropriationSignal(
+        day=day,
+        uninstructed=uninstructed,
+        fees=fees,
+        severity=most_severe(*severities),
+        score=score_of(amount, critical),
+        amount_cents=amount,
+    )
+
+
+def _uninstructed(st: dict[str, Any], day: int, high: int, critical: int) -> UninstructedDebits | None:
+    unins = st["uninstructed"].get(str(day))
+    if unins is None or unins["n"] <= 0:
+        return None
+    by = unins["x"]
+    own, related = by.get("own", 0), by.get("related", 0)
+    largest = top_entries([unins], 1)
+    severity = severity_by_amount(unins["c"], high, critical)
+    if own or related:
+        severity = at_least(severity, "high")
+    if unins["n"] >= REPEAT_BUMP:
+        severity = bump(severity)
+    return UninstructedDebits(
+        count=unins["n"],
+        total_cents=unins["c"],
+        to_own_cents=own,
+        to_related_cents=related,
+        to_other_cents=by.get("other", 0),
+        largest_cents=largest[0][0] if largest else 0,
+        severity=severity,
+    )
+
+
+def _fee_window(
+    st: dict[str, Any], cfg: dict[str, Any], day: int, high: int, critical: int
+) -> FeeWindow | None:
+    if str(day) not in st["fees"]:
+        return None
+    window_days = int(cfg["fee_window_days"])
+    share_max = fraction_of(cfg["fee_share_max"])
+    first = day - (window_days - 1) * DAY
+    fees = sum(b["c"] for b in _fee_buckets(st, first, day))
+    inflow = sum(b["c"] for k, b in st["inflow"].items() if first <= int(k) <= day)
+    allowed = share_max.numerator * inflow // share_max.denominator  # floor(share x inflow)
+    excess = fees - allowed if fees * share_max.denominator > share_max.numerator * inflow else 0
+    return FeeWindow(
+        window_days=window_days,
+        first_day=first,
+        fees_to_own_cents=fees,
+        inflow_cents=inflow,
+        fee_share_max=share_max,
+        excess_cents=excess,
+        severity=severity_by_amount(excess, high, critical) if excess > 0 else None,
+    )
+
+
+def _fee_buckets(st: dict[str, Any], first: int, day: int) -> list[dict[str, Any]]:
+    return [b for k, b in st["fees"].items() if first <= int(k) <= day]
+
+
+def render(
+    signal: MisappropriationSignal,
+    ctx: DetectContext,
+    st: dict[str, Any],
+    account_id: str,
+    role: str,
+    cfg: dict[str, Any],
+) -> Finding:
+    """The finding of a day that fires: window, evidence, metrics and the sentences."""
+    rule = RULE_BY_TYPE.get(ctx.institution_type(account_id) or "", DEFAULT_RULE)
+    date = beijing_date(signal.day)
+    evidence, window_start, window_end = _evidence(signal, st)
+    zh, en = _sentences(signal, role, mask(account_id), date)
+    return Finding(
+        typology=NAME,
+        key=f"{account_id}:{date}",
+        institution_id=ctx.institution_id(account_id) or "",
+        severity=signal.severity,
+        score=signal.score,
+        accounts=(account_id,),
+        amount_cents=signal.amount_cents,
+        window_start=window_start,
+        window_end=window_end,
+        record_ids=record_ids(evidence),
+        metrics=_metrics(signal, date, evidence),
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=zh + f"，涉嫌挪用、占用客户资金{cite_zh(rule)}。",
+        explanation_en=en[0].upper()
+        + en[1:]
+        + f": suspected misappropriation of customer funds {cite_en(rule)}.",
+        rule=rule,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={"account_role": role, "region": ctx.region(account_id)},
+    )
+
+
+def _evidence(signal: MisappropriationSignal, st: dict[str, Any]) -> tuple[list[dict[str, Any]], int, int]:
+    """The buckets behind the finding and the window they span."""
     evidence: list[dict[str, Any]] = []
     window_start: int | None = None
     window_end: int | None = None
-    parts_zh: list[str] = []
-    parts_en: list[str] = []
-
-    unins = st["uninstructed"].get(str(day))
-    if unins is not None and unins["n"] > 0:
-        by = unins["x"]
-        own, related = by.get("own", 0), by.get("related", 0)
-        largest = top_entries([unins], 1)
-        metrics.update(
-            uninstructed_count=unins["n"],
-            uninstructed_total=money(unins["c"]),
-            uninstructed_to_own=money(own),
-            uninstructed_to_related=money(related),
-            uninstructed_to_other=money(by.get("other", 0)),
-            largest_uninstructed=money(largest[0][0] if largest else 0),
-        )
-        severity = severity_by_amount(unins["c"], high, critical)
-        if own or related:
-            severity = at_least(severity, "high")
-        if unins["n"] >= REPEAT_BUMP:
-            severity = bump(severity)
-        severities.append(severity)
-        amount += unins["c"]
+    if signal.uninstructed is not None:
+        unins = st["uninstructed"][str(signal.day)]
         evidence.append(unins)
         window_start, window_end = unins["t0"], unins["t1"]
+    fees = signal.fees
+    if fees is not None and fees.excess_cents > 0:
+        evidence.extend(_fee_buckets(st, fees.first_day, signal.day))
+        last = st["fees"][str(signal.day)]["t1"]
+        window_start = fees.first_day if window_start is None else min(window_start, fees.first_day)
+        window_end = last if window_end is None else max(window_end, last)
+    assert window_start is not None and window_end is not None
+    return evidence, window_start, window_end
+
+
+def _metrics(signal: MisappropriationSignal, date: str, evidence: list[dict[str, Any]]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"day": date}
+    unins, fees = signal.uninstructed, signal.fees
+    if unins is not None:
+        metrics.update(
+            uninstructed_count=unins.count,
+            uninstructed_total=money(unins.total_cents),
+            uninstructed_to_own=money(unins.to_own_cents),
+            uninstructed_to_related=money(unins.to_related_cents),
+            uninstructed_to_other=money(unins.to_other_cents),
+            largest_uninstructed=money(unins.largest_cents),
+        )
+    if fees is not None:
+        spent, inflow = fees.fees_to_own_cents, fees.inflow_cents
+        metrics.update(
+            fee_window_days=fees.window_days,
+            fees_to_own_in_window=money(spent),
+            inflow_in_window=money(inflow),
+            fee_share=ratio_text(Fraction(spent, inflow), 8) if inflow else None,
+            fee_excess=money(fees.excess_cents),
+        )
+    metrics["late"] = any(is_late(b) for b in evidence)
+    return metrics
+
+
+def _sentences(signal: MisappropriationSignal, role: str, masked: str, date: str) -> tuple[str, str]:
+    """The findings' clauses, joined, without the closing citation (lower-case English start)."""
+    parts_zh: list[str] = []
+    parts_en: list[str] = []
+    unins, fees = signal.uninstructed, signal.fees
+    if unins is not None:
+        own, related = unins.to_own_cents, unins.to_related_cents
         where_zh, where_en = [], []
         if own:
             where_zh.append(f"划入本机构自有账户{yuan_zh(own)}")
@@ -220,77 +391,44 @@ def _evaluate(
             where_zh.append(f"划入关联方账户{yuan_zh(related)}")
             where_en.append(f"{yuan_en(related)} to related-party accounts")
         parts_zh.append(
-            f"{date}，{role_zh(role)}{masked}发生{unins['n']}笔无客户或合同指令的资金划出，合计"
-            f"{yuan_zh(unins['c'])}" + (f"（其中{'、'.join(where_zh)}）" if where_zh else "")
+            f"{date}，{role_zh(role)}{masked}发生{unins.count}笔无客户或合同指令的资金划出，合计"
+            f"{yuan_zh(unins.total_cents)}" + (f"（其中{'、'.join(where_zh)}）" if where_zh else "")
         )
         parts_en.append(
-            f"on {date} the {role_en(role)} {masked} made {unins['n']} debit(s) without a customer "
-            f"or contract instruction totalling {yuan_en(unins['c'])}"
+            f"on {date} the {role_en(role)} {masked} made {unins.count} debit(s) without a customer "
+            f"or contract instruction totalling {yuan_en(unins.total_cents)}"
             + (f" ({' and '.join(where_en)})" if where_en else "")
         )
+    if fees is not None and fees.excess_cents > 0:
+        zh, en = _fee_clauses(fees, role, masked, date, first_clause=not parts_zh)
+        parts_zh.append(zh)
+        parts_en.append(en)
+    return "；".join(parts_zh), "; ".join(parts_en)
 
-    if str(day) in st["fees"]:
-        first = day - (window_days - 1) * DAY
-        fee_buckets = [b for k, b in st["fees"].items() if first <= int(k) <= day]
-        fees = sum(b["c"] for b in fee_buckets)
-        inflow = sum(b["c"] for k, b in st["inflow"].items() if first <= int(k) <= day)
-        allowed = share_max.numerator * inflow // share_max.denominator  # floor(share x inflow)
-        excess = fees - allowed if fees * share_max.denominator > share_max.numerator * inflow else 0
-        metrics.update(
-            fee_window_days=window_days,
-            fees_to_own_in_window=money(fees),
-            inflow_in_window=money(inflow),
-            fee_share=ratio_text(Fraction(fees, inflow), 8) if inflow else None,
-            fee_excess=money(excess),
-        )
-        if excess > 0:
-            severities.append(severity_by_amount(excess, high, critical))
-            amount += excess
-            evidence.extend(fee_buckets)
-            last = st["fees"][str(day)]["t1"]
-            window_start = first if window_start is None else min(window_start, first)
-            window_end = last if window_end is None else max(window_end, last)
-            share = Fraction(fees, inflow) if inflow else None
-            share_text = percent(share) if share is not None else ""
-            if share is not None and share_text == percent(share_max):
-                share_text = percent(share, 6)  # just above the limit: show the digits that differ
-            share_zh = f"占同期流入{yuan_zh(inflow)}的{share_text}" if inflow else "而同期无资金流入"
-            share_en = f"{share_text} of its inflow of {yuan_en(inflow)}" if inflow else "with no inflow"
-            subject_zh = "" if parts_zh else f"{role_zh(role)}{masked}"
-            subject_en = "it" if parts_en else f"the {role_en(role)} {masked}"
-            parts_zh.append(
-                f"截至{date}近{window_days}日{subject_zh}按指令划入本机构自有账户合计{yuan_zh(fees)}，"
-                f"{share_zh}，超过约定费用比例上限{percent(share_max)}，超出{yuan_zh(excess)}"
-            )
-            parts_en.append(
-                f"in the {window_days} days to {date} {subject_en} paid {yuan_en(fees)} to the "
-                f"institution's own accounts on instruction, {share_en}, above the contractual fee "
-                f"share of {percent(share_max)} by {yuan_en(excess)}"
-            )
 
-    if not severities:
-        return None
-    assert window_start is not None and window_end is not None
-    metrics["late"] = any(is_late(b) for b in evidence)
-    sentence_en = "; ".join(parts_en)
-    return Finding(
-        typology=NAME,
-        key=f"{account_id}:{date}",
-        institution_id=ctx.institution_id(account_id) or "",
-        severity=most_severe(*severities),
-        score=score_of(amount, critical),
-        accounts=(account_id,),
-        amount_cents=amount,
-        window_start=window_start,
-        window_end=window_end,
-        record_ids=record_ids(evidence),
-        metrics=metrics,
-        thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh="；".join(parts_zh) + f"，涉嫌挪用、占用客户资金{cite_zh(rule)}。",
-        explanation_en=sentence_en[0].upper()
-        + sentence_en[1:]
-        + f": suspected misappropriation of customer funds {cite_en(rule)}.",
-        rule=rule,
-        detector_version=f"{NAME}/{VERSION}",
-        extra={"account_role": role, "region": ctx.region(account_id)},
+def _fee_clauses(fees: FeeWindow, role: str, masked: str, date: str, first_clause: bool) -> tuple[str, str]:
+    spent, inflow, excess, share_max = (
+        fees.fees_to_own_cents,
+        fees.inflow_cents,
+        fees.excess_cents,
+        fees.fee_share_max,
     )
+    window_days = fees.window_days
+    share = Fraction(spent, inflow) if inflow else None
+    share_text = percent(share) if share is not None else ""
+    if share is not None and share_text == percent(share_max):
+        share_text = percent(share, 6)  # just above the limit: show the digits that differ
+    share_zh = f"占同期流入{yuan_zh(inflow)}的{share_text}" if inflow else "而同期无资金流入"
+    share_en = f"{share_text} of its inflow of {yuan_en(inflow)}" if inflow else "with no inflow"
+    subject_zh = f"{role_zh(role)}{masked}" if first_clause else ""
+    subject_en = f"the {role_en(role)} {masked}" if first_clause else "it"
+    zh = (
+        f"截至{date}近{window_days}日{subject_zh}按指令划入本机构自有账户合计{yuan_zh(spent)}，"
+        f"{share_zh}，超过约定费用比例上限{percent(share_max)}，超出{yuan_zh(excess)}"
+    )
+    en = (
+        f"in the {window_days} days to {date} {subject_en} paid {yuan_en(spent)} to the "
+        f"institution's own accounts on instruction, {share_en}, above the contractual fee "
+        f"share of {percent(share_max)} by {yuan_en(excess)}"
+    )
+    return zh, en
