@@ -34,6 +34,11 @@ medium at ``growth_ratio`` or more, high at 2 x ``growth_ratio``, critical at 4 
 Score: ratio / (4 x ``growth_ratio``), capped at 1. ``amount_cents`` is inflow(D); the evidence is
 the day's 50 largest inflow credits; the window runs from the day's first to its last inflow credit.
 
+The rule apart from its explanation: ``decide`` reads a day and its history and returns a
+``RapidGrowthSignal`` (the figures, baselines and ratios of both signals, which fired, severity and
+score) or None; ``render`` builds the finding from it and the day's tally: accounts, window,
+evidence, metrics and the Chinese and English sentences.
+
 The day is evaluated as it goes (running totals), so the alert comes early and updates as the day's
 figures grow. A record of day E changes the figures of E and the history of the ``trend_days``
 days after it: every call re-evaluates those days (a late record may lift a baseline so that a day
@@ -68,6 +73,8 @@ from __future__ import annotations
 import hashlib
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from models.detectors.common import (
     LATE_KEEP,
@@ -293,18 +300,11 @@ def _own_role(ctx: DetectContext, institution_id: str, account_id: str | None, c
     return cache[account_id]
 
 
-def detect(
-    ctx: DetectContext,
-    state: dict[str, Any] | None,
-    institution_id: str,
-    msg_id: str,
-    records: list[TxnRecord],
-) -> tuple[dict[str, Any], list[Finding]]:
-    """Fold one message's records of one institution; return the new state and the finding of
-    every day whose figures or history the message touched and that fires (replays re-emit)."""
-    cfg = config(ctx, institution_id)
-    trend = _trend(cfg)
-    fold = _Folder(state, trend)
+def _fold_records(
+    ctx: DetectContext, fold: _Folder, institution_id: str, records: list[TxnRecord]
+) -> tuple[list[TxnRecord], set[int]]:
+    """Count one message's inflow credits into their days: the custody and reserve accounts'
+    records (the watermark's sources), and the days whose figures the message touched."""
     st = fold.st
     wm = st["wm"]
     start = open_from(wm)
@@ -342,6 +342,23 @@ def detect(
         )
         if payer:
             fold.see_payer(day, payer)
+    return feeding, touched
+
+
+def detect(
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    institution_id: str,
+    msg_id: str,
+    records: list[TxnRecord],
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold one message's records of one institution; return the new state and the finding of
+    every day whose figures or history the message touched and that fires (replays re-emit)."""
+    cfg = config(ctx, institution_id)
+    trend = _trend(cfg)
+    fold = _Folder(state, trend)
+    st = fold.st
+    feeding, touched = _fold_records(ctx, fold, institution_id, records)
     wm = advance_sources(st, ctx, feeding)
     if wm is None:
         return {}, []  # nothing of this institution's custody or reserve seen yet: no state to keep
@@ -391,61 +408,158 @@ def _count_text(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else ratio_text(value, 1)
 
 
+class RapidGrowthSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that a day grew far above the institution's own trend."""
+
+    day: int  # the Beijing day's start, epoch seconds
+    history_days: tuple[int, ...]  # the days of the trend, oldest first
+    history_inflow_cents: tuple[int, ...]
+    history_new_investors: tuple[int, ...]
+    inflow_cents: int
+    baseline_inflow_cents: Fraction  # the median of the history's inflows
+    guarded_baseline_inflow_cents: Fraction  # what the inflow is compared with
+    inflow_ratio: Fraction
+    inflow_fires: bool
+    new_investors: int
+    new_investors_estimated: bool  # scaled up from a hash sample
+    baseline_new_investors: Fraction
+    new_investors_ratio: Fraction
+    new_investors_fire: bool
+    growth_ratio: Fraction  # the larger ratio of the signals that fire
+    severity: str
+    score: float
+
+
 def _evaluate(
     ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any], day: int
 ) -> Finding | None:
+    signal = decide(st, cfg, day)
+    return None if signal is None else render(signal, ctx, st["days"][str(day)], institution_id, cfg)
+
+
+def _history(st: dict[str, Any], cfg: dict[str, Any], day: int) -> list[int]:
+    """The trend days before ``day`` on or after the institution's first day, oldest first."""
+    first = st["first"]
+    return [day - k * DAY for k in range(_trend(cfg), 0, -1) if first is not None and day - k * DAY >= first]
+
+
+def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> RapidGrowthSignal | None:
+    """The rule: the day's inflow or new investors at ``growth_ratio`` times their trend (and at
+    their minimums), with severity and score; None without history enough or when neither fires."""
     days = st["days"]
     entry = days.get(str(day))
     if entry is None or entry["in"]["n"] == 0:
         return None
-    trend = _trend(cfg)
-    first = st["first"]
-    history = [day - k * DAY for k in range(trend, 0, -1) if first is not None and day - k * DAY >= first]
+    history = _history(st, cfg, day)
     if len(history) < int(cfg["min_history_days"]):
         return None
     growth = fraction_of(cfg["growth_ratio"])
     min_inflow = cents_of(cfg["min_inflow"])
-    min_new = int(cfg["min_new_investors"])
-
     inflow = entry["in"]["c"]
     inflows = [days[str(d)]["in"]["c"] if str(d) in days else 0 for d in history]
     baseline = _median(inflows)
     guard = max(baseline, Fraction(min_inflow) / growth if growth > 0 else Fraction(0), Fraction(1))
-    inflow_ratio = inflow / guard
     inflow_fires = inflow >= min_inflow and inflow >= growth * guard
-
     new = new_investors(entry)
     news = [new_investors(days.get(str(d))) for d in history]
     new_baseline = _median(news)
     new_guard = max(new_baseline, Fraction(1))
-    new_ratio = new / new_guard
-    new_fires = new >= min_new and new >= growth * new_guard
+    new_fires = new >= int(cfg["min_new_investors"]) and new >= growth * new_guard
     if not (inflow_fires or new_fires):
         return None
-
+    inflow_ratio, new_ratio = inflow / guard, new / new_guard
     ratio = max(r for r, fires in ((inflow_ratio, inflow_fires), (new_ratio, new_fires)) if fires)
-    severity = "critical" if ratio >= 4 * growth else "high" if ratio >= 2 * growth else "medium"
-    signals = [name for name, fires in (("inflow", inflow_fires), ("new_investors", new_fires)) if fires]
-    estimated = entry["ls"] > 0
+    return RapidGrowthSignal(
+        day=day,
+        history_days=tuple(history),
+        history_inflow_cents=tuple(inflows),
+        history_new_investors=tuple(news),
+        inflow_cents=inflow,
+        baseline_inflow_cents=baseline,
+        guarded_baseline_inflow_cents=guard,
+        inflow_ratio=inflow_ratio,
+        inflow_fires=inflow_fires,
+        new_investors=new,
+        new_investors_estimated=entry["ls"] > 0,
+        baseline_new_investors=new_baseline,
+        new_investors_ratio=new_ratio,
+        new_investors_fire=new_fires,
+        growth_ratio=ratio,
+        severity="critical" if ratio >= 4 * growth else "high" if ratio >= 2 * growth else "medium",
+        score=score_of(ratio, 4 * growth),
+    )
+
+
+def render(
+    signal: RapidGrowthSignal,
+    ctx: DetectContext,
+    entry: dict[str, Any],
+    institution_id: str,
+    cfg: dict[str, Any],
+) -> Finding:
+    """The finding of a day that fires (``entry``: the day's figures): accounts, window, evidence,
+    metrics and the sentences."""
+    fired = (("inflow", signal.inflow_fires), ("new_investors", signal.new_investors_fire))
     per_account = sorted(entry["in"]["x"].items(), key=lambda item: (-item[1], item[0]))
     accounts = tuple(account for account, _ in per_account)
-    main = accounts[0]
-    main_role = ctx.role(main)
-    date = beijing_date(day)
-    baseline_cents = int(baseline + Fraction(1, 2))  # half up, as ratio_text
-    n_days = len(history)
+    date = beijing_date(signal.day)
     institution = ctx.references.institution(institution_id) or {}
+    history = zip(signal.history_days, signal.history_inflow_cents, signal.history_new_investors, strict=True)
+    zh, en = _sentences(signal, ctx, accounts, entry["in"]["n"])
+    return Finding(
+        typology=NAME,
+        key=f"{institution_id}:{date}",
+        institution_id=institution_id,
+        severity=signal.severity,
+        score=signal.score,
+        accounts=accounts,
+        amount_cents=signal.inflow_cents,
+        window_start=entry["in"]["t0"],
+        window_end=entry["in"]["t1"],
+        record_ids=record_ids([entry["in"]]),
+        metrics={
+            "day": date,
+            "signals": [name for name, fires in fired if fires],
+            "inflow": money(signal.inflow_cents),
+            "inflow_count": entry["in"]["n"],
+            "inflow_by_account": {account: money(cents) for account, cents in per_account},
+            "baseline_inflow": ratio_text(signal.baseline_inflow_cents / 100, 2),
+            "inflow_ratio": ratio_text(signal.inflow_ratio),
+            "new_investors": signal.new_investors,
+            "baseline_new_investors": ratio_text(signal.baseline_new_investors, 1),
+            "new_investors_ratio": ratio_text(signal.new_investors_ratio),
+            "new_investors_estimated": signal.new_investors_estimated,
+            "sample_level": entry["ls"],
+            "late": entry.get("ln", 0) > 0,
+            "distinct_payers": len(entry["pay"]) << entry["lv"],
+            "growth_ratio": ratio_text(signal.growth_ratio),
+            "history_days": len(signal.history_days),
+            "history": [
+                {"day": beijing_date(d), "inflow": money(c), "new_investors": n} for d, c, n in history
+            ],
+        },
+        thresholds={**cfg, "config_version": ctx.thresholds.version},
+        explanation_zh=zh,
+        explanation_en=en,
+        rule=RULE,
+        detector_version=f"{NAME}/{VERSION}",
+        extra={
+            "region": str(institution.get("region") or ""),
+            "institution_type": _text(institution.get("type")),
+        },
+    )
 
-    others_zh = f"等{len(accounts)}个账户" if len(accounts) > 1 else ""
-    others_en = f" and {len(accounts) - 1} other account(s)" if len(accounts) > 1 else ""
-    about_zh = "约" if estimated else ""
-    about_en = "about " if estimated else ""
-    if baseline >= guard:
-        inflow_zh = (
-            f"，为此前{n_days}个北京日单日转入中位数{yuan_zh(baseline_cents)}的{_multiple(inflow_ratio)}倍"
-        )
+
+def _inflow_text(signal: RapidGrowthSignal) -> tuple[str, str]:
+    """The inflow against its trend, in both languages."""
+    baseline = signal.baseline_inflow_cents
+    baseline_cents = int(baseline + Fraction(1, 2))  # half up, as ratio_text
+    n_days = len(signal.history_days)
+    if baseline >= signal.guarded_baseline_inflow_cents:
+        ratio = _multiple(signal.inflow_ratio)
+        inflow_zh = f"，为此前{n_days}个北京日单日转入中位数{yuan_zh(baseline_cents)}的{ratio}倍"
         inflow_en = (
-            f", {_multiple(inflow_ratio)} times the median daily inflow of {yuan_en(baseline_cents)} "
+            f", {ratio} times the median daily inflow of {yuan_en(baseline_cents)} "
             f"over the previous {n_days} Beijing day(s)"
         )
     else:
@@ -454,73 +568,56 @@ def _evaluate(
             f", while the median daily inflow over the previous {n_days} Beijing day(s) was only "
             f"{yuan_en(baseline_cents)}"
         )
-    new_zh = new_en = ""
-    if new_fires:
-        typical = _count_text(new_baseline)
-        if new_baseline >= 1:
-            new_zh = (
-                f"；当日新增付款账户{about_zh}{new}个，为此前{n_days}个北京日单日中位数{typical}个的"
-                f"{_multiple(new_ratio)}倍"
-            )
-            new_en = (
-                f"; {about_en}{new} new payer account(s) paid in that day, {_multiple(new_ratio)} times the "
-                f"median of {typical} a day over the previous {n_days} Beijing day(s)"
-            )
-        else:
-            new_zh = f"；当日新增付款账户{about_zh}{new}个，而此前{n_days}个北京日单日中位数仅为{typical}个"
-            new_en = (
-                f"; {about_en}{new} new payer account(s) paid in that day, while the median over the "
-                f"previous {n_days} Beijing day(s) was only {typical} a day"
-            )
-    return Finding(
-        typology=NAME,
-        key=f"{institution_id}:{date}",
-        institution_id=institution_id,
-        severity=severity,
-        score=score_of(ratio, 4 * growth),
-        accounts=accounts,
-        amount_cents=inflow,
-        window_start=entry["in"]["t0"],
-        window_end=entry["in"]["t1"],
-        record_ids=record_ids([entry["in"]]),
-        metrics={
-            "day": date,
-            "signals": signals,
-            "inflow": money(inflow),
-            "inflow_count": entry["in"]["n"],
-            "inflow_by_account": {account: money(cents) for account, cents in per_account},
-            "baseline_inflow": ratio_text(baseline / 100, 2),
-            "inflow_ratio": ratio_text(inflow_ratio),
-            "new_investors": new,
-            "baseline_new_investors": ratio_text(new_baseline, 1),
-            "new_investors_ratio": ratio_text(new_ratio),
-            "new_investors_estimated": estimated,
-            "sample_level": entry["ls"],
-            "late": entry.get("ln", 0) > 0,
-            "distinct_payers": len(entry["pay"]) << entry["lv"],
-            "growth_ratio": ratio_text(ratio),
-            "history_days": n_days,
-            "history": [
-                {"day": beijing_date(d), "inflow": money(c), "new_investors": n}
-                for d, c, n in zip(history, inflows, news, strict=True)
-            ],
-        },
-        thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh=(
-            f"{date}（北京时间），该机构{role_zh(main_role)}{mask(main)}{others_zh}收到外部转入资金"
-            f"{entry['in']['n']}笔、合计{yuan_zh(inflow)}{inflow_zh}{new_zh}。资金规模或投资人数在短时间内"
-            f"迅速增长，应立即报告并核查是否涉嫌非法集资{cite_zh(RULE)}。"
-        ),
-        explanation_en=(
-            f"On {date} (Beijing time) the institution's {role_en(main_role)} {mask(main)}{others_en} "
-            f"received {entry['in']['n']} payment(s) from outside totalling {yuan_en(inflow)}{inflow_en}"
-            f"{new_en}. Money or investors growing rapidly in a short time must be reported at once and "
-            f"checked for illegal fund-raising {cite_en(RULE)}."
-        ),
-        rule=RULE,
-        detector_version=f"{NAME}/{VERSION}",
-        extra={
-            "region": str(institution.get("region") or ""),
-            "institution_type": _text(institution.get("type")),
-        },
+    return inflow_zh, inflow_en
+
+
+def _new_text(signal: RapidGrowthSignal) -> tuple[str, str]:
+    """The new investors against their trend, in both languages, when that signal fires."""
+    if not signal.new_investors_fire:
+        return "", ""
+    new, n_days = signal.new_investors, len(signal.history_days)
+    about_zh = "约" if signal.new_investors_estimated else ""
+    about_en = "about " if signal.new_investors_estimated else ""
+    typical = _count_text(signal.baseline_new_investors)
+    if signal.baseline_new_investors >= 1:
+        ratio = _multiple(signal.new_investors_ratio)
+        new_zh = (
+            f"；当日新增付款账户{about_zh}{new}个，为此前{n_days}个北京日单日中位数{typical}个的{ratio}倍"
+        )
+        new_en = (
+            f"; {about_en}{new} new payer account(s) paid in that day, {ratio} times the "
+            f"median of {typical} a day over the previous {n_days} Beijing day(s)"
+        )
+    else:
+        new_zh = f"；当日新增付款账户{about_zh}{new}个，而此前{n_days}个北京日单日中位数仅为{typical}个"
+        new_en = (
+            f"; {about_en}{new} new payer account(s) paid in that day, while the median over the "
+            f"previous {n_days} Beijing day(s) was only {typical} a day"
+        )
+    return new_zh, new_en
+
+
+def _sentences(
+    signal: RapidGrowthSignal, ctx: DetectContext, accounts: tuple[str, ...], count: int
+) -> tuple[str, str]:
+    """The Chinese and English sentences of a day that fires (``accounts``: the largest first;
+    ``count``: its inflow credits)."""
+    date, inflow = beijing_date(signal.day), signal.inflow_cents
+    main = accounts[0]
+    main_role = ctx.role(main)
+    others_zh = f"等{len(accounts)}个账户" if len(accounts) > 1 else ""
+    others_en = f" and {len(accounts) - 1} other account(s)" if len(accounts) > 1 else ""
+    inflow_zh, inflow_en = _inflow_text(signal)
+    new_zh, new_en = _new_text(signal)
+    zh = (
+        f"{date}（北京时间），该机构{role_zh(main_role)}{mask(main)}{others_zh}收到外部转入资金"
+        f"{count}笔、合计{yuan_zh(inflow)}{inflow_zh}{new_zh}。资金规模或投资人数在短时间内"
+        f"迅速增长，应立即报告并核查是否涉嫌非法集资{cite_zh(RULE)}。"
     )
+    en = (
+        f"On {date} (Beijing time) the institution's {role_en(main_role)} {mask(main)}{others_en} "
+        f"received {count} payment(s) from outside totalling {yuan_en(inflow)}{inflow_en}"
+        f"{new_en}. Money or investors growing rapidly in a short time must be reported at once and "
+        f"checked for illegal fund-raising {cite_en(RULE)}."
+    )
+    return zh, en
