@@ -28,6 +28,11 @@ rollover adds one level. Score: the larger of how far the ratio is below its lin
 coverage is below its minimum, each relative to the line. ``amount_cents``: the uncovered payouts
 with rollover, else 0; ``record_ids``: the largest payouts and repayments with rollover.
 
+The rule apart from its explanation: ``decide`` reads a product's terms and flows and returns a
+``MaturityMismatchSignal`` (the term ratio against its line, the flows and whether they show
+rollover, window, severity and score) or None; ``render`` builds the finding from it: metrics, the
+investor inflow beside a rollover, accounts, evidence and the Chinese and English sentences.
+
 State (plain JSON): product_flows' (watermark, per product the first record time and payout and
 repayment buckets); the investor inflow per Beijing day (``inflow``: buckets with record ids of
 open days), kept for ``inflow_days + 3`` days behind the watermark; and, for a product whose
@@ -41,6 +46,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from models.detectors import product_flows as pf
 from models.detectors.common import (
@@ -204,6 +211,24 @@ def _findings(
     return findings
 
 
+class MaturityMismatchSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that a product's alert fires: the split terms and, with rollover, its payouts."""
+
+    product_id: str
+    term_days: int
+    underlying_term_days: int
+    term_ratio: Fraction  # term_days / underlying_term_days
+    term_ratio_max: Fraction
+    payout_coverage_min: Fraction
+    flows: pf.Flows  # the product's payouts and repayments seen so far
+    coverage_judged: bool  # the product's own figures settle its coverage
+    rollover: bool
+    window_start: int
+    window_end: int
+    severity: str
+    score: float
+
+
 def _evaluate(
     ctx: DetectContext,
     st: dict[str, Any],
@@ -212,6 +237,15 @@ def _evaluate(
     product: dict[str, Any],
     extra: dict[str, list[int]],
 ) -> Finding | None:
+    signal = decide(st, cfg, product, extra)
+    return None if signal is None else render(signal, ctx, st, institution_id, cfg)
+
+
+def decide(
+    st: dict[str, Any], cfg: dict[str, Any], product: dict[str, Any], extra: dict[str, list[int]]
+) -> MaturityMismatchSignal | None:
+    """The rule: the term split, and rollover on top of it; None when the term is not split, or
+    when the split alone has no place in time yet."""
     ratio_max = fraction_of(cfg["term_ratio_max"])
     ratio = pf.term_ratio(product)
     if ratio is None or ratio >= ratio_max:
@@ -238,28 +272,34 @@ def _evaluate(
     if rollover:
         severity = bump(severity)
         score = max(score, score_of(coverage_min - flows.coverage, coverage_min))
-    coverage = flows.coverage
-    metrics: dict[str, Any] = {
-        "product_id": pid,
-        "signals": ["term_split", "rollover"] if rollover else ["term_split"],
-        "term_days": term,
-        "underlying_term_days": underlying,
-        "term_ratio": pf.fixed(ratio),
-        "terms_per_project": math.ceil(Fraction(underlying, term)),
-        "payouts": money(flows.paid_out),
-        "payout_count": flows.payouts,
-        "repayments": money(flows.repaid),
-        "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(coverage, 8),
-        "uncovered_payouts": money(flows.uncovered),
-        "rollover": rollover,
-        "coverage_basis": "product" if judged else "institution",
-        "unattributed_repayments": money(flows.open_repaid),
-        "unattributed_payouts": money(flows.open_paid),
-        "late": rollover and flows.late,
-        "first_day": beijing_date(window_start),
-        "last_day": beijing_date(window_end),
-    }
+    return MaturityMismatchSignal(
+        product_id=pid,
+        term_days=term,
+        underlying_term_days=underlying,
+        term_ratio=ratio,
+        term_ratio_max=ratio_max,
+        payout_coverage_min=coverage_min,
+        flows=flows,
+        coverage_judged=judged,
+        rollover=rollover,
+        window_start=window_start,
+        window_end=window_end,
+        severity=severity,
+        score=score,
+    )
+
+
+def render(
+    signal: MaturityMismatchSignal,
+    ctx: DetectContext,
+    st: dict[str, Any],
+    institution_id: str,
+    cfg: dict[str, Any],
+) -> Finding:
+    """The finding of a product that fires: metrics (with rollover, the institution's investor
+    inflow over the period), accounts, evidence and the sentences."""
+    pid, flows, rollover = signal.product_id, signal.flows, signal.rollover
+    metrics = _metrics(signal)
     accounts: tuple[str, ...] = ()
     rollover_zh = rollover_en = ""
     if rollover:
@@ -272,52 +312,97 @@ def _evaluate(
             inflow_first_day=beijing_date(first_day),
             inflow_last_day=beijing_date(last_day),
         )
-        masked_zh = "、".join(mask(a) for a in accounts)
-        masked_en = ", ".join(mask(a) for a in accounts)
-        if first_day == last_day:
-            span_zh, span_en = beijing_date(last_day), f"on {beijing_date(last_day)}"
-        else:
-            span_zh = f"{beijing_date(first_day)}至{beijing_date(last_day)}"
-            span_en = f"from {beijing_date(first_day)} to {beijing_date(last_day)}"
-        rollover_zh = (
-            f"；客户资金账户{masked_zh}已按指令向该产品投资人兑付{flows.payouts}笔、合计{yuan_zh(flows.paid_out)}，"
-            f"而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}（覆盖率{percent(coverage)}），"
-            f"{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑；{span_zh}该机构存管账户共收到投资人资金"
-            f"{inflow_count}笔、合计{yuan_zh(inflow)}，疑似以后期投资人资金兑付前期投资人"
-        )
-        rollover_en = (
-            f"; the customer-fund account(s) {masked_en} paid its investors {flows.payouts} time(s), "
-            f"{yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
-            f"{yuan_en(flows.repaid)} (a coverage of {percent(coverage)}), so {yuan_en(flows.uncovered)} "
-            f"was paid with no project repayment behind it, while {span_en} the institution's custody "
-            f"accounts took in {inflow_count} investor payment(s) totalling {yuan_en(inflow)}: earlier "
-            f"investors suspected to be paid with later investors' money"
-        )
+        rollover_zh, rollover_en = _rollover_clauses(flows, first_day, last_day, inflow, inflow_count)
+    zh, en = _sentences(signal, metrics["terms_per_project"], rollover_zh, rollover_en)
     return Finding(
         typology=NAME,
         key=f"product:{pid}",
         institution_id=institution_id,
-        severity=severity,
-        score=score,
+        severity=signal.severity,
+        score=signal.score,
         accounts=accounts,
         amount_cents=flows.uncovered if rollover else 0,
-        window_start=window_start,
-        window_end=window_end,
+        window_start=signal.window_start,
+        window_end=signal.window_end,
         record_ids=flows.record_ids if rollover else (),
         metrics=metrics,
         thresholds={**cfg, "config_version": ctx.thresholds.version},
-        explanation_zh=(
-            f"产品{pid}期限{term}天，而其底层项目期限{underlying}天，产品期限仅为项目期限的{percent(ratio)}"
-            f"（阈值{percent(ratio_max)}），一个项目需由约{metrics['terms_per_project']}期产品接续募集"
-            f"{rollover_zh}。涉嫌期限错配、期限分拆{cite_zh(RULE)}。"
-        ),
-        explanation_en=(
-            f"Product {pid} runs for {term} days while its underlying project runs for {underlying} days, "
-            f"{percent(ratio)} of it (line {percent(ratio_max)}), so about {metrics['terms_per_project']} "
-            f"successive issues of the product fund one project{rollover_en}. Suspected maturity mismatch "
-            f"and term splitting {cite_en(RULE)}."
-        ),
+        explanation_zh=zh,
+        explanation_en=en,
         rule=RULE,
         detector_version=f"{NAME}/{VERSION}",
         extra={"product_id": pid},
     )
+
+
+def _metrics(signal: MaturityMismatchSignal) -> dict[str, Any]:
+    flows, rollover = signal.flows, signal.rollover
+    term, underlying = signal.term_days, signal.underlying_term_days
+    return {
+        "product_id": signal.product_id,
+        "signals": ["term_split", "rollover"] if rollover else ["term_split"],
+        "term_days": term,
+        "underlying_term_days": underlying,
+        "term_ratio": pf.fixed(signal.term_ratio),
+        "terms_per_project": math.ceil(Fraction(underlying, term)),
+        "payouts": money(flows.paid_out),
+        "payout_count": flows.payouts,
+        "repayments": money(flows.repaid),
+        "repayment_count": flows.repayments,
+        "payout_coverage": pf.fixed(flows.coverage, 8),
+        "uncovered_payouts": money(flows.uncovered),
+        "rollover": rollover,
+        "coverage_basis": "product" if signal.coverage_judged else "institution",
+        "unattributed_repayments": money(flows.open_repaid),
+        "unattributed_payouts": money(flows.open_paid),
+        "late": rollover and flows.late,
+        "first_day": beijing_date(signal.window_start),
+        "last_day": beijing_date(signal.window_end),
+    }
+
+
+def _rollover_clauses(
+    flows: pf.Flows, first_day: int, last_day: int, inflow: int, inflow_count: int
+) -> tuple[str, str]:
+    coverage = flows.coverage
+    masked_zh = "、".join(mask(a) for a in flows.accounts)
+    masked_en = ", ".join(mask(a) for a in flows.accounts)
+    if first_day == last_day:
+        span_zh, span_en = beijing_date(last_day), f"on {beijing_date(last_day)}"
+    else:
+        span_zh = f"{beijing_date(first_day)}至{beijing_date(last_day)}"
+        span_en = f"from {beijing_date(first_day)} to {beijing_date(last_day)}"
+    rollover_zh = (
+        f"；客户资金账户{masked_zh}已按指令向该产品投资人兑付{flows.payouts}笔、合计{yuan_zh(flows.paid_out)}，"
+        f"而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}（覆盖率{percent(coverage)}），"
+        f"{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑；{span_zh}该机构存管账户共收到投资人资金"
+        f"{inflow_count}笔、合计{yuan_zh(inflow)}，疑似以后期投资人资金兑付前期投资人"
+    )
+    rollover_en = (
+        f"; the customer-fund account(s) {masked_en} paid its investors {flows.payouts} time(s), "
+        f"{yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
+        f"{yuan_en(flows.repaid)} (a coverage of {percent(coverage)}), so {yuan_en(flows.uncovered)} "
+        f"was paid with no project repayment behind it, while {span_en} the institution's custody "
+        f"accounts took in {inflow_count} investor payment(s) totalling {yuan_en(inflow)}: earlier "
+        f"investors suspected to be paid with later investors' money"
+    )
+    return rollover_zh, rollover_en
+
+
+def _sentences(
+    signal: MaturityMismatchSignal, terms_per_project: int, rollover_zh: str, rollover_en: str
+) -> tuple[str, str]:
+    pid, term, underlying = signal.product_id, signal.term_days, signal.underlying_term_days
+    ratio, ratio_max = signal.term_ratio, signal.term_ratio_max
+    zh = (
+        f"产品{pid}期限{term}天，而其底层项目期限{underlying}天，产品期限仅为项目期限的{percent(ratio)}"
+        f"（阈值{percent(ratio_max)}），一个项目需由约{terms_per_project}期产品接续募集"
+        f"{rollover_zh}。涉嫌期限错配、期限分拆{cite_zh(RULE)}。"
+    )
+    en = (
+        f"Product {pid} runs for {term} days while its underlying project runs for {underlying} days, "
+        f"{percent(ratio)} of it (line {percent(ratio_max)}), so about {terms_per_project} "
+        f"successive issues of the product fund one project{rollover_en}. Suspected maturity mismatch "
+        f"and term splitting {cite_en(RULE)}."
+    )
+    return zh, en
