@@ -42,6 +42,14 @@ cap relative to it, z over ``robust_z`` relative to it, coverage shortfall relat
 minimum), capped at 1. ``amount_cents``: the uncovered payouts when 4 holds, else 0;
 ``record_ids``: the largest payouts and repayments when 4 holds, else none.
 
+The rule apart from its explanation: ``decide`` reads a product's reference data, its peers and
+its flows and returns an ``ExcessReturnSignal`` (the lines crossed and by what, window, severity and
+score) or None; ``render`` builds the finding from it: metrics, accounts, evidence and the Chinese
+and English sentences.
+
+The institution's coverage likewise: ``decide_institution`` returns an
+``InstitutionCoverageSignal`` or None, ``render_institution`` the finding.
+
 State: product_flows' (watermark, per product the first record time and payout and repayment
 buckets); plain JSON, bounded per product.
 """
@@ -52,6 +60,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+
+import msgspec
 
 from models.detectors import product_flows as pf
 from models.detectors.common import (
@@ -197,6 +207,34 @@ def _findings(ctx: DetectContext, st: dict[str, Any], institution_id: str) -> li
     return findings
 
 
+class ExcessReturnSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that a product's alert fires: which of the four lines were crossed and by what."""
+
+    product_id: str
+    signals: tuple[str, ...]  # the lines crossed, in the order of the module docstring
+    declared_annual_yield: Decimal | None
+    underlying_project_rate: Decimal | None
+    yield_over_project_rate: bool
+    lpr_one_year: Fraction
+    lpr_multiple: Fraction
+    legal_cap: Fraction  # lpr_one_year x lpr_multiple
+    yield_over_legal_cap: bool
+    peer_z: Fraction | None  # the yield's robust z among its peers; None: too few peers or no spread
+    peer_z_line: Fraction  # robust_z
+    peer_outlier: bool
+    flows: pf.Flows  # the product's payouts and repayments seen so far
+    coverage_judged: bool  # the product's own figures settle its coverage
+    payout_coverage_short: bool
+    term_days: int | None
+    underlying_term_days: int | None
+    term_ratio: Fraction | None
+    term_split: bool  # a split term leaves uncovered payouts to maturity_mismatch
+    window_start: int
+    window_end: int
+    severity: str
+    score: float
+
+
 def _evaluate(
     ctx: DetectContext,
     st: dict[str, Any],
@@ -208,126 +246,204 @@ def _evaluate(
     product: dict[str, Any],
     extra: dict[str, list[int]],
 ) -> Finding | None:
-    pid = str(product["product_id"])
+    signal = decide(st, cfg, ratio_max_value, peers, product, extra)
+    if signal is None:
+        return None
+    return render(signal, ctx, institution_id, institution_type, cfg, ratio_max_value, peers)
+
+
+def decide(
+    st: dict[str, Any],
+    cfg: dict[str, Any],
+    ratio_max_value: Any,
+    peers: Peers,
+    product: dict[str, Any],
+    extra: dict[str, list[int]],
+) -> ExcessReturnSignal | None:
+    """The rule: any of the four lines crossed; None when none is, or when a reference-only
+    finding has no place in time yet."""
     declared = pf.rate_of(product.get("declared_annual_yield"))
     project = pf.rate_of(product.get("underlying_project_rate"))
-    lpr = fraction_of(cfg["lpr_one_year"])
-    multiple = fraction_of(cfg["lpr_multiple"])
+    lpr, multiple = fraction_of(cfg["lpr_one_year"]), fraction_of(cfg["lpr_multiple"])
     legal_cap = lpr * multiple
-    robust_z = fraction_of(cfg["robust_z"])
-    min_peers = int(cfg["min_peers"])
+    robust_z, min_peers = fraction_of(cfg["robust_z"]), int(cfg["min_peers"])
     coverage_min = fraction_of(cfg["payout_coverage_min"])
-    ratio_max = fraction_of(ratio_max_value)
-
     over_project = declared is not None and project is not None and declared > project
     over_cap = declared is not None and Fraction(declared) > legal_cap
     z = peers.z(declared, min_peers) if declared is not None else None
     outlier = z is not None and z > robust_z
-    flows = pf.flows_of(st, pid, extra)
-    split = pf.is_split(product, ratio_max)
+    flows = pf.flows_of(st, str(product["product_id"]), extra)
+    split = pf.is_split(product, fraction_of(ratio_max_value))
     min_payout = cents_of(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
     uncovered = judged and flows.short(min_payout, coverage_min) and not split
-    fired = [
-        name
-        for name, on in (
-            ("project_rate", over_project),
-            ("legal_cap", over_cap),
-            ("peer_outlier", outlier),
-            ("payout_coverage", uncovered),
-        )
-        if on
-    ]
+    lines = (("project_rate", over_project), ("legal_cap", over_cap), ("peer_outlier", outlier))
+    fired = tuple(name for name, on in (*lines, ("payout_coverage", uncovered)) if on)
     if not fired:
         return None
+    window = _window(st, product, flows, uncovered)
+    if window is None:
+        return None  # a reference-only finding with no place in time yet waits
+    return ExcessReturnSignal(
+        product_id=str(product["product_id"]),
+        signals=fired,
+        declared_annual_yield=declared,
+        underlying_project_rate=project,
+        yield_over_project_rate=over_project,
+        lpr_one_year=lpr,
+        lpr_multiple=multiple,
+        legal_cap=legal_cap,
+        yield_over_legal_cap=over_cap,
+        peer_z=z,
+        peer_z_line=robust_z,
+        peer_outlier=outlier,
+        flows=flows,
+        coverage_judged=judged,
+        payout_coverage_short=uncovered,
+        term_days=pf.days_of(product.get("term_days")),
+        underlying_term_days=pf.days_of(product.get("underlying_term_days")),
+        term_ratio=pf.term_ratio(product),
+        term_split=split,
+        window_start=window[0],
+        window_end=window[1],
+        severity=_severity(fired),
+        score=_score(fired, declared, project, legal_cap, z, robust_z, coverage_min, flows.coverage),
+    )
 
+
+def _severity(fired: tuple[str, ...]) -> str:
+    """One line: high for the project rate or the legal cap, else medium; two or more: critical
+    with the payout coverage among them, else high."""
+    if len(fired) == 1:
+        return "high" if fired[0] in ("project_rate", "legal_cap") else "medium"
+    return "critical" if "payout_coverage" in fired else "high"
+
+
+def _score(
+    fired: tuple[str, ...],
+    declared: Decimal | None,
+    project: Decimal | None,
+    legal_cap: Fraction,
+    z: Fraction | None,
+    robust_z: Fraction,
+    coverage_min: Fraction,
+    coverage: Fraction | None,
+) -> float:
+    """How far past its line the worst line crossed is, relative to the line."""
+    scores = []
+    if "project_rate" in fired:
+        scores.append(score_of(Fraction(declared) - Fraction(project), Fraction(project)))
+    if "legal_cap" in fired:
+        scores.append(score_of(Fraction(declared) - legal_cap, legal_cap))
+    if "peer_outlier" in fired:
+        scores.append(score_of(z - robust_z, robust_z))
+    if "payout_coverage" in fired:
+        scores.append(score_of(coverage_min - coverage, coverage_min))
+    return max(scores)
+
+
+def _window(
+    st: dict[str, Any], product: dict[str, Any], flows: pf.Flows, uncovered: bool
+) -> tuple[int, int] | None:
+    """(window_start, window_end), or None when a reference-only finding has no place in time."""
     base = pf.window_time(st, product)
     if uncovered:
         window_end = flows.last_payout
-        window_start = min(base if base is not None else flows.first, window_end)
-    elif base is None:
-        return None  # a reference-only finding with no place in time yet waits
-    else:
-        window_start = window_end = base
+        return min(base if base is not None else flows.first, window_end), window_end
+    if base is None:
+        return None
+    return base, base
 
-    if len(fired) == 1:
-        severity = "high" if (over_project or over_cap) else "medium"
-    else:
-        severity = "critical" if uncovered else "high"
-    scores = []
-    if over_project:
-        scores.append(score_of(Fraction(declared) - Fraction(project), Fraction(project)))
-    if over_cap:
-        scores.append(score_of(Fraction(declared) - legal_cap, legal_cap))
-    if outlier:
-        scores.append(score_of(z - robust_z, robust_z))
-    if uncovered:
-        scores.append(score_of(coverage_min - flows.coverage, coverage_min))
-    score = max(scores)
 
-    coverage = flows.coverage
-    ratio = pf.term_ratio(product)
-    metrics = {
-        "product_id": pid,
-        "signals": fired,
-        "declared_annual_yield": pf.fixed(declared),
-        "underlying_project_rate": pf.fixed(project),
-        "yield_over_project_rate": over_project,
-        "legal_cap": pf.fixed(legal_cap),
-        "yield_over_legal_cap": over_cap,
-        "peer_type": institution_type,
-        "peer_count": peers.count,
-        "peer_median": pf.fixed(peers.median),
-        "peer_mad": pf.fixed(peers.mad),
-        "robust_z": pf.fixed(z, 4),
-        "peer_outlier": outlier,
-        "payouts": money(flows.paid_out),
-        "payout_count": flows.payouts,
-        "repayments": money(flows.repaid),
-        "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(coverage, 8),
-        "uncovered_payouts": money(flows.uncovered),
-        "payout_coverage_short": uncovered,
-        "coverage_basis": "product" if judged else "institution",
-        "unattributed_repayments": money(flows.open_repaid),
-        "unattributed_payouts": money(flows.open_paid),
-        "late": uncovered and flows.late,
-        "term_days": pf.days_of(product.get("term_days")),
-        "underlying_term_days": pf.days_of(product.get("underlying_term_days")),
-        "term_ratio": pf.fixed(ratio),
-        "term_split": split,
-        "first_day": beijing_date(window_start),
-        "last_day": beijing_date(window_end),
-    }
+def render(
+    signal: ExcessReturnSignal,
+    ctx: DetectContext,
+    institution_id: str,
+    institution_type: str | None,
+    cfg: dict[str, Any],
+    ratio_max_value: Any,
+    peers: Peers,
+) -> Finding:
+    """The finding of a product that fires: metrics, accounts, evidence and the sentences."""
+    flows, uncovered = signal.flows, signal.payout_coverage_short
     accounts = flows.accounts if uncovered else ()
-    zh, en = _sentences(
-        pid, declared, project, lpr, multiple, legal_cap, institution_type, peers, z, robust_z, flows, accounts,
-        over_project, over_cap, outlier, uncovered,
-    )  # fmt: skip
+    zh, en = _sentences(signal, institution_type, peers, accounts)
     return Finding(
         typology=NAME,
-        key=f"product:{pid}",
+        key=f"product:{signal.product_id}",
         institution_id=institution_id,
-        severity=severity,
-        score=score,
+        severity=signal.severity,
+        score=signal.score,
         accounts=accounts,
         amount_cents=flows.uncovered if uncovered else 0,
-        window_start=window_start,
-        window_end=window_end,
+        window_start=signal.window_start,
+        window_end=signal.window_end,
         record_ids=flows.record_ids if uncovered else (),
-        metrics=metrics,
+        metrics=_metrics(signal, institution_type, peers),
         thresholds={**cfg, "term_ratio_max": ratio_max_value, "config_version": ctx.thresholds.version},
         explanation_zh=zh,
         explanation_en=en,
         rule=RULE,
         detector_version=f"{NAME}/{VERSION}",
-        extra={"product_id": pid},
+        extra={"product_id": signal.product_id},
     )
+
+
+def _metrics(signal: ExcessReturnSignal, institution_type: str | None, peers: Peers) -> dict[str, Any]:
+    flows, uncovered = signal.flows, signal.payout_coverage_short
+    return {
+        "product_id": signal.product_id,
+        "signals": list(signal.signals),
+        "declared_annual_yield": pf.fixed(signal.declared_annual_yield),
+        "underlying_project_rate": pf.fixed(signal.underlying_project_rate),
+        "yield_over_project_rate": signal.yield_over_project_rate,
+        "legal_cap": pf.fixed(signal.legal_cap),
+        "yield_over_legal_cap": signal.yield_over_legal_cap,
+        "peer_type": institution_type,
+        "peer_count": peers.count,
+        "peer_median": pf.fixed(peers.median),
+        "peer_mad": pf.fixed(peers.mad),
+        "robust_z": pf.fixed(signal.peer_z, 4),
+        "peer_outlier": signal.peer_outlier,
+        "payouts": money(flows.paid_out),
+        "payout_count": flows.payouts,
+        "repayments": money(flows.repaid),
+        "repayment_count": flows.repayments,
+        "payout_coverage": pf.fixed(flows.coverage, 8),
+        "uncovered_payouts": money(flows.uncovered),
+        "payout_coverage_short": uncovered,
+        "coverage_basis": "product" if signal.coverage_judged else "institution",
+        "unattributed_repayments": money(flows.open_repaid),
+        "unattributed_payouts": money(flows.open_paid),
+        "late": uncovered and flows.late,
+        "term_days": signal.term_days,
+        "underlying_term_days": signal.underlying_term_days,
+        "term_ratio": pf.fixed(signal.term_ratio),
+        "term_split": signal.term_split,
+        "first_day": beijing_date(signal.window_start),
+        "last_day": beijing_date(signal.window_end),
+    }
+
+
+class InstitutionCoverageSignal(msgspec.Struct, frozen=True, kw_only=True):
+    """What decided that the institution's custody accounts as a whole paid out more than came back."""
+
+    flows: pf.Flows  # the institution's payouts and repayments, every product and none
+    payout_coverage_min: Fraction
+    window_start: int
+    window_end: int
+    severity: str
+    score: float
 
 
 def _institution_coverage(
     ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any]
 ) -> Finding | None:
+    signal = decide_institution(st, cfg)
+    return None if signal is None else render_institution(signal, ctx, st, institution_id, cfg)
+
+
+def decide_institution(st: dict[str, Any], cfg: dict[str, Any]) -> InstitutionCoverageSignal | None:
     """The payout coverage of the institution's custody accounts as a whole, while some of their
     payouts or repayments cannot be attributed to a product."""
     if not pf.has_unattributed(st):
@@ -337,9 +453,26 @@ def _institution_coverage(
     if not flows.short(cents_of(cfg["min_payout"]), coverage_min):
         return None
     coverage = flows.coverage
-    severity = "high" if coverage < coverage_min / 2 else "medium"
     window_end = flows.last_payout
-    window_start = min(flows.first, window_end)
+    return InstitutionCoverageSignal(
+        flows=flows,
+        payout_coverage_min=coverage_min,
+        window_start=min(flows.first, window_end),
+        window_end=window_end,
+        severity="high" if coverage < coverage_min / 2 else "medium",
+        score=score_of(coverage_min - coverage, coverage_min),
+    )
+
+
+def render_institution(
+    signal: InstitutionCoverageSignal,
+    ctx: DetectContext,
+    st: dict[str, Any],
+    institution_id: str,
+    cfg: dict[str, Any],
+) -> Finding:
+    """The institution's finding: metrics (with the unattributed flows), evidence and the sentences."""
+    flows, window_start, window_end = signal.flows, signal.window_start, signal.window_end
     accounts = flows.accounts
     un = st["un"]
     metrics = {
@@ -349,7 +482,7 @@ def _institution_coverage(
         "payout_count": flows.payouts,
         "repayments": money(flows.repaid),
         "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(coverage, 8),
+        "payout_coverage": pf.fixed(flows.coverage, 8),
         "uncovered_payouts": money(flows.uncovered),
         "unattributed_payouts": money(un["out"]["c"]),
         "unattributed_repayments": money(un["in"]["c"]),
@@ -363,8 +496,8 @@ def _institution_coverage(
         typology=NAME,
         key=f"institution:{institution_id}",
         institution_id=institution_id,
-        severity=severity,
-        score=score_of(coverage_min - coverage, coverage_min),
+        severity=signal.severity,
+        score=signal.score,
         accounts=accounts,
         amount_cents=flows.uncovered,
         window_start=window_start,
@@ -400,29 +533,41 @@ def _institution_sentences(flows: pf.Flows, accounts: tuple[str, ...], last: str
 
 
 def _sentences(
-    pid: str,
-    declared: Decimal | None,
-    project: Decimal | None,
-    lpr: Fraction,
-    multiple: Fraction,
-    legal_cap: Fraction,
-    institution_type: str | None,
-    peers: Peers,
-    z: Fraction | None,
-    robust_z: Fraction,
-    flows: pf.Flows,
-    accounts: tuple[str, ...],
-    over_project: bool,
-    over_cap: bool,
-    outlier: bool,
-    uncovered: bool,
+    signal: ExcessReturnSignal, institution_type: str | None, peers: Peers, accounts: tuple[str, ...]
 ) -> tuple[str, str]:
+    pid, declared = signal.product_id, signal.declared_annual_yield
+    zh_parts, en_parts = _rate_clauses(signal, institution_type, peers)
+    promise_zh = f"产品{pid}承诺年化收益率{percent(declared)}" if declared is not None else f"产品{pid}"
+    promise_en = (
+        f"Product {pid} promises an annual yield of {percent(declared)}"
+        if declared is not None
+        else f"Product {pid}"
+    )
+    zh = promise_zh + ("，" + "，".join(zh_parts) if zh_parts else "")
+    en = promise_en + (", " + "; ".join(en_parts) if en_parts else "")
+    if signal.payout_coverage_short:
+        coverage_zh, coverage_en = _coverage_clauses(signal.flows, accounts)
+        zh += coverage_zh
+        en += coverage_en
+    zh += f"。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
+    en += f". Suspected promised or actual returns well above the project's or the industry's level {cite_en(RULE)}."
+    return zh, en
+
+
+def _rate_clauses(
+    signal: ExcessReturnSignal, institution_type: str | None, peers: Peers
+) -> tuple[list[str], list[str]]:
+    """What the promised yield is above: the project rate, the legal cap, the peers."""
+    project, lpr, multiple, legal_cap = (
+        signal.underlying_project_rate, signal.lpr_one_year, signal.lpr_multiple, signal.legal_cap
+    )  # fmt: skip
+    z, robust_z = signal.peer_z, signal.peer_z_line
     times = f"{multiple.numerator}" if multiple.denominator == 1 else ratio_text(multiple, 2)
     zh_parts, en_parts = [], []
-    if over_project:
+    if signal.yield_over_project_rate:
         zh_parts.append(f"高于其底层项目回报率{percent(project)}")
         en_parts.append(f"above its underlying project rate of {percent(project)}")
-    if over_cap:
+    if signal.yield_over_legal_cap:
         zh_parts.append(
             f"超过一年期LPR {percent(lpr)}的{times}倍即{percent(legal_cap)}的民间借贷司法保护上限"
         )
@@ -430,7 +575,7 @@ def _sentences(
             f"above the judicial protection cap for private lending of {times} times the one-year LPR "
             f"of {percent(lpr)}, i.e. {percent(legal_cap)}"
         )
-    if outlier:
+    if signal.peer_outlier:
         kind_zh = TYPE_ZH.get(institution_type or "", "同类")
         kind_en = TYPE_EN.get(institution_type or "", "same-type")
         zh_parts.append(
@@ -441,30 +586,24 @@ def _sentences(
             f"far above the median of {percent(peers.median)} over the {peers.count} products of "
             f"{kind_en} institutions (robust z {ratio_text(z, 2)}, line {ratio_text(robust_z, 2)})"
         )
-    promise_zh = f"产品{pid}承诺年化收益率{percent(declared)}" if declared is not None else f"产品{pid}"
-    promise_en = (
-        f"Product {pid} promises an annual yield of {percent(declared)}"
-        if declared is not None
-        else f"Product {pid}"
+    return zh_parts, en_parts
+
+
+def _coverage_clauses(flows: pf.Flows, accounts: tuple[str, ...]) -> tuple[str, str]:
+    """The product's payouts beyond its repayments (signal 4)."""
+    masked_zh = "、".join(mask(a) for a in accounts)
+    masked_en = ", ".join(mask(a) for a in accounts)
+    last = beijing_date(flows.last_payout)
+    coverage = percent(flows.coverage)
+    zh = (
+        f"；截至{last}，客户资金账户{masked_zh}按指令向该产品投资人兑付{flows.payouts}笔、合计"
+        f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}，"
+        f"兑付覆盖率{coverage}，{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑，涉嫌变相补贴"
     )
-    zh = promise_zh + ("，" + "，".join(zh_parts) if zh_parts else "")
-    en = promise_en + (", " + "; ".join(en_parts) if en_parts else "")
-    if uncovered:
-        masked_zh = "、".join(mask(a) for a in accounts)
-        masked_en = ", ".join(mask(a) for a in accounts)
-        last = beijing_date(flows.last_payout)
-        coverage = percent(flows.coverage)
-        zh += (
-            f"；截至{last}，客户资金账户{masked_zh}按指令向该产品投资人兑付{flows.payouts}笔、合计"
-            f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}，"
-            f"兑付覆盖率{coverage}，{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑，涉嫌变相补贴"
-        )
-        en += (
-            f"; by {last} the customer-fund account(s) {masked_en} paid its investors {flows.payouts} "
-            f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
-            f"{yuan_en(flows.repaid)}: a payout coverage of {coverage}, {yuan_en(flows.uncovered)} paid "
-            f"out with no project repayment behind it, a suspected hidden subsidy"
-        )
-    zh += f"。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
-    en += f". Suspected promised or actual returns well above the project's or the industry's level {cite_en(RULE)}."
+    en = (
+        f"; by {last} the customer-fund account(s) {masked_en} paid its investors {flows.payouts} "
+        f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
+        f"{yuan_en(flows.repaid)}: a payout coverage of {coverage}, {yuan_en(flows.uncovered)} paid "
+        f"out with no project repayment behind it, a suspected hidden subsidy"
+    )
     return zh, en
