@@ -7,9 +7,12 @@ import json
 import os
 import sys
 from dataclasses import replace
+from datetime import date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 
 from models.thresholds import ThresholdError, load_thresholds
+from schemas.fields import BEIJING
 from services.config import DEFAULT_HTTP_PORTS, ConfigError, Settings
 
 DESCRIPTION = """\
@@ -183,9 +186,62 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=("direct", "pipeline"), default="direct",
         help="direct: the worker's steps in-process (default); pipeline: the real stack, as in production",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--thresholds", type=Path, default=None, metavar="FILE",
+        help="detect with this thresholds file (a TOML with a version) instead of FUNDWATCH_THRESHOLDS_FILE "
+        "or models/thresholds.toml; the same file `fundwatch replay --thresholds` takes",
+    )  # fmt: skip
     evaluate.add_argument("--json", type=Path, default=None, help="also write the scores as JSON here")
     evaluate.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown here")
     evaluate.add_argument("--work-dir", type=Path, default=None, help="keep the province, logs and data here")
+    replay = sub.add_parser(
+        "replay",
+        help="the detectors again over stored records of a period with another thresholds file; writes nothing",
+        description="Reads the raw records whose event time (booked_at, as_of) lies in [--from, --until) "
+        "and the reference data from ClickHouse, rebuilds the messages the workers took them in and runs "
+        "the worker's detection steps over them in-process twice: with the current thresholds "
+        "(FUNDWATCH_THRESHOLDS_FILE or models/thresholds.toml: the baseline) and with --thresholds (the "
+        "candidate). Prints the alerts gained, lost and graded differently per typology, then the "
+        "institutions and regions that moved most, then the alerts themselves (id, typology, "
+        "institution, region, severity, amount); --json writes all of it. It only reads: nothing is "
+        "written to ClickHouse, so live alerts, their history and deliveries stay as they were. Both "
+        "runs start with empty detector states at --from and use the reference data as it stands now. "
+        "A chDB directory can be open in one process only: stop `fundwatch run` first, or point "
+        "--clickhouse-url at a ClickHouse server.",
+    )
+    replay.add_argument(
+        "--from", dest="since", required=True, metavar="TIME",
+        help="start of the period, included: RFC 3339 with an offset, or a date (midnight Beijing time)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--until", required=True, metavar="TIME",
+        help="end of the period, excluded: RFC 3339 with an offset, or a date (midnight Beijing time)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--thresholds", type=Path, default=None, metavar="FILE",
+        help="the candidate thresholds file (a TOML with a version, like models/thresholds.toml); without "
+        "it the candidate is the baseline, which checks that the replay agrees with itself",
+    )  # fmt: skip
+    replay.add_argument(
+        "--clickhouse-url", "--storage", dest="clickhouse_url", metavar="URL",
+        help="clickhouse://… or chdb://… to read (FUNDWATCH_CLICKHOUSE_URL, default chdb://<data-dir>/chdb)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the data directory of `fundwatch run` (FUNDWATCH_DATA_DIR, default ./var)",
+    )
+    replay.add_argument("--json", type=Path, default=None, help="also write the whole report as JSON here")
+    replay.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        help="alerts listed in the terminal per list (default 20; --json has all)",
+    )
+    replay.add_argument(
+        "--chunk-records", type=int, default=50_000, metavar="N",
+        help="records read from ClickHouse at a time (default 50,000): memory against round trips",
+    )  # fmt: skip
     bench = sub.add_parser(
         "bench",
         help="the benchmark suite: raw ceiling, pipeline, naive Faust, gateway, latency, memory",
@@ -294,9 +350,12 @@ def _eval(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"fundwatch eval: {error}", file=sys.stderr)
         return 2
+    if args.thresholds is not None:
+        load_thresholds(path=args.thresholds)  # a bad file stops the eval before it simulates, named
     results = run_eval(
         args.seed, args.hours, institutions=args.institutions, work_dir=args.work_dir,
         keep=args.work_dir is not None, variants=variants, engine=args.engine, on_result=print_result,
+        thresholds_file=args.thresholds,
     )  # fmt: skip
     if len(results) > 1:
         print_summary(results)
@@ -305,6 +364,69 @@ def _eval(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", "utf-8")
     if args.markdown is not None:
         args.markdown.write_text(markdown_variants(results), "utf-8")
+    return 0
+
+
+def _replay_time(text: str, flag: str) -> datetime:
+    """An aware datetime from RFC 3339 with an offset, or from a date: midnight of that Beijing
+    day, the day the detectors count in (DOMAIN.md, large_value)."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), dt_time(0), BEIJING)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{flag} must be RFC 3339 (2026-11-25T00:00:00+08:00) or a date, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise ConfigError(f"{flag} needs an offset (+08:00 or Z), got {text!r}")
+    return moment
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from services.logs import setup_logging
+    from services.replay import run_replay
+    from services.replay.render import print_report, write_json
+    from services.storage import StorageError, open_storage
+
+    settings = Settings.from_env(process="replay", data_dir=args.data_dir, clickhouse_url=args.clickhouse_url)
+    setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.log_format)
+    since, until = _replay_time(args.since, "--from"), _replay_time(args.until, "--until")
+    if until <= since:
+        raise ConfigError("--until must lie after --from")
+    if args.chunk_records < 1 or args.limit < 0:
+        raise ConfigError("--chunk-records must be at least 1 and --limit at least 0")
+    baseline = load_thresholds()
+    candidate = load_thresholds(path=args.thresholds) if args.thresholds is not None else baseline
+    url = settings.clickhouse_url
+    if url.startswith("chdb://") and not Path(url[len("chdb://") :]).is_dir():
+        # opening chDB on a missing directory would create an empty store: a write, and no answer
+        print(f"fundwatch replay: no chDB store at {url[len('chdb://') :]} (see --data-dir, --clickhouse-url)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        storage = open_storage(url)
+    except Exception as error:  # chDB raises plain errors when another process holds its directory
+        print(
+            f"fundwatch replay: cannot open {url.partition('://')[0]} storage: {error} (a chDB directory can be "
+            "open in one process only: stop `fundwatch run` first, or read a ClickHouse server)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        report = run_replay(
+            storage, since, until, baseline, candidate,
+            candidate_file=str(args.thresholds) if args.thresholds is not None else None,
+            chunk_records=args.chunk_records,
+        )  # fmt: skip
+    except StorageError as error:
+        print(f"fundwatch replay: {error}", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()
+    print_report(report, limit=args.limit)
+    if args.json is not None:
+        write_json(report, args.json)
     return 0
 
 
@@ -355,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "replay":
+            return _replay(args)
         return _bench(args)
     except (ConfigError, ThresholdError) as error:
         print(f"fundwatch: configuration error: {error}", file=sys.stderr)

@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from models.detectors import DetectContext, StaticReferences
 from models.evaluation import SeenAlert, TypologyScore, fold_alert_events, score
 from models.stepping import ignore_late, observe_late
-from models.thresholds import load_thresholds
+from models.thresholds import Thresholds, load_thresholds
 from schemas.messages import ALERTS_TOPIC
 from services.broker import EmbeddedBroker, die_with_parent, free_port
 from services.children import wait_http_ready
@@ -199,6 +199,7 @@ async def _evaluate(
     batches: dict[str, list[dict]],
     order: list[dict] | None,
     status: StatusLine,
+    thresholds_file: Path | None = None,
 ) -> tuple[list[SeenAlert], dict[str, int]]:
     work.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(work / "broker.log")
@@ -212,6 +213,9 @@ async def _evaluate(
         "FUNDWATCH_LOG_LEVEL": os.environ.get("FUNDWATCH_EVAL_STACK_LOG_LEVEL", "WARNING"),
     }
     env.pop("FUNDWATCH_CLICKHOUSE_URL", None)  # the run's own chDB under its data directory
+    if thresholds_file is not None:
+        # absolute: the stack runs from the repository, not from where eval was started
+        env["FUNDWATCH_THRESHOLDS_FILE"] = str(thresholds_file.resolve())
     stack_log = (work / "stack.log").open("wb")
     stack = subprocess.Popen(
         _stack_command(work / "data", port), env=env, stdout=stack_log, stderr=subprocess.STDOUT,
@@ -322,10 +326,14 @@ def _variant_input(province: Province, variant: ProvinceVariant) -> tuple[dict, 
 
 
 def _direct(
-    reference: dict[str, list[dict]], order: list[dict], status: StatusLine, label: str
+    reference: dict[str, list[dict]],
+    order: list[dict],
+    status: StatusLine,
+    label: str,
+    thresholds: Thresholds | None = None,
 ) -> tuple[list[SeenAlert], int]:
     """The worker's steps in-process: product reviews first (as the reference upserts send them),
-    then every batch in order."""
+    then every batch in order. ``thresholds`` default to the configured ones (load_thresholds)."""
     ctx = DetectContext(
         StaticReferences(
             reference["accounts"],
@@ -333,7 +341,7 @@ def _direct(
             reference["related-parties"],
             reference["products"],
         ),
-        load_thresholds(),
+        thresholds or load_thresholds(),
     )
     pipe = InProcessPipeline(ctx)
     late = [0]
@@ -354,18 +362,26 @@ def _direct(
 
 
 def run_variant(
-    province: Province, variant: ProvinceVariant, engine: str, work: Path, status: StatusLine
+    province: Province,
+    variant: ProvinceVariant,
+    engine: str,
+    work: Path,
+    status: StatusLine,
+    thresholds_file: Path | None = None,
 ) -> EvalResult:
     began = time.monotonic()
     reference, batches, order = _variant_input(province, variant)
     label = f"{variant.name} ({engine})"
+    thresholds = load_thresholds(path=thresholds_file)
     if engine == "direct":
-        alerts, late = _direct(reference, order, status, label)
+        alerts, late = _direct(reference, order, status, label, thresholds)
         counts = {"accepted": province.records, "rejected": 0, "late": late}
     elif engine == "pipeline":
         status.update(f"{label}: starting the broker and fundwatch run", force=True)
         realtime = None if variant.order == "realtime" else order
-        alerts, counts = asyncio.run(_evaluate(work / variant.name, reference, batches, realtime, status))
+        alerts, counts = asyncio.run(
+            _evaluate(work / variant.name, reference, batches, realtime, status, thresholds_file)
+        )
         if counts["rejected"]:
             raise PushError(f"the API rejected {counts['rejected']} simulated records; see {work}")
     else:
@@ -378,7 +394,7 @@ def run_variant(
         labels=len(province.labels),
         alerts=len(alerts),
         elapsed_s=time.monotonic() - began,
-        thresholds_version=load_thresholds().version,
+        thresholds_version=thresholds.version,
         scores=score(
             province.labels,
             alerts,
@@ -403,10 +419,12 @@ def run_eval(
     engine: str = "pipeline",
     on_result: Callable[[EvalResult], None] | None = None,
     intensity: float | None = None,
+    thresholds_file: Path | None = None,
 ) -> list[EvalResult]:
     """Simulate once, then score every variant (the baseline alone by default) with ``engine``.
     Blocking; minutes per variant for days of data. ``on_result`` sees each variant's result as
-    it is done; ``intensity`` (records per peak hour) makes a smaller province for quick runs."""
+    it is done; ``intensity`` (records per peak hour) makes a smaller province for quick runs;
+    ``thresholds_file`` replaces the configured thresholds (FUNDWATCH_THRESHOLDS_FILE)."""
     work = Path(work_dir or tempfile.mkdtemp(prefix="fundwatch-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -416,7 +434,7 @@ def run_eval(
             if on_labels is not None:
                 on_labels(province.labels)
             for variant in variants or [VARIANTS["baseline"]]:
-                result = run_variant(province, variant, engine, work, status)
+                result = run_variant(province, variant, engine, work, status, thresholds_file)
                 results.append(result)
                 if on_result is not None:
                     on_result(result)

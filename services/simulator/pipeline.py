@@ -57,10 +57,14 @@ class InProcessPipeline:
         for record in decode_records(batch["records"]):
             by_partition[partition_for(record.account_id, self.partitions)].append(record)
         for partition, records in sorted(by_partition.items()):
-            msg_id = f"{bank}/{batch['batch_id']}/{partition}"
-            self._accounts(msg_id, records, at)
-            self._institutions(f"{msg_id}/i", records, bank, at)
-            self.records += len(records)
+            self.push_message(bank, f"{bank}/{batch['batch_id']}/{partition}", records, at)
+
+    def push_message(self, bank: str, msg_id: str, records: list[Any], at: int = 0) -> None:
+        """One records message (one partition's share of a batch, already decoded) through both
+        agents, as a worker takes it: how ``fundwatch replay`` feeds the records it read back."""
+        self._accounts(msg_id, records, at)
+        self._institutions(f"{msg_id}/i", records, bank, at)
+        self.records += len(records)
 
     def _accounts(self, msg_id: str, records: list[Any], at: int) -> None:
         by_account: dict[str, list[Any]] = defaultdict(list)

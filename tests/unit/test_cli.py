@@ -6,7 +6,7 @@ import pytest
 
 from services.cli import build_parser, main
 
-COMMANDS = ("run", "worker", "gateway", "dispatcher", "simulate", "eval", "bench")
+COMMANDS = ("run", "worker", "gateway", "dispatcher", "simulate", "eval", "replay", "bench")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -63,6 +63,20 @@ def test_a_bad_setting_stops_the_start_naming_it(monkeypatch, capsys):
 def test_eval_refuses_a_non_positive_duration(capsys):
     assert main(["eval", "--hours", "0"]) == 2
     assert "--hours" in capsys.readouterr().err
+
+
+def test_eval_names_a_bad_thresholds_file_before_it_simulates(capsys, tmp_path):
+    missing = tmp_path / "missing.toml"
+    assert main(["eval", "--thresholds", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_replay_help_says_it_writes_nothing(capsys):
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for words in ("--from", "--until", "--thresholds", "--json", "--storage", "--data-dir", "nothing is written"):
+        assert words in out
 
 
 @pytest.mark.parametrize(("command", "port"), [("run", 8080), ("gateway", 8080), ("worker", 8081), ("dispatcher", 8082)])

@@ -1,0 +1,170 @@
+"""Two runs' alerts side by side: which a candidate configuration gains, loses or grades
+differently, counted per typology, institution and region.
+
+Pure: alert data in, a Comparison out. An alert's id is derived from its typology and what
+identifies the violation (models/findings.alert_id_for), so the same violation has the same id
+under any thresholds, and the id alone pairs an alert of one run with its twin in the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from models.findings import TYPOLOGIES
+
+NO_INSTITUTION = "(none)"  # an alert on an account no institution owns
+NO_REGION = "(none)"
+
+
+class AlertView(msgspec.Struct, frozen=True, kw_only=True):
+    """What a replay reports of one alert: enough to find it, never an account number."""
+
+    alert_id: str
+    typology: str
+    institution_id: str
+    region: str
+    severity: str
+    amount: str  # CNY, as the alert carries it
+    window_start: str
+    window_end: str
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> AlertView:
+        """The view of an alert's data (schemas/alerts.AlertData as builtins)."""
+        return cls(
+            alert_id=str(data["alert_id"]),
+            typology=str(data["typology"]),
+            institution_id=str(data.get("institution_id") or ""),
+            region=str(data.get("region") or ""),
+            severity=str(data.get("severity") or ""),
+            amount=str(data.get("amount") or "0.00"),
+            window_start=str(data.get("window_start") or ""),
+            window_end=str(data.get("window_end") or ""),
+        )
+
+
+class SeverityChange(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert both runs raise, graded differently: ``alert`` as the candidate has it."""
+
+    alert: AlertView
+    baseline: str
+    candidate: str
+
+
+class GroupCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """One typology's, institution's or region's alerts under each run, and the difference."""
+
+    name: str
+    baseline: int
+    candidate: int
+    gained: int
+    lost: int
+    changed: int  # both runs raise it, with another severity
+
+
+class Comparison(msgspec.Struct, frozen=True, kw_only=True):
+    baseline_alerts: int
+    candidate_alerts: int
+    unchanged: int  # in both runs, same severity (figures may still differ)
+    gained: list[AlertView]  # raised by the candidate only
+    lost: list[AlertView]  # raised by the baseline only
+    changed: list[SeverityChange]
+    by_typology: list[GroupCounts]
+    by_institution: list[GroupCounts]
+    by_region: list[GroupCounts]
+
+    @property
+    def identical(self) -> bool:
+        return not (self.gained or self.lost or self.changed)
+
+
+def _order(alert: AlertView) -> tuple[str, str, str]:
+    return (alert.typology, alert.institution_id, alert.alert_id)
+
+
+def _typology_rank(name: str) -> tuple[int, str]:
+    # the contract's order (CONTRACT.md §4), an unknown typology after them
+    return (TYPOLOGIES.index(name) if name in TYPOLOGIES else len(TYPOLOGIES), name)
+
+
+def _groups(
+    baseline: Mapping[str, AlertView],
+    candidate: Mapping[str, AlertView],
+    gained: list[AlertView],
+    lost: list[AlertView],
+    changed: list[SeverityChange],
+    key: Callable[[AlertView], str],
+    by_size: bool,
+) -> list[GroupCounts]:
+    counts: dict[str, list[int]] = {}
+
+    def bump(alert: AlertView, column: int) -> None:
+        counts.setdefault(key(alert), [0, 0, 0, 0, 0])[column] += 1
+
+    for alert in baseline.values():
+        bump(alert, 0)
+    for alert in candidate.values():
+        bump(alert, 1)
+    for alert in gained:
+        bump(alert, 2)
+    for alert in lost:
+        bump(alert, 3)
+    for change in changed:
+        bump(change.alert, 4)
+    groups = [
+        GroupCounts(name=name, baseline=b, candidate=c, gained=g, lost=lo, changed=ch)
+        for name, (b, c, g, lo, ch) in counts.items()
+    ]
+    if by_size:
+        # the most moved first: where a reviewer of the candidate should look
+        groups.sort(key=lambda g: (-(g.gained + g.lost + g.changed), -g.candidate, g.name))
+    else:
+        groups.sort(key=lambda g: _typology_rank(g.name))
+    return groups
+
+
+def compare(baseline: Iterable[AlertView], candidate: Iterable[AlertView]) -> Comparison:
+    """The candidate run's alerts against the baseline's, paired by alert id."""
+    before = {alert.alert_id: alert for alert in baseline}
+    after = {alert.alert_id: alert for alert in candidate}
+    gained = sorted((a for alert_id, a in after.items() if alert_id not in before), key=_order)
+    lost = sorted((a for alert_id, a in before.items() if alert_id not in after), key=_order)
+    changed = sorted(
+        (
+            SeverityChange(alert=a, baseline=before[alert_id].severity, candidate=a.severity)
+            for alert_id, a in after.items()
+            if alert_id in before and before[alert_id].severity != a.severity
+        ),
+        key=lambda change: _order(change.alert),
+    )
+    both = sum(1 for alert_id in after if alert_id in before)
+
+    def grouped(key: Callable[[AlertView], str], by_size: bool) -> list[GroupCounts]:
+        return _groups(before, after, gained, lost, changed, key, by_size)
+
+    return Comparison(
+        baseline_alerts=len(before),
+        candidate_alerts=len(after),
+        unchanged=both - len(changed),
+        gained=gained,
+        lost=lost,
+        changed=changed,
+        by_typology=grouped(lambda a: a.typology, by_size=False),
+        by_institution=grouped(lambda a: a.institution_id or NO_INSTITUTION, by_size=True),
+        by_region=grouped(lambda a: a.region or NO_REGION, by_size=True),
+    )
+
+
+def latest_revisions(into: dict[str, tuple[int, AlertView]], events: Iterable[Mapping[str, Any]]) -> None:
+    """Fold alert revisions (as the alerts topic carries them) into the newest per alert id, the
+    way ``fundwatch eval`` folds them (models/evaluation.fold_alert_events), so both count alike.
+    Only the view is kept: a week of a province revises its alerts hundreds of thousands of times."""
+    for data in events:
+        alert_id = data["alert_id"]
+        revision = int(data.get("revision", 1))
+        known = into.get(alert_id)
+        if known is None or revision >= known[0]:
+            into[alert_id] = (revision, AlertView.of(data))
