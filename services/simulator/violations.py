@@ -287,6 +287,7 @@ def plan_violations(
     institutions: Iterable[str] | None = None,
     hard_negatives: bool = True,
     thresholds: Thresholds | None = None,
+    patterns: int = 0,
 ) -> ViolationPlan:
     """A plan over ``days`` from ``start`` (default: midnight of the province's ``as_of`` day, the
     feed's default start), the same for the same arguments.
@@ -296,6 +297,10 @@ def plan_violations(
     only the positives of those typologies; ``hard_negatives=False`` leaves the hard negatives
     out; ``institutions`` limits the candidates. Institutions of a suitable type are drawn from
     the seed, the least used first, so injections spread over the province.
+
+    ``patterns`` adds that many of each AMLSim-style laundering pattern among customers' accounts,
+    labelled ``anomaly`` (and, unless ``hard_negatives=False``, as many of each lawful look-alike):
+    a ``violations_patterns_run.PatternPlan``. 0 leaves the plan exactly as it is without them.
     """
     if days <= 0:
         raise ValueError("days must be above 0")
@@ -339,7 +344,7 @@ def plan_violations(
     for name, variant in VARIANTS.items():
         for _ in range(wanted[name]):
             planner.add(variant)
-    return ViolationPlan(
+    plan = ViolationPlan(
         seed=seed,
         start=planner.start,
         end=planner.end,
@@ -350,6 +355,12 @@ def plan_violations(
         accounts=tuple(planner.new_accounts),
         externals=tuple(planner.new_externals),
     )
+    if not patterns:
+        return plan
+    # Imported here: the patterns' injector builds on this module's.
+    from services.simulator.violations_patterns_run import with_patterns
+
+    return with_patterns(plan, province, patterns, lookalikes=hard_negatives)
 
 
 class _Planner(InstitutionPlanning, PoolPlanning):
