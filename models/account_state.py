@@ -2,7 +2,10 @@
 
 State is a plain dict so it serialises to a Faust table and to ClickHouse as JSON unchanged.
 ``recent`` remembers the last messages folded in, so a message redelivered after a crash is not
-counted twice, whichever broker delivered it.
+counted twice, whichever broker delivered it. It is the worker's only guard against a redelivery
+(the detectors keep no record ids: models/detectors/common), so it covers more than a crash can
+bring back: a redelivery holds what was taken since the last commit (1 s), and even a busy custody
+account is in far fewer messages than this in a second.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from schemas.messages import BalanceRecord, TxnRecord
 
-RECENT_MESSAGES = 32
+RECENT_MESSAGES = 256
 
 
 def empty_state() -> dict[str, Any]:

@@ -35,7 +35,8 @@ from schemas.messages import BalanceRecord, TxnRecord
 # out, so a movement reported by both banks is seen once, from the institution's side.
 INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
 
-RECENT_MESSAGES = 64
+# a message seen again (a redelivery) is skipped by its id: see models/account_state.RECENT_MESSAGES
+RECENT_MESSAGES = 256
 
 INSTITUTION_DETECTORS: dict[str, ModuleType] = {
     module.NAME: module

@@ -7,7 +7,9 @@ Each module has ``NAME``, ``VERSION`` and
     current(ctx, state, account_id) -> findings   # what the state holds open now
 
 ``state`` is plain JSON (an empty dict means nothing to keep), bounded by event-time pruning;
-see models/detectors/common.py for replay protection and lateness.
+see models/detectors/common.py for lateness. A detector folds what it is given: a message
+delivered again is recognised by its id before any detector sees it (the worker's account and
+institution steps; ``fold`` here), and a record sent again by the gateway's keys.
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ def fold(
     messages: Iterable[tuple[str, list[TxnRecord | BalanceRecord]]],
     state: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Finding]]:
-    """Run one detector over an account's messages in order, as a worker would: the final state
-    and the last finding per key (what an alert store updating alerts by key would hold)."""
+    """Run one detector over an account's messages in order, as a worker would (a message id seen
+    before is skipped): the final state and the last finding per key (what an alert store
+    updating alerts by key would hold)."""
     latest: dict[str, Finding] = {}
+    folded: set[str] = set()
     for msg_id, records in messages:
+        if msg_id in folded:
+            continue
+        folded.add(msg_id)
         state, findings = detector.detect(ctx, state, account_id, msg_id, records)
         for finding in findings:
             latest[finding.key] = finding

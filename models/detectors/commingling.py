@@ -20,7 +20,7 @@ total reaches ``min_amount``. Severity by that total: medium; ``high_amount`` or
 ``critical_amount`` or more: critical (module defaults until thresholds.toml has them).
 
 State (per account): ``wm`` and one bucket per open Beijing day (sums by signal, sums by payer
-for the distinct-payer count, the 50 largest records as evidence, record ids); a day is dropped
+for the distinct-payer count, the 50 largest records as evidence); a day is dropped
 once sealed, so at most about three days are kept.
 """
 
@@ -47,7 +47,6 @@ from models.detectors.common import (
     role_en,
     role_zh,
     score_of,
-    seal,
     severity_by_amount,
     yuan_en,
     yuan_zh,
@@ -98,7 +97,7 @@ def detect(
     records: list[TxnRecord | BalanceRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one account; return the new state and the findings of every
-    day the message touched (replays re-emit unchanged figures)."""
+    day the message touched."""
     role = ctx.role(account_id)
     if role != "own_operating" and role not in CUSTODY_ROLES:
         return {}, []
@@ -116,10 +115,10 @@ def detect(
         day = beijing_day_start(record.booked_at)
         bucket = bucket_in(st["days"], day)
         late = is_sealed(record.booked_at, wm)  # still judged: the day's figures are kept
-        if add(bucket, record.record_id, record.booked_at, record.amount_cents, tag=signal, late=late):
-            payers = bucket.setdefault("payers", {})
-            payer = record.counterparty_account
-            payers[payer] = payers.get(payer, 0) + record.amount_cents
+        add(bucket, record.record_id, record.booked_at, record.amount_cents, tag=signal, late=late)
+        payers = bucket.setdefault("payers", {})
+        payer = record.counterparty_account
+        payers[payer] = payers.get(payer, 0) + record.amount_cents
         touched.add(day)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
@@ -131,8 +130,6 @@ def detect(
             findings.append(finding)
     # a sealed day's figures stay LATE_KEEP longer, for late records
     st["days"] = {k: b for k, b in st["days"].items() if not is_expired(int(k), wm)}
-    for bucket in st["days"].values():
-        seal(bucket, wm)
     return st, findings
 
 

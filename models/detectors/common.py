@@ -1,11 +1,13 @@
-"""What the detectors share: event-time buckets with replay protection, masking, money and date
+"""What the detectors share: event-time buckets, masking, money and date
 formatting for explanations, severities.
 
 State. Every detector keeps its own plain-JSON state per account. Records are folded into
-*buckets* (one per window and key): running sums plus, for the records of days that are still
-open, their record ids, so the same record delivered twice (the same message again, or the same
-record id in another message) is counted once. A bucket's figures are therefore a function of the
-*set* of records, whatever their arrival order or split across messages.
+*buckets* (one per window and key): running sums, counts, first and last time and the largest
+records. A bucket's figures are a function of the *set* of records, whatever their arrival order
+or split across messages. Each record is folded once: the gateway refuses a record id its bank
+sent before (ingest keys, kept in ClickHouse), and the worker skips a message it has folded
+already (its id among the account's or institution's recent ones), so state holds no record ids
+and its size follows the open days and the evidence, not the records.
 
 Event time and lateness (DESIGN.md, "Event time across sources"). A detector's event-time
 watermark ``wm`` follows the sources (the custody banks) that feed its figures: each source's
@@ -17,16 +19,14 @@ holding the watermark back, when it has sent nothing while the other sources' ev
 back. An account has one source (its bank); an institution has one per bank of its accounts.
 (``advance`` is the one-source case, ``advance_sources`` the general one.)
 
-A Beijing day is *sealed* once ``wm`` has passed its end by ``ALLOWED_LATENESS``: its record ids
-are dropped (their replay protection is no longer needed for records on time). A record of a
+A Beijing day is *sealed* once ``wm`` has passed its end by ``ALLOWED_LATENESS``; a record of a
 sealed day is *late*. Late records are never dropped silently: the worker counts them per bank
 (``fundwatch_late_records_total``), and every detector still judges them, against the figures it
-keeps of the day (a sealed day's figures are kept ``LATE_KEEP`` longer for that), with their ids
-kept apart (``lids``) for as long, and marks what they change ``late: true`` in the finding's
-metrics. A record later still than that is judged on what is left (its own day's figures start
-again from it). Results are order-independent for records that arrive within
-``ALLOWED_LATENESS`` of the end of their day; late ones change the same figures, but their
-findings say they came late.
+keeps of the day (a sealed day's figures are kept ``LATE_KEEP`` longer for that), and marks what
+they change ``late: true`` in the finding's metrics. A record later still than that is judged on
+what is left (its own day's figures start again from it). Results are order-independent for
+records that arrive within ``ALLOWED_LATENESS`` of the end of their day; late ones change the
+same figures, but their findings say they came late.
 
 Evidence. A bucket keeps its ``TOP_N`` largest records (by amount, then event time, then record
 id). The top N of a set is the same whatever order its members came in, so evidence is as
@@ -35,8 +35,6 @@ deterministic as the sums.
 
 from __future__ import annotations
 
-import base64
-import zlib
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
@@ -219,11 +217,9 @@ def disown(states: dict[str, Any]) -> dict[str, Any]:
 
 
 def new_bucket() -> dict[str, Any]:
-    # c: cents, n: records, t0/t1: first/last event time, ids: {record_id: event time} of open
-    # days, top: [[cents, ts, record_id, tag], ...] largest first, x: cents per tag; once a late
-    # record came: lids {record_id: event time} of the late ones, ln: how many came late; once a
-    # day was sealed: fp {day: fingerprints of its ids} while its figures are kept
-    return {"c": 0, "n": 0, "t0": None, "t1": None, "ids": {}, "top": [], "x": {}}
+    # c: cents, n: records, t0/t1: first/last event time, top: [[cents, ts, record_id, tag], ...]
+    # largest first, x: cents per tag; once a late record came: ln, how many came late
+    return {"c": 0, "n": 0, "t0": None, "t1": None, "top": [], "x": {}}
 
 
 def bucket_in(buckets: dict[str, Any], key: str | int) -> dict[str, Any]:
@@ -246,21 +242,26 @@ def add(
     tag: str | None = None,
     top: bool = True,
     late: bool = False,
-) -> bool:
-    """Count one record in a bucket; False (and nothing changes) when it was counted already.
-    A ``late`` record (its day sealed) keeps its id among the late ones, which outlive sealing."""
-    if record_id in bucket["ids"] or (late and seen_late(bucket, record_id, ts)):
-        return False
+) -> None:
+    """Count one record in a bucket; a ``late`` one (its day sealed) is counted as such too.
+
+    Each record reaches a detector once: the gateway refuses a record id its bank sent before,
+    and the worker skips a message it has folded (models/account_state.already_applied), so a
+    bucket keeps no record ids of its own."""
     if late:
-        note_late(bucket, record_id, ts)
-    else:
-        bucket["ids"][record_id] = ts
+        bucket["ln"] = bucket.get("ln", 0) + 1
     bucket["c"] += cents
     bucket["n"] += 1
-    bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
-    bucket["t1"] = ts if bucket["t1"] is None else max(bucket["t1"], ts)
+    t0 = bucket["t0"]
+    if t0 is None:
+        bucket["t0"] = bucket["t1"] = ts
+    elif ts < t0:
+        bucket["t0"] = ts
+    elif ts > bucket["t1"]:
+        bucket["t1"] = ts
     if tag is not None:
-        bucket["x"][tag] = bucket["x"].get(tag, 0) + cents
+        per_tag = bucket["x"]
+        per_tag[tag] = per_tag.get(tag, 0) + cents
     if top:
         entries = bucket["top"]
         entry = [cents, ts, record_id, tag]
@@ -269,105 +270,11 @@ def add(
         if len(entries) < TOP_N or top_rank(entry) < top_rank(entries[-1]):
             insort(entries, entry, key=top_rank)
             del entries[TOP_N:]
-    return True
-
-
-def _hash(record_id: str) -> int:
-    return zlib.crc32(record_id.encode("utf-8"))
-
-
-_FINGERPRINTS: dict[str, frozenset[int]] = {}
-
-
-def _fingerprints(packed: str) -> frozenset[int]:
-    """The fingerprints of one sealed day, decoded once per string (a late record is looked up in
-    them; Python keeps a string's hash, so a cache hit costs a comparison)."""
-    found = _FINGERPRINTS.get(packed)
-    if found is None:
-        if len(_FINGERPRINTS) > 256:
-            _FINGERPRINTS.clear()
-        raw = base64.b64decode(packed)
-        found = _FINGERPRINTS[packed] = frozenset(
-            int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), 4)
-        )
-    return found
-
-
-def fingerprint(bucket: dict[str, Any], sealed: dict[str, int], wm: int) -> None:
-    """Keep 32-bit fingerprints of the ids of sealed days, per day, while the day's figures are
-    kept: a record counted on time and delivered again after its day was sealed is recognised (a
-    fingerprint is 5 bytes, an id about 30; two ids sharing one, one chance in four billion per
-    pair, would refuse a genuinely new late record)."""
-    by_day: dict[str, set[int]] = {}
-    for rid, ts in sealed.items():
-        if is_expired(ts, wm):
-            continue  # the day's figures go now: nothing to recognise a record against
-        by_day.setdefault(str(beijing_day_start(ts)), set()).add(_hash(rid))
-    if not by_day:
-        return
-    fp = bucket.setdefault("fp", {})
-    for day, hashes in by_day.items():
-        if day in fp:
-            hashes |= _fingerprints(fp[day])
-        fp[day] = base64.b64encode(b"".join(h.to_bytes(4, "big") for h in sorted(hashes))).decode("ascii")
-
-
-def seen_late(bucket: dict[str, Any], record_id: str, ts: int) -> bool:
-    """Whether a late record was counted already: among the late ones, or (by its fingerprint)
-    among those of its day counted on time. ``bucket`` is a bucket, or any dict keeping late
-    records' ids the same way (``lids``, ``fp``)."""
-    if record_id in bucket.get("lids", ()):
-        return True
-    fp = bucket.get("fp")
-    packed = fp.get(str(beijing_day_start(ts))) if fp else None
-    return packed is not None and _hash(record_id) in _fingerprints(packed)
-
-
-def note_late(bucket: dict[str, Any], record_id: str, ts: int) -> None:
-    """Remember a late record's id (see ``seen_late``) and count it."""
-    bucket.setdefault("lids", {})[record_id] = ts
-    bucket["ln"] = bucket.get("ln", 0) + 1
-
-
-def expire_late(bucket: dict[str, Any], wm: int) -> None:
-    """Forget late ids and fingerprints of days whose figures are no longer kept."""
-    lids = bucket.get("lids")
-    if lids and is_expired(min(lids.values()), wm):
-        lids = {rid: ts for rid, ts in lids.items() if not is_expired(ts, wm)}
-        if lids:
-            bucket["lids"] = lids
-        else:
-            del bucket["lids"]
-    fp = bucket.get("fp")
-    if fp and any(is_expired(int(day), wm) for day in fp):
-        fp = {day: packed for day, packed in fp.items() if not is_expired(int(day), wm)}
-        if fp:
-            bucket["fp"] = fp
-        else:
-            del bucket["fp"]
 
 
 def is_late(bucket: dict[str, Any]) -> bool:
     """Whether a late record counts in the bucket."""
     return bucket.get("ln", 0) > 0
-
-
-def seal(bucket: dict[str, Any], wm: int | None) -> None:
-    """Forget the record ids of sealed days (a record of such a day now counts as late), and the
-    ids of late records once their day's figures are no longer kept."""
-    if wm is None:
-        return
-    ids = bucket["ids"]
-    if ids:
-        if is_sealed(bucket["t1"], wm):
-            bucket["ids"] = {}
-            fingerprint(bucket, ids, wm)
-        # every id is at or after t0: only a bucket whose first record's day is sealed can hold
-        # sealed ids (a busy account's day holds thousands; this runs on every step)
-        elif is_sealed(bucket["t0"], wm) and is_sealed(min(ids.values()), wm):
-            bucket["ids"] = {rid: ts for rid, ts in ids.items() if not is_sealed(ts, wm)}
-            fingerprint(bucket, {rid: ts for rid, ts in ids.items() if is_sealed(ts, wm)}, wm)
-    expire_late(bucket, wm)
 
 
 def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:

@@ -40,7 +40,7 @@ metrics and the Chinese and English sentences.
 Event time: the watermark follows the banks of the institution's accounts (common.advance_sources).
 A late record (its day sealed) is still judged: it mirrors, and is mirrored by, the records still
 held (those of hours some record on time could still mirror), and the days it changes are judged
-again, their findings ``late: true``; its id is kept apart (``late``) against replays. While a bank
+again, their findings ``late: true``. While a bank
 of the institution's registered accounts lags (or has sent nothing yet), what the others sent is
 held for it up to ``LATE_KEEP`` longer (common.hold_watermark): a bank that pushes its week after
 another's still finds the other side of its mirrors. A bank later than that finds it gone (docs/
@@ -75,19 +75,16 @@ from models.detectors.common import (
     beijing_date,
     cite_en,
     cite_zh,
-    expire_late,
     fraction_of,
     hold_watermark,
     mask,
     money,
-    note_late,
     open_from,
     percent,
     record_ids,
     role_en,
     role_zh,
     score_of,
-    seen_late,
     tally,
     yuan_en,
     yuan_zh,
@@ -276,11 +273,8 @@ class _Folder:
         self.w.dict_in(day, "cust")[payer] = 1
         self.crowded.add(key)
 
-    def late(self, record_id: str, ts: int) -> None:
-        """A late record: its id kept apart, and its day marked as judged with late records."""
-        led = self.w.dict_in(self.st, "late")
-        self.w.dict_in(led, "lids")
-        note_late(led, record_id, ts)
+    def late(self, ts: int) -> None:
+        """A late record: its day marked as judged with late records."""
         self.late_days.add(str(beijing_day_start(ts)))
 
     def finish(self) -> None:
@@ -320,11 +314,8 @@ class _Folder:
             days = self.w.dict_in(self.st, "days")
             for d in stale:
                 del days[d]
-        led = self.st.get("late")
-        if led and wm is not None:
-            expire_late(self.w.dict_in(self.st, "late"), wm)
-            if not self.st["late"]:
-                del self.st["late"]
+        if "late" in self.st:  # late ids of states written before they left the state
+            del self.st["late"]
 
 
 def _fold_records(
@@ -365,14 +356,12 @@ def _fold_records(
             continue  # the institution's own money moving between its accounts
         side = CREDIT if record.credit else DEBIT
         late = start is not None and ts < start
-        if late and seen_late(st.get("late") or {}, record.record_id, ts):
-            continue
         # the days whose mirrored credits or debits this record can change
         touched.update(range(beijing_day_start(ts - fold.lag), ts + fold.lag + 1, DAY))
         if fold.known(side, ts, record.amount_cents, bank, record.record_id):
             continue
         if late:
-            fold.late(record.record_id, ts)
+            fold.late(ts)
         fold.add(side, ts, record.amount_cents, bank, record.record_id, counterparty or "", record.account_id)
     return mine, touched
 
@@ -385,7 +374,7 @@ def detect(
     records: list[TxnRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one payment institution; return the new state and the finding
-    of every day the message's records could change that fires (replays re-emit)."""
+    of every day the message's records could change that fires."""
     if not watched(ctx, institution_id):
         return {}, []
     cfg = config(ctx, institution_id)

@@ -68,8 +68,8 @@ times, metrics and the Chinese and English sentences.
 Late records (their day sealed) are still counted, in the days kept for them (common.LATE_KEEP),
 and the periods they touch judged again; the finding says ``late: true``.
 
-State (per account): ``wm`` and one entry per Beijing day (credit and debit buckets with record
-ids of open days, the day's investor-like payers and borrower/investor-like payees, the latest
+State (per account): ``wm`` and one entry per Beijing day (credit and debit buckets, the day's
+investor-like payers and borrower/investor-like payees, the latest
 balance). A day is kept while a window that holds it can still change (``window_days - 1`` days
 after it stays open) and ``LATE_KEEP`` longer, so about ``window_days + 10`` days. Each day keeps at most ``DISTINCT_CAP``
 counterparties per side, the smallest account ids (the smallest N of a set do not depend on
@@ -107,7 +107,6 @@ from models.detectors.common import (
     role_en,
     role_zh,
     score_of,
-    seal,
     severity_by_amount,
     yuan_en,
     yuan_zh,
@@ -242,7 +241,8 @@ def _fold(
         else:
             kind = payee_class(ctx, account_id, counterparty)
             side, fan = entry["out"], entry["fout"]
-        if add(side, record.record_id, ts, record.amount_cents, tag=kind or "other", late=late) and kind:
+        add(side, record.record_id, ts, record.amount_cents, tag=kind or "other", late=late)
+        if kind:
             fan[counterparty] = kind
     for day in moved:
         entry = st["days"][str(day)]
@@ -258,7 +258,7 @@ def detect(
     records: list[TxnRecord | BalanceRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one account; return the new state and the finding of every
-    period whose windows the message touched and that fires (replays re-emit unchanged figures)."""
+    period whose windows the message touched and that fires."""
     role = watched_role(ctx, account_id)
     if role is None:
         return {}, []
@@ -302,9 +302,6 @@ def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
     # kept (open, or sealed for less than LATE_KEEP)
     reach = (window_days - 1) * DAY
     st["days"] = {k: e for k, e in st["days"].items() if not is_expired(int(k) + reach, wm)}
-    for entry in st["days"].values():
-        seal(entry["in"], wm)
-        seal(entry["out"], wm)
 
 
 def _period_finding(

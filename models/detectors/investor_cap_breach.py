@@ -34,8 +34,8 @@ length) with the cap and returns an ``InvestorCapBreachSignal`` (severity, score
 decided) or None; ``render`` ranks the investors, only of a product over its cap, for the window and
 the evidence, and builds the metrics and the Chinese and English sentences.
 
-State (plain JSON): the watermark and its sources and, per product, a bucket of the investors' payments (record
-ids of open days against replays, the sum, cents per custody account) and the investors with
+State (plain JSON): the watermark and its sources and, per product, a bucket of the investors' payments (the
+sum, cents per custody account) and the investors with
 their first payment ``[event time, record id, cents]``. At most ``max(3 * cap, cap + 1000)``
 investors are kept per product, those ranked first (the smallest N of a set do not depend on
 arrival order), so the count is exact up to that bound and reported as "at least" beyond it. At
@@ -67,7 +67,6 @@ from models.detectors.common import (
     new_bucket,
     percent,
     score_of,
-    seal,
     yuan_en,
     yuan_zh,
 )
@@ -167,19 +166,11 @@ def detect(
             # in: the investors' payments; inv: {investor: [first event time, record id, cents]}
             entry = products[pid] = {"in": new_bucket(), "inv": {}}
         late = is_sealed(ts, wm)
-        if add(
-            entry["in"],
-            record.record_id,
-            ts,
-            record.amount_cents,
-            tag=record.account_id,
-            top=False,
-            late=late,
-        ):
-            first = entry["inv"].get(investor)
-            if first is None or (ts, record.record_id) < (first[0], first[1]):
-                entry["inv"][investor] = [ts, record.record_id, record.amount_cents]
-            moved[pid] = cap[0]
+        add(entry["in"], record.record_id, ts, record.amount_cents, tag=record.account_id, top=False, late=late)
+        first = entry["inv"].get(investor)
+        if first is None or (ts, record.record_id) < (first[0], first[1]):
+            entry["inv"][investor] = [ts, record.record_id, record.amount_cents]
+        moved[pid] = cap[0]
     for pid, cap in moved.items():
         investors = products[pid]["inv"]
         if len(investors) > bound(cap):
@@ -187,8 +178,6 @@ def detect(
     wm = advance_sources(st, ctx, mine)
     if len(products) > pf.MAX_PRODUCTS:
         st["products"] = products = {pid: products[pid] for pid in sorted(products)[: pf.MAX_PRODUCTS]}
-    for entry in products.values():
-        seal(entry["in"], wm)
     findings = _findings(ctx, st, institution_id, cfg, caps)
     return (st if products or wm is not None else {}), findings
 

@@ -36,7 +36,7 @@ severity and score) or None; ``render`` builds the finding from it: window, evid
 the Chinese and English sentences.
 
 State (per account): ``wm`` and, per open Beijing day, one bucket per line and direction (sums,
-the 50 largest records as evidence, record ids). A day is dropped once sealed, so about three days.
+the 50 largest records as evidence). A day is dropped once sealed, so about three days.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ from models.detectors.common import (
     role_en,
     role_zh,
     score_of,
-    seal,
     top_entries,
     yuan_en,
     yuan_zh,
@@ -147,7 +146,7 @@ def detect(
     records: list[TxnRecord | BalanceRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one account; return the new state and the findings of every
-    (day, line) the message touched that is at or above its line (replays re-emit them)."""
+    (day, line) the message touched that is at or above its line."""
     account = ctx.account(account_id)
     if account is None:
         return {}, []
@@ -175,9 +174,6 @@ def detect(
             findings.append(finding)
     # a sealed day's figures stay LATE_KEEP longer, for late records
     st["days"] = {k: lines for k, lines in st["days"].items() if not is_expired(int(k), wm)}
-    for lines in st["days"].values():
-        for bucket in lines.values():
-            seal(bucket, wm)
     return st, findings
 
 

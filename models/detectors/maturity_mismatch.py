@@ -34,8 +34,7 @@ rollover, window, severity and score) or None; ``render`` builds the finding fro
 investor inflow beside a rollover, accounts, evidence and the Chinese and English sentences.
 
 State (plain JSON): product_flows' (watermark, per product the first record time and payout and
-repayment buckets); the investor inflow per Beijing day (``inflow``: buckets with record ids of
-open days), kept for ``inflow_days + 3`` days behind the watermark; and, for a product whose
+repayment buckets); the investor inflow per Beijing day (``inflow``: day buckets), kept for ``inflow_days + 3`` days behind the watermark; and, for a product whose
 inflow period reaches back past that, the period's figures frozen when its first day is dropped
 (``frozen``: all its days are sealed by then, so the figures are final and a finding re-emitted
 months later is unchanged).
@@ -65,7 +64,6 @@ from models.detectors.common import (
     new_bucket,
     percent,
     score_of,
-    seal,
     yuan_en,
     yuan_zh,
 )
@@ -185,8 +183,6 @@ def _prune(st: dict[str, Any], inflow_days: int) -> None:
             frozen[pid] = [*period, *_inflow_over(st, *period)]
     st["frozen"] = frozen
     st["inflow"] = {day: bucket for day, bucket in st["inflow"].items() if int(day) >= cutoff}
-    for bucket in st["inflow"].values():
-        seal(bucket, wm)
 
 
 def _inflow(st: dict[str, Any], pid: str, period: tuple[int, int]) -> tuple[int, int]:

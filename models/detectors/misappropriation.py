@@ -29,8 +29,8 @@ Chinese and English sentences.
 
 State (per account): ``wm`` the event-time watermark; ``uninstructed`` day buckets (dropped once
 their day is sealed); ``fees`` and ``inflow`` day buckets, kept for ``fee_window_days`` before the
-oldest open day (their record ids only while the day is open; inflow keeps no evidence list).
-Bounded by about ``fee_window_days + 3`` buckets of sums plus the ids of three open days.
+oldest open day (inflow keeps no evidence list). Bounded by about ``fee_window_days + 3``
+buckets of sums and evidence.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ from models.detectors.common import (
     role_en,
     role_zh,
     score_of,
-    seal,
     severity_by_amount,
     top_entries,
     yuan_en,
@@ -107,9 +106,8 @@ def detect(
     records: list[TxnRecord | BalanceRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one account; return the new state and the findings of every
-    day the message touched (re-emitted with unchanged figures when the records were seen before,
-    so a redelivered message re-sends the same alerts). ``msg_id`` is not needed: replays are
-    recognised by record id."""
+    day the message touched. ``msg_id`` is not needed: a message delivered again is recognised by
+    its id before any detector sees it (models/account_state)."""
     role = ctx.role(account_id)
     if role not in CUSTODY_ROLES:
         return {}, []
@@ -173,9 +171,6 @@ def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
     reach = (window_days - 1) * DAY
     for name in ("fees", "inflow"):
         st[name] = {k: b for k, b in st[name].items() if not is_expired(int(k) + reach, wm)}
-    for name in ("uninstructed", "fees", "inflow"):
-        for bucket in st[name].values():
-            seal(bucket, wm)
 
 
 class UninstructedDebits(msgspec.Struct, frozen=True, kw_only=True):

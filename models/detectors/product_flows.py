@@ -34,8 +34,8 @@ sealed) still counts: the sums are kept for the product's life, its id among the
 
 State (``{"wm", "src", "products": {product_id: {"t0", "out", "in"}}, "un": {"out", "in", "by",
 "pby"}, "cp": {counterparty: [product ids]}}``, plain JSON): one payout and one repayment bucket per
-product and for the unattributed (common.add / seal: record ids of open days for replay protection,
-the ``TOP_N`` largest records as evidence, cents per custody account in ``x``), the unattributed
+product and for the unattributed (common.add: sums, the ``TOP_N`` largest records as evidence,
+cents per custody account in ``x``), the unattributed
 repayments per borrower (``by``) and payouts per investor (``pby``), and up to two products per
 borrower or investor seen on tagged records. Records of
 products the reference data gives to another institution are ignored; products it does not know
@@ -62,7 +62,6 @@ from models.detectors.common import (
     new_bucket,
     ratio_text,
     record_ids,
-    seal,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
 from schemas.fields import epoch_seconds
@@ -280,8 +279,8 @@ def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: l
             _learn(ctx, st, record, pid)
         if kind is not None:
             bucket = entry["out"] if kind == PAYOUT else entry["in"]
-            if add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id, late=late):
-                moved.add(pid)
+            add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id, late=late)
+            moved.add(pid)
     advance_sources(st, ctx, feeding)
     return moved
 
@@ -289,10 +288,7 @@ def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: l
 def _fold_unattributed(st: dict[str, Any], record: TxnRecord, kind: str, late: bool) -> bool:
     un = _unattributed(st)
     bucket = un["out"] if kind == PAYOUT else un["in"]
-    if not add(
-        bucket, record.record_id, record.booked_at, record.amount_cents, tag=record.account_id, late=late
-    ):
-        return False
+    add(bucket, record.record_id, record.booked_at, record.amount_cents, tag=record.account_id, late=late)
     per = un["by"] if kind == REPAYMENT else un.setdefault("pby", {})
     sums = per.setdefault(record.counterparty_account, [0, 0])
     sums[0] += record.amount_cents
@@ -301,19 +297,12 @@ def _fold_unattributed(st: dict[str, Any], record: TxnRecord, kind: str, late: b
 
 
 def prune(st: dict[str, Any]) -> None:
-    """Forget record ids of sealed days; keep at most MAX_PRODUCTS products and MAX_BORROWERS
-    borrowers (the smallest ids)."""
-    wm = st["wm"]
+    """Keep at most MAX_PRODUCTS products and MAX_BORROWERS borrowers (the smallest ids)."""
     products = st["products"]
     if len(products) > MAX_PRODUCTS:
         st["products"] = products = {pid: products[pid] for pid in sorted(products)[:MAX_PRODUCTS]}
-    for entry in products.values():
-        seal(entry["out"], wm)
-        seal(entry["in"], wm)
     un = st.get("un")
     if un is not None:
-        seal(un["out"], wm)
-        seal(un["in"], wm)
         for key in ("by", "pby"):
             per = un.get(key)
             if per is not None and len(per) > MAX_BORROWERS:

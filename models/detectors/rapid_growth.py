@@ -50,10 +50,10 @@ its day and the ``trend_days`` before it are kept (``LATE_KEEP`` after sealing):
 days whose history holds it are judged again, their findings ``late: true``. A credit later still
 has no trend left to be judged against and changes nothing (the worker has counted it late).
 
-State (per institution): ``wm``, ``src``, ``first`` (the first day with any record), record ids of open
-days in 10-minute shards by event time (replay protection that a call copies only where it
-writes) and of late credits and fingerprints of sealed days in ``late`` (common.seen_late), and per day with inflow: the inflow tally (sum, count, first and last time, the 50 largest
-credits, the sum per account) and the payers. Days are kept while a day whose history holds them
+State (per institution): ``wm``, ``src``, ``first`` (the first day with any record), and per day
+with inflow: the inflow tally (sum, count, first and last time, the 50 largest credits, the sum
+per account), how many of its credits came late, and the payers. It holds no record ids: each
+credit reaches the detector once (models/detectors/common). Days are kept while a day whose history holds them
 can still change (about ``trend_days`` + 3 days). Calls never copy the whole state: containers are
 copied on their first write (the caller's state is never changed), so a call costs O(records x
 trend_days + trend_days^2), whatever the day's volume.
@@ -84,21 +84,17 @@ from models.detectors.common import (
     cents_of,
     cite_en,
     cite_zh,
-    expire_late,
-    fingerprint,
     fraction_of,
     is_expired,
     is_sealed,
     mask,
     money,
-    note_late,
     open_from,
     ratio_text,
     record_ids,
     role_en,
     role_zh,
     score_of,
-    seen_late,
     tally,
     yuan_en,
     yuan_zh,
@@ -113,7 +109,6 @@ VERSION = "1"
 SCOPE = "institution"
 RULE = "四(二)4"
 PAYER_CAP = 2000  # payers kept per day (a hash sample beyond)
-SHARD = 600  # record ids are kept in shards of this many seconds of event time
 HASH_BITS = 32
 # The institution's own accounts: those whose records an institution-level detector sees
 # (models/institution_detection.INSTITUTION_ROLES, not imported: that module imports the detectors).
@@ -144,7 +139,7 @@ def level(payer: str) -> int:
 
 
 def empty_state() -> dict[str, Any]:
-    return {"wm": None, "first": None, "ids": {}, "days": {}}
+    return {"wm": None, "first": None, "days": {}}
 
 
 def _new_day(st: dict[str, Any], day: int, trend: int) -> dict[str, Any]:
@@ -168,7 +163,6 @@ class _Folder:
         base = state or empty_state()
         self.st = self.w.mine(dict(base))
         self.days = self.w.dict_in(self.st, "days")
-        self.ids = self.w.dict_in(self.st, "ids")
         self.trend = trend
 
     def day(self, day: int) -> dict[str, Any]:
@@ -183,22 +177,6 @@ class _Folder:
             self.w.mine(entry["in"]["x"])
             return entry
         return self.w.dict_in(self.days, key)
-
-    def first_time(self, record_id: str, ts: int, late: bool = False) -> bool:
-        """Remember a record id; False when it was counted already."""
-        if late:
-            if seen_late(self.st.get("late") or {}, record_id, ts):
-                return False
-            led = self.w.dict_in(self.st, "late")
-            self.w.dict_in(led, "lids")
-            note_late(led, record_id, ts)
-            return True
-        shard_key = str(ts - ts % SHARD)
-        shard = self.ids.get(shard_key)
-        if shard is not None and record_id in shard:
-            return False
-        self.w.dict_in(self.ids, shard_key)[record_id] = 1
-        return True
 
     def _paid_before(self, day: int, payer: str, skip: int | None = None) -> bool:
         """Whether the payer is in the sample of one of the trend days before ``day``."""
@@ -265,27 +243,17 @@ class _Folder:
             other["nl"] = self.w.mine({key: n for key, n in other["nl"].items() if int(key) >= lvl})
 
     def prune(self, wm: int | None) -> None:
-        """Drop days no kept day's history holds (kept: open, or sealed for less than LATE_KEEP),
-        and the record ids of sealed days (their fingerprints stay while the days are kept)."""
+        """Drop days no kept day's history holds (kept: open, or sealed for less than LATE_KEEP)."""
         start = open_from(wm)
         if start is None:
             return
         reach = self.trend * DAY + LATE_KEEP
         for key in [k for k in self.days if int(k) + reach < start]:
             del self.days[key]
-        sealed = [k for k in self.ids if int(k) < start]
-        if sealed:
-            led = self.w.dict_in(self.st, "late")
-            self.w.dict_in(led, "fp")
-            fingerprint(led, {rid: int(k) for k in sealed for rid in self.ids[k]}, wm)
-            for key in sealed:
-                del self.ids[key]
-        led = self.st.get("late")
-        if led and (
-            any(is_expired(int(day), wm) for day in led.get("fp", ()))
-            or any(is_expired(ts, wm) for ts in led.get("lids", {}).values())
-        ):
-            expire_late(self.w.dict_in(self.st, "late"), wm)
+        # states written before record ids left the state: what they held is not read any more
+        for stale in ("ids", "late"):
+            if stale in self.st:
+                del self.st[stale]
 
 
 def _own_role(ctx: DetectContext, institution_id: str, account_id: str | None, cache: dict) -> str | None:
@@ -332,8 +300,6 @@ def _fold_records(
         payer = record.counterparty_account
         if payer == record.account_id or _own_role(ctx, institution_id, payer, roles) is not None:
             continue  # the institution's own money moving between its accounts
-        if not fold.first_time(record.record_id, ts, late):
-            continue
         entry = fold.day(day)
         if late:
             entry["ln"] = entry.get("ln", 0) + 1
@@ -353,7 +319,7 @@ def detect(
     records: list[TxnRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one institution; return the new state and the finding of
-    every day whose figures or history the message touched and that fires (replays re-emit)."""
+    every day whose figures or history the message touched and that fires."""
     cfg = config(ctx, institution_id)
     trend = _trend(cfg)
     fold = _Folder(state, trend)

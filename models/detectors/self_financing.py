@@ -17,7 +17,7 @@ it reaches ``min_amount``. Severity by that total: medium; ``high_amount`` or mo
 them under [self_financing]).
 
 State (per account): ``wm`` the event-time watermark and one bucket per related counterparty
-(sums, the 50 largest records as evidence, record ids of open days). A counterparty with no
+(sums, the 50 largest records as evidence). A counterparty with no
 movement for ``RETENTION_DAYS`` of event time is forgotten; a later movement starts a new total
 under the same key. Bounded by the number of related accounts.
 """
@@ -45,7 +45,6 @@ from models.detectors.common import (
     role_en,
     role_zh,
     score_of,
-    seal,
     severity_by_amount,
     top_entries,
     yuan_en,
@@ -80,7 +79,7 @@ def detect(
     records: list[TxnRecord | BalanceRecord],
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one account; return the new state and the findings of every
-    counterparty the message touched (replays re-emit unchanged figures)."""
+    counterparty the message touched."""
     role = ctx.role(account_id)
     if role not in CUSTODY_ROLES:
         return {}, []
@@ -109,12 +108,8 @@ def detect(
         finding = _evaluate(ctx, st, account_id, role, cfg, counterparty)
         if finding is not None:
             findings.append(finding)
-    for bucket in st["counterparties"].values():
-        seal(bucket, wm)
     st["counterparties"] = {
-        cp: b
-        for cp, b in st["counterparties"].items()
-        if wm is None or b["t1"] + RETENTION_DAYS * DAY > wm or b["ids"] or b.get("lids")
+        cp: b for cp, b in st["counterparties"].items() if wm is None or b["t1"] + RETENTION_DAYS * DAY > wm
     }
     return st, findings
 

@@ -25,6 +25,7 @@ from tests.unit.test_detectors_common import (
     assert_explanations_safe,
     bj,
     check_order_independent,
+    check_replays_change_nothing,
     references,
     txn,
     world,
@@ -150,11 +151,9 @@ def test_repeats_on_one_day_update_one_alert():
 
 
 def test_replays_change_nothing():
-    ctx = world()
-    records = [credit(OWN, "10.00", INVESTOR), credit(OWN, "20.00", INVESTOR_FREE)]
-    state, first = det.detect(ctx, None, OWN, "m1", records)
-    assert det.detect(ctx, state, OWN, "m1", records) == (state, first)
-    assert det.detect(ctx, state, OWN, "m2", [records[1]]) == (state, first)
+    check_replays_change_nothing(
+        det, world(), OWN, [credit(OWN, "10.00", INVESTOR), credit(OWN, "20.00", INVESTOR_FREE)]
+    )
 
 
 def test_order_and_split_do_not_matter():

@@ -17,6 +17,7 @@ from tests.unit.test_detectors_common import (
     assert_explanations_safe,
     bj,
     check_order_independent,
+    check_replays_change_nothing,
     references,
     snap,
     txn,
@@ -187,13 +188,9 @@ def test_the_day_updates_one_alert_per_line():
 
 
 def test_replays_change_nothing():
-    ctx = world()
-    records = [cash("40000.00"), cash("10000.00"), transfer("2500000.00")]
-    state, first = det.detect(ctx, None, OWN, "m1", records)
-    assert len(first) == 2
-    assert det.detect(ctx, state, OWN, "m1", records) == (state, first)
-    again_state, again = det.detect(ctx, state, OWN, "m5", [records[1]])
-    assert again_state == state and again == [first[0]]
+    check_replays_change_nothing(
+        det, world(), OWN, [cash("40000.00"), cash("10000.00"), transfer("2500000.00")]
+    )
 
 
 def test_order_and_split_do_not_matter():
