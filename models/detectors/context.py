@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from models.thresholds import Thresholds
@@ -305,18 +305,39 @@ class DetectContext:
     # gateway's allowance for clocks ahead): watermarks never pass it. None when replaying
     # history with no clock to trust (unit tests, evaluation over fixed data).
     event_time_ceiling: int | None = None
+    # account id -> (role, institution id) read so far (see _known); new with every context
+    _accounts_seen: dict[str, tuple[str | None, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def account(self, account_id: str | None) -> dict[str, Any] | None:
         return self.references.account(account_id) if account_id else None
 
-    # role and institution_id are asked several times per record: one look-up each, not two calls
     def role(self, account_id: str | None) -> str | None:
-        account = self.references.account(account_id) if account_id else None
-        return _text(account.get("role")) if account else None
+        known = self._known(account_id)
+        return known[0] if known else None
 
     def institution_id(self, account_id: str | None) -> str | None:
-        account = self.references.account(account_id) if account_id else None
-        return _text(account.get("institution_id")) if account else None
+        known = self._known(account_id)
+        return known[1] if known else None
+
+    def _known(self, account_id: str | None) -> tuple[str | None, str | None] | None:
+        """An account's role and institution, asked several times per record by several
+        detectors: read from the reference data once per context. The worker makes a context per
+        take (streams/records.py), so a change to an account applies from the next take; an
+        account not found is asked again every time, so one registered meanwhile is seen."""
+        if not account_id:
+            return None
+        known = self._accounts_seen.get(account_id)
+        if known is None:
+            account = self.references.account(account_id)
+            if account is None:
+                return None
+            known = self._accounts_seen[account_id] = (
+                _text(account.get("role")),
+                _text(account.get("institution_id")),
+            )
+        return known
 
     def reporting_institution(self, account_id: str | None) -> str | None:
         """The institution a report on this account is filed under: its own, else the one whose
