@@ -29,7 +29,7 @@ from schemas.messages import (
 )
 from streams import metrics
 from streams.reference import ReferenceView
-from streams.rows import Rows, message_rows
+from streams.rows import Columns, message_columns
 from streams.sink import Sink
 
 _encode_state = msgspec.json.Encoder().encode
@@ -110,12 +110,12 @@ class RecordsProcessor:
                 # An account registered just before its first records may still be on its way
                 # to this worker; received_at is whole seconds, so wait for what came before its end.
                 await self.reference_sync(max(waiting) + 1.0)
-        rows = Rows()
+        columns = Columns()
         for message in messages:
-            message_rows(message, self.references.enrich, rows)
+            message_columns(message, self.references.enrich, columns)
         # The rows go to ClickHouse on the storage thread while this thread runs the detectors;
         # the take is done (and acknowledged) only once they are in.
-        inserting = asyncio.ensure_future(self._insert(rows))
+        inserting = asyncio.ensure_future(self._insert(columns))
         try:
             await self._detect(messages, grouped)
         finally:
@@ -131,9 +131,9 @@ class RecordsProcessor:
         self.messages_handled += len(messages)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
-    async def _insert(self, rows: Rows) -> None:
-        for table, (columns, table_rows) in rows.tables.items():
-            await self.sink.insert(table, columns, table_rows)
+    async def _insert(self, columns: Columns) -> None:
+        for table, values in columns.tables.items():
+            await self.sink.insert_columns(table, values.columns())
 
     async def _detect(self, messages: list[Any], grouped: list[tuple[Any, dict[str, list[Any]]]]) -> None:
         now = int(time.time())

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from schemas.alerts import AlertData, encode_event, to_event
 from schemas.ddl import DATABASE
 from schemas.fields import epoch_seconds
 from services.storage.async_storage import AsyncStorage
-from services.storage.base import StorageError
+from services.storage.base import ColumnValues, StorageError, block_length
 from streams import metrics
 
 log = logging.getLogger("fundwatch.worker")
@@ -64,7 +64,9 @@ class Sink:
         self.alerts_topic = alerts_topic
         self.clock = clock
         # lays each alert's case and suppression over it before it is written (streams/alert_state.py)
-        self.overlay: Callable[[list[tuple[str, AlertData]]], Awaitable[list[tuple[str, AlertData]]]] | None = None
+        self.overlay: (
+            Callable[[list[tuple[str, AlertData]]], Awaitable[list[tuple[str, AlertData]]]] | None
+        ) = None
         # (scope, key) -> (newest state, when it first changed since its last snapshot), in the
         # order they first changed: the front is the oldest
         self._dirty: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
@@ -91,18 +93,27 @@ class Sink:
         return {name: msgspec.json.decode(state) for name, state in rows}
 
     async def insert(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
+        await self._until_written(table, len(rows), lambda: self.storage.insert(table, columns, rows))
+
+    async def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> None:
+        """One block given column by column (the worker's raw records and aggregates), retried
+        as ``insert`` is."""
+        count = block_length(columns)
+        await self._until_written(table, count, lambda: self.storage.insert_columns(table, columns))
+
+    async def _until_written(self, table: str, count: int, write: Callable[[], Awaitable[int]]) -> None:
         # ClickHouse being away must hold the partition back, not drop records: retry until it
         # answers. Kafka keeps the uncommitted messages meanwhile.
         delay = 0.5
         while True:
             try:
-                await self.storage.insert(table, columns, rows)
+                await write()
                 return
             except StorageError as error:
                 log.error(
                     "clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s",
                     table,
-                    len(rows),
+                    count,
                     delay,
                     error,
                 )

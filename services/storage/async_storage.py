@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from services.storage import metrics
-from services.storage.base import Storage, StorageError
+from services.storage.base import ColumnValues, Storage, StorageError
 
 
 class AsyncStorage:
@@ -42,6 +42,16 @@ class AsyncStorage:
             metrics.CLICKHOUSE_ERRORS.labels(name).inc()
             raise
         metrics.CLICKHOUSE_ROWS.labels(name).inc(len(rows))
+        return count
+
+    async def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> int:
+        name = table.rsplit(".", 1)[-1]
+        try:
+            count = await self._run(self.sync.insert_columns, table, columns)
+        except StorageError:
+            metrics.CLICKHOUSE_ERRORS.labels(name).inc()
+            raise
+        metrics.CLICKHOUSE_ROWS.labels(name).inc(count)
         return count
 
     def close(self) -> None:

@@ -4,11 +4,40 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
 class StorageError(RuntimeError):
     """ClickHouse refused or could not be reached; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scaled:
+    """A Decimal column's values as integers in units of 10**-scale (whole cents for a scale of
+    2), None for NULL.
+
+    Money is held as integer cents everywhere before storage; a Decimal object per value cost the
+    worker about 0.3 µs to make, and chDB takes the integers as they are (services/storage/arrow.py).
+    """
+
+    values: Sequence[int | None]
+    scale: int
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+# One column of an insert_columns call: its values in row order, or a Decimal column as Scaled.
+ColumnValues = Sequence[Any] | Scaled
+
+
+def block_length(columns: Mapping[str, ColumnValues]) -> int:
+    """The rows in a block of columns, which must all be as long."""
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise StorageError(f"columns of different lengths: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
 
 
 class Storage(abc.ABC):
@@ -35,6 +64,12 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows (each a sequence in ``columns`` order) in one block; return the count."""
+
+    @abc.abstractmethod
+    def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> int:
+        """Insert one block given column by column (name -> values, every column as long as the
+        others); return the count. The values are those ``insert`` takes, plus Scaled for
+        Decimal columns; an Enum column takes its names."""
 
     @abc.abstractmethod
     def version(self) -> str:

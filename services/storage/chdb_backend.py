@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from services.storage.base import Storage, StorageError
+from services.storage.base import ColumnValues, Storage, StorageError, block_length
 from services.storage.sql import render
 
 _JSON_SETTINGS = (
@@ -62,6 +62,8 @@ class ChdbStorage(Storage):
         self._session = session.Session(path)
         # chDB's session is not safe across threads; AsyncStorage uses one thread, this guards the rest.
         self._lock = threading.Lock()
+        # table -> column -> ClickHouse type, for the Arrow types of insert_columns
+        self._column_types: dict[str, dict[str, str]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> ChdbStorage:
@@ -110,6 +112,28 @@ class ChdbStorage(Storage):
             "FORMAT JSONCompactEachRow\n" + payload.decode()
         )
         return len(rows)
+
+    def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> int:
+        count = block_length(columns)
+        if not count:
+            return 0
+        # pyarrow loads with the first columnar insert: the gateway's chDB never makes one
+        from services.storage.arrow import arrow_table
+
+        types = self._column_types.get(table)
+        if types is None:
+            types = self._column_types[table] = {
+                name: type_name for name, type_name, *_ in self.query(f"DESCRIBE TABLE {table}")
+            }
+        # The Python table function finds this local by its name, on the calling thread's stack.
+        fundwatch_columns = arrow_table(columns, types)  # noqa: F841 - read by chDB, by name
+        names = ", ".join(columns)
+        try:
+            self._run(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(fundwatch_columns)")
+        except StorageError:
+            self._column_types.pop(table, None)  # a changed table is described again on the retry
+            raise
+        return count
 
     def version(self) -> str:
         return str(self.query("SELECT version()")[0][0])

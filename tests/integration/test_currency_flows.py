@@ -17,7 +17,7 @@ from services.auth import Principal
 from services.gateway.errors import ApiError
 from services.gateway.reads import Reads
 from services.storage.async_storage import AsyncStorage
-from streams.rows import AGG_ACCOUNT_TABLE, AGG_INSTITUTION_TABLE, Rows, message_rows
+from streams.rows import AGG_ACCOUNT_TABLE, AGG_INSTITUTION_TABLE, Columns, message_columns
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +41,17 @@ def reads(storage):
     wrapped._executor.shutdown(wait=True)  # the backend itself belongs to the session fixture
 
 
-def write(storage, rows: Rows) -> None:
-    for table, (columns, values) in rows.tables.items():
-        storage.insert(table, columns, values)
+def write(storage, columns: Columns) -> None:
+    for table, block in columns.tables.items():
+        storage.insert_columns(table, block.columns())
 
 
-def process(storage, msg_id: str, records: list[TxnRecord], enrich) -> Rows:
+def process(storage, msg_id: str, records: list[TxnRecord], enrich) -> Columns:
     """What a worker writes for one message (streams/records.py): raw records and partials."""
-    rows = Rows()
-    message_rows(RecordBatchMessage(msg_id, "B001", "b", 1_764_000_000, records), enrich, rows)
-    write(storage, rows)
-    return rows
+    columns = Columns()
+    message_columns(RecordBatchMessage(msg_id, "B001", "b", 1_764_000_000, records), enrich, columns)
+    write(storage, columns)
+    return columns
 
 
 def register(storage, account: str, institution: str, region: str = "220102") -> None:
@@ -193,13 +193,13 @@ def _final_rows(storage, table: str, key: str, keys: list[str]) -> set[tuple]:
     return {(*row[:-1], tuple(row[-1])) for row in rows}
 
 
-def _expected(rows: Rows, table: str) -> set[tuple]:
-    columns, values = rows.tables[table]
+def _expected(worker: Columns, table: str) -> set[tuple]:
+    block = worker.tables[table]
     out = set()
-    for value in values:
-        row = dict(zip(columns, value, strict=True))
+    for value in block.rows():
+        row = dict(zip(block.names, value, strict=True))
         out.add((
-            row[columns[0]], row["grain"], row["window_start"], row["currency"], row["msg_id"],
+            row[block.names[0]], row["grain"], row["window_start"], row["currency"], row["msg_id"],
             row["inflow"], row["outflow"], row["n_in"], row["n_out"], tuple(sorted(row["counterparties"])),
         ))  # fmt: skip
     return out
@@ -228,11 +228,16 @@ def test_migration_5_rebuilds_the_partials_the_workers_write(storage):
         txn(f"{suffix}-6", other, 3_00, "USD", "2026-11-20T15:59:59Z", cp=own_a),
     ]
     enrich = lambda a: info.get(a, ("", "", ""))  # noqa: E731
-    worker = Rows()
-    message_rows(RecordBatchMessage(f"rb1-{suffix}", "B001", "b", 1_764_000_000, records[:3]), enrich, worker)
-    message_rows(RecordBatchMessage(f"rb2-{suffix}", "B001", "b", 1_764_000_000, records[3:]), enrich, worker)
+    worker = Columns()
+    message_columns(
+        RecordBatchMessage(f"rb1-{suffix}", "B001", "b", 1_764_000_000, records[:3]), enrich, worker
+    )
+    message_columns(
+        RecordBatchMessage(f"rb2-{suffix}", "B001", "b", 1_764_000_000, records[3:]), enrich, worker
+    )
     # only the raw records reach storage, as if processed before the per-currency tables existed
-    storage.insert(*_table_rows(worker, f"{DATABASE}.raw_transactions"))
+    raw = f"{DATABASE}.raw_transactions"
+    storage.insert_columns(raw, worker.tables[raw].columns())
     (migration,) = [m for m in MIGRATIONS if m.version == 5]
     rebuilds = [s for s in migration.statements if s.lstrip().startswith("INSERT")]
     assert len(rebuilds) == 2
@@ -251,8 +256,3 @@ def test_migration_5_rebuilds_the_partials_the_workers_write(storage):
         {"a": own_a},
     )
     assert labels == [(inst,)]
-
-
-def _table_rows(rows: Rows, table: str) -> tuple[str, tuple[str, ...], list[list]]:
-    columns, values = rows.tables[table]
-    return table, columns, values

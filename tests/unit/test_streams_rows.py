@@ -1,17 +1,23 @@
-"""streams/rows.py: the ClickHouse rows of one message, institution flows counted once, every
-figure in its own currency."""
+"""streams/rows.py: the ClickHouse columns of the messages of a take, institution flows counted
+once, every figure in its own currency, money in cents until storage."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from schemas.messages import RecordBatchMessage, TxnRecord
+import pytest
+
+from schemas.messages import BalanceRecord, RecordBatchMessage, TxnRecord
+from services.storage.base import Scaled, StorageError, block_length
 from streams.rows import (
     AGG_ACCOUNT_TABLE,
-    AGG_INSTITUTION_COLUMNS,
     AGG_INSTITUTION_TABLE,
-    Rows,
-    message_rows,
+    RAW_BALANCE_COLUMNS,
+    RAW_BALANCE_TABLE,
+    RAW_TXN_COLUMNS,
+    RAW_TXN_TABLE,
+    Columns,
+    message_columns,
 )
 
 ACCOUNTS = {
@@ -35,11 +41,23 @@ def txn(
     )  # fmt: skip
 
 
+def take(*messages: RecordBatchMessage) -> Columns:
+    columns = Columns()
+    for message in messages:
+        message_columns(message, enrich, columns)
+    return columns
+
+
+def named_rows(columns: Columns, table: str) -> list[dict]:
+    block = columns.tables[table]
+    return [dict(zip(block.names, row, strict=True)) for row in block.rows()]
+
+
 def institution_rows(records: list[TxnRecord]) -> dict[str, tuple[Decimal, Decimal]]:
-    rows = Rows()
-    message_rows(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, records), enrich, rows)
-    columns, table_rows = rows.tables.get(AGG_INSTITUTION_TABLE, (AGG_INSTITUTION_COLUMNS, []))
-    day = [dict(zip(columns, row, strict=True)) for row in table_rows if row[1] == "day"]
+    columns = take(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, records))
+    if AGG_INSTITUTION_TABLE not in columns.tables:
+        return {}
+    day = [row for row in named_rows(columns, AGG_INSTITUTION_TABLE) if row["grain"] == "day"]
     return {row["institution_id"]: (row["inflow"], row["outflow"]) for row in day}
 
 
@@ -49,11 +67,9 @@ def test_both_legs_of_a_move_between_own_accounts_are_not_institution_flows():
 
 
 def test_account_flows_keep_both_legs():
-    rows = Rows()
     legs = [txn("r1", "OWN-A", False, 500_00, "OWN-B"), txn("r2", "OWN-B", True, 500_00, "OWN-A")]
-    message_rows(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, legs), enrich, rows)
-    columns, table_rows = rows.tables[AGG_ACCOUNT_TABLE]
-    accounts = {row[0] for row in table_rows}
+    columns = take(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, legs))
+    accounts = set(columns.tables[AGG_ACCOUNT_TABLE].values["account_id"])
     assert accounts == {"OWN-A", "OWN-B"}
 
 
@@ -71,11 +87,9 @@ def test_money_from_outside_and_to_another_institution_counts_once_on_each_side(
 
 
 def day_rows(table: str, records: list[TxnRecord]) -> dict[tuple[str, str], dict]:
-    rows = Rows()
-    message_rows(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, records), enrich, rows)
-    columns, table_rows = rows.tables[table]
-    named = [dict(zip(columns, row, strict=True)) for row in table_rows]
-    return {(row[columns[0]], row["currency"]): row for row in named if row["grain"] == "day"}
+    columns = take(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, records))
+    key = columns.tables[table].names[0]
+    return {(row[key], row["currency"]): row for row in named_rows(columns, table) if row["grain"] == "day"}
 
 
 def test_one_message_in_two_currencies_makes_a_row_per_currency_never_a_sum():
@@ -106,3 +120,85 @@ def test_an_unreadable_message_is_counted_and_left_out_not_fatal():
     taken = readable([b'["not", "a message"]', good, b"\xff"], decode_batch, "records")
     assert [m.msg_id for m in taken] == ["B001/b/0"]
     assert metrics.MESSAGES_UNREADABLE.labels("records")._value.get() == before + 2
+
+
+def test_raw_records_are_gathered_column_by_column_as_the_tables_take_them():
+    first = TxnRecord(
+        "r1", "CUST", True, 1_234_56, 1_764_000_100, "6217000000000001", "B002", "HVPS", "CNY",
+        "Zhang San", "INS-1", "subscription", "P-1", -5_00,
+    )  # fmt: skip
+    second = txn("r2", "OWN-A", False, 1, "OTHER-OWN")
+    balance = BalanceRecord("b1", "NOBODY", 1_764_000_200, -12_50, None, "USD")
+    later = BalanceRecord("b2", "CUST", 1_764_000_300, 0, 99_999_999_999_99, "CNY")
+    columns = take(
+        RecordBatchMessage("B001/b1/0", "B001", "b1", 1_764_000_000, [first, balance, second]),
+        RecordBatchMessage("B003/b2/1", "B003", "b2", 1_764_000_001, [later]),
+    )
+    assert list(columns.tables) == [
+        RAW_TXN_TABLE,
+        RAW_BALANCE_TABLE,
+        AGG_ACCOUNT_TABLE,
+        AGG_INSTITUTION_TABLE,
+    ]
+    assert columns.tables[RAW_TXN_TABLE].names == RAW_TXN_COLUMNS
+    assert columns.tables[RAW_TXN_TABLE].rows() == [
+        ["B001", "r1", "CUST", "credit", Decimal("1234.56"), "CNY", 1_764_000_100, "6217000000000001", "B002",
+         "Zhang San", "HVPS", "INS-1", "subscription", "P-1", Decimal("-5.00"), "b1", "B001/b1/0", 1_764_000_000,
+         "INST1", "customer_custody", "220102"],
+        ["B001", "r2", "OWN-A", "debit", Decimal("0.01"), "CNY", 1_764_000_000, "OTHER-OWN", "B002", None,
+         "HVPS", None, None, None, None, "b1", "B001/b1/0", 1_764_000_000, "INST1", "own_operating", "220102"],
+    ]  # fmt: skip
+    assert columns.tables[RAW_BALANCE_TABLE].names == RAW_BALANCE_COLUMNS
+    assert columns.tables[RAW_BALANCE_TABLE].rows() == [
+        ["B001", "b1", "NOBODY", 1_764_000_200, Decimal("-12.50"), None, "USD", "b1", "B001/b1/0",
+         1_764_000_000, "", "", ""],
+        ["B003", "b2", "CUST", 1_764_000_300, Decimal("0.00"), Decimal("99999999999.99"), "CNY", "b2",
+         "B003/b2/1", 1_764_000_001, "INST1", "customer_custody", "220102"],
+    ]  # fmt: skip
+    assert columns.count() == 2 + 2 + 4 + 2  # two accounts and one institution, each by hour and day
+
+
+def test_money_goes_to_storage_as_cents_and_every_column_is_as_long_as_the_others():
+    records = [
+        txn("r1", "CUST", True, 1_000_00, "6217000000000001"),
+        txn("r2", "OWN-A", False, 3_00, "OTHER-OWN"),
+        BalanceRecord("b1", "CUST", 1_764_000_200, -12_50, None, "CNY"),
+    ]
+    columns = take(RecordBatchMessage("B001/b/0", "B001", "b", 1_764_000_000, records))
+    money = {
+        RAW_TXN_TABLE: {"amount": [1_000_00, 3_00], "balance_after": [None, None]},
+        RAW_BALANCE_TABLE: {"balance": [-12_50], "customer_liabilities": [None]},
+    }
+    for table, block in columns.tables.items():
+        values = block.columns()
+        assert list(values) == list(block.names)
+        assert block_length(values) == len(block) > 0
+        for name, column in values.items():
+            if name in money.get(table, {}):
+                assert column == Scaled(money[table][name], 2)
+            elif name in ("inflow", "outflow"):
+                assert isinstance(column, Scaled) and column.scale == 2
+            else:
+                assert isinstance(column, list)
+    partials = named_rows(columns, AGG_ACCOUNT_TABLE)
+    assert {(row["account_id"], row["grain"]): row["inflow"] for row in partials} == {
+        ("CUST", "hour"): Decimal("1000.00"), ("CUST", "day"): Decimal("1000.00"),
+        ("OWN-A", "hour"): Decimal("0.00"), ("OWN-A", "day"): Decimal("0.00"),
+    }  # fmt: skip
+    assert {row["counterparties"] == sorted(row["counterparties"]) for row in partials} == {True}
+
+
+def test_a_message_of_balances_alone_writes_no_transactions_and_no_partials():
+    columns = take(
+        RecordBatchMessage(
+            "B001/b/0", "B001", "b", 1_764_000_000, [BalanceRecord("b1", "CUST", 1, 0, None, "CNY")]
+        )
+    )
+    assert list(columns.tables) == [RAW_BALANCE_TABLE]
+    assert take().tables == {} and take().count() == 0
+
+
+def test_columns_of_different_lengths_are_refused_before_any_backend_sees_them():
+    with pytest.raises(StorageError, match="different lengths"):
+        block_length({"a": [1, 2], "b": Scaled([1], 2)})
+    assert block_length({}) == 0
