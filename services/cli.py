@@ -242,6 +242,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-records", type=int, default=50_000, metavar="N",
         help="records read from ClickHouse at a time (default 50,000): memory against round trips",
     )  # fmt: skip
+    train = sub.add_parser(
+        "train",
+        help="fit the anomaly model per account role on stored records; writes a versioned artefact",
+        description="Reads the raw records of the whole Beijing days in [--since, --until) (and the 14 days "
+        "before, as each account's own history) from ClickHouse, folds them per account through the "
+        "per-account feature step (models/features, docs/anomaly-features.md), fits one IsolationForest per role "
+        "and writes an artefact directory under --out: the model, and artefact.json with the feature-schema "
+        "hash, library versions, training window, seed, rows per role, score quantiles and a content digest. "
+        "The same records and seed give the same digest. --out's CURRENT file then names the new artefact. "
+        "It only reads ClickHouse.",
+    )
+    train.add_argument(
+        "--since", required=True, metavar="TIME",
+        help="first day, included: a date (Beijing midnight) or RFC 3339 with an offset",
+    )  # fmt: skip
+    train.add_argument(
+        "--until", required=True, metavar="TIME",
+        help="end, excluded: a date (Beijing midnight) or RFC 3339 with an offset",
+    )  # fmt: skip
+    train.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="where artefacts are kept (default <data-dir>/models/anomaly)",
+    )  # fmt: skip
+    train.add_argument("--seed", type=int, default=7, help="the model's random seed (default 7)")
+    train.add_argument(
+        "--clickhouse-url", "--storage", dest="clickhouse_url", metavar="URL",
+        help="clickhouse://… or chdb://… to read (FUNDWATCH_CLICKHOUSE_URL, default chdb://<data-dir>/chdb)",
+    )  # fmt: skip
+    train.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the data directory of `fundwatch run` (FUNDWATCH_DATA_DIR, default ./var)",
+    )
+    train.add_argument(
+        "--chunk-records", type=int, default=200_000, metavar="N",
+        help="records read from ClickHouse at a time (default 200,000)",
+    )  # fmt: skip
+    train.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     bench = sub.add_parser(
         "bench",
         help="the benchmark suite: raw ceiling, pipeline, naive Faust, gateway, latency, memory",
@@ -383,6 +421,38 @@ def _replay_time(text: str, flag: str) -> datetime:
     return moment
 
 
+def _train(args: argparse.Namespace) -> int:
+    from services.logs import setup_logging
+    from services.progress import StatusLine
+    from services.training import TrainingError, train
+
+    settings = Settings.from_env(process="train", data_dir=args.data_dir, clickhouse_url=args.clickhouse_url)
+    setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.log_format)
+    since, until = _replay_time(args.since, "--since"), _replay_time(args.until, "--until")
+    if until <= since:
+        raise ConfigError("--until must lie after --since")
+    if args.chunk_records < 1:
+        raise ConfigError("--chunk-records must be at least 1")
+    url = settings.clickhouse_url
+    if url.startswith("chdb://") and not Path(url[len("chdb://") :]).is_dir():
+        print(f"fundwatch train: no chDB store at {url[len('chdb://') :]} (see --data-dir, --clickhouse-url)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    out = args.out if args.out is not None else settings.data_dir / "models" / "anomaly"
+    try:
+        with StatusLine("fundwatch train", enabled=not args.no_progress) as status:
+            info = train(url, since, until, out, args.seed, status, args.chunk_records)
+    except TrainingError as error:
+        print(f"fundwatch train: {error}", file=sys.stderr)
+        return 1
+    print(f"artefact {info.artefact_id} digest {info.digest} at {info.path}")
+    for role, rows in sorted(info.rows_per_role.items()):
+        print(f"  {role}: {rows:,} account-days")
+    for role, rows in sorted(info.skipped_roles.items()):
+        print(f"  {role}: skipped, {rows:,} account-days are too few")
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from services.logs import setup_logging
     from services.replay import run_replay
@@ -479,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
             return _eval(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "train":
+            return _train(args)
         return _bench(args)
     except (ConfigError, ThresholdError) as error:
         print(f"fundwatch: configuration error: {error}", file=sys.stderr)

@@ -164,6 +164,19 @@ def test_train_writes_a_versioned_artefact(chdb_storage, stored, tmp_path, monke
     assert sorted(loaded.models) == sorted(info.rows_per_role)
 
 
+def test_the_command_line_trains_and_prints_the_artefact(chdb_storage, stored, tmp_path, monkeypatch, capsys):
+    from services.cli import main
+
+    monkeypatch.setattr("services.training.open_storage", lambda url: _Unclosed(chdb_storage))
+    args = ["train", "--since", SINCE.date().isoformat(), "--until", UNTIL.date().isoformat()]
+    args += ["--storage", stored.url, "--out", str(tmp_path), "--seed", "7", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    expected = train_on(chdb_storage, SINCE, UNTIL, tmp_path / "direct", seed=7)
+    assert f"artefact {expected.artefact_id} digest {expected.digest}" in out
+    assert "investor:" in out and current_artefact(tmp_path).name == expected.artefact_id
+
+
 def test_the_digest_is_the_same_for_the_same_store_window_and_seed(chdb_storage, stored, tmp_path):
     first = train_on(chdb_storage, SINCE, UNTIL, tmp_path / "first", seed=7)
     again = train_on(chdb_storage, SINCE, UNTIL, tmp_path / "again", seed=7)

@@ -6,7 +6,7 @@ import pytest
 
 from services.cli import build_parser, main
 
-COMMANDS = ("run", "worker", "gateway", "dispatcher", "simulate", "eval", "replay", "bench")
+COMMANDS = ("run", "worker", "gateway", "dispatcher", "simulate", "eval", "replay", "train", "bench")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -75,11 +75,36 @@ def test_replay_help_says_it_writes_nothing(capsys):
     with pytest.raises(SystemExit):
         main(["replay", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for words in ("--from", "--until", "--thresholds", "--json", "--storage", "--data-dir", "nothing is written"):
+    for words in (
+        "--from",
+        "--until",
+        "--thresholds",
+        "--json",
+        "--storage",
+        "--data-dir",
+        "nothing is written",
+    ):
         assert words in out
 
 
-@pytest.mark.parametrize(("command", "port"), [("run", 8080), ("gateway", 8080), ("worker", 8081), ("dispatcher", 8082)])
+def test_train_help_names_its_window_artefact_and_seed(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for words in ("--since", "--until", "--out", "--seed", "--storage", "digest", "It only reads ClickHouse"):
+        assert words in out
+
+
+def test_train_refuses_an_empty_window_and_a_missing_store(tmp_path, capsys):
+    assert main(["train", "--since", "2026-11-02", "--until", "2026-11-01", "--data-dir", str(tmp_path)]) == 2
+    assert "--until must lie after --since" in capsys.readouterr().err
+    assert main(["train", "--since", "2026-11-01", "--until", "2026-11-08", "--data-dir", str(tmp_path)]) == 2
+    assert "no chDB store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "port"), [("run", 8080), ("gateway", 8080), ("worker", 8081), ("dispatcher", 8082)]
+)
 def test_each_process_kind_listens_on_its_own_port_unless_told(command, port, monkeypatch, capsys):
     from services.cli import _settings
 
