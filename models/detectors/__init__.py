@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from models.detectors import (
+    anomaly,
     commingling,
     fund_pool,
     large_value,
@@ -32,7 +33,15 @@ from schemas.messages import BalanceRecord, TxnRecord
 
 DETECTORS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (misappropriation, self_financing, commingling, reserve_shortfall, large_value, fund_pool)
+    for module in (
+        misappropriation,
+        self_financing,
+        commingling,
+        reserve_shortfall,
+        large_value,
+        fund_pool,
+        anomaly,
+    )
 }
 
 __all__ = [

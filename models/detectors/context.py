@@ -12,9 +12,12 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from models.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from models.anomaly_serving import AnomalyModels
 
 CUSTODY_ROLES = frozenset({"customer_custody", "payment_reserve"})
 
@@ -305,6 +308,10 @@ class DetectContext:
     # gateway's allowance for clocks ahead): watermarks never pass it. None when replaying
     # history with no clock to trust (unit tests, evaluation over fixed data).
     event_time_ceiling: int | None = None
+    # The learned `anomaly` model (models/anomaly_serving.py), or None when none is loaded: the
+    # anomaly detector then keeps its features and raises nothing. The worker swaps in a new
+    # artefact by making its next context with it.
+    anomaly_model: AnomalyModels | None = None
     # account id -> (role, institution id) read so far (see _known); new with every context
     _accounts_seen: dict[str, tuple[str | None, str | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False

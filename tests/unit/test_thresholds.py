@@ -8,10 +8,11 @@ from models.findings import TYPOLOGIES
 from models.thresholds import ThresholdError, load_thresholds
 
 
-def test_the_shipped_file_has_a_version_and_every_typology_but_anomaly():
+def test_the_shipped_file_has_a_version_and_every_typology():
     thresholds = load_thresholds({})
     assert thresholds.version
-    assert set(thresholds.defaults) == set(TYPOLOGIES) - {"anomaly"}
+    assert set(thresholds.defaults) == set(TYPOLOGIES)
+    assert thresholds.get("anomaly")["threshold_quantile"] == "p99"
 
 
 def test_large_value_lines_are_the_pboc_reporting_lines():
