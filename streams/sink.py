@@ -67,6 +67,8 @@ class Sink:
         self.overlay: (
             Callable[[list[tuple[str, AlertData]]], Awaitable[list[tuple[str, AlertData]]]] | None
         ) = None
+        # withholds the anomaly alerts over their region's daily budget (streams/anomaly_budget.py)
+        self.budget: Callable[[list[tuple[str, AlertData]]], list[tuple[str, AlertData]]] | None = None
         # (scope, key) -> (newest state, when it first changed since its last snapshot), in the
         # order they first changed: the front is the oldest
         self._dirty: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
@@ -216,6 +218,10 @@ class Sink:
             return
         if self.overlay is not None:
             changed = await self.overlay(changed)
+        if self.budget is not None:
+            changed = self.budget(changed)
+            if not changed:
+                return
         changed = [(event_type, self._past_written(alert)) for event_type, alert in changed]
         first_version = time.time_ns()
         current: dict[str, list[Any]] = {}  # an alert changed twice in one take: its newest state

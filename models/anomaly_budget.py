@@ -1,0 +1,134 @@
+"""The desks' budget for `anomaly` alerts: at most so many per region and Beijing day, the
+highest scores first (the pure part; streams/anomaly_budget.py applies it where the worker
+publishes alerts).
+
+Why there and not in the detector: a detector sees one account, and its step must not depend on
+other accounts or on the order accounts are stepped in, so no detector can know that its day is
+the region's eleventh. The budget is decided where alerts leave the worker, over the anomaly
+alerts of each take, with a ledger per (Beijing day, region) of the alerts let through.
+
+The rule, for the alerts of one region-day in a take, highest score first (ties by alert id):
+
+- an alert let through before is let through again: its updates, and a replay, change nothing;
+- a new one is let through while the region-day has room: ``capacity`` alerts in all, of which
+  at most ``capacity - reserved`` ``low`` ones, so a share of the day stays for the ``medium``
+  ones (above the role's higher quantile), the most unusual days, however late they close;
+- otherwise it is withheld: not written and not published, only counted.
+
+An alert once published is never withdrawn, so the budget cannot take back room from an earlier
+alert for a later, higher one: "highest first" holds within a take and, across takes, through
+the room reserved for the higher band. For the same messages in the same order the decisions
+are the same; the ledger is rebuilt from the alerts stored (``admit_stored``) when a worker
+starts, so a restart does not open the budget again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from fractions import Fraction
+
+import msgspec
+
+from models.findings import SEVERITIES
+
+KEEP_DAYS = 45  # region-days older than the newest by this much are forgotten (as alert memory)
+
+
+class Candidate(msgspec.Struct, frozen=True):
+    alert_id: str
+    day: str  # the Beijing day judged, YYYY-MM-DD
+    region: str
+    score: float
+    severity: str
+
+
+class BudgetSettings(msgspec.Struct, frozen=True):
+    per_100_accounts: Fraction  # alerts per region-day per 100 accounts registered in the region
+    min_per_region: int  # ... but at least this many
+    reserved_share: Fraction  # of a region-day's capacity, kept for medium alerts and above
+
+    def capacity(self, accounts: int) -> int:
+        return max(self.min_per_region, math.floor(self.per_100_accounts * accounts / 100))
+
+    def reserved(self, capacity: int) -> int:
+        return math.floor(self.reserved_share * capacity)
+
+
+def settings_of(config: dict) -> BudgetSettings:
+    """The budget from the `anomaly` thresholds (models/thresholds.toml)."""
+    return BudgetSettings(
+        per_100_accounts=Fraction(str(config.get("daily_per_100_accounts", "1"))),
+        min_per_region=int(config.get("daily_min_per_region", 1)),
+        reserved_share=Fraction(str(config.get("reserved_share", "0.5"))),
+    )
+
+
+class RegionDay(msgspec.Struct):
+    admitted: dict[str, float] = {}  # alert id -> its score when let through
+    low: int = 0  # of them, let through as low (they may not use the reserved room)
+    withheld: int = 0
+
+
+class Decision(msgspec.Struct, frozen=True):
+    candidate: Candidate
+    admitted: bool
+    capacity: int  # of its region-day, as decided
+    used: int  # alerts let through in its region-day, this one included if admitted
+
+
+class BudgetLedger:
+    """The alerts let through per (Beijing day, region)."""
+
+    def __init__(self) -> None:
+        self.days: dict[tuple[str, str], RegionDay] = {}
+
+    def admit_stored(self, alert_id: str, day: str, region: str, score: float, severity: str) -> None:
+        """An alert found stored (written before this ledger existed): it used its room."""
+        region_day = self.days.setdefault((day, region), RegionDay())
+        if alert_id not in region_day.admitted:
+            region_day.admitted[alert_id] = score
+            region_day.low += _is_low(severity)
+
+    def decide(
+        self, candidates: Iterable[Candidate], settings: BudgetSettings, capacity_of: Callable[[str], int]
+    ) -> list[Decision]:
+        """Let candidates through or withhold them (module docstring), highest score first within
+        each region-day; ``capacity_of(region)`` is the region's capacity."""
+        ordered = sorted(candidates, key=lambda c: (c.day, c.region, -c.score, c.alert_id))
+        decisions = []
+        for candidate in ordered:
+            region_day = self.days.setdefault((candidate.day, candidate.region), RegionDay())
+            capacity = capacity_of(candidate.region)
+            if candidate.alert_id in region_day.admitted:
+                region_day.admitted[candidate.alert_id] = candidate.score
+                decisions.append(Decision(candidate, True, capacity, len(region_day.admitted)))
+                continue
+            low = _is_low(candidate.severity)
+            admitted = len(region_day.admitted) < capacity and (
+                not low or region_day.low < capacity - settings.reserved(capacity)
+            )
+            if admitted:
+                region_day.admitted[candidate.alert_id] = candidate.score
+                region_day.low += low
+            else:
+                region_day.withheld += 1
+            decisions.append(Decision(candidate, admitted, capacity, len(region_day.admitted)))
+        self._forget_old()
+        return decisions
+
+    def _forget_old(self) -> None:
+        if not self.days:
+            return
+        newest = max(day for day, _ in self.days)
+        horizon = _days_before(newest, KEEP_DAYS)
+        self.days = {key: value for key, value in self.days.items() if key[0] >= horizon}
+
+
+def _is_low(severity: str) -> bool:
+    return SEVERITIES.index(severity) < SEVERITIES.index("medium")
+
+
+def _days_before(day: str, days: int) -> str:
+    return (date.fromisoformat(day) - timedelta(days=days)).isoformat()

@@ -1,0 +1,50 @@
+"""A worker starting again counts the anomaly alerts already stored in their region-day's budget
+(streams/anomaly_budget.AnomalyBudgetGate.load), on a ClickHouse server and on chDB alike."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from models.anomaly_budget import Candidate
+from models.thresholds import load_thresholds
+from schemas.ddl import DATABASE
+from schemas.fields import epoch_seconds
+from streams.anomaly_budget import AnomalyBudgetGate
+from streams.sink import ALERT_COLUMNS
+
+pytestmark = pytest.mark.integration
+
+# Days of their own, far from any other test's alerts in the shared stores of the run.
+DAY = "2041-03-07"
+EARLY = epoch_seconds(f"{DAY}T02:10:00+08:00")  # Beijing 02:10, the UTC day before
+
+
+def row(alert_id: str, typology: str, region: str, score: float, severity: str, start: int) -> list:
+    return [alert_id, typology, severity, "open", score, "P1", region, Decimal("1.00"), start, start + 60,
+            start, start, "{}", 1]  # fmt: skip
+
+
+def test_stored_anomaly_alerts_use_their_room(storage):
+    region = f"9{uuid.uuid4().int % 10**5:05d}"
+    kept = [f"budget-{uuid.uuid4().hex}" for _ in range(2)]
+    storage.insert(
+        f"{DATABASE}.alerts",
+        ALERT_COLUMNS,
+        [
+            row(kept[0], "anomaly", region, 0.71, "low", EARLY),
+            row(kept[1], "anomaly", region, 0.93, "medium", EARLY + 3600),
+            row(f"other-{uuid.uuid4().hex}", "large_value", region, 1.0, "low", EARLY),
+        ],
+    )
+    gate = AnomalyBudgetGate(load_thresholds({}), lambda: {region: 250})
+    assert gate.load(storage) >= 2
+    region_day = gate.ledger.days[(DAY, region)]  # the Beijing day, not the UTC one
+    assert sorted(region_day.admitted) == sorted(kept) and region_day.low == 1
+    # 250 accounts: room for 2, both taken; a new day of that region-day is withheld
+    [decision] = gate.ledger.decide(
+        [Candidate("new", DAY, region, 0.99, "medium")], gate.settings, gate.capacity
+    )
+    assert decision.capacity == 2 and not decision.admitted

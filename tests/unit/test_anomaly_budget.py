@@ -1,0 +1,115 @@
+"""The desks' budget for anomaly alerts (models/anomaly_budget.py, streams/anomaly_budget.py): at
+most so many per region and Beijing day, highest scores first, a share kept for the most unusual
+days; an alert let through stays let through, and the same takes give the same decisions."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from models.anomaly_budget import KEEP_DAYS, BudgetLedger, BudgetSettings, Candidate, settings_of
+from models.thresholds import load_thresholds
+from schemas.alerts import AlertData, DetectorInfo, Evidence, Explanation
+from streams.anomaly_budget import WITHHELD, AnomalyBudgetGate, accounts_by_region
+
+SETTINGS = BudgetSettings(per_100_accounts=Fraction(1), min_per_region=1, reserved_share=Fraction(1, 2))
+
+
+def candidate(
+    alert_id: str, score: float, severity: str = "low", day: str = "2026-11-25", region: str = "220102"
+):
+    return Candidate(alert_id, day, region, score, severity)
+
+
+def admitted(decisions) -> list[str]:
+    return [d.candidate.alert_id for d in decisions if d.admitted]
+
+
+def test_capacity_follows_the_accounts_of_the_region():
+    assert [SETTINGS.capacity(n) for n in (0, 99, 100, 250, 1000)] == [1, 1, 1, 2, 10]
+    assert [SETTINGS.reserved(c) for c in (1, 2, 3, 10)] == [0, 1, 1, 5]
+    shipped = settings_of(load_thresholds({}).get("anomaly"))
+    assert shipped == SETTINGS  # models/thresholds.toml: 1 per 100 accounts, at least 1, half reserved
+
+
+def test_highest_scores_first_within_a_take_and_a_share_kept_for_medium_days():
+    ledger = BudgetLedger()
+    take = [candidate("a", 0.61), candidate("b", 0.70), candidate("c", 0.65), candidate("d", 0.64)]
+    # capacity 4, 2 of them reserved for medium days: the two highest low days get through
+    assert admitted(ledger.decide(take, SETTINGS, lambda region: 4)) == ["b", "c"]
+    # a later, higher low day finds no room; a medium day finds the reserved room, until it is used
+    later = [candidate("e", 0.90), candidate("f", 0.80, "medium"), candidate("g", 0.79, "medium")]
+    assert admitted(ledger.decide(later, SETTINGS, lambda region: 4)) == ["f", "g"]
+    assert admitted(ledger.decide([candidate("h", 0.99, "medium")], SETTINGS, lambda region: 4)) == []
+    region_day = ledger.days[("2026-11-25", "220102")]
+    assert sorted(region_day.admitted) == ["b", "c", "f", "g"] and region_day.withheld == 4
+
+
+def test_an_alert_let_through_stays_through_and_regions_and_days_are_apart():
+    ledger = BudgetLedger()
+    assert admitted(ledger.decide([candidate("a", 0.7)], SETTINGS, lambda region: 1)) == ["a"]
+    # its update (another score) and a replay pass; a new one of the same region-day does not
+    again = [candidate("a", 0.75), candidate("b", 0.99, "medium")]
+    assert admitted(ledger.decide(again, SETTINGS, lambda region: 1)) == ["a"]
+    other = [candidate("c", 0.6, region="220202"), candidate("d", 0.6, day="2026-11-26")]
+    assert admitted(ledger.decide(other, SETTINGS, lambda region: 1)) == ["c", "d"]
+
+
+def test_the_same_takes_give_the_same_decisions_whatever_order_within_them():
+    take = [candidate(f"x{i}", 0.6 + i / 100, "medium" if i % 3 == 0 else "low") for i in range(12)]
+    first = admitted(BudgetLedger().decide(take, SETTINGS, lambda region: 5))
+    assert admitted(BudgetLedger().decide(list(reversed(take)), SETTINGS, lambda region: 5)) == first
+    assert len(first) == 5
+
+
+def test_stored_alerts_use_their_room_and_old_days_are_forgotten():
+    ledger = BudgetLedger()
+    ledger.admit_stored("old", "2026-11-25", "220102", 0.8, "low")
+    assert admitted(ledger.decide([candidate("new", 0.99, "medium")], SETTINGS, lambda region: 1)) == []
+    ledger.decide([candidate("later", 0.7, day="2027-02-01")], SETTINGS, lambda region: 1)
+    assert ("2026-11-25", "220102") not in ledger.days and KEEP_DAYS == 45
+
+
+def alert(
+    alert_id: str, score: float, severity: str = "low", typology: str = "anomaly", region: str = "220102"
+):
+    return AlertData(
+        alert_id=alert_id, typology=typology, severity=severity, score=score, institution_id="P1",
+        region=region, accounts=["6222020100002002"], amount="1.00", window_start="2026-11-25T02:00:00Z",
+        window_end="2026-11-25T03:00:00Z",
+        evidence=Evidence(record_ids=[], metrics={"day": "2026-11-25"}, thresholds={}),
+        explanation=Explanation(zh="。", en="."), detector=DetectorInfo(name=typology, version="1"),
+    )  # fmt: skip
+
+
+def test_the_gate_withholds_what_is_over_and_passes_every_other_alert():
+    counts = {"220102": 250, "220202": 40}
+    gate = AnomalyBudgetGate(load_thresholds({}), lambda: counts)
+    changed = [
+        ("created", alert("a1", 0.62)),
+        ("created", alert("a2", 0.71)),
+        ("created", alert("a3", 0.93, "medium")),
+        ("created", alert("a4", 0.66)),
+        ("created", alert("m1", 1.0, typology="misappropriation")),
+        ("created", alert("b1", 0.61, region="220202")),
+        ("created", alert("b2", 0.64, region="220202")),
+    ]
+    before = WITHHELD.labels("220102")._value.get(), WITHHELD.labels("220202")._value.get()
+    out = gate(changed)
+    # 220102: 250 accounts, capacity 2, one reserved: the best low day and the medium one;
+    # 220202: 40 accounts, capacity 1 (the floor), nothing reserved: its best day
+    assert [a.alert_id for _, a in out] == ["a2", "a3", "m1", "b2"]
+    after = WITHHELD.labels("220102")._value.get(), WITHHELD.labels("220202")._value.get()
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+    assert gate([("updated", alert("a2", 0.8))]) != []  # an update of one let through
+
+
+def test_a_worker_holding_part_of_the_partitions_lets_through_its_share():
+    gate = AnomalyBudgetGate(load_thresholds({}), lambda: {"220102": 1000}, share=lambda: 0.25)
+    assert gate.capacity("220102") == 3  # 10 for the region, a quarter rounded up
+    assert gate.capacity("999999") == 1  # never less than one
+
+
+def test_accounts_are_counted_by_the_region_of_their_institution():
+    accounts = {"a": {"institution_id": "P1"}, "b": {"institution_id": "P1"}, "c": {"institution_id": None}}
+    institutions = {"P1": {"region": "220102"}}
+    assert accounts_by_region(accounts, institutions) == {"220102": 2, "": 1}
