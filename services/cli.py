@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     train.add_argument(
         "--out", type=Path, default=None, metavar="DIR",
-        help="where artefacts are kept (default <data-dir>/models/anomaly)",
+        help="where artefacts are kept (default $FUNDWATCH_MODEL_DIR/anomaly, else <data-dir>/models/anomaly: "
+        "where workers look for them)",
     )  # fmt: skip
     train.add_argument("--seed", type=int, default=7, help="the model's random seed (default 7)")
     train.add_argument(
@@ -438,7 +439,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"fundwatch train: no chDB store at {url[len('chdb://') :]} (see --data-dir, --clickhouse-url)",
               file=sys.stderr)  # fmt: skip
         return 2
-    out = args.out if args.out is not None else settings.data_dir / "models" / "anomaly"
+    out = args.out if args.out is not None else settings.models_dir / "anomaly"
     try:
         with StatusLine("fundwatch train", enabled=not args.no_progress) as status:
             info = train(url, since, until, out, args.seed, status, args.chunk_records)

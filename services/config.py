@@ -86,6 +86,13 @@ class Settings:
     # How far after the gateway's clock a record's booked_at or as_of may lie (CONTRACT.md §2):
     # banks' clocks drift, but a record dated days ahead is a wrong date.
     max_future_s: int = 3600
+    # Trained models (FUNDWATCH_MODEL_DIR; None: <data-dir>/models): the anomaly artefacts and
+    # their CURRENT are in its anomaly/, where `fundwatch train` writes and workers look.
+    model_dir: Path | None = None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
 
     @classmethod
     def from_env(
@@ -115,6 +122,7 @@ class Settings:
             app_id=env.get("FUNDWATCH_APP_ID") or "fundwatch",
             flush_interval_s=_float(env, "FUNDWATCH_FLUSH_INTERVAL_S", 0.5, 0.01),
             max_future_s=_int(env, "FUNDWATCH_MAX_FUTURE_S", 3600, 0, 366 * 86400),
+            model_dir=Path(env["FUNDWATCH_MODEL_DIR"]) if env.get("FUNDWATCH_MODEL_DIR") else None,
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if not settings.clickhouse_url:

@@ -9,6 +9,7 @@ agent, which keeps one state per institution the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import faust
 
+from models.anomaly_serving import AnomalyModels
 from models.detectors import DetectContext
 from models.thresholds import load_thresholds
 from schemas.actions import ALERT_ACTIONS_TOPIC
@@ -23,8 +25,10 @@ from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
 from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
 from streams.alert_state import AlertOverlay, AlertStateFollower, AlertStateView
+from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_region
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
+from streams.models import AnomalyModelService
 from streams.records import RecordsProcessor
 from streams.reference import ReferenceFollower, ReferenceView
 from streams.sink import SNAPSHOT_SLICE_S, Sink
@@ -44,10 +48,12 @@ class WorkerApp:
     institutions: InstitutionProcessor
     lag: LagService
     alert_state: AlertStateFollower | None = None  # cases and suppressions laid over alerts
+    models: AnomalyModelService | None = None  # loads and swaps the anomaly model
 
     def services(self) -> list[Any]:
         """Services that must run beside the Faust app in the same worker."""
-        return [self.follower, self.lag] + ([self.alert_state] if self.alert_state is not None else [])
+        optional = [service for service in (self.alert_state, self.models) if service is not None]
+        return [self.follower, self.lag, *optional]
 
     async def ready(self) -> bool:
         app = self.app
@@ -117,6 +123,7 @@ def create_worker_app(
     storage: AsyncStorage,
     datadir: Path,
     max_future_s: int = 3600,
+    models_dir: Path | None = None,
 ) -> WorkerApp:
     app = faust_app(app_id, bootstrap, partitions, datadir)
     records_topic = _raw_topic(app, RECORDS_TOPIC, partitions)
@@ -138,7 +145,8 @@ def create_worker_app(
     )
     references = ReferenceView()
     follower = ReferenceFollower(bootstrap, references)
-    context = DetectContext(references=references, thresholds=load_thresholds())
+    thresholds = load_thresholds()
+    context = DetectContext(references=references, thresholds=thresholds)
     sink = Sink(storage, alerts_topic)
     alert_state = AlertStateFollower(bootstrap, AlertStateView())
     actions_topic = _raw_topic(app, ALERT_ACTIONS_TOPIC, partitions)
@@ -155,6 +163,28 @@ def create_worker_app(
     )  # fmt: skip
     institutions = InstitutionProcessor(sink, context, institution_state, partitions, max_future_s)
     app.sensors.add(CommitHook(processor, institutions))
+
+    def records_share() -> float:
+        """This worker's share of the records partitions (the anomaly budget's share)."""
+        if not app.started:
+            return 1.0
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == RECORDS_TOPIC]
+        return len(assigned) / partitions if assigned else 1.0
+
+    sink.budget = AnomalyBudgetGate(
+        thresholds,
+        lambda: accounts_by_region(references.items["accounts"], references.items["institutions"]),
+        records_share,
+    )
+
+    def install(model: AnomalyModels) -> None:
+        # the processors make each take's context from theirs: the next take is judged with it
+        processor.context = dataclasses.replace(processor.context, anomaly_model=model)
+        institutions.context = dataclasses.replace(institutions.context, anomaly_model=model)
+
+    models = AnomalyModelService(models_dir, install) if models_dir is not None else None
+    if models is not None:
+        models.check_now()
 
     # Messages waiting are taken together (at most TAKE_MESSAGES, waiting at most TAKE_WITHIN_S
     # for more): one ClickHouse insert per table and one state write per account for all of
@@ -185,7 +215,8 @@ def create_worker_app(
     lag = LagService(app_id, lambda: app.consumer if app.started else None)
     log.info("account state seeds loaded accounts=%d", processor.load_seed())
     log.info("alert revisions loaded alerts=%d", sink.load_revisions())
+    log.info("anomaly alerts counted in their daily budgets alerts=%d", sink.budget.load(storage.sync))
     log.info(
         "alert cases and suppressions seeded cases=%d suppressions=%d", *alert_state.view.load(storage.sync)
     )
-    return WorkerApp(app, references, follower, processor, institutions, lag, alert_state)
+    return WorkerApp(app, references, follower, processor, institutions, lag, alert_state, models)
