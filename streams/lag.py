@@ -1,6 +1,11 @@
 """Consumer lag per partition, for the worker's Faust consumer and the dispatcher's own: how many
 messages sit on each assigned partition beyond what this process has read. An operator tells a
-worker that falls behind (month-end peaks) from one that is merely busy by this figure growing."""
+worker that falls behind (month-end peaks) from one that is merely busy by this figure growing.
+
+The same round watches the worker's consumer for a stall the lag cannot show: messages fetched
+(the position past them, lag 0) that no agent finished, so the committed offset stands still
+below the position. A worker restarted after a kill -9 was seen to end its first rebalance like
+that, with part of its backlog never processed (StallGuard reports it)."""
 
 from __future__ import annotations
 
@@ -11,12 +16,13 @@ from typing import Any, Protocol
 
 import mode
 
-from streams.metrics import CONSUMER_LAG
+from streams.metrics import CONSUMER_LAG, CONSUMER_STALLS
 
 log = logging.getLogger("fundwatch.lag")
 
 LAG_INTERVAL_S = 5.0
 POSITION_TIMEOUT_S = 2.0
+STALL_AFTER_S = 30.0  # committed offsets standing still this long, with nothing in flight
 
 
 class PartitionReader(Protocol):
@@ -55,6 +61,50 @@ class LagGauge:
         return lags
 
 
+class StallGuard:
+    """Reports a Faust consumer whose committed offset on a partition stood still below its
+    position for ``after_s`` while the flow was active and the messages taken but not acknowledged
+    stayed the same ones: fetched messages that no agent finished, so the commit waits on them
+    for ever. A worker restarted after a kill -9 was seen to end its first rebalance so, with one
+    records message taken and never handed on (a seek back to the committed offset did not bring
+    it through either); restarting the worker does. Logged once per stall and counted
+    (``fundwatch_consumer_stalls_total``), so an operator or an alert rule can act on it."""
+
+    def __init__(self, group: str, after_s: float = STALL_AFTER_S) -> None:
+        self.group = group
+        self.after_s = after_s
+        # tp -> (committed offset, the messages in flight then, first seen at, reported)
+        self._since: dict[Any, tuple[int, frozenset, float, bool]] = {}
+
+    async def check(self, consumer: Any, now: float) -> list[Any]:
+        """The partitions newly seen stalled."""
+        if not consumer.app.flow_control.is_active():
+            self._since.clear()
+            return []
+        in_flight = frozenset((m.tp, m.offset) for m in list(consumer._unacked_messages))
+        stalled = []
+        for tp in list(consumer.assignment()):
+            committed = consumer._committed_offset.get(tp)
+            position = await asyncio.wait_for(consumer.position(tp), POSITION_TIMEOUT_S)
+            if committed is None or position is None or position <= committed:
+                self._since.pop(tp, None)
+                continue
+            seen = self._since.get(tp)
+            if seen is None or seen[0] != committed or seen[1] != in_flight:
+                self._since[tp] = (committed, in_flight, now, False)
+            elif not seen[3] and now - seen[2] >= self.after_s:
+                self._since[tp] = (*seen[:3], True)
+                stalled.append(tp)
+                log.warning(
+                    "consumer stalled: committed offset standing still below the position with "
+                    "nothing moving group=%s topic=%s partition=%d committed=%d position=%d "
+                    "in_flight=%d stalled_s=%.0f",
+                    self.group, tp.topic, tp.partition, committed, position, len(in_flight), now - seen[2],
+                )  # fmt: skip
+                CONSUMER_STALLS.labels(self.group, tp.topic).inc()
+        return stalled
+
+
 class LagService(mode.Service):
     """Updates a LagGauge every few seconds from a consumer that may not exist yet."""
 
@@ -67,6 +117,7 @@ class LagService(mode.Service):
     ) -> None:
         super().__init__(**kwargs)
         self.gauge = LagGauge(group)
+        self.guard = StallGuard(group)
         self.consumer = consumer
         self.interval_s = interval_s
 
@@ -79,5 +130,7 @@ class LagService(mode.Service):
                 continue
             try:
                 await self.gauge.update(reader)
+                if hasattr(reader, "perform_seek"):  # Faust's consumer: the worker's agents
+                    await self.guard.check(reader, asyncio.get_running_loop().time())
             except Exception as error:  # a rebalance under way: the next round has the figure
                 log.debug("consumer lag not read error=%s", error)

@@ -54,6 +54,11 @@ CONSUMER_LAG = Gauge(
     "Messages on a partition not yet consumed by this process's consumer group",
     ["group", "topic", "partition"],
 )
+CONSUMER_STALLS = Counter(
+    "fundwatch_consumer_stalls_total",
+    "Partitions a worker found stalled: committed offset standing still below the position, nothing moving",
+    ["group", "topic"],
+)
 STATE_BYTES = Counter(
     "fundwatch_state_bytes_written_total",
     "Bytes of account and institution state written: to the account table's changelog, and as "

@@ -123,3 +123,81 @@ def test_groups_keep_their_own_series():
     update(first, FakeReader({}))
     assert shown(worker, T0) is None
     assert shown(dispatcher, T0) == 3.0
+
+
+class FakeFaustConsumer:
+    """What StallGuard reads of Faust's consumer: committed offsets, positions, messages in flight
+    (taken and unacknowledged, or acknowledged and not committed), the flow, and the seek."""
+
+    def __init__(self, committed: dict, positions: dict) -> None:
+        self._committed_offset = dict(committed)
+        self.positions = dict(positions)
+        self._unacked_messages: set = set()
+        self._acked: dict = {}
+        self.seeks = 0
+        self.flow_active = True
+        self.app = type(
+            "App", (), {"flow_control": type("Flow", (), {"is_active": lambda _: self.flow_active})()}
+        )()
+
+    def assignment(self) -> set:
+        return set(self.positions)
+
+    async def position(self, tp):
+        return self.positions[tp]
+
+    async def perform_seek(self) -> None:
+        self.seeks += 1
+        self.positions = {tp: self._committed_offset.get(tp, p) for tp, p in self.positions.items()}
+
+
+def _check(guard, consumer, at: float) -> bool:
+    return asyncio.run(guard.check(consumer, at))
+
+
+def test_fetched_messages_nobody_finished_are_reported_once_after_the_stall_time():
+    from streams.lag import StallGuard
+
+    consumer = FakeFaustConsumer({T0: 40, T1: 12}, {T0: 55, T1: 12})
+    guard = StallGuard("g", after_s=30)
+    before = (
+        REGISTRY.get_sample_value("fundwatch_consumer_stalls_total", {"group": "g", "topic": T0.topic}) or 0
+    )
+    assert _check(guard, consumer, 0.0) == [] and _check(guard, consumer, 29.0) == []
+    assert _check(guard, consumer, 30.0) == [T0]
+    assert _check(guard, consumer, 60.0) == []  # reported once per stall
+    after = REGISTRY.get_sample_value("fundwatch_consumer_stalls_total", {"group": "g", "topic": T0.topic})
+    assert after == before + 1
+    consumer._committed_offset[T0] = 55  # it moved on
+    assert _check(guard, consumer, 90.0) == []
+
+
+class _Taken:
+    def __init__(self, tp, offset: int) -> None:
+        self.tp, self.offset = tp, offset
+
+
+def test_a_message_taken_and_never_acknowledged_is_a_stall():
+    from streams.lag import StallGuard
+
+    consumer = FakeFaustConsumer({T0: 30}, {T0: 35})
+    consumer._unacked_messages.add(_Taken(T0, 30))
+    consumer._acked[T0] = [31, 32, 33, 34]  # done after it: the commit waits on 30
+    guard = StallGuard("g", after_s=30)
+    assert _check(guard, consumer, 0.0) == [] and _check(guard, consumer, 20.0) == []
+    assert _check(guard, consumer, 31.0) == [T0]
+
+
+def test_no_stall_while_takes_move_commits_move_or_the_flow_is_stopped():
+    from streams.lag import StallGuard
+
+    consumer = FakeFaustConsumer({T0: 40}, {T0: 55})
+    guard = StallGuard("g", after_s=30)
+    for at, offset in ((0.0, 40), (20.0, 41), (40.0, 42), (60.0, 43)):
+        consumer._unacked_messages = {_Taken(T0, offset)}  # a slow agent, still taking
+        assert _check(guard, consumer, at) == []
+    consumer._unacked_messages = set()
+    consumer._committed_offset[T0] = 45  # the commit moved: the clock starts again
+    assert _check(guard, consumer, 61.0) == [] and _check(guard, consumer, 80.0) == []
+    consumer.flow_active = False  # a rebalance under way
+    assert _check(guard, consumer, 200.0) == []
