@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the benchmark suite: raw ceiling, pipeline, naive Faust, gateway, latency, memory",
         description="Measures, on one Tansu broker and with the same simulated records: the raw ceiling "
         "(consume + typed decode only), the full pipeline's sustained rate (a `fundwatch worker` over a "
-        "backlog: every detector, Faust table, ClickHouse), the naive Faust baseline (one record per "
+        "backlog: every detector, Faust table, ClickHouse), the same rate with a week of the province's state "
+        "already held (aged pipeline), the naive Faust baseline (one record per "
         "message, one table update per record) and one gateway's HTTP intake rate; then the push-to-webhook "
         "latency of probe alerts at a fixed offered load, on the production shape (gateway, worker and "
         "dispatcher processes on a local clickhouse-server, when one is installed) and on `fundwatch run`, "

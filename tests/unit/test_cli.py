@@ -36,7 +36,16 @@ def test_bench_help_names_every_figure(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for words in ("raw ceiling", "naive Faust", "gateway", "latency", "--quick", "--json", "--offered-rps"):
+    for words in (
+        "raw ceiling",
+        "naive Faust",
+        "aged pipeline",
+        "gateway",
+        "latency",
+        "--quick",
+        "--json",
+        "--offered-rps",
+    ):
         assert words in out
 
 
