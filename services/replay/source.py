@@ -14,6 +14,7 @@ streams/rows.py), so the messages come back whole. Two things the rows do not ke
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ _BALANCE_SQL = f"""SELECT {_MESSAGE_COLUMNS}, record_id, account_id, toUInt32(as
     WHERE as_of >= %(since)s AND as_of < %(until)s
       AND received_at >= %(first)s AND received_at < %(end)s"""
 _EVENT_TIME = {"raw_transactions": "booked_at", "raw_balances": "as_of"}
+
+log = logging.getLogger("fundwatch.replay")
 
 
 class ReadOnly:
@@ -79,13 +82,22 @@ def check_tables(storage: ReadOnly) -> None:
 def load_references(storage: ReadOnly) -> dict[str, list[dict[str, Any]]]:
     """Every reference item as stored now (the newest upsert of each), by kind: the documents the
     gateway publishes to the workers (services/gateway/reference.py)."""
-    return {
-        path: [
-            msgspec.json.decode(doc)
-            for (doc,) in storage.query(f"SELECT doc FROM {DATABASE}.{kind.table} FINAL")
-        ]
-        for path, kind in REFERENCE_KINDS.items()
-    }
+    return {path: _items(storage, kind) for path, kind in REFERENCE_KINDS.items()}
+
+
+def _items(storage: ReadOnly, kind: Any) -> list[dict[str, Any]]:
+    """The stored documents of one kind that name their item; another row (an empty or removed
+    document) is no item and is left out, counted in the log."""
+    items, other = [], 0
+    for (doc,) in storage.query(f"SELECT doc FROM {DATABASE}.{kind.table} FINAL"):
+        item = msgspec.json.decode(doc) if doc else None
+        if isinstance(item, dict) and item.get(kind.key):
+            items.append(item)
+        else:
+            other += 1
+    if other:
+        log.warning("reference rows without an item left out kind=%s rows=%d", kind.path, other)
+    return items
 
 
 def _utc(epoch: int) -> datetime:

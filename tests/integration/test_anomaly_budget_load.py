@@ -17,14 +17,19 @@ from streams.sink import ALERT_COLUMNS
 
 pytestmark = pytest.mark.integration
 
-# Days of their own, far from any other test's alerts in the shared stores of the run.
-DAY = "2041-03-07"
+# Days of their own, far from any other test's alerts in the shared stores of the run, and in the
+# past: the dispatcher's reconciliation reads the newest window and write of the shared alerts
+# table as "now", so a test's alert in the future would move every later test's clock.
+DAY = "2019-03-07"
 EARLY = epoch_seconds(f"{DAY}T02:10:00+08:00")  # Beijing 02:10, the UTC day before
+# Written long ago: the alerts table is shared, and an alert written "in 2041" would be the newest
+# write of the run, which others read as "now" (the dispatcher's reconciliation does).
+WRITTEN_AT = epoch_seconds("2020-01-02T00:00:00+08:00")
 
 
 def row(alert_id: str, typology: str, region: str, score: float, severity: str, start: int) -> list:
     return [alert_id, typology, severity, "open", score, "P1", region, Decimal("1.00"), start, start + 60,
-            start, start, "{}", 1]  # fmt: skip
+            WRITTEN_AT, WRITTEN_AT, "{}", 1]  # fmt: skip
 
 
 def test_stored_anomaly_alerts_use_their_room(storage):
