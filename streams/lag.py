@@ -4,8 +4,9 @@ worker that falls behind (month-end peaks) from one that is merely busy by this 
 
 The same round watches the worker's consumer for a stall the lag cannot show: messages fetched
 (the position past them, lag 0) that no agent finished, so the committed offset stands still
-below the position. A worker restarted after a kill -9 was seen to end its first rebalance like
-that, with part of its backlog never processed (StallGuard reports it)."""
+below the position. A worker restarted after a kill -9 was seen to end its recovery like that,
+with messages fetched and never handed to the agents (streams/transport.py); StallGuard reports
+it and fetches the partition again from the committed offset."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ log = logging.getLogger("fundwatch.lag")
 
 LAG_INTERVAL_S = 5.0
 POSITION_TIMEOUT_S = 2.0
-STALL_AFTER_S = 30.0  # committed offsets standing still this long, with nothing in flight
+STALL_AFTER_S = 15.0  # committed offsets standing still this long, with nothing in flight
 
 
 class PartitionReader(Protocol):
@@ -62,13 +63,16 @@ class LagGauge:
 
 
 class StallGuard:
-    """Reports a Faust consumer whose committed offset on a partition stood still below its
-    position for ``after_s`` while the flow was active and the messages taken but not acknowledged
-    stayed the same ones: fetched messages that no agent finished, so the commit waits on them
-    for ever. A worker restarted after a kill -9 was seen to end its first rebalance so, with one
-    records message taken and never handed on (a seek back to the committed offset did not bring
-    it through either); restarting the worker does. Logged once per stall and counted
-    (``fundwatch_consumer_stalls_total``), so an operator or an alert rule can act on it."""
+    """Finds a Faust consumer whose committed offset on a partition stood still below its position
+    for ``after_s`` while the flow was active and the messages taken but not acknowledged stayed
+    the same ones: the commit waits for ever on a message no agent will finish. Logged once per
+    stall and counted (``fundwatch_consumer_stalls_total``).
+
+    When the message at the committed offset is not in flight, it was fetched and never handed
+    on (the recovery race in streams/transport.py): the partition is fetched again from the
+    committed offset, and the messages after it, done already, come again too, which the worker
+    recognises by their ids. A message in flight is left alone: an agent still holds it (a slow
+    ClickHouse), and fetching again would only queue copies behind it."""
 
     def __init__(self, group: str, after_s: float = STALL_AFTER_S) -> None:
         self.group = group
@@ -102,7 +106,18 @@ class StallGuard:
                     self.group, tp.topic, tp.partition, committed, position, len(in_flight), now - seen[2],
                 )  # fmt: skip
                 CONSUMER_STALLS.labels(self.group, tp.topic).inc()
+                if (tp, committed) not in in_flight:
+                    await self._fetch_again(consumer, tp, committed)
+                    # a fetch that failed again is a stall of its own, after after_s more
+                    self._since[tp] = (committed, in_flight, now, False)
         return stalled
+
+    async def _fetch_again(self, consumer: Any, tp: Any, committed: int) -> None:
+        log.warning(
+            "fetching a stalled partition again from its committed offset group=%s topic=%s "
+            "partition=%d offset=%d", self.group, tp.topic, tp.partition, committed,
+        )  # fmt: skip
+        await consumer.seek(tp, committed)
 
 
 class LagService(mode.Service):

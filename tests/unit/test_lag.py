@@ -135,6 +135,7 @@ class FakeFaustConsumer:
         self._unacked_messages: set = set()
         self._acked: dict = {}
         self.seeks = 0
+        self.partition_seeks: list = []
         self.flow_active = True
         self.app = type(
             "App", (), {"flow_control": type("Flow", (), {"is_active": lambda _: self.flow_active})()}
@@ -146,6 +147,10 @@ class FakeFaustConsumer:
     async def position(self, tp):
         return self.positions[tp]
 
+    async def seek(self, tp, offset: int) -> None:
+        self.partition_seeks.append((tp, offset))
+        self.positions[tp] = offset
+
     async def perform_seek(self) -> None:
         self.seeks += 1
         self.positions = {tp: self._committed_offset.get(tp, p) for tp, p in self.positions.items()}
@@ -155,7 +160,7 @@ def _check(guard, consumer, at: float) -> bool:
     return asyncio.run(guard.check(consumer, at))
 
 
-def test_fetched_messages_nobody_finished_are_reported_once_after_the_stall_time():
+def test_fetched_messages_nobody_took_are_reported_after_the_stall_time_and_fetched_again():
     from streams.lag import StallGuard
 
     consumer = FakeFaustConsumer({T0: 40, T1: 12}, {T0: 55, T1: 12})
@@ -164,12 +169,18 @@ def test_fetched_messages_nobody_finished_are_reported_once_after_the_stall_time
         REGISTRY.get_sample_value("fundwatch_consumer_stalls_total", {"group": "g", "topic": T0.topic}) or 0
     )
     assert _check(guard, consumer, 0.0) == [] and _check(guard, consumer, 29.0) == []
+    assert consumer.partition_seeks == []
     assert _check(guard, consumer, 30.0) == [T0]
-    assert _check(guard, consumer, 60.0) == []  # reported once per stall
+    # the message at the committed offset is in no agent's hands: fetched again from there
+    assert consumer.partition_seeks == [(T0, 40)]
     after = REGISTRY.get_sample_value("fundwatch_consumer_stalls_total", {"group": "g", "topic": T0.topic})
     assert after == before + 1
+    assert _check(guard, consumer, 60.0) == []  # position back at the commit: nothing stalled
+    consumer.positions[T0] = 55  # fetched again, and again not handed on
+    assert _check(guard, consumer, 61.0) == [] and _check(guard, consumer, 90.0) == []
+    assert _check(guard, consumer, 91.0) == [T0] and consumer.partition_seeks[-1] == (T0, 40)
     consumer._committed_offset[T0] = 55  # it moved on
-    assert _check(guard, consumer, 90.0) == []
+    assert _check(guard, consumer, 130.0) == []
 
 
 class _Taken:
@@ -186,6 +197,9 @@ def test_a_message_taken_and_never_acknowledged_is_a_stall():
     guard = StallGuard("g", after_s=30)
     assert _check(guard, consumer, 0.0) == [] and _check(guard, consumer, 20.0) == []
     assert _check(guard, consumer, 31.0) == [T0]
+    # an agent still holds it (a slow insert, say): reported, not fetched again behind it
+    assert consumer.partition_seeks == []
+    assert _check(guard, consumer, 90.0) == []  # once per stall
 
 
 def test_no_stall_while_takes_move_commits_move_or_the_flow_is_stopped():

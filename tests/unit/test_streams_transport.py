@@ -1,6 +1,8 @@
-"""streams/transport.py: a message the stream skipped is never acknowledged."""
+"""streams/transport.py: a message the stream skipped or never took is never committed over."""
 
 from __future__ import annotations
+
+import asyncio
 
 import faust
 from faust.types.tuples import ConsumerMessage
@@ -30,14 +32,24 @@ def test_a_message_the_stream_took_is_acknowledged_and_counts_for_the_commit():
     assert consumer._new_offset(message.tp) == 8
 
 
-def test_an_offset_missing_from_the_log_does_not_hold_the_commit_back():
+def test_messages_fetched_and_never_handed_on_hold_the_commit_at_the_first_of_them():
     consumer = _consumer_with_acking_topic("fw.records")
-    taken = _message("fw.records", 8)
-    taken.tracked = True
-    consumer.ack(taken)
-    consumer._committed_offset[taken.tp] = 7
-    consumer._gap[taken.tp].addi(7, 8)  # what Faust records for an offset the log skips
-    assert consumer._new_offset(taken.tp) == 9
+    tp = _message("fw.records", 0).tp
+    consumer._committed_offset[tp] = 14
+    for offset in (*range(14, 30), *range(31, 35)):  # 30 fetched, never handed to the stream
+        message = _message("fw.records", offset)
+        message.tracked = True
+        assert consumer.ack(message) is True
+    # the fetcher saw the handed-on offsets jump from 14 to 31 (its read offset reset under it)
+    asyncio.run(consumer._add_gap(tp, 15, 31))
+    assert not consumer._gap[tp]  # no hole recorded: these logs have none
+    assert consumer._new_offset(tp) == 30
+    consumer._committed_offset[tp] = 30
+    assert consumer._new_offset(tp) is None  # not over 30
+    again = _message("fw.records", 30)  # fetched again (StallGuard) and taken
+    again.tracked = True
+    assert consumer.ack(again) is True
+    assert consumer._new_offset(tp) == 35
 
 
 def test_a_message_the_stream_skipped_is_not_acknowledged_so_it_is_fetched_again():
