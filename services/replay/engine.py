@@ -133,9 +133,7 @@ def replay_alerts(
     references = StaticReferences(
         reference["accounts"], reference["institutions"], reference["related-parties"], reference["products"]
     )
-    runs = [
-        _Run(references, c if isinstance(c, Configuration) else Configuration(c)) for c in configurations
-    ]
+    runs = [_Run(references, c if isinstance(c, Configuration) else Configuration(c)) for c in configurations]
     institutions = [str(item["institution_id"]) for item in reference["institutions"]]
     for run in runs:
         run.pipe.review(institutions, int(since.timestamp()))
