@@ -189,4 +189,5 @@ class DeliveryQuery(msgspec.Struct, forbid_unknown_fields=False):
 # Path parameters, by name: what each must be (a value breaking it is answered 422 naming it).
 PATH_PARAMETERS: dict[str, Any] = {
     "account_id": Id, "alert_id": Id, "subscription_id": Id, "suppression_id": Id, "institution_id": Id,
+    "replay_id": Id,
 }  # fmt: skip

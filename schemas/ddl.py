@@ -27,6 +27,7 @@ class Migration(NamedTuple):
 
 _ENUM_DIRECTION = "Enum8('debit' = 1, 'credit' = 2)"
 _ENUM_GRAIN = "Enum8('hour' = 1, 'day' = 2)"
+_ENUM_REPLAY_KIND = "Enum8('gained' = 1, 'lost' = 2, 'regraded' = 3)"
 
 
 def _rebuild_partials(table: str, key: str, label: str, where: str) -> str:
@@ -434,6 +435,55 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) ENGINE = MergeTree()
             PARTITION BY toYYYYMM(at)
             ORDER BY (suppression_id, version)""",
+        ),
+    ),
+    Migration(
+        8,
+        "saved replay reports: what each run judged with, the alerts gained, lost and regraded, counts",
+        (
+            # `fundwatch replay --save` (services/replay/store.py): one row per saved replay, its
+            # period and what each run judged with (schemas/replays.py SavedReplay). Written after
+            # the rows below, so a replay listed is whole. Tables of their own: a replay never
+            # writes to the live alerts or their history.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.replays (
+                replay_id String,
+                saved_at DateTime('UTC'),
+                since DateTime('UTC'),
+                until DateTime('UTC'),
+                doc String
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY replay_id""",
+            # Each alert one run raised and the other did not, or graded differently, with its
+            # typology, institution, region and severity (as the run that raised it has it): a
+            # desk reads the rows of its region by the region prefix.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.replay_alerts (
+                replay_id String,
+                kind {_ENUM_REPLAY_KIND},
+                alert_id String,
+                typology String,
+                institution_id String,
+                region String,
+                severity String,
+                baseline_severity String,
+                amount String,
+                window_start String,
+                window_end String
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (replay_id, region, kind, alert_id)""",
+            # Both runs' alerts counted per typology, institution and region, unchanged ones
+            # included: every grouping a reader shows is summed from its own region's cells.
+            f"""CREATE TABLE IF NOT EXISTS {DATABASE}.replay_counts (
+                replay_id String,
+                typology String,
+                institution_id String,
+                region String,
+                baseline UInt32,
+                candidate UInt32,
+                gained UInt32,
+                lost UInt32,
+                regraded UInt32
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (replay_id, region, institution_id, typology)""",
         ),
     ),
 )

@@ -49,6 +49,7 @@ from schemas.desk import (
 )
 from schemas.records import BatchAnswer, BatchSchema
 from schemas.reference import REFERENCE_KINDS
+from schemas.replays import ReplayDetail, ReplayList, ReplayListQuery, ReplayQuery
 
 API_VERSION = "1.0.0"
 RETRY_AFTER_S = 5  # what a 503 asks a client to wait (services/gateway/errors.py says the same)
@@ -209,6 +210,19 @@ def desk_operations() -> list[Operation]:
             "typology and disposition; format json, html (printable) or xlsx",
             ("admin", "desk"), None,
             {200: Media(RiskReport, {"text/html": str, XLSX_MEDIA_TYPE: bytes}), 404: ErrorBody}, ReportQuery,
+        ),
+        Operation(
+            "get", "/v1/replays",
+            "Saved replays (`fundwatch replay --save`), newest first: period, thresholds and anomaly model of "
+            "each run, totals; a desk's are summed from its region's rows, and lists only replays holding one "
+            "(a region filter outside it is 404 naming `region`)",
+            ("admin", "desk"), None, {200: ReplayList, 404: ErrorBody}, ReplayListQuery,
+        ),
+        Operation(
+            "get", "/v1/replays/{replay_id}",
+            "One saved replay: counts per typology, institution and region, and the alerts gained, lost and "
+            "regraded; a desk's from its region's rows only (404 when it holds none)",
+            ("admin", "desk"), None, {200: ReplayDetail, 404: ErrorBody}, ReplayQuery,
         ),
     ]  # fmt: skip
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from models.thresholds import ThresholdError, load_thresholds
 from schemas.fields import BEIJING
 from services.config import DEFAULT_HTTP_PORTS, ConfigError, Settings
+from services.replay.command import add_parser as add_replay_parser
 
 DESCRIPTION = """\
 FundWatch watches the money of internet-finance institutions (P2P lending, crowdfunding, payment
@@ -194,54 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, default=None, help="also write the scores as JSON here")
     evaluate.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown here")
     evaluate.add_argument("--work-dir", type=Path, default=None, help="keep the province, logs and data here")
-    replay = sub.add_parser(
-        "replay",
-        help="the detectors again over stored records of a period with another thresholds file; writes nothing",
-        description="Reads the raw records whose event time (booked_at, as_of) lies in [--from, --until) "
-        "and the reference data from ClickHouse, rebuilds the messages the workers took them in and runs "
-        "the worker's detection steps over them in-process twice: with the current thresholds "
-        "(FUNDWATCH_THRESHOLDS_FILE or models/thresholds.toml: the baseline) and with --thresholds (the "
-        "candidate). Prints the alerts gained, lost and graded differently per typology, then the "
-        "institutions and regions that moved most, then the alerts themselves (id, typology, "
-        "institution, region, severity, amount); --json writes all of it. It only reads: nothing is "
-        "written to ClickHouse, so live alerts, their history and deliveries stay as they were. Both "
-        "runs start with empty detector states at --from and use the reference data as it stands now. "
-        "A chDB directory can be open in one process only: stop `fundwatch run` first, or point "
-        "--clickhouse-url at a ClickHouse server.",
-    )
-    replay.add_argument(
-        "--from", dest="since", required=True, metavar="TIME",
-        help="start of the period, included: RFC 3339 with an offset, or a date (midnight Beijing time)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--until", required=True, metavar="TIME",
-        help="end of the period, excluded: RFC 3339 with an offset, or a date (midnight Beijing time)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--thresholds", type=Path, default=None, metavar="FILE",
-        help="the candidate thresholds file (a TOML with a version, like models/thresholds.toml); without "
-        "it the candidate is the baseline, which checks that the replay agrees with itself",
-    )  # fmt: skip
-    replay.add_argument(
-        "--clickhouse-url", "--storage", dest="clickhouse_url", metavar="URL",
-        help="clickhouse://… or chdb://… to read (FUNDWATCH_CLICKHOUSE_URL, default chdb://<data-dir>/chdb)",
-    )  # fmt: skip
-    replay.add_argument(
-        "--data-dir",
-        type=Path,
-        help="the data directory of `fundwatch run` (FUNDWATCH_DATA_DIR, default ./var)",
-    )
-    replay.add_argument("--json", type=Path, default=None, help="also write the whole report as JSON here")
-    replay.add_argument(
-        "--limit",
-        type=int,
-        default=20,
-        help="alerts listed in the terminal per list (default 20; --json has all)",
-    )
-    replay.add_argument(
-        "--chunk-records", type=int, default=50_000, metavar="N",
-        help="records read from ClickHouse at a time (default 50,000): memory against round trips",
-    )  # fmt: skip
+    add_replay_parser(sub)
     train = sub.add_parser(
         "train",
         help="fit the anomaly model per account role on stored records; writes a versioned artefact",
@@ -455,53 +409,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from services.logs import setup_logging
-    from services.replay import run_replay
-    from services.replay.render import print_report, write_json
-    from services.storage import StorageError, open_storage
-
-    settings = Settings.from_env(process="replay", data_dir=args.data_dir, clickhouse_url=args.clickhouse_url)
-    setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.log_format)
-    since, until = _replay_time(args.since, "--from"), _replay_time(args.until, "--until")
-    if until <= since:
-        raise ConfigError("--until must lie after --from")
-    if args.chunk_records < 1 or args.limit < 0:
-        raise ConfigError("--chunk-records must be at least 1 and --limit at least 0")
-    baseline = load_thresholds()
-    candidate = load_thresholds(path=args.thresholds) if args.thresholds is not None else baseline
-    url = settings.clickhouse_url
-    if url.startswith("chdb://") and not Path(url[len("chdb://") :]).is_dir():
-        # opening chDB on a missing directory would create an empty store: a write, and no answer
-        print(f"fundwatch replay: no chDB store at {url[len('chdb://') :]} (see --data-dir, --clickhouse-url)",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    try:
-        storage = open_storage(url)
-    except Exception as error:  # chDB raises plain errors when another process holds its directory
-        print(
-            f"fundwatch replay: cannot open {url.partition('://')[0]} storage: {error} (a chDB directory can be "
-            "open in one process only: stop `fundwatch run` first, or read a ClickHouse server)",
-            file=sys.stderr,
-        )
-        return 1
-    try:
-        report = run_replay(
-            storage, since, until, baseline, candidate,
-            candidate_file=str(args.thresholds) if args.thresholds is not None else None,
-            chunk_records=args.chunk_records,
-        )  # fmt: skip
-    except StorageError as error:
-        print(f"fundwatch replay: {error}", file=sys.stderr)
-        return 1
-    finally:
-        storage.close()
-    print_report(report, limit=args.limit)
-    if args.json is not None:
-        write_json(report, args.json)
-    return 0
-
-
 def _bench(args: argparse.Namespace) -> int:
     from services.bench.report import markdown_table, print_result, write_json
     from services.bench.suite import BenchConfig, run_bench
@@ -550,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return _eval(args)
         if args.command == "replay":
-            return _replay(args)
+            from services.replay.command import run as run_replay
+
+            return run_replay(args, _replay_time)
         if args.command == "train":
             return _train(args)
         return _bench(args)

@@ -326,6 +326,8 @@ class Gateway:
         app.router.add_get("/v1/trace", self.desk.trace)
         app.router.add_get("/v1/overview", self.desk.overview)
         app.router.add_get("/v1/reports/risk", self.desk.risk_report)
+        app.router.add_get("/v1/replays", self.desk.replays)  # saved `fundwatch replay --save` reports
+        app.router.add_get("/v1/replays/{replay_id}", self.desk.replay)
         add_console_routes(app.router)  # GET / and /console/{name}: the desk console, public
         return app
 

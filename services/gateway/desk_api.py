@@ -14,6 +14,7 @@ from services.gateway.desk_reads import DeskReads
 from services.gateway.desk_store import DeskStore
 from services.gateway.desk_trace import DeskTrace
 from services.gateway.errors import json_response
+from services.gateway.replay_reads import ReplayReads
 from services.gateway.risk_report import build_report, filename, to_html, to_xlsx
 
 
@@ -28,6 +29,7 @@ class DeskHandlers:
         store = DeskStore(storage)
         self.reads = DeskReads(store, config or load_risk_config())
         self.tracer = DeskTrace(store)
+        self.replay_reads = ReplayReads(storage)
         self._principal = principal_of
         self._path = path_parameter
 
@@ -60,3 +62,11 @@ class DeskHandlers:
                 headers={"Content-Disposition": f'attachment; filename="{filename(report, "xlsx")}"'},
             )  # fmt: skip
         return json_response(report)
+
+    async def replays(self, request: web.Request) -> web.Response:
+        return json_response(await self.replay_reads.list(self._principal(request), request.query))
+
+    async def replay(self, request: web.Request) -> web.Response:
+        principal = self._principal(request)
+        replay_id = self._path(request, "replay_id")
+        return json_response(await self.replay_reads.get(principal, replay_id, request.query))

@@ -65,6 +65,21 @@ class GroupCounts(msgspec.Struct, frozen=True, kw_only=True):
     changed: int  # both runs raise it, with another severity
 
 
+class CellCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """The alerts of one typology, institution and region under each run: the finest grain, from
+    which every grouping is summed. A saved replay keeps these, so that a desk's view of it is
+    summed from its own region's cells alone (services/gateway/replay_reads.py)."""
+
+    typology: str
+    institution_id: str  # "" when the alert names no institution
+    region: str
+    baseline: int
+    candidate: int
+    gained: int
+    lost: int
+    changed: int
+
+
 class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     baseline_alerts: int
     candidate_alerts: int
@@ -75,6 +90,7 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     by_typology: list[GroupCounts]
     by_institution: list[GroupCounts]
     by_region: list[GroupCounts]
+    cells: list[CellCounts]  # per (typology, institution, region), in that order
 
     @property
     def identical(self) -> bool:
@@ -90,39 +106,51 @@ def _typology_rank(name: str) -> tuple[int, str]:
     return (TYPOLOGIES.index(name) if name in TYPOLOGIES else len(TYPOLOGIES), name)
 
 
-def _groups(
-    baseline: Mapping[str, AlertView],
-    candidate: Mapping[str, AlertView],
-    gained: list[AlertView],
-    lost: list[AlertView],
-    changed: list[SeverityChange],
-    key: Callable[[AlertView], str],
-    by_size: bool,
-) -> list[GroupCounts]:
-    counts: dict[str, list[int]] = {}
+def count_cells(
+    baseline: Iterable[AlertView],
+    candidate: Iterable[AlertView],
+    gained: Iterable[AlertView],
+    lost: Iterable[AlertView],
+    changed: Iterable[SeverityChange],
+) -> list[CellCounts]:
+    """Each list's alerts counted per (typology, institution, region)."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    columns = (baseline, candidate, gained, lost, (change.alert for change in changed))
+    for column, alerts in enumerate(columns):
+        for a in alerts:
+            counts.setdefault((a.typology, a.institution_id, a.region), [0, 0, 0, 0, 0])[column] += 1
+    return [
+        CellCounts(
+            typology=t, institution_id=i, region=r, baseline=b, candidate=c, gained=g, lost=lo, changed=ch
+        )
+        for (t, i, r), (b, c, g, lo, ch) in sorted(counts.items())
+    ]
 
-    def bump(alert: AlertView, column: int) -> None:
-        counts.setdefault(key(alert), [0, 0, 0, 0, 0])[column] += 1
 
-    for alert in baseline.values():
-        bump(alert, 0)
-    for alert in candidate.values():
-        bump(alert, 1)
-    for alert in gained:
-        bump(alert, 2)
-    for alert in lost:
-        bump(alert, 3)
-    for change in changed:
-        bump(change.alert, 4)
+GROUP_KEYS: dict[str, Callable[[CellCounts], str]] = {
+    "typology": lambda cell: cell.typology,
+    "institution": lambda cell: cell.institution_id or NO_INSTITUTION,
+    "region": lambda cell: cell.region or NO_REGION,
+}
+
+
+def grouped(cells: Iterable[CellCounts], by: str) -> list[GroupCounts]:
+    """The cells summed per typology (in the contract's order), institution or region (the most
+    moved first: where a reviewer of the candidate should look)."""
+    key = GROUP_KEYS[by]
+    sums: dict[str, list[int]] = {}
+    for cell in cells:
+        total = sums.setdefault(key(cell), [0, 0, 0, 0, 0])
+        for column, value in enumerate((cell.baseline, cell.candidate, cell.gained, cell.lost, cell.changed)):
+            total[column] += value
     groups = [
         GroupCounts(name=name, baseline=b, candidate=c, gained=g, lost=lo, changed=ch)
-        for name, (b, c, g, lo, ch) in counts.items()
+        for name, (b, c, g, lo, ch) in sums.items()
     ]
-    if by_size:
-        # the most moved first: where a reviewer of the candidate should look
-        groups.sort(key=lambda g: (-(g.gained + g.lost + g.changed), -g.candidate, g.name))
-    else:
+    if by == "typology":
         groups.sort(key=lambda g: _typology_rank(g.name))
+    else:
+        groups.sort(key=lambda g: (-(g.gained + g.lost + g.changed), -g.candidate, g.name))
     return groups
 
 
@@ -141,10 +169,7 @@ def compare(baseline: Iterable[AlertView], candidate: Iterable[AlertView]) -> Co
         key=lambda change: _order(change.alert),
     )
     both = sum(1 for alert_id in after if alert_id in before)
-
-    def grouped(key: Callable[[AlertView], str], by_size: bool) -> list[GroupCounts]:
-        return _groups(before, after, gained, lost, changed, key, by_size)
-
+    cells = count_cells(before.values(), after.values(), gained, lost, changed)
     return Comparison(
         baseline_alerts=len(before),
         candidate_alerts=len(after),
@@ -152,9 +177,10 @@ def compare(baseline: Iterable[AlertView], candidate: Iterable[AlertView]) -> Co
         gained=gained,
         lost=lost,
         changed=changed,
-        by_typology=grouped(lambda a: a.typology, by_size=False),
-        by_institution=grouped(lambda a: a.institution_id or NO_INSTITUTION, by_size=True),
-        by_region=grouped(lambda a: a.region or NO_REGION, by_size=True),
+        by_typology=grouped(cells, "typology"),
+        by_institution=grouped(cells, "institution"),
+        by_region=grouped(cells, "region"),
+        cells=cells,
     )
 
 

@@ -8,10 +8,16 @@ ClickHouse goes through the baseline and the candidate before the next is read, 
 are read once and never held whole. Nothing is written anywhere: the alerts live in memory and
 end in the report.
 
+A run is a thresholds configuration and an ``anomaly`` model artefact (or none), put in its
+DetectContext as the worker puts the artefact it serves: so a candidate may be another thresholds
+file, another model version, or both.
+
 Known limits: the reference data is read as it stands now, not as it stood during the period;
 both runs start with empty detector states at ``since``, so a window reaching back before it
-(a fund pool's days, a growth trend) sees only the period's part. A candidate is a thresholds
-file: no learned model (the ``anomaly`` typology) is in models/ yet to swap a version of.
+(a fund pool's days, a growth trend, the anomaly features' own history) sees only the period's
+part. The desks' daily budget of anomaly alerts (streams/anomaly_budget.py), applied where a
+worker publishes, is not applied: a replay counts what the detectors raise, as `fundwatch eval`
+does.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from models.detectors import DetectContext, StaticReferences
 from models.thresholds import Thresholds
+from schemas.replays import ModelRef
 from services.progress import StatusLine
 from services.replay.compare import AlertView, Comparison, compare, latest_revisions
 from services.replay.source import (
@@ -38,6 +47,9 @@ from services.replay.source import (
 from services.simulator.pipeline import InProcessPipeline
 from services.storage.base import Storage
 
+if TYPE_CHECKING:
+    from models.anomaly_serving import AnomalyModels
+
 log = logging.getLogger("fundwatch.replay")
 
 CHUNK_RECORDS = 50_000
@@ -50,21 +62,37 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     baseline_thresholds: str  # versions, as alerts carry them
     candidate_thresholds: str
     candidate_file: str | None
+    baseline_file: str | None = None  # None: FUNDWATCH_THRESHOLDS_FILE or models/thresholds.toml
+    baseline_model: ModelRef | None = None  # the anomaly artefact each run judged with, if any
+    candidate_model: ModelRef | None = None
     records: int
     messages: int
     elapsed_s: float
     comparison: Comparison
 
 
+def _ref(model: AnomalyModels | None) -> ModelRef | None:
+    return None if model is None else ModelRef(artefact_id=model.artefact_id, digest=model.digest)
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What one run judges with: thresholds, and an anomaly model or none."""
+
+    thresholds: Thresholds
+    model: AnomalyModels | None = None
 
 
 class _Run:
     """One configuration's pipeline and the newest revision of each alert it raised."""
 
-    def __init__(self, references: StaticReferences, thresholds: Thresholds) -> None:
-        self.pipe = InProcessPipeline(DetectContext(references, thresholds))
+    def __init__(self, references: StaticReferences, configuration: Configuration) -> None:
+        ctx = DetectContext(references, configuration.thresholds, anomaly_model=configuration.model)
+        self.pipe = InProcessPipeline(ctx)
         self.alerts: dict[str, tuple[int, AlertView]] = {}
 
     def fold(self) -> None:
@@ -86,13 +114,14 @@ def replay_alerts(
     storage: Storage,
     since: datetime,
     until: datetime,
-    configurations: Sequence[Thresholds],
+    configurations: Sequence[Configuration | Thresholds],
     *,
     chunk_records: int = CHUNK_RECORDS,
     status: StatusLine | None = None,
 ) -> Replayed:
     """The alerts each configuration raises over the raw records whose event time lies in
-    [since, until) (aware datetimes), from one read of ``storage``, which is only queried."""
+    [since, until) (aware datetimes), from one read of ``storage``, which is only queried. A
+    configuration given as bare thresholds runs without an anomaly model."""
     if until <= since:
         raise ValueError("until must lie after since")
     status = status or StatusLine("replay", enabled=False)
@@ -104,7 +133,7 @@ def replay_alerts(
     references = StaticReferences(
         reference["accounts"], reference["institutions"], reference["related-parties"], reference["products"]
     )
-    runs = [_Run(references, thresholds) for thresholds in configurations]
+    runs = [_Run(references, c if isinstance(c, Configuration) else Configuration(c)) for c in configurations]
     institutions = [str(item["institution_id"]) for item in reference["institutions"]]
     for run in runs:
         run.pipe.review(institutions, int(since.timestamp()))
@@ -139,16 +168,19 @@ def run_replay(
     candidate: Thresholds,
     *,
     candidate_file: str | None = None,
+    baseline_file: str | None = None,
+    baseline_model: AnomalyModels | None = None,
+    candidate_model: AnomalyModels | None = None,
     chunk_records: int = CHUNK_RECORDS,
     progress: bool = True,
 ) -> ReplayReport:
     """Replay the raw records whose event time lies in [since, until) under ``baseline`` and
-    ``candidate`` and compare their alerts. Reads ``storage``, writes nothing; progress on stderr."""
+    ``candidate`` (thresholds, each with its anomaly model or none) and compare their alerts.
+    Reads ``storage``, writes nothing; progress on stderr."""
     began = time.monotonic()
+    runs = [Configuration(baseline, baseline_model), Configuration(candidate, candidate_model)]
     with StatusLine("replay", progress) as status:
-        replayed = replay_alerts(
-            storage, since, until, [baseline, candidate], chunk_records=chunk_records, status=status
-        )
+        replayed = replay_alerts(storage, since, until, runs, chunk_records=chunk_records, status=status)
     comparison = compare(replayed.alerts[0], replayed.alerts[1])
     elapsed = time.monotonic() - began
     log.info(
@@ -164,6 +196,9 @@ def run_replay(
         baseline_thresholds=baseline.version,
         candidate_thresholds=candidate.version,
         candidate_file=candidate_file,
+        baseline_file=baseline_file,
+        baseline_model=_ref(baseline_model),
+        candidate_model=_ref(candidate_model),
         records=replayed.records,
         messages=replayed.messages,
         elapsed_s=round(elapsed, 2),

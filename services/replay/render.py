@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from schemas.replays import ModelRef
 from services.replay.compare import AlertView, GroupCounts, SeverityChange
 from services.replay.engine import ReplayReport
 
@@ -76,6 +77,18 @@ def _change_table(changes: list[SeverityChange], limit: int) -> Any:
     return table
 
 
+def describe_model(model: ModelRef | None) -> str:
+    """An artefact as a reviewer compares two: its id and the start of its digest."""
+    if model is None:
+        return "no anomaly model"
+    return f"anomaly model {model.artefact_id} (digest {model.digest[:16]})"
+
+
+def _side(name: str, version: str, file: str | None, model: ModelRef | None) -> str:
+    where = f" from {file}" if file else ""
+    return f"  {name}: thresholds {version}{where}; {describe_model(model)}"
+
+
 def print_report(report: ReplayReport, limit: int = 20, top: int = 10, console: Any = None) -> None:
     """Gained and lost per typology, then the institutions and regions that moved most, then the
     alerts themselves (the first ``limit`` of each list)."""
@@ -86,9 +99,11 @@ def print_report(report: ReplayReport, limit: int = 20, top: int = 10, console: 
     c = report.comparison
     console.print(
         f"fundwatch replay: records of [{report.since}, {report.until}) from {report.storage}: "
-        f"{report.records:,} records in {report.messages:,} messages, {report.elapsed_s:.1f} s; "
-        f"thresholds {report.baseline_thresholds} (baseline) against {report.candidate_thresholds} (candidate"
-        + (f", {report.candidate_file})" if report.candidate_file else ")")
+        f"{report.records:,} records in {report.messages:,} messages, {report.elapsed_s:.1f} s"
+    )
+    console.print(_side("baseline", report.baseline_thresholds, report.baseline_file, report.baseline_model))
+    console.print(
+        _side("candidate", report.candidate_thresholds, report.candidate_file, report.candidate_model)
     )
     console.print(
         _group_table("alerts per typology", "typology", c.by_typology, totals=True),
@@ -113,6 +128,5 @@ def print_report(report: ReplayReport, limit: int = 20, top: int = 10, console: 
         else f"{len(c.gained)} gained, {len(c.lost)} lost, {len(c.changed)} with another severity"
     )
     console.print(
-        f"{c.baseline_alerts:,} alerts under the baseline, {c.candidate_alerts:,} under the candidate: {verdict}. "
-        "Nothing was written to ClickHouse."
+        f"{c.baseline_alerts:,} alerts under the baseline, {c.candidate_alerts:,} under the candidate: {verdict}."
     )

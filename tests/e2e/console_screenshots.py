@@ -7,7 +7,8 @@ Against `make run` (its simulated province), in another terminal:
 
 It creates a desk token for the region, signs in as that desk in Debian's Chromium and saves the
 sign-in, overview, queue, an alert (the most severe one that is not a large-value report), the
-dossier of the institution ranked first, a trace from its custody account and the month's report.
+dossier of the institution ranked first, a trace from its custody account, the month's report and
+the newest saved replay (`fundwatch replay --save`) holding rows of the region, if there is one.
 Chinese text needs a CJK font on the machine (Debian's fonts-wqy-microhei, say).
 """
 
@@ -59,6 +60,8 @@ def main() -> None:
             (a["account_id"] for a in accounts if a["role"] in ("customer_custody", "payment_reserve")), None
         )
 
+    replays = api(base, desk, "/v1/replays")["replays"]
+
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +98,9 @@ def main() -> None:
             shot("trace", ".page-trace table.trace-table, .page-trace p.muted")
         page.goto(f"{base}/#/report?month={date.today():%Y-%m}")
         shot("report", "article.report")
+        if replays:
+            page.goto(f"{base}/#/replay/{replays[0]['replay_id']}")
+            shot("replay", 'table.replay-groups[data-by="typology"]', full_page=True)
         browser.close()
 
 

@@ -341,6 +341,13 @@ def _report_in_scope(world: World, caller: str, answer: Any) -> None:
     assert all(r["key"].startswith(scope) for r in answer["by_region"] if r["alerts"] or r["institutions"]), caller
 
 
+def _replays_in_scope(world: World, caller: str, answer: Any) -> None:
+    role, _ = ROLES[caller]
+    assert isinstance(answer["replays"], list), answer
+    # how much a replay read is every region's: a desk is not told
+    assert all(r["records"] is None for r in answer["replays"]) or role == "admin", (caller, answer)
+
+
 def _flows_of(key: str) -> Callable[[World], str]:
     return lambda w: f"/v1/accounts/{w.ids[key]}/flows?grain=day"
 
@@ -440,6 +447,13 @@ ROWS: list[Row] = [
     Row("risk report as a workbook", "GET", lambda w: "/v1/reports/risk?format=xlsx", desk_reads(200)),
     Row("risk report of Beijing by filter", "GET", lambda w: f"/v1/reports/risk?region={BJ_REGION}",
         region_filter(BJ_REGION, 404)),
+    # saved replays (`fundwatch replay --save`): this world's store is its `fundwatch run`'s own chDB,
+    # which no replay can write while it runs; a saved replay's rows per region and caller are
+    # tests/integration/test_replay_reports.py's, over HTTP on a clickhouse-server
+    Row("list saved replays", "GET", lambda w: "/v1/replays", desk_reads(200), check=_replays_in_scope),
+    Row("list saved replays of Beijing by filter", "GET", lambda w: f"/v1/replays?region={BJ_REGION}",
+        region_filter(BJ_REGION, 404)),
+    Row("an unknown replay", "GET", lambda w: f"/v1/replays/rp-{uuid.uuid4().hex}", unknown_alert_or_subscription),
 ]  # fmt: skip
 
 

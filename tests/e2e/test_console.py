@@ -5,8 +5,9 @@ two regions and a chain of payments to trace.
 A desk of region 2201 signs in, sees its region's alerts and none of region 11's (by
 `data-alert-id`), watches a new alert arrive without reloading, acts on alerts from the detail page
 and in bulk, opens "next unassigned", a dossier, a trace (graph and table) and the risk report,
-whose XLSX it downloads. Every request the page makes stays on FundWatch's origin, and no page
-shows a console error or an uncaught script error.
+whose XLSX it downloads, and a replay saved by `fundwatch replay --save` over the stack's own
+records (its region's rows only). Every request the page makes stays on FundWatch's origin, and no
+page shows a console error or an uncaught script error.
 
 With FW_CONSOLE_SCREENSHOTS=<folder> (docs/console for the README), each page is also saved as a
 PNG there; Chinese text needs a CJK font on the machine (Debian's fonts-wqy-microhei, say).
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,8 +26,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from models.thresholds import DEFAULT_FILE, load_thresholds
 from schemas.fields import BEIJING
-from tests.support import FundwatchProcess, call, free_port, wait_ready, wait_until
+from tests.support import REPO, FundwatchProcess, call, free_port, wait_ready, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -424,3 +428,61 @@ def test_a_desk_opens_the_report_and_downloads_the_xlsx(tab: Tab, stack: Stack, 
     assert cells, "an empty workbook"
     # the token went as a header, never in the download's URL
     assert not [u for u in tab.requests if stack.tokens["desk"] in u]
+
+
+@pytest.fixture(scope="module")
+def saved_replay(stack: Stack, tmp_path_factory) -> str:
+    """`fundwatch replay --save` over the stack's own records with the large-value line for
+    companies lowered from 2,000,000 to 500,000: the chain's payments of region 2201 are gained,
+    region 11's report stays. A chDB directory opens in one process only, so the stack stops for
+    the replay and starts again on the same data (tokens and alerts are kept there)."""
+    text = DEFAULT_FILE.read_text("utf-8").replace(
+        'non_natural_transfer = "2000000.00"', 'non_natural_transfer = "500000.00"'
+    )
+    version = load_thresholds(path=DEFAULT_FILE).version
+    lowered = tmp_path_factory.mktemp("replay") / "lowered.toml"
+    lowered.write_text(text.replace(f'version = "{version}"', f'version = "{version}-console"', 1), "utf-8")
+    stack.process.stop()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDWATCH_")}
+    since, until = (DAY - timedelta(days=5)).isoformat(), (DAY + timedelta(days=5)).isoformat()
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "replay", "--from", since, "--until", until, "--thresholds",
+         str(lowered), "--data-dir", str(stack.root), "--save"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    stack.process.start()
+    wait_ready(stack.base, timeout=120, process=stack.process.process)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("Saved as replay ", 1)[1].split()[0]
+
+
+def test_a_desk_reads_a_saved_replay_of_its_region(tab: Tab, stack: Stack, saved_replay: str) -> None:
+    desk = stack.tokens["desk"]
+    mine = stack.api(f"/v1/replays/{saved_replay}", desk)
+    everything = stack.api(f"/v1/replays/{saved_replay}")
+    assert mine["gained"] and {a["region"] for a in mine["gained"]} == {"220102"}
+    assert "110105" in {g["name"] for g in everything["by_region"]}  # the admin's view holds region 11
+    tab.sign_in(desk)
+    page = tab.page
+    page.click('#nav a[href="#/replays"]')
+    page.click(f'table.replays tr[data-replay-id="{saved_replay}"] a.replay-link')
+    page.wait_for_selector('table.replay-groups[data-by="typology"] tbody tr')
+    cells = page.eval_on_selector(
+        'table.replay-groups[data-by="typology"] tr[data-group="large_value"]',
+        "row => [...row.cells].slice(1).map(c => c.textContent)",
+    )
+    large = next(g for g in mine["by_typology"] if g["name"] == "large_value")
+    assert cells == [str(large["baseline"]), str(large["candidate"]), f"+{large['gained']}",
+                     f"−{large['lost']}" if large["lost"] else "0", str(large["regraded"])]  # fmt: skip
+    keys = set(page.eval_on_selector_all(
+        'table.replay-alerts[data-kind="gained"] tbody tr', "rows => rows.map(r => r.dataset.key)"
+    ))  # fmt: skip
+    assert keys == {a["alert_id"] for a in mine["gained"]}
+    regions = page.eval_on_selector_all(
+        'table.replay-groups[data-by="region"] tbody tr', "rows => rows.map(r => r.dataset.group)"
+    )
+    assert regions == ["220102"]
+    text = page.locator(".page-replay").inner_text()
+    assert "110105" not in text and INST_Z not in text
+    assert "-console" in text  # the candidate's thresholds version
+    tab.shot("replay", full_page=True)

@@ -106,7 +106,9 @@ def _decimal(cents: int | None) -> Decimal | None:
     return None if cents is None else cents_to_decimal(cents)
 
 
-def _store_records(storage, order: list[dict[str, Any]], view: ReferenceView) -> int:
+def _store_records(
+    storage, order: list[dict[str, Any]], view: ReferenceView, received_from: int = RECEIVED_FROM
+) -> int:
     """As the gateway splits each batch into one message per partition and the workers write
     their raw rows; each batch received one second after the one before."""
     txns: list[list[Any]] = []
@@ -118,7 +120,7 @@ def _store_records(storage, order: list[dict[str, Any]], view: ReferenceView) ->
         for partition, part in sorted(by_partition.items()):
             msg_id = f"{batch['bank_code']}/{batch['batch_id']}/{partition}"
             message = RecordBatchMessage(
-                msg_id, batch["bank_code"], batch["batch_id"], RECEIVED_FROM + n, part
+                msg_id, batch["bank_code"], batch["batch_id"], received_from + n, part
             )
             more_txns, more_balances = _raw_rows(message, view)
             txns += more_txns

@@ -47,6 +47,8 @@ def test_version_is_openapi_3_1_0(doc):
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/v1/openapi.json", "get"),
+        ("/v1/replays", "get"),
+        ("/v1/replays/{replay_id}", "get"),
     ],
 )
 def test_path_and_method_present(doc, path, method):
@@ -177,6 +179,7 @@ def test_every_path_parameter_is_declared_with_its_rule(doc):
         ("/v1/alerts", {"typology", "status", "severity", "region", "institution_id", "since", "limit"}),
         ("/v1/accounts/{account_id}/flows", {"grain", "since", "limit"}),
         ("/v1/subscriptions/{subscription_id}/deliveries", {"status", "limit"}),
+        ("/v1/replays", {"region", "limit"}),
     ],
 )
 def test_query_parameters_are_declared_with_types_and_bounds(doc, path, names):

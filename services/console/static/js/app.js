@@ -11,12 +11,13 @@ import * as dossier from "./pages/dossier.js";
 import * as institutions from "./pages/institutions.js";
 import * as overview from "./pages/overview.js";
 import * as queue from "./pages/queue.js";
+import * as replay from "./pages/replay.js";
 import * as report from "./pages/report.js";
 import * as signin from "./pages/signin.js";
 import * as trace from "./pages/trace.js";
 
-const ROUTES = { signin, overview, queue, alert: alertPage, institutions, institution: dossier, trace, report };
-const NAV = ["overview", "queue", "institutions", "trace", "report"];
+const ROUTES = { signin, overview, queue, alert: alertPage, institutions, institution: dossier, trace, report, replays: replay, replay };
+const NAV = ["overview", "queue", "institutions", "trace", "report", "replays"];
 let stop = null;
 
 function parse() {
@@ -35,7 +36,8 @@ function drawHeader(active) {
   const nav = clear(document.getElementById("nav"));
   if (signedIn) {
     for (const name of NAV) {
-      const current = name === active || (name === "queue" && active === "alert") || (name === "institutions" && active === "institution");
+      const current = name === active || (name === "queue" && active === "alert") || (name === "institutions" && active === "institution")
+        || (name === "replays" && active === "replay");
       nav.append(h("a", { href: `#/${name}`, "aria-current": current ? "page" : false }, t(`nav_${name}`)));
     }
   }

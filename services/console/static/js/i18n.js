@@ -40,6 +40,12 @@ const WORDS = {
     report: "风险评估报告", month: "月份", make_report: "生成报告", print: "打印", export_xlsx: "导出 XLSX",
     by_type: "按机构类型", by_region: "按地区", by_disposition: "按处置方式", total: "合计", period: "期间",
     downloaded: "已下载 {file}", no_chart: "图表组件不可用，仅显示表格。",
+    nav_replays: "回放", replays: "回放对比", replay: "回放结果",
+    replays_hint: "用已存储的记录重跑检测：现行阈值和模型（基准）与候选阈值或模型（候选）对比，由 fundwatch replay --save 保存；不影响现有预警。",
+    replays_none: "尚无保存的回放。", saved_at: "保存时间", baseline: "基准", candidate: "候选", no_model: "无异常模型",
+    gained: "新增", lost: "减少", regraded: "等级变化", baseline_alerts: "基准预警数", candidate_alerts: "候选预警数", records: "记录数",
+    gained_alerts: "新增：仅候选产生的预警", lost_alerts: "减少：仅基准产生的预警", regraded_alerts: "等级变化的预警",
+    by_institution: "按机构", alert_id: "预警编号", from_severity: "基准等级", truncated_lists: "各列表只列出金额最大的部分预警，统计数字包含全部。",
   },
   en: {
     title: "FundWatch monitoring", switch: "中文", signout: "Sign out", who_admin: "Administrator (every region)", who_desk: "Region {region}",
@@ -76,6 +82,12 @@ const WORDS = {
     report: "Risk assessment report", month: "Month", make_report: "Show report", print: "Print", export_xlsx: "Export XLSX",
     by_type: "By institution type", by_region: "By region", by_disposition: "By disposition", total: "Total", period: "Period",
     downloaded: "Downloaded {file}", no_chart: "Charts are unavailable; tables only.",
+    nav_replays: "Replay", replays: "Replays", replay: "Replay",
+    replays_hint: "The detectors run again over stored records: the live thresholds and model (baseline) against other thresholds or another model (candidate), saved by fundwatch replay --save; live alerts are untouched.",
+    replays_none: "No saved replay yet.", saved_at: "Saved", baseline: "Baseline", candidate: "Candidate", no_model: "no anomaly model",
+    gained: "Gained", lost: "Lost", regraded: "Regraded", baseline_alerts: "Baseline alerts", candidate_alerts: "Candidate alerts", records: "Records",
+    gained_alerts: "Gained: raised by the candidate only", lost_alerts: "Lost: raised by the baseline only", regraded_alerts: "Regraded: another severity",
+    by_institution: "By institution", alert_id: "Alert id", from_severity: "Baseline severity", truncated_lists: "Each list shows the alerts of the largest amounts only; the counts include them all.",
   },
 };
 
