@@ -116,8 +116,13 @@ class AnomalyScore(msgspec.Struct):
             "hard_negatives": self.hard_negatives,
             "hard_negatives_flagged": self.hard_negatives_flagged,
             "shapes": {
-                name: {"kind": s.kind, "patterns": s.patterns, "found": s.found, "recall": s.recall,
-                       "missed": s.missed}  # fmt: skip
+                name: {
+                    "kind": s.kind,
+                    "patterns": s.patterns,
+                    "found": s.found,
+                    "recall": s.recall,
+                    "missed": s.missed,
+                }  # fmt: skip
                 for name, s in self.shapes.items()
             },
             "false_alerts": self.false_alerts[:20],

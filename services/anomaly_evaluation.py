@@ -97,7 +97,10 @@ def evaluate_province(
     reference, _, order = _variant_input(province, VARIANTS["baseline"])
     ctx = DetectContext(
         StaticReferences(
-            reference["accounts"], reference["institutions"], reference["related-parties"], reference["products"]
+            reference["accounts"],
+            reference["institutions"],
+            reference["related-parties"],
+            reference["products"],
         ),
         thresholds,
         anomaly_model=model,

@@ -208,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
         "of 8 days on an idle machine",
     )  # fmt: skip
     evaluate.add_argument(
-        "--train-seed", type=int, default=101, help="with --anomaly: the training province's seed (default 101)"
+        "--train-seed",
+        type=int,
+        default=101,
+        help="with --anomaly: the training province's seed (default 101)",
     )
     evaluate.add_argument(
         "--held-out", default="202,303", metavar="SEEDS",
@@ -456,7 +459,10 @@ def _eval_anomaly(args: argparse.Namespace) -> int:
     try:
         seeds = [int(part) for part in args.held_out.split(",") if part.strip()]
     except ValueError:
-        print(f"fundwatch eval: --held-out must be comma-separated seeds, got {args.held_out!r}", file=sys.stderr)
+        print(
+            f"fundwatch eval: --held-out must be comma-separated seeds, got {args.held_out!r}",
+            file=sys.stderr,
+        )
         return 2
     if not seeds or args.train_seed in seeds or args.patterns < 1:
         print("fundwatch eval: --anomaly needs held-out seeds other than --train-seed and --patterns of at least 1",

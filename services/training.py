@@ -249,11 +249,7 @@ def collect_from_records(
     a simulated province it has not stored): the same period, order and fold as the read from
     ClickHouse, so the same records give the same vectors."""
     kept = sorted(
-        (
-            r
-            for r in records
-            if r.currency == "CNY" and period.history_from <= r.booked_at < period.end_day
-        ),
+        (r for r in records if r.currency == "CNY" and period.history_from <= r.booked_at < period.end_day),
         key=lambda r: (r.account_id, r.booked_at, r.record_id),
     )
     accounts = len({r.account_id for r in kept})
