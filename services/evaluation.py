@@ -290,11 +290,20 @@ class Province:
 
 
 def simulate(
-    seed: int, hours: float, institutions: int, out: Path, status: StatusLine, intensity: float | None = None
+    seed: int,
+    hours: float,
+    institutions: int,
+    out: Path,
+    status: StatusLine,
+    intensity: float | None = None,
+    patterns: int = 0,
 ) -> Province:
+    """The province of ``seed`` with its violations and hard negatives written under ``out``;
+    ``patterns``: that many of each AMLSim-style pattern and look-alike too (0: none, the feed
+    as without the option)."""
     status.update(f"simulating {hours:g} h of a province (seed {seed})", force=True)
     province = build_province(seed, institutions)
-    plan = plan_violations(province, seed, days=hours / 24)
+    plan = plan_violations(province, seed, days=hours / 24, patterns=patterns)
 
     def written(records: int) -> None:
         status.update(f"simulating {hours:g} h of a province (seed {seed}): {records:,} records")

@@ -16,7 +16,7 @@ artefact digest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from itertools import groupby
 from operator import attrgetter
@@ -208,9 +208,17 @@ def collect_windows(
     accounts = sorted({account for account, _, _ in day_counts})
     roles = account_roles(storage, accounts)
     chunks = plan_chunks(day_counts, chunk_records, period)
+    records = read_records(storage, chunks, status)
+    return fold_accounts(records, roles, period, sum(count for _, _, count in day_counts), len(accounts))
+
+
+def fold_accounts(
+    records: Iterable[TxnRecord], roles: Mapping[str, str], period: TrainingPeriod, read: int, accounts: int
+) -> Collected:
+    """The judged account-days of ``records`` (CNY transactions of [history_from, end_day), in
+    (account, event time, record id) order), grouped by the account's role in ``roles``."""
     by_role: dict[str, RoleRows] = {}
     windows = unregistered_accounts = unregistered_windows = 0
-    records = read_records(storage, chunks, status)
     for account_id, txns in groupby(records, key=attrgetter("account_id")):
         vectors = closed_day_features(txns, period.first_day, period.end_day)
         if not vectors:
@@ -225,13 +233,27 @@ def collect_windows(
         rows.vectors.extend(vectors)
         rows.accounts += 1
     figures = TrainingFigures(
-        records=sum(count for _, _, count in day_counts),
-        accounts=len(accounts),
+        records=read,
+        accounts=accounts,
         windows=windows,
         unregistered_accounts=unregistered_accounts,
         unregistered_windows=unregistered_windows,
     )
     return Collected(dict(sorted(by_role.items())), figures)
+
+
+def collect_from_records(
+    records: Iterable[TxnRecord], roles: Mapping[str, str], period: TrainingPeriod
+) -> Collected:
+    """``collect_windows`` over records held in memory (``fundwatch eval --anomaly`` trains on
+    a simulated province it has not stored): the same period, order and fold as the read from
+    ClickHouse, so the same records give the same vectors."""
+    kept = sorted(
+        (r for r in records if r.currency == "CNY" and period.history_from <= r.booked_at < period.end_day),
+        key=lambda r: (r.account_id, r.booked_at, r.record_id),
+    )
+    accounts = len({r.account_id for r in kept})
+    return fold_accounts(kept, roles, period, len(kept), accounts)
 
 
 def fit_models(
@@ -273,6 +295,13 @@ def train_on(
     status = status or StatusLine("train", enabled=False)
     period = training_period(since, until)
     collected = collect_windows(storage, period, status, chunk_records)
+    return write_trained(collected, period, out_dir, seed, status)
+
+
+def write_trained(
+    collected: Collected, period: TrainingPeriod, out_dir: Path, seed: int, status: StatusLine
+) -> ArtefactInfo:
+    """Fit a model per role on ``collected`` and write the artefact under ``out_dir``."""
     models, skipped = fit_models(collected, seed, status)
     if not models:
         raise TrainingError(

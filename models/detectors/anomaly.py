@@ -8,16 +8,20 @@ held as the Struct and encoded as plain JSON by the worker; ``evidence``, per da
 be judged, its first and last booking time and its EVIDENCE_N largest transactions. Every part is
 a function of the set of records, whatever their order.
 
-When. A day is judged once it is sealed (models/detectors/common: the watermark past its end by
-ALLOWED_LATENESS), on its whole set of records, as training judged it. A message that seals a
+When. A day is judged once it is closed: the account has booked a record on a later Beijing day
+(``_closed``; the other detectors wait two more days, ALLOWED_LATENESS, for other banks' records,
+but an account's records come from its own bank in booking order), on its whole set of records,
+as training judged it. A message that closes a
 day after a long silence may bring records far newer than the feature state could keep beside
 it: that day is then judged on the state as it stood with this message's records up to the day,
 so it sees its 14 history days as training did. Records of a day that came after it sealed
 judge it again, and the sealed days after it (whose history they changed), while the state still
 holds their whole history; its finding then is the one it would have had with them on time, so
 it carries no ``late`` mark (the worker counts late records in fundwatch_late_records_total).
-An account's days close with its own records: a day is judged when the account next sends one
-two days after it, which may be much later for a quiet account.
+An account's days close with its own records only: the last day of an account that then falls
+silent (a quiet customer's account used once to pass money on) is never judged; closing such days
+on the stream's event time needs a per-partition sweep the worker does not have yet
+(docs/detection.md, anomaly).
 
 What. The role's forest (DetectContext.anomaly_model) scores the day's vector; above the role's
 score quantile ``threshold_quantile`` of its training days (the artefact's, "p99" by default)
@@ -41,7 +45,6 @@ from models.detectors.common import (
     advance,
     beijing_date,
     is_expired,
-    is_sealed,
     mask,
     money,
     own_records,
@@ -138,7 +141,7 @@ def _to_judge(
     days = {beijing_day_start(r.booked_at) for r in counted}
     if old_features is not None:
         days.update(p.day_start for p in old_features.days if p.transactions)
-    closing = sorted(d for d in days if is_sealed(d, wm) and not is_sealed(d, old_wm))
+    closing = sorted(d for d in days if _closed(d, wm) and not _closed(d, old_wm))
     out = [
         (
             day,
@@ -147,7 +150,7 @@ def _to_judge(
         )
         for day in closing
     ]
-    late = [beijing_day_start(r.booked_at) for r in counted if is_sealed(r.booked_at, old_wm)]
+    late = [beijing_day_start(r.booked_at) for r in counted if _closed(r.booked_at, old_wm)]
     if late:
         out += [
             (day, features, False)
@@ -170,9 +173,19 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     found = (
         _judge(ctx, model, account_id, features, p.day_start, evidence, observe=False)
         for p in features.days
-        if p.transactions and is_sealed(p.day_start, wm) and _may_judge(features, p.day_start, wm)
+        if p.transactions and _closed(p.day_start, wm) and _may_judge(features, p.day_start, wm)
     )
     return [f for f in found if f is not None]
+
+
+def _closed(ts: int, wm: int | None) -> bool:
+    """Whether the account's day holding ``ts`` is closed for judging: the account has booked a
+    record on a later Beijing day. Not the other detectors' seal (two days later): an account's
+    records come from its one bank, in its booking order, so a record of a later day says the day
+    is whole; and a quiet account (a customer's account used once to pass money on) may book
+    nothing two days later, which would leave its day never judged. A record of a closed day that
+    still comes judges it again (``_to_judge``)."""
+    return wm is not None and beijing_day_start(ts) + DAY <= wm
 
 
 def _bounds(features: AccountFeatureState | None, wm: int | None) -> tuple[int | None, ...]:
@@ -184,7 +197,7 @@ def _bounds(features: AccountFeatureState | None, wm: int | None) -> tuple[int |
 def _may_judge(features: AccountFeatureState, day: int, wm: int | None) -> bool:
     """Whether the day may still be judged (its evidence is still needed): open, or sealed and
     not expired with its whole history held."""
-    if not is_sealed(day, wm):
+    if not _closed(day, wm):
         return True
     return not is_expired(day, wm) and _holds_history(features, day)
 
@@ -197,7 +210,7 @@ def _judged_again(features: AccountFeatureState, wm: int | None, old_wm: int | N
         for p in features.days
         if p.day_start >= since
         and p.transactions
-        and is_sealed(p.day_start, old_wm)
+        and _closed(p.day_start, old_wm)
         and _may_judge(features, p.day_start, wm)
     ]
 

@@ -16,7 +16,7 @@ an alert is revised but not its figures (tests/unit/test_detection_steps.py).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -42,9 +42,17 @@ def decode_records(raw_records: Iterable[dict[str, Any]]) -> list[Any]:
 class InProcessPipeline:
     """Account and institution states and the alerts they raised, fed one batch at a time."""
 
-    def __init__(self, ctx: DetectContext, partitions: int = PARTITIONS) -> None:
+    def __init__(
+        self,
+        ctx: DetectContext,
+        partitions: int = PARTITIONS,
+        gate: Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.partitions = partitions
+        # what the worker's sink does to a take's changed alerts before they are published: the
+        # anomaly budget (streams/anomaly_budget.AnomalyBudgetGate); None lets every alert out
+        self.gate = gate
         self.accounts: dict[str, dict[str, Any]] = {}
         self.institutions: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []  # every alert revision, as the alerts topic carries them
@@ -103,6 +111,8 @@ class InProcessPipeline:
             self._emit(changed)
 
     def _emit(self, changed: list[tuple[str, Any]]) -> None:
+        if self.gate is not None and changed:
+            changed = self.gate(changed)
         self.events.extend(msgspec.to_builtins(alert) for _, alert in changed)
 
     def latest(self) -> dict[str, dict[str, Any]]:

@@ -132,3 +132,36 @@ def test_the_intake_processes_take_the_future_allowance(command, monkeypatch):
     monkeypatch.delenv("FUNDWATCH_MAX_FUTURE_S", raising=False)
     assert _settings(build_parser().parse_args([command])).max_future_s == 3600
     assert _settings(build_parser().parse_args([command, "--max-future-s", "120"])).max_future_s == 120
+
+
+def test_simulate_patterns_writes_labelled_patterns(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "province"
+    argv = ["simulate", "--out", str(out), "--violations", "--patterns", "1", "--hours", "24",
+            "--institutions", "7", "--seed", "11"]  # fmt: skip
+    assert main(argv) == 0
+    plan = json.loads((out / "violations.json").read_text("utf-8"))
+    shapes = {p["shape"] for p in plan["patterns"]}
+    assert {"cycle", "scatter_gather", "gather_scatter", "stack"} <= shapes
+    labels = [json.loads(line) for line in (out / "labels.jsonl").read_text("utf-8").splitlines()]
+    assert any(label["typology"] == "anomaly" for label in labels)
+    assert "--patterns" in _help(["simulate"], capsys)
+
+
+def test_simulate_patterns_needs_labelled_files_and_a_count(tmp_path, capsys):
+    assert main(["simulate", "--patterns", "2"]) == 2
+    assert "--violations" in capsys.readouterr().err
+    assert main(["simulate", "--out", str(tmp_path), "--violations", "--patterns", "-1"]) == 2
+
+
+def test_eval_anomaly_refuses_the_training_seed_among_the_held_out(capsys):
+    assert main(["eval", "--anomaly", "--train-seed", "5", "--held-out", "4,5"]) == 2
+    assert "--train-seed" in capsys.readouterr().err
+    assert "--held-out" in _help(["eval"], capsys)
+
+
+def _help(command, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    return capsys.readouterr().out

@@ -162,12 +162,13 @@ def test_an_unknown_account_keeps_nothing(ctx):
     assert det.detect(ctx, None, stranger, "m1", [txn(stranger, True, 100, at(FIRST, 10), OWN)]) == ({}, [])
 
 
-def test_nothing_is_judged_before_the_day_is_sealed(ctx):
+def test_a_day_is_judged_once_the_account_books_on_a_later_day(ctx):
     records = history() + pool_day(OWN, ODD)
-    sealing_soon = txn(OWN, True, 100_001, at(ODD + timedelta(days=2), 23, 59), "6217000100001234")
-    _, latest = findings_of(ctx, records + [sealing_soon])
-    assert latest == {}
-    _, latest = findings_of(ctx, records + [sealing_soon, closing(ODD)])
+    same_day = txn(OWN, True, 100_001, at(ODD, 23, 59), "6217000100001234")
+    _, latest = findings_of(ctx, records + [same_day])
+    assert latest == {}  # the day may still grow: not judged yet
+    next_day = txn(OWN, True, 100_001, at(ODD + timedelta(days=1), 0, 1), "6217000100001234")
+    _, latest = findings_of(ctx, records + [same_day, next_day])
     assert list(latest) == [f"{OWN}:{ODD.isoformat()}"]
 
 
