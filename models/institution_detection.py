@@ -13,12 +13,12 @@ Everything here is pure: replaying the institution topic gives the same alerts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
 from models.alerting import fold_findings
 from models.detectors import (
     DetectContext,
+    InstitutionDetector,
     disguised_clearing,
     excess_return,
     investor_cap_breach,
@@ -38,7 +38,7 @@ INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
 # a message seen again (a redelivery) is skipped by its id: see models/account_state.RECENT_MESSAGES
 RECENT_MESSAGES = 256
 
-INSTITUTION_DETECTORS: dict[str, ModuleType] = {
+INSTITUTION_DETECTORS: dict[str, InstitutionDetector] = {
     module.NAME: module
     for module in (excess_return, maturity_mismatch, investor_cap_breach, rapid_growth, disguised_clearing)
 }

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from types import ModuleType
 from typing import Any
 
-from models.detectors import DetectContext
+from models.detectors import DetectContext, Detector
 from models.detectors.common import (
     Owned,
     advance_sources,
@@ -68,7 +67,7 @@ def clock_step(
 
 
 def judge_messages(
-    detectors: Mapping[str, ModuleType],
+    detectors: Mapping[str, Detector],
     ctx: DetectContext,
     states: dict[str, Any] | None,
     key: str,

@@ -1,7 +1,7 @@
 """Account-level detectors: pure step functions from one message's records of one account, the
 detector's own per-account state and reference data to a new state and findings.
 
-Each module has ``NAME``, ``VERSION`` and
+Each module is an ``AccountDetector`` (models/detectors/protocol.py): ``NAME``, ``VERSION`` and
 
     detect(ctx, state, account_id, msg_id, records) -> (state, findings)
     current(ctx, state, account_id) -> findings   # what the state holds open now
@@ -15,7 +15,6 @@ institution steps; ``fold`` here), and a record sent again by the gateway's keys
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
 from models.detectors import (
@@ -28,10 +27,11 @@ from models.detectors import (
     self_financing,
 )
 from models.detectors.context import DetectContext, References, StaticReferences, is_natural_person
+from models.detectors.protocol import AccountDetector, Detector, InstitutionDetector
 from models.findings import Finding
 from schemas.messages import BalanceRecord, TxnRecord
 
-DETECTORS: dict[str, ModuleType] = {
+DETECTORS: dict[str, AccountDetector] = {
     module.NAME: module
     for module in (
         misappropriation,
@@ -46,6 +46,9 @@ DETECTORS: dict[str, ModuleType] = {
 
 __all__ = [
     "DETECTORS",
+    "AccountDetector",
+    "Detector",
+    "InstitutionDetector",
     "DetectContext",
     "References",
     "StaticReferences",
@@ -55,7 +58,7 @@ __all__ = [
 
 
 def fold(
-    detector: ModuleType,
+    detector: Detector,
     ctx: DetectContext,
     account_id: str,
     messages: Iterable[tuple[str, list[TxnRecord | BalanceRecord]]],

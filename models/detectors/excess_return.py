@@ -44,8 +44,9 @@ minimum), capped at 1. ``amount_cents``: the uncovered payouts when 4 holds, els
 
 The rule apart from its explanation: ``decide`` reads a product's reference data, its peers and
 its flows and returns an ``ExcessReturnSignal`` (the lines crossed and by what, window, severity and
-score) or None; ``render`` builds the finding from it: metrics, accounts, evidence and the Chinese
-and English sentences.
+score) or None; ``render`` builds the finding from it: accounts and evidence here, the metrics and
+the Chinese and English sentences in models/detectors/excess_return_text.py. The peers' median
+and MAD are models/detectors/peer_yields.py.
 
 The institution's coverage likewise: ``decide_institution`` returns an
 ``InstitutionCoverageSignal`` or None, ``render_institution`` the finding.
@@ -56,7 +57,6 @@ buckets); plain JSON, bounded per product.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -67,27 +67,26 @@ from models.detectors import product_flows as pf
 from models.detectors.common import (
     beijing_date,
     cents_of,
-    cite_en,
-    cite_zh,
     clone,
     fraction_of,
-    mask,
-    money,
-    percent,
-    ratio_text,
     score_of,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import DetectContext, _text
+from models.detectors.excess_return_text import (
+    RULE,
+    institution_metrics,
+    institution_sentences,
+    metrics,
+    sentences,
+)
+from models.detectors.peer_yields import Peers, peers_of
 from models.findings import Finding
 from schemas.messages import TxnRecord
 
 NAME = "excess_return"
 VERSION = "1"
 SCOPE = "institution"
-RULE = "三(四)"
-MAD_SCALE = Fraction(14826, 10000)  # MAD to standard deviation under normality
+
 
 DEFAULTS = {
     "robust_z": "3.5",
@@ -96,25 +95,6 @@ DEFAULTS = {
     "payout_coverage_min": "1.0",
     "min_peers": 5,
     "min_payout": "100000.00",
-}
-
-TYPE_ZH = {
-    "p2p_lending": "网络借贷",
-    "equity_crowdfunding": "股权众筹",
-    "internet_insurance": "互联网保险",
-    "asset_management": "资产管理",
-    "payment": "支付",
-    "real_estate": "房地产",
-    "other": "其他",
-}
-TYPE_EN = {
-    "p2p_lending": "P2P lending",
-    "equity_crowdfunding": "equity crowdfunding",
-    "internet_insurance": "internet insurance",
-    "asset_management": "asset management",
-    "payment": "payment",
-    "real_estate": "real estate",
-    "other": "other",
 }
 
 
@@ -137,50 +117,6 @@ def detect(
 def current(ctx: DetectContext, state: dict[str, Any] | None, institution_id: str) -> list[Finding]:
     """The findings the state and the reference data hold now."""
     return _findings(ctx, state or pf.empty_state(), institution_id)
-
-
-# -- peers ----------------------------------------------------------------------------------
-
-
-def _median(values: list[Decimal]) -> Decimal:
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-
-
-class Peers:
-    """The declared yields of every product of the institution's type: median and MAD."""
-
-    def __init__(self, products: Iterable[dict[str, Any]]) -> None:
-        yields = sorted(
-            y for y in (pf.rate_of(p.get("declared_annual_yield")) for p in products) if y is not None
-        )
-        self.count = len(yields)
-        self.median = _median(yields) if yields else None
-        self.mad = _median(sorted(abs(y - self.median) for y in yields)) if yields else None
-
-    def z(self, value: Decimal, min_peers: int) -> Fraction | None:
-        """The robust z-score of a yield, or None when the group is too small or has no spread."""
-        if self.count < min_peers or self.median is None or not self.mad:
-            return None
-        return Fraction(value - self.median) / (MAD_SCALE * Fraction(self.mad))
-
-
-# The peer figures of a group, kept while the reference view hands out the same group object
-# (streams/reference.py: until a product or institution changes): an institution's every
-# message re-judges its products, and the group of a type holds every product of that type.
-# Each entry holds its group, so the group's id is not reused while the entry lives.
-_PEERS: dict[tuple[int, str], tuple[Sequence[dict[str, Any]], Peers]] = {}
-
-
-def peers_of(ctx: DetectContext, institution_type: str | None) -> Peers:
-    products = ctx.references.products_of_type(institution_type) if institution_type else ()
-    key = (id(products), institution_type or "")
-    found = _PEERS.get(key)
-    if found is None or found[0] is not products:
-        if len(_PEERS) > 256:  # groups made anew per call (a review's overlay, tests): start over
-            _PEERS.clear()
-        found = _PEERS[key] = (products, Peers(products))
-    return found[1]
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -367,7 +303,7 @@ def render(
     """The finding of a product that fires: metrics, accounts, evidence and the sentences."""
     flows, uncovered = signal.flows, signal.payout_coverage_short
     accounts = flows.accounts if uncovered else ()
-    zh, en = _sentences(signal, institution_type, peers, accounts)
+    zh, en = sentences(signal, institution_type, peers, accounts)
     return Finding(
         typology=NAME,
         key=f"product:{signal.product_id}",
@@ -379,7 +315,7 @@ def render(
         window_start=signal.window_start,
         window_end=signal.window_end,
         record_ids=flows.record_ids if uncovered else (),
-        metrics=_metrics(signal, institution_type, peers),
+        metrics=metrics(signal, institution_type, peers),
         thresholds={**cfg, "term_ratio_max": ratio_max_value, "config_version": ctx.thresholds.version},
         explanation_zh=zh,
         explanation_en=en,
@@ -387,42 +323,6 @@ def render(
         detector_version=f"{NAME}/{VERSION}",
         extra={"product_id": signal.product_id},
     )
-
-
-def _metrics(signal: ExcessReturnSignal, institution_type: str | None, peers: Peers) -> dict[str, Any]:
-    flows, uncovered = signal.flows, signal.payout_coverage_short
-    return {
-        "product_id": signal.product_id,
-        "signals": list(signal.signals),
-        "declared_annual_yield": pf.fixed(signal.declared_annual_yield),
-        "underlying_project_rate": pf.fixed(signal.underlying_project_rate),
-        "yield_over_project_rate": signal.yield_over_project_rate,
-        "legal_cap": pf.fixed(signal.legal_cap),
-        "yield_over_legal_cap": signal.yield_over_legal_cap,
-        "peer_type": institution_type,
-        "peer_count": peers.count,
-        "peer_median": pf.fixed(peers.median),
-        "peer_mad": pf.fixed(peers.mad),
-        "robust_z": pf.fixed(signal.peer_z, 4),
-        "peer_outlier": signal.peer_outlier,
-        "payouts": money(flows.paid_out),
-        "payout_count": flows.payouts,
-        "repayments": money(flows.repaid),
-        "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(flows.coverage, 8),
-        "uncovered_payouts": money(flows.uncovered),
-        "payout_coverage_short": uncovered,
-        "coverage_basis": "product" if signal.coverage_judged else "institution",
-        "unattributed_repayments": money(flows.open_repaid),
-        "unattributed_payouts": money(flows.open_paid),
-        "late": uncovered and flows.late,
-        "term_days": signal.term_days,
-        "underlying_term_days": signal.underlying_term_days,
-        "term_ratio": pf.fixed(signal.term_ratio),
-        "term_split": signal.term_split,
-        "first_day": beijing_date(signal.window_start),
-        "last_day": beijing_date(signal.window_end),
-    }
 
 
 class InstitutionCoverageSignal(msgspec.Struct, frozen=True, kw_only=True):
@@ -474,24 +374,7 @@ def render_institution(
     """The institution's finding: metrics (with the unattributed flows), evidence and the sentences."""
     flows, window_start, window_end = signal.flows, signal.window_start, signal.window_end
     accounts = flows.accounts
-    un = st["un"]
-    metrics = {
-        "signals": ["payout_coverage"],
-        "coverage_basis": "institution",
-        "payouts": money(flows.paid_out),
-        "payout_count": flows.payouts,
-        "repayments": money(flows.repaid),
-        "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(flows.coverage, 8),
-        "uncovered_payouts": money(flows.uncovered),
-        "unattributed_payouts": money(un["out"]["c"]),
-        "unattributed_repayments": money(un["in"]["c"]),
-        "products": sorted(st["products"]),
-        "late": flows.late,
-        "first_day": beijing_date(window_start),
-        "last_day": beijing_date(window_end),
-    }
-    zh, en = _institution_sentences(flows, accounts, beijing_date(window_end))
+    zh, en = institution_sentences(flows, accounts, beijing_date(window_end))
     return Finding(
         typology=NAME,
         key=f"institution:{institution_id}",
@@ -503,7 +386,7 @@ def render_institution(
         window_start=window_start,
         window_end=window_end,
         record_ids=flows.record_ids,
-        metrics=metrics,
+        metrics=institution_metrics(signal, st),
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=zh,
         explanation_en=en,
@@ -511,99 +394,3 @@ def render_institution(
         detector_version=f"{NAME}/{VERSION}",
         extra={},
     )
-
-
-def _institution_sentences(flows: pf.Flows, accounts: tuple[str, ...], last: str) -> tuple[str, str]:
-    masked_zh, masked_en = "、".join(mask(a) for a in accounts), ", ".join(mask(a) for a in accounts)
-    ratio = percent(flows.coverage)
-    zh = (
-        f"截至{last}，该机构客户资金账户{masked_zh}按指令向投资人兑付{flows.payouts}笔、合计"
-        f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}"
-        f"（部分记录未标明产品，按账户整体计算），兑付覆盖率{ratio}，{yuan_zh(flows.uncovered)}的兑付没有项目"
-        f"回款支撑，涉嫌变相补贴。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
-    )
-    en = (
-        f"By {last} the institution's customer-fund account(s) {masked_en} paid investors {flows.payouts} "
-        f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
-        f"{yuan_en(flows.repaid)} (some records name no product, so the accounts are judged as a whole): a "
-        f"payout coverage of {ratio}, {yuan_en(flows.uncovered)} paid out with no project repayment behind "
-        f"it, a suspected hidden subsidy. Suspected actual returns well above the project's level {cite_en(RULE)}."
-    )
-    return zh, en
-
-
-def _sentences(
-    signal: ExcessReturnSignal, institution_type: str | None, peers: Peers, accounts: tuple[str, ...]
-) -> tuple[str, str]:
-    pid, declared = signal.product_id, signal.declared_annual_yield
-    zh_parts, en_parts = _rate_clauses(signal, institution_type, peers)
-    promise_zh = f"产品{pid}承诺年化收益率{percent(declared)}" if declared is not None else f"产品{pid}"
-    promise_en = (
-        f"Product {pid} promises an annual yield of {percent(declared)}"
-        if declared is not None
-        else f"Product {pid}"
-    )
-    zh = promise_zh + ("，" + "，".join(zh_parts) if zh_parts else "")
-    en = promise_en + (", " + "; ".join(en_parts) if en_parts else "")
-    if signal.payout_coverage_short:
-        coverage_zh, coverage_en = _coverage_clauses(signal.flows, accounts)
-        zh += coverage_zh
-        en += coverage_en
-    zh += f"。涉嫌承诺或实际收益显著高于项目回报率或行业水平{cite_zh(RULE)}。"
-    en += f". Suspected promised or actual returns well above the project's or the industry's level {cite_en(RULE)}."
-    return zh, en
-
-
-def _rate_clauses(
-    signal: ExcessReturnSignal, institution_type: str | None, peers: Peers
-) -> tuple[list[str], list[str]]:
-    """What the promised yield is above: the project rate, the legal cap, the peers."""
-    project, lpr, multiple, legal_cap = (
-        signal.underlying_project_rate, signal.lpr_one_year, signal.lpr_multiple, signal.legal_cap
-    )  # fmt: skip
-    z, robust_z = signal.peer_z, signal.peer_z_line
-    times = f"{multiple.numerator}" if multiple.denominator == 1 else ratio_text(multiple, 2)
-    zh_parts, en_parts = [], []
-    if signal.yield_over_project_rate:
-        zh_parts.append(f"高于其底层项目回报率{percent(project)}")
-        en_parts.append(f"above its underlying project rate of {percent(project)}")
-    if signal.yield_over_legal_cap:
-        zh_parts.append(
-            f"超过一年期LPR {percent(lpr)}的{times}倍即{percent(legal_cap)}的民间借贷司法保护上限"
-        )
-        en_parts.append(
-            f"above the judicial protection cap for private lending of {times} times the one-year LPR "
-            f"of {percent(lpr)}, i.e. {percent(legal_cap)}"
-        )
-    if signal.peer_outlier:
-        kind_zh = TYPE_ZH.get(institution_type or "", "同类")
-        kind_en = TYPE_EN.get(institution_type or "", "same-type")
-        zh_parts.append(
-            f"显著高于{kind_zh}类机构{peers.count}个产品收益率的中位数{percent(peers.median)}"
-            f"（稳健Z值{ratio_text(z, 2)}，阈值{ratio_text(robust_z, 2)}）"
-        )
-        en_parts.append(
-            f"far above the median of {percent(peers.median)} over the {peers.count} products of "
-            f"{kind_en} institutions (robust z {ratio_text(z, 2)}, line {ratio_text(robust_z, 2)})"
-        )
-    return zh_parts, en_parts
-
-
-def _coverage_clauses(flows: pf.Flows, accounts: tuple[str, ...]) -> tuple[str, str]:
-    """The product's payouts beyond its repayments (signal 4)."""
-    masked_zh = "、".join(mask(a) for a in accounts)
-    masked_en = ", ".join(mask(a) for a in accounts)
-    last = beijing_date(flows.last_payout)
-    coverage = percent(flows.coverage)
-    zh = (
-        f"；截至{last}，客户资金账户{masked_zh}按指令向该产品投资人兑付{flows.payouts}笔、合计"
-        f"{yuan_zh(flows.paid_out)}，而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}，"
-        f"兑付覆盖率{coverage}，{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑，涉嫌变相补贴"
-    )
-    en = (
-        f"; by {last} the customer-fund account(s) {masked_en} paid its investors {flows.payouts} "
-        f"time(s), {yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
-        f"{yuan_en(flows.repaid)}: a payout coverage of {coverage}, {yuan_en(flows.uncovered)} paid "
-        f"out with no project repayment behind it, a suspected hidden subsidy"
-    )
-    return zh, en

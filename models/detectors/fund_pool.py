@@ -62,8 +62,10 @@ smaller fan is between its minimum and ``FAN_BUMP`` times it, each capped at 1.
 
 The rule apart from its explanation: ``decide`` finds the longest firing window ending on a day
 and returns a ``FundPoolSignal`` (the window, fans, sums, closing balance, severity and score) or
-None; ``render`` builds the finding from it and the days the window holds: record counts, evidence,
-times, metrics and the Chinese and English sentences.
+None; ``render`` builds the finding from it and the days the window holds: record counts, evidence
+and times here, the metrics and the Chinese and English sentences in
+models/detectors/fund_pool_text.py. The days' state and how records are folded into it are
+models/detectors/fund_pool_days.py.
 
 Late records (their day sealed) are still counted, in the days kept for them (common.LATE_KEEP),
 and the periods they touch judged again; the finding says ``late: true``.
@@ -72,7 +74,7 @@ State (per account): ``wm`` and one entry per Beijing day (credit and debit buck
 investor-like payers and borrower/investor-like payees, the latest
 balance). A day is kept while a window that holds it can still change (``window_days - 1`` days
 after it stays open) and ``LATE_KEEP`` longer, so about ``window_days + 10`` days. Each day keeps at most ``DISTINCT_CAP``
-counterparties per side, the smallest account ids (the smallest N of a set do not depend on
+(models/detectors/fund_pool_days.py) counterparties per side, the smallest account ids (the smallest N of a set do not depend on
 arrival order); beyond that a fan is reported as "at least DISTINCT_CAP".
 """
 
@@ -83,45 +85,32 @@ from typing import Any
 
 import msgspec
 
+from models.detectors import fund_pool_days as pool_days
 from models.detectors.common import (
-    add,
     advance,
     beijing_date,
     bump,
     cents_of,
-    cite_en,
-    cite_zh,
     clone,
-    event_time,
     fraction_of,
     is_expired,
-    is_late,
     is_sealed,
-    mask,
-    money,
-    new_bucket,
     own_records,
-    percent,
-    ratio_text,
     record_ids,
-    role_en,
-    role_zh,
     score_of,
     severity_by_amount,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import DetectContext
+from models.detectors.fund_pool_days import empty_state, fold_records, prune
+from models.detectors.fund_pool_text import RULE, metrics, sentences
 from models.findings import Finding
-from models.windows import DAY, HOUR, beijing_day_start
+from models.windows import DAY, HOUR
 from schemas.messages import BalanceRecord, TxnRecord
 
 NAME = "fund_pool"
 VERSION = "1"
-RULE = "二(一)"  # P2P: 设立资金池
 WATCHED_ROLES = frozenset({"own_operating", "related_party", "other"})
 FAN_BUMP = 3  # both fans at this multiple of their minimum: one severity level up
-DISTINCT_CAP = 2000  # counterparties kept per day and side
 
 DEFAULTS = {
     "window_days": 7,
@@ -134,10 +123,6 @@ DEFAULTS = {
 }
 
 _BEIJING_OFFSET = 8 * HOUR
-
-
-def empty_state() -> dict[str, Any]:
-    return {"wm": None, "days": {}}
 
 
 def _window_days(cfg: dict[str, Any]) -> int:
@@ -158,45 +143,6 @@ def period_start(day: int, window_days: int) -> int:
     return day - (number % window_days) * DAY
 
 
-def payer_class(ctx: DetectContext, account_id: str, counterparty: str | None) -> str | None:
-    """A credit's payer as the fan-in sees it: "investor", "unknown", or None (not investor-like)."""
-    if not counterparty or counterparty == account_id:
-        return None
-    if ctx.account(counterparty) is None:
-        return "unknown"
-    return "investor" if ctx.role(counterparty) == "investor" else None
-
-
-def payee_class(ctx: DetectContext, account_id: str, counterparty: str | None) -> str | None:
-    """A debit's payee as the fan-out sees it: "borrower", "investor", "unknown", or None."""
-    if not counterparty or counterparty == account_id:
-        return None
-    if ctx.account(counterparty) is None:
-        return "unknown"
-    role = ctx.role(counterparty)
-    return role if role in ("borrower", "investor") else None
-
-
-def _day_in(days: dict[str, Any], day: int) -> dict[str, Any]:
-    entry = days.get(str(day))
-    if entry is None:
-        # in/out: credit and debit buckets; fin/fout: {counterparty: class}; bal: [ts, rid, cents]
-        entry = days[str(day)] = {"in": new_bucket(), "out": new_bucket(), "fin": {}, "fout": {}, "bal": None}
-    return entry
-
-
-def _see_balance(entry: dict[str, Any], ts: int, record_id: str, cents: int) -> None:
-    seen = entry["bal"]
-    if seen is None or (ts, record_id) > (seen[0], seen[1]):
-        entry["bal"] = [ts, record_id, cents]
-
-
-def _trim(fan: dict[str, str]) -> dict[str, str]:
-    if len(fan) <= DISTINCT_CAP:
-        return fan
-    return {cp: fan[cp] for cp in sorted(fan)[:DISTINCT_CAP]}
-
-
 def _evaluable(st: dict[str, Any], day: int, wm: int | None, sealed_ok: bool = False) -> bool:
     """A window ends on this day: the day has a transaction and is still open (or, judging late
     records, sealed but kept)."""
@@ -204,50 +150,6 @@ def _evaluable(st: dict[str, Any], day: int, wm: int | None, sealed_ok: bool = F
     if entry is None or entry["in"]["n"] + entry["out"]["n"] == 0:
         return False
     return not is_sealed(day, wm) or (sealed_ok and not is_expired(day, wm))
-
-
-def _fold(
-    ctx: DetectContext, st: dict[str, Any], account_id: str, mine: list[TxnRecord | BalanceRecord]
-) -> tuple[set[int], set[int]]:
-    """Count the account's records into their days: the days whose figures changed, and those a
-    late record changed."""
-    wm = st["wm"]
-    moved: set[int] = set()  # days whose figures changed
-    late_days: set[int] = set()  # ... by a late record
-    for record in mine:
-        ts = event_time(record)
-        if record.currency != "CNY":
-            continue
-        late = is_sealed(ts, wm)  # still counted, in the day kept for it
-        day = beijing_day_start(ts)
-        if isinstance(record, BalanceRecord):
-            # a snapshot at midnight is the balance the day before ended with
-            if ts == day:
-                day -= DAY
-            entry = _day_in(st["days"], day)
-            moved.add(day)
-            _see_balance(entry, ts, record.record_id, record.balance_cents)
-            continue
-        entry = _day_in(st["days"], day)
-        moved.add(day)
-        if late:
-            late_days.add(day)
-        if record.balance_after_cents is not None:
-            _see_balance(entry, ts, record.record_id, record.balance_after_cents)
-        counterparty = record.counterparty_account
-        if record.credit:
-            kind = payer_class(ctx, account_id, counterparty)
-            side, fan = entry["in"], entry["fin"]
-        else:
-            kind = payee_class(ctx, account_id, counterparty)
-            side, fan = entry["out"], entry["fout"]
-        add(side, record.record_id, ts, record.amount_cents, tag=kind or "other", late=late)
-        if kind:
-            fan[counterparty] = kind
-    for day in moved:
-        entry = st["days"][str(day)]
-        entry["fin"], entry["fout"] = _trim(entry["fin"]), _trim(entry["fout"])
-    return moved, late_days
 
 
 def detect(
@@ -267,7 +169,7 @@ def detect(
     st = clone(state) or empty_state()
     wm = st["wm"]
     mine = own_records(account_id, records)
-    moved, late_days = _fold(ctx, st, account_id, mine)
+    moved, late_days = fold_records(ctx, st, account_id, mine)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     # a day's records change the windows ending on it and on the next window_days - 1 days
@@ -280,7 +182,7 @@ def detect(
         finding = _period_finding(ctx, st, account_id, role, cfg, period, period in late_periods)
         if finding is not None:
             findings.append(finding)
-    _prune(st, wm, window_days)
+    prune(st, wm, window_days)
     return st, findings
 
 
@@ -295,13 +197,6 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -
     periods = sorted({period_start(d, window_days) for d in days if _evaluable(state, d, state["wm"])})
     findings = (_period_finding(ctx, state, account_id, role, cfg, p) for p in periods)
     return [f for f in findings if f is not None]
-
-
-def _prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
-    # a day counts in the windows of the following window_days - 1 days: keep it while any is
-    # kept (open, or sealed for less than LATE_KEEP)
-    reach = (window_days - 1) * DAY
-    st["days"] = {k: e for k, e in st["days"].items() if not is_expired(int(k) + reach, wm)}
 
 
 def _period_finding(
@@ -371,8 +266,8 @@ def _firing_window(st: dict[str, Any], cfg: dict[str, Any], day: int) -> dict[st
             payees = {**entry["fout"], **payees}
         if (
             credits <= 0
-            or min(len(payers), DISTINCT_CAP) < min_in
-            or min(len(payees), DISTINCT_CAP) < min_out
+            or min(len(payers), pool_days.DISTINCT_CAP) < min_in
+            or min(len(payees), pool_days.DISTINCT_CAP) < min_out
         ):
             continue
         if Fraction(debits, credits) < pass_min:
@@ -425,7 +320,10 @@ def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> FundPoolSignal 
     min_in, min_out = int(cfg["min_distinct_in"]), int(cfg["min_distinct_out"])
     credits, debits = window["credits"], window["debits"]
     payers, payees = window["payers"], window["payees"]
-    distinct_in, distinct_out = min(len(payers), DISTINCT_CAP), min(len(payees), DISTINCT_CAP)
+    distinct_in, distinct_out = (
+        min(len(payers), pool_days.DISTINCT_CAP),
+        min(len(payees), pool_days.DISTINCT_CAP),
+    )
     passed = min(credits, debits)
     high, critical = cents_of(cfg["high_amount"]), cents_of(cfg["critical_amount"])
     fan_factor = min(Fraction(distinct_in, max(1, min_in)), Fraction(distinct_out, max(1, min_out)))
@@ -438,12 +336,12 @@ def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> FundPoolSignal 
         distinct_in=distinct_in,
         distinct_in_investor=_count(payers, "investor"),
         distinct_in_unknown=_count(payers, "unknown"),
-        distinct_in_capped=len(payers) >= DISTINCT_CAP,
+        distinct_in_capped=len(payers) >= pool_days.DISTINCT_CAP,
         distinct_out=distinct_out,
         distinct_out_borrower=_count(payees, "borrower"),
         distinct_out_investor=_count(payees, "investor"),
         distinct_out_unknown=_count(payees, "unknown"),
-        distinct_out_capped=len(payees) >= DISTINCT_CAP,
+        distinct_out_capped=len(payees) >= pool_days.DISTINCT_CAP,
         credit_cents=credits,
         debit_cents=debits,
         passed_through_cents=passed,
@@ -470,7 +368,7 @@ def render(
     n_credits = sum(e["in"]["n"] for e in entries)
     n_debits = sum(e["out"]["n"] for e in entries)
     buckets = [b for e in entries for b in (e["in"], e["out"]) if b["n"] > 0]
-    zh, en = _sentences(signal, account_id, role, n_credits, n_debits)
+    zh, en = sentences(signal, account_id, role, n_credits, n_debits)
     return Finding(
         typology=NAME,
         key=f"{account_id}:{beijing_date(period)}",
@@ -482,7 +380,7 @@ def render(
         window_start=min(b["t0"] for b in buckets),
         window_end=max(b["t1"] for b in buckets),
         record_ids=record_ids(buckets),
-        metrics=_metrics(signal, period, n_credits, n_debits, buckets),
+        metrics=metrics(signal, period, n_credits, n_debits, buckets),
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=zh,
         explanation_en=en,
@@ -490,99 +388,3 @@ def render(
         detector_version=f"{NAME}/{VERSION}",
         extra={"account_role": role, "region": ctx.region(account_id)},
     )
-
-
-def _metrics(
-    signal: FundPoolSignal, period: int, n_credits: int, n_debits: int, buckets: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The figures of a pool's finding (``buckets``: the window's non-empty credit and debit days)."""
-    first, day = signal.window_first_day, signal.window_last_day
-    credits, debits, closing = signal.credit_cents, signal.debit_cents, signal.closing_balance_cents
-    return {
-        "period": beijing_date(period),
-        "window_first_day": beijing_date(first),
-        "window_last_day": beijing_date(day),
-        "window_days": (day - first) // DAY + 1,
-        "distinct_in": signal.distinct_in,
-        "distinct_in_investor": signal.distinct_in_investor,
-        "distinct_in_unknown": signal.distinct_in_unknown,
-        "distinct_in_capped": signal.distinct_in_capped,
-        "distinct_out": signal.distinct_out,
-        "distinct_out_borrower": signal.distinct_out_borrower,
-        "distinct_out_investor": signal.distinct_out_investor,
-        "distinct_out_unknown": signal.distinct_out_unknown,
-        "distinct_out_capped": signal.distinct_out_capped,
-        "credits": money(credits),
-        "credit_count": n_credits,
-        "debits": money(debits),
-        "debit_count": n_debits,
-        "passed_through": money(signal.passed_through_cents),
-        "pass_through": ratio_text(Fraction(debits, credits), 8),
-        "closing_balance": money(closing),
-        "end_balance_source": signal.end_balance_source,
-        "end_balance_ratio": ratio_text(Fraction(closing, credits), 8),
-        "late": any(is_late(b) for b in buckets),
-    }
-
-
-def _dwell(signal: FundPoolSignal) -> tuple[str, str]:
-    """The fourth line's figure in both languages, saying how the closing balance was known."""
-    end_date, closing = beijing_date(signal.window_last_day), signal.closing_balance_cents
-    end_ratio = Fraction(closing, signal.credit_cents)
-    if signal.end_balance_source == "balance":
-        dwell_zh = f"{end_date}日终余额{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
-        dwell_en = (
-            f"its balance at the end of {end_date} was {yuan_en(closing)}, {percent(end_ratio)} of the inflow"
-        )
-    elif signal.end_balance_source == "balance_and_flows":
-        dwell_zh = f"未报送{end_date}日终余额，按此前最近一次余额加其后收支推算为{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
-        dwell_en = (
-            f"no balance was reported for {end_date}, so its closing balance, estimated from the last "
-            f"balance reported before it and the money in and out since, was {yuan_en(closing)}, "
-            f"{percent(end_ratio)} of the inflow"
-        )
-    else:
-        dwell_zh = f"未报送{end_date}日终余额，按期间净流入估算为{yuan_zh(closing)}，为期间转入资金的{percent(end_ratio)}"
-        dwell_en = (
-            f"no balance was reported for {end_date}, so the net inflow over the window, {yuan_en(closing)} "
-            f"or {percent(end_ratio)} of the inflow, stands in for it as an estimate"
-        )
-    return dwell_zh, dwell_en
-
-
-def _sentences(
-    signal: FundPoolSignal, account_id: str, role: str, n_credits: int, n_debits: int
-) -> tuple[str, str]:
-    """The Chinese and English sentences of a pool."""
-    first, day = signal.window_first_day, signal.window_last_day
-    window_days = (day - first) // DAY + 1
-    credits, debits = signal.credit_cents, signal.debit_cents
-    distinct_in, distinct_out = signal.distinct_in, signal.distinct_out
-    unknown_in = signal.distinct_in_unknown
-    pass_through = Fraction(debits, credits)
-    start_date, end_date = beijing_date(first), beijing_date(day)
-    masked = mask(account_id)
-    span_zh = start_date if window_days == 1 else f"{start_date}至{end_date}"
-    span_en = f"On {start_date}" if window_days == 1 else f"From {start_date} to {end_date}"
-    in_zh = f"至少{distinct_in}" if signal.distinct_in_capped else str(distinct_in)
-    in_en = f"at least {distinct_in}" if signal.distinct_in_capped else str(distinct_in)
-    out_zh = f"至少{distinct_out}" if signal.distinct_out_capped else str(distinct_out)
-    out_en = f"at least {distinct_out}" if signal.distinct_out_capped else str(distinct_out)
-    unknown_zh = f"（其中{unknown_in}个未在参考数据中登记）" if unknown_in else ""
-    unknown_en = f" ({unknown_in} of them not in the reference data)" if unknown_in else ""
-    dwell_zh, dwell_en = _dwell(signal)
-    zh = (
-        f"{role_zh(role)}{masked}在{span_zh}（{window_days}个北京日）内有{in_zh}个投资人账户{unknown_zh}"
-        f"向其转入资金；期间共转入{n_credits}笔、合计{yuan_zh(credits)}，共转出{n_debits}笔、合计"
-        f"{yuan_zh(debits)}，转出为转入的{percent(pass_through)}，收款方中有{out_zh}个借款人或投资人账户；"
-        f"{dwell_zh}。资金从众多投资人归集后快进快出、不在账户沉淀，涉嫌设立资金池{cite_zh(RULE)}。"
-    )
-    en = (
-        f"{span_en} ({window_days} Beijing day(s)) {in_en} investor account(s){unknown_en} paid into "
-        f"the {role_en(role)} {masked}; in all it received {n_credits} payment(s) totalling "
-        f"{yuan_en(credits)} and made {n_debits} payment(s) totalling {yuan_en(debits)}, "
-        f"{percent(pass_through)} of what came in, {out_en} borrower or investor account(s) among the "
-        f"payees; {dwell_en}. Money collected from many investors passes straight through without "
-        f"staying: suspected fund pool {cite_en(RULE)}."
-    )
-    return zh, en

@@ -36,8 +36,10 @@ the day's 50 largest inflow credits; the window runs from the day's first to its
 
 The rule apart from its explanation: ``decide`` reads a day and its history and returns a
 ``RapidGrowthSignal`` (the figures, baselines and ratios of both signals, which fired, severity and
-score) or None; ``render`` builds the finding from it and the day's tally: accounts, window,
-evidence, metrics and the Chinese and English sentences.
+score) or None; ``render`` builds the finding from it and the day's tally: accounts, window and
+evidence here, the metrics and the Chinese and English sentences in
+models/detectors/rapid_growth_text.py. The days' state and the payer sample are
+models/detectors/rapid_growth_days.py.
 
 The day is evaluated as it goes (running totals), so the alert comes early and updates as the day's
 figures grow. A record of day E changes the figures of E and the history of the ``trend_days``
@@ -59,7 +61,7 @@ copied on their first write (the caller's state is never changed), so a call cos
 trend_days + trend_days^2), whatever the day's volume.
 
 Payers. A reserve account can have tens of thousands of payers a day, so a day keeps at most
-``PAYER_CAP`` of them, as a hash sample that is the same whatever the arrival order: every payer
+``PAYER_CAP`` of them (models/detectors/rapid_growth_days.py), as a hash sample that is the same whatever the arrival order: every payer
 has a level (the leading zero bits of a 32-bit BLAKE2b hash of its account id, so level >= L for
 one payer in 2^L), and a day keeps the payers whose level is at least the smallest L that leaves
 at most ``PAYER_CAP`` of them. New investors of D are counted among the payers whose level is at
@@ -70,36 +72,26 @@ window had more than ``PAYER_CAP`` payers, an estimate (``new_investors_estimate
 
 from __future__ import annotations
 
-import hashlib
 from fractions import Fraction
 from typing import Any
 
 import msgspec
 
 from models.detectors.common import (
-    LATE_KEEP,
-    CopyOnWrite,
     advance_sources,
     beijing_date,
     cents_of,
-    cite_en,
-    cite_zh,
     fraction_of,
     is_expired,
     is_sealed,
-    mask,
-    money,
     open_from,
-    ratio_text,
     record_ids,
-    role_en,
-    role_zh,
     score_of,
     tally,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
+from models.detectors.rapid_growth_days import Folder, new_investors
+from models.detectors.rapid_growth_text import RULE, metrics, sentences
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
 from schemas.messages import TxnRecord
@@ -107,9 +99,6 @@ from schemas.messages import TxnRecord
 NAME = "rapid_growth"
 VERSION = "1"
 SCOPE = "institution"
-RULE = "四(二)4"
-PAYER_CAP = 2000  # payers kept per day (a hash sample beyond)
-HASH_BITS = 32
 # The institution's own accounts: those whose records an institution-level detector sees
 # (models/institution_detection.INSTITUTION_ROLES, not imported: that module imports the detectors).
 INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
@@ -132,130 +121,6 @@ def _trend(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["trend_days"]))
 
 
-def level(payer: str) -> int:
-    """The payer's sampling level: leading zero bits of a 32-bit hash (level >= L for 1 in 2^L)."""
-    digest = hashlib.blake2b(payer.encode("utf-8"), digest_size=HASH_BITS // 8).digest()
-    return HASH_BITS - int.from_bytes(digest, "big").bit_length()
-
-
-def empty_state() -> dict[str, Any]:
-    return {"wm": None, "first": None, "days": {}}
-
-
-def _new_day(st: dict[str, Any], day: int, trend: int) -> dict[str, Any]:
-    # in: the inflow tally; pay: {payer: level} of the sample; lv: the day's sample level;
-    # ls: the highest lv of the day and its history days; nl: {level: new investors of that level}
-    window = (st["days"].get(str(day - k * DAY)) for k in range(1, trend + 1))
-    return {
-        "in": {"c": 0, "n": 0, "t0": None, "t1": None, "top": [], "x": {}},
-        "pay": {},
-        "lv": 0,
-        "ls": max((e["lv"] for e in window if e is not None), default=0),
-        "nl": {},
-    }
-
-
-class _Folder:
-    """One call's work on a copy-on-write state."""
-
-    def __init__(self, state: dict[str, Any] | None, trend: int) -> None:
-        self.w = CopyOnWrite()
-        base = state or empty_state()
-        self.st = self.w.mine(dict(base))
-        self.days = self.w.dict_in(self.st, "days")
-        self.trend = trend
-
-    def day(self, day: int) -> dict[str, Any]:
-        """The writable entry of a day (created when absent)."""
-        key = str(day)
-        if key not in self.days:
-            self.days[key] = self.w.mine(_new_day(self.st, day, self.trend))
-            entry = self.days[key]
-            for name in ("in", "pay", "nl"):
-                self.w.mine(entry[name])
-            self.w.mine(entry["in"]["top"])
-            self.w.mine(entry["in"]["x"])
-            return entry
-        return self.w.dict_in(self.days, key)
-
-    def _paid_before(self, day: int, payer: str, skip: int | None = None) -> bool:
-        """Whether the payer is in the sample of one of the trend days before ``day``."""
-        for k in range(1, self.trend + 1):
-            other = day - k * DAY
-            if other == skip:
-                continue
-            entry = self.days.get(str(other))
-            if entry is not None and payer in entry["pay"]:
-                return True
-        return False
-
-    def _count_new(self, day: int, lvl: int, delta: int) -> None:
-        entry = self.day(day)
-        counts = self.w.dict_in(entry, "nl")
-        key = str(lvl)
-        value = counts.get(key, 0) + delta
-        if value:
-            counts[key] = value
-        else:
-            counts.pop(key, None)
-
-    def see_payer(self, day: int, payer: str) -> None:
-        """A payer of an inflow credit on ``day``: sample it, and keep the new-investor counts of
-        the day and of the next day the payer paid on right."""
-        entry = self.days[str(day)]
-        lvl = level(payer)
-        if lvl < entry["lv"] or payer in entry["pay"]:
-            return
-        pay = self.w.dict_in(entry, "pay")
-        pay[payer] = lvl
-        if len(pay) > PAYER_CAP:
-            self._raise_level(day)
-            if payer not in entry["pay"]:
-                return
-        if lvl >= entry["ls"] and not self._paid_before(day, payer):
-            self._count_new(day, lvl, +1)
-        # the next day within trend_days on which the payer paid was counted new without this day
-        for k in range(1, self.trend + 1):
-            later = day + k * DAY
-            other = self.days.get(str(later))
-            if other is None or payer not in other["pay"]:
-                continue
-            if lvl >= other["ls"] and not self._paid_before(later, payer, skip=day):
-                self._count_new(later, lvl, -1)
-            break
-
-    def _raise_level(self, day: int) -> None:
-        """Halve the day's sample until it holds at most PAYER_CAP payers; the days whose window
-        holds this day now count new investors at the new level or above only."""
-        entry = self.day(day)
-        pay, lvl = entry["pay"], entry["lv"]
-        while len(pay) > PAYER_CAP:
-            lvl += 1
-            pay = {p: v for p, v in pay.items() if v >= lvl}
-        entry["pay"] = self.w.mine(pay)
-        entry["lv"] = lvl
-        for k in range(self.trend + 1):
-            later = day + k * DAY
-            if str(later) not in self.days or self.days[str(later)]["ls"] >= lvl:
-                continue
-            other = self.day(later)
-            other["ls"] = lvl
-            other["nl"] = self.w.mine({key: n for key, n in other["nl"].items() if int(key) >= lvl})
-
-    def prune(self, wm: int | None) -> None:
-        """Drop days no kept day's history holds (kept: open, or sealed for less than LATE_KEEP)."""
-        start = open_from(wm)
-        if start is None:
-            return
-        reach = self.trend * DAY + LATE_KEEP
-        for key in [k for k in self.days if int(k) + reach < start]:
-            del self.days[key]
-        # states written before record ids left the state: what they held is not read any more
-        for stale in ("ids", "late"):
-            if stale in self.st:
-                del self.st[stale]
-
-
 def _own_role(ctx: DetectContext, institution_id: str, account_id: str | None, cache: dict) -> str | None:
     """The role of one of the institution's own accounts (INSTITUTION_ROLES), else None."""
     if not account_id:
@@ -269,7 +134,7 @@ def _own_role(ctx: DetectContext, institution_id: str, account_id: str | None, c
 
 
 def _fold_records(
-    ctx: DetectContext, fold: _Folder, institution_id: str, records: list[TxnRecord]
+    ctx: DetectContext, fold: Folder, institution_id: str, records: list[TxnRecord]
 ) -> tuple[list[TxnRecord], set[int]]:
     """Count one message's inflow credits into their days: the custody and reserve accounts'
     records (the watermark's sources), and the days whose figures the message touched."""
@@ -322,7 +187,7 @@ def detect(
     every day whose figures or history the message touched and that fires."""
     cfg = config(ctx, institution_id)
     trend = _trend(cfg)
-    fold = _Folder(state, trend)
+    fold = Folder(state, trend)
     st = fold.st
     feeding, touched = _fold_records(ctx, fold, institution_id, records)
     wm = advance_sources(st, ctx, feeding)
@@ -356,22 +221,6 @@ def _median(values: list[Any]) -> Fraction:
     if len(ordered) % 2:
         return Fraction(ordered[mid])
     return Fraction(ordered[mid - 1] + ordered[mid], 2)
-
-
-def new_investors(entry: dict[str, Any] | None) -> int:
-    """A day's new investors: the running count at the window's sample level, scaled up to all."""
-    if entry is None:
-        return 0
-    return sum(entry["nl"].values()) << entry["ls"]
-
-
-def _multiple(value: Fraction) -> str:
-    return ratio_text(value, 2)
-
-
-def _count_text(value: Fraction) -> str:
-    """A median of counts: "3" or "2.5"."""
-    return str(value.numerator) if value.denominator == 1 else ratio_text(value, 1)
 
 
 class RapidGrowthSignal(msgspec.Struct, frozen=True, kw_only=True):
@@ -465,13 +314,11 @@ def render(
 ) -> Finding:
     """The finding of a day that fires (``entry``: the day's figures): accounts, window, evidence,
     metrics and the sentences."""
-    fired = (("inflow", signal.inflow_fires), ("new_investors", signal.new_investors_fire))
     per_account = sorted(entry["in"]["x"].items(), key=lambda item: (-item[1], item[0]))
     accounts = tuple(account for account, _ in per_account)
     date = beijing_date(signal.day)
     institution = ctx.references.institution(institution_id) or {}
-    history = zip(signal.history_days, signal.history_inflow_cents, signal.history_new_investors, strict=True)
-    zh, en = _sentences(signal, ctx, accounts, entry["in"]["n"])
+    zh, en = sentences(signal, ctx, accounts, entry["in"]["n"])
     return Finding(
         typology=NAME,
         key=f"{institution_id}:{date}",
@@ -483,27 +330,7 @@ def render(
         window_start=entry["in"]["t0"],
         window_end=entry["in"]["t1"],
         record_ids=record_ids([entry["in"]]),
-        metrics={
-            "day": date,
-            "signals": [name for name, fires in fired if fires],
-            "inflow": money(signal.inflow_cents),
-            "inflow_count": entry["in"]["n"],
-            "inflow_by_account": {account: money(cents) for account, cents in per_account},
-            "baseline_inflow": ratio_text(signal.baseline_inflow_cents / 100, 2),
-            "inflow_ratio": ratio_text(signal.inflow_ratio),
-            "new_investors": signal.new_investors,
-            "baseline_new_investors": ratio_text(signal.baseline_new_investors, 1),
-            "new_investors_ratio": ratio_text(signal.new_investors_ratio),
-            "new_investors_estimated": signal.new_investors_estimated,
-            "sample_level": entry["ls"],
-            "late": entry.get("ln", 0) > 0,
-            "distinct_payers": len(entry["pay"]) << entry["lv"],
-            "growth_ratio": ratio_text(signal.growth_ratio),
-            "history_days": len(signal.history_days),
-            "history": [
-                {"day": beijing_date(d), "inflow": money(c), "new_investors": n} for d, c, n in history
-            ],
-        },
+        metrics=metrics(signal, entry, per_account),
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=zh,
         explanation_en=en,
@@ -514,76 +341,3 @@ def render(
             "institution_type": _text(institution.get("type")),
         },
     )
-
-
-def _inflow_text(signal: RapidGrowthSignal) -> tuple[str, str]:
-    """The inflow against its trend, in both languages."""
-    baseline = signal.baseline_inflow_cents
-    baseline_cents = int(baseline + Fraction(1, 2))  # half up, as ratio_text
-    n_days = len(signal.history_days)
-    if baseline >= signal.guarded_baseline_inflow_cents:
-        ratio = _multiple(signal.inflow_ratio)
-        inflow_zh = f"，为此前{n_days}个北京日单日转入中位数{yuan_zh(baseline_cents)}的{ratio}倍"
-        inflow_en = (
-            f", {ratio} times the median daily inflow of {yuan_en(baseline_cents)} "
-            f"over the previous {n_days} Beijing day(s)"
-        )
-    else:
-        inflow_zh = f"，而此前{n_days}个北京日单日转入中位数仅为{yuan_zh(baseline_cents)}"
-        inflow_en = (
-            f", while the median daily inflow over the previous {n_days} Beijing day(s) was only "
-            f"{yuan_en(baseline_cents)}"
-        )
-    return inflow_zh, inflow_en
-
-
-def _new_text(signal: RapidGrowthSignal) -> tuple[str, str]:
-    """The new investors against their trend, in both languages, when that signal fires."""
-    if not signal.new_investors_fire:
-        return "", ""
-    new, n_days = signal.new_investors, len(signal.history_days)
-    about_zh = "约" if signal.new_investors_estimated else ""
-    about_en = "about " if signal.new_investors_estimated else ""
-    typical = _count_text(signal.baseline_new_investors)
-    if signal.baseline_new_investors >= 1:
-        ratio = _multiple(signal.new_investors_ratio)
-        new_zh = (
-            f"；当日新增付款账户{about_zh}{new}个，为此前{n_days}个北京日单日中位数{typical}个的{ratio}倍"
-        )
-        new_en = (
-            f"; {about_en}{new} new payer account(s) paid in that day, {ratio} times the "
-            f"median of {typical} a day over the previous {n_days} Beijing day(s)"
-        )
-    else:
-        new_zh = f"；当日新增付款账户{about_zh}{new}个，而此前{n_days}个北京日单日中位数仅为{typical}个"
-        new_en = (
-            f"; {about_en}{new} new payer account(s) paid in that day, while the median over the "
-            f"previous {n_days} Beijing day(s) was only {typical} a day"
-        )
-    return new_zh, new_en
-
-
-def _sentences(
-    signal: RapidGrowthSignal, ctx: DetectContext, accounts: tuple[str, ...], count: int
-) -> tuple[str, str]:
-    """The Chinese and English sentences of a day that fires (``accounts``: the largest first;
-    ``count``: its inflow credits)."""
-    date, inflow = beijing_date(signal.day), signal.inflow_cents
-    main = accounts[0]
-    main_role = ctx.role(main)
-    others_zh = f"等{len(accounts)}个账户" if len(accounts) > 1 else ""
-    others_en = f" and {len(accounts) - 1} other account(s)" if len(accounts) > 1 else ""
-    inflow_zh, inflow_en = _inflow_text(signal)
-    new_zh, new_en = _new_text(signal)
-    zh = (
-        f"{date}（北京时间），该机构{role_zh(main_role)}{mask(main)}{others_zh}收到外部转入资金"
-        f"{count}笔、合计{yuan_zh(inflow)}{inflow_zh}{new_zh}。资金规模或投资人数在短时间内"
-        f"迅速增长，应立即报告并核查是否涉嫌非法集资{cite_zh(RULE)}。"
-    )
-    en = (
-        f"On {date} (Beijing time) the institution's {role_en(main_role)} {mask(main)}{others_en} "
-        f"received {count} payment(s) from outside totalling {yuan_en(inflow)}{inflow_en}"
-        f"{new_en}. Money or investors growing rapidly in a short time must be reported at once and "
-        f"checked for illegal fund-raising {cite_en(RULE)}."
-    )
-    return zh, en

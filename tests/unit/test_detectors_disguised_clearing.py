@@ -11,6 +11,7 @@ import pytest
 
 from models.alerting import fold_findings
 from models.detectors import disguised_clearing as det
+from models.detectors import disguised_clearing_days as clearing_days
 from models.detectors import fold
 from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, is_sealed, mask
 from models.detectors.context import DetectContext
@@ -415,7 +416,7 @@ def test_order_does_not_matter_with_a_tolerance():
 
 
 def test_customers_are_capped_whatever_the_order(monkeypatch):
-    monkeypatch.setattr(det, "CUSTOMER_CAP", 25)
+    monkeypatch.setattr(clearing_days, "CUSTOMER_CAP", 25)
     latest = check_order_independent(det, world(), "PAY", pairs(40, lag=45), seeds=10)
     f = latest[f"PAY:{D}"]
     assert f.metrics["customers"] == 25 and f.metrics["customers_capped"] is True

@@ -7,6 +7,7 @@ import pytest
 
 from models.detectors import DETECTORS, fold
 from models.detectors import fund_pool as det
+from models.detectors import fund_pool_days as pool_days
 from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, beijing_date, mask
 from models.detectors.context import DetectContext
 from models.findings import TYPOLOGIES, alert_id_for
@@ -469,7 +470,7 @@ def test_state_stays_bounded():
 
 
 def test_fans_are_capped_per_day_whatever_the_order(monkeypatch):
-    monkeypatch.setattr(det, "DISTINCT_CAP", 25)
+    monkeypatch.setattr(pool_days, "DISTINCT_CAP", 25)
     records = credits(INVESTORS[:30], "10000.00") + credits(STRANGERS[:10], "10000.00", hour=11)
     records += debits(BORROWERS[:12], "30000.00") + [snap(OWN, f"{DAY1} 23:00:00", "0.00", None)]
     latest = check_order_independent(det, world(), OWN, records, seeds=10)

@@ -12,6 +12,7 @@ import pytest
 from models.alerting import fold_findings
 from models.detectors import fold
 from models.detectors import rapid_growth as det
+from models.detectors import rapid_growth_days as day_state
 from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, is_sealed, mask
 from models.detectors.context import DetectContext
 from models.findings import TYPOLOGIES, alert_id_for
@@ -438,20 +439,20 @@ def _ideal_new(payers_by_day: dict[int, set[str]], when: int, trend: int, cap: i
 
     def day_level(payers: set[str]) -> int:
         lvl = 0
-        while sum(1 for p in payers if det.level(p) >= lvl) > cap:
+        while sum(1 for p in payers if day_state.level(p) >= lvl) > cap:
             lvl += 1
         return lvl
 
     window = [when - k * DAY for k in range(trend + 1)]
     top = max(day_level(payers_by_day.get(d, set())) for d in window)
     before = set().union(*(payers_by_day.get(d, set()) for d in window[1:]))
-    fresh = {p for p in payers_by_day.get(when, set()) if det.level(p) >= top and p not in before}
+    fresh = {p for p in payers_by_day.get(when, set()) if day_state.level(p) >= top and p not in before}
     return len(fresh) << top
 
 
 @pytest.mark.parametrize("cap", [8, 16, 10_000])
 def test_new_investors_match_the_definition_whatever_the_cap(monkeypatch, cap):
-    monkeypatch.setattr(det, "PAYER_CAP", cap)
+    monkeypatch.setattr(day_state, "PAYER_CAP", cap)
     rng = random.Random(cap)
     records, messages = [], []
     for pair in ((-7, -6), (-5, -4), (-3, -2), (-1, 0)):  # two days at a time, in any order
@@ -468,15 +469,15 @@ def test_new_investors_match_the_definition_whatever_the_cap(monkeypatch, cap):
         payers_by_day.setdefault(beijing_day_start(r.booked_at), set()).add(r.counterparty_account)
     for key, entry in state["days"].items():
         assert len(entry["pay"]) <= cap
-        assert det.new_investors(entry) == _ideal_new(payers_by_day, int(key), 3, cap), key
+        assert day_state.new_investors(entry) == _ideal_new(payers_by_day, int(key), 3, cap), key
         if cap == 10_000:  # no sample: exact
             window = [int(key) - k * DAY for k in range(1, 4)]
             seen = set().union(*(payers_by_day.get(d, set()) for d in window))
-            assert det.new_investors(entry) == len(payers_by_day[int(key)] - seen)
+            assert day_state.new_investors(entry) == len(payers_by_day[int(key)] - seen)
 
 
 def test_a_sampled_day_says_its_figure_is_an_estimate(monkeypatch):
-    monkeypatch.setattr(det, "PAYER_CAP", 16)
+    monkeypatch.setattr(day_state, "PAYER_CAP", 16)
     records = inflow(REGULARS, "100000.00", on=day(-2)) + inflow(REGULARS, "100000.00", on=day(-1))
     records += inflow(PAYERS[100:400], "10.00", hour=12)  # 300 new payers
     latest = check_order_independent(det, world(SHORT), "P1", records, seeds=10)
@@ -503,6 +504,6 @@ def test_reads_the_shipped_thresholds():
 
 
 def test_levels_are_a_stable_hash_sample():
-    assert det.level(PAYERS[0]) == det.level(PAYERS[0])
-    levels = [det.level(p) for p in PAYERS]
+    assert day_state.level(PAYERS[0]) == day_state.level(PAYERS[0])
+    levels = [day_state.level(p) for p in PAYERS]
     assert 0.35 <= sum(1 for v in levels if v >= 1) / len(levels) <= 0.65
