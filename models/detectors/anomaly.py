@@ -53,6 +53,7 @@ from models.detectors.common import (
 from models.detectors.context import DetectContext
 from models.features import AccountFeatureState, FeatureVector, own_usual_ranges, step, window_features
 from models.features.schema import HISTORY_DAYS
+from models.features.state import day_groups, step_days
 from models.features.window import feature_values
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
@@ -84,15 +85,6 @@ def _features_of(state: dict[str, Any]) -> AccountFeatureState | None:
     return msgspec.convert(raw, AccountFeatureState)
 
 
-def _in_features(record: Record, ceiling: int | None) -> bool:
-    """A record the feature step counts (models/features/state.step)."""
-    return (
-        type(record) is TxnRecord
-        and record.currency == "CNY"
-        and (ceiling is None or record.booked_at <= ceiling)
-    )
-
-
 def detect(
     ctx: DetectContext,
     state: dict[str, Any] | None,
@@ -107,11 +99,12 @@ def detect(
     state = state or {}
     ceiling = ctx.event_time_ceiling
     mine = own_records(account_id, records)
-    counted = [r for r in mine if _in_features(r, ceiling)]
+    groups = day_groups(mine, ceiling)  # the records the feature step counts, by day
+    counted = [r for txns in groups.values() for r in txns]
     old_wm, old_features = state.get("wm"), _features_of(state)
-    features = step(old_features, counted, latest_plausible=ceiling)
+    features = step_days(old_features, groups)
     wm = advance(old_wm, mine, ceiling)
-    evidence = _with_evidence(state.get("evidence") or {}, counted)
+    evidence = _with_evidence(state.get("evidence") or {}, groups)
 
     findings: list[Finding] = []
     model = ctx.anomaly_model
@@ -246,28 +239,36 @@ def _judging_view(features: AccountFeatureState, day: int) -> AccountFeatureStat
 # -- evidence --------------------------------------------------------------------------------
 
 
-def _with_evidence(evidence: dict[str, Any], counted: list[TxnRecord]) -> dict[str, Any]:
-    """A new evidence map with ``counted`` in: per day its first and last booking time and its
-    EVIDENCE_N largest transactions ([cents, booked_at, record_id, "in"/"out"], largest first)."""
+def _with_evidence(evidence: dict[str, Any], groups: dict[int, list[TxnRecord]]) -> dict[str, Any]:
+    """A new evidence map with the counted records (by day, ``day_groups``) in: per day its first
+    and last booking time and its EVIDENCE_N largest transactions ([cents, booked_at, record_id,
+    "in"/"out"], largest first)."""
     out = dict(evidence)
-    for record in counted:
-        key = str(beijing_day_start(record.booked_at))
+    for day_start, txns in groups.items():
+        key = str(day_start)
         day = out.get(key)
+        times = [txn.booked_at for txn in txns]
+        t0, t1 = min(times), max(times)
         if day is None:
-            day = out[key] = {"t0": None, "t1": None, "top": []}
-        elif day is evidence.get(key):  # the caller's: copied before its first change
-            day = out[key] = {**day, "top": list(day["top"])}
-        ts = record.booked_at
-        day["t0"] = ts if day["t0"] is None else min(day["t0"], ts)
-        day["t1"] = ts if day["t1"] is None else max(day["t1"], ts)
-        top = day["top"]
-        if len(top) >= EVIDENCE_N and record.amount_cents < top[-1][0]:
+            top: list[list[Any]] = []
+        else:  # the caller's: copied, not changed
+            top = list(day["top"])
+            t0, t1 = min(day["t0"], t0), max(day["t1"], t1)
+        out[key] = {"t0": t0, "t1": t1, "top": _top_with(top, txns)}
+    return out
+
+
+def _top_with(top: list[list[Any]], txns: list[TxnRecord]) -> list[list[Any]]:
+    """``top`` (changed in place) with the EVIDENCE_N largest of ``top`` and ``txns``."""
+    for txn in txns:
+        cents = txn.amount_cents
+        if len(top) >= EVIDENCE_N and cents < top[-1][0]:
             continue  # most records of a busy day are not among its largest
-        entry = [record.amount_cents, ts, record.record_id, "in" if record.credit else "out"]
+        entry = [cents, txn.booked_at, txn.record_id, "in" if txn.credit else "out"]
         if len(top) < EVIDENCE_N or top_rank(entry) < top_rank(top[-1]):
             insort(top, entry, key=top_rank)
             del top[EVIDENCE_N:]
-    return out
+    return top
 
 
 # -- judging ---------------------------------------------------------------------------------

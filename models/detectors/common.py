@@ -124,23 +124,26 @@ def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> 
     src: dict[str, list[int]] = {bank: list(entry) for bank, entry in (st.get("src") or {}).items()}
     st["src"] = src
     ceiling = ctx.event_time_ceiling
-    sent: set[str] = set()
+    latest: dict[str, int] = {}  # per bank, the latest event time it sent in these records
     bank_of: dict[str, str] = {}  # an account's records all come from its bank: one look-up each
     for record in records:
-        ts = event_time(record)
-        if ceiling is not None and ts > ceiling:
-            ts = ceiling
+        ts = record.booked_at if isinstance(record, TxnRecord) else record.as_of  # event_time
         bank = getattr(record, "bank_code", "")
         if not bank:
             bank = bank_of.get(record.account_id)
             if bank is None:
                 bank = bank_of[record.account_id] = source_of(ctx, record)
+        if ts > latest.get(bank, ts - 1):
+            latest[bank] = ts
+    for bank, ts in latest.items():
+        if ceiling is not None and ts > ceiling:
+            ts = ceiling
         entry = src.get(bank)
         if entry is None:
             src[bank] = [ts, ts]
         elif ts > entry[0]:
             entry[0] = ts
-        sent.add(bank)
+    sent = latest.keys()
     if not src:
         return st.get("wm")
     top = max(entry[0] for entry in src.values())
@@ -264,9 +267,11 @@ def add(
         per_tag[tag] = per_tag.get(tag, 0) + cents
     if top:
         entries = bucket["top"]
-        entry = [cents, ts, record_id, tag]
         # kept sorted, so a full list's last entry is the one a larger record displaces; most
-        # records of a busy account are not larger
+        # records of a busy account are not larger (and a smaller amount never ranks before it)
+        if len(entries) >= TOP_N and cents < entries[-1][0]:
+            return
+        entry = [cents, ts, record_id, tag]
         if len(entries) < TOP_N or top_rank(entry) < top_rank(entries[-1]):
             insort(entries, entry, key=top_rank)
             del entries[TOP_N:]

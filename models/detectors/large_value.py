@@ -63,7 +63,6 @@ from models.detectors.common import (
     role_en,
     role_zh,
     score_of,
-    top_entries,
     yuan_en,
     yuan_zh,
 )
@@ -244,7 +243,7 @@ def decide(
         reporting_line_cents=reporting_line,
         total_cents=total,
         record_count=sum(b["n"] for b in buckets),
-        largest_cents=top_entries(buckets, 1)[0][0],
+        largest_cents=max(b["top"][0][0] for b in buckets if b["top"]),  # each top: largest first
         severity="medium" if total >= far else "low",
         score=score_of(total, far),
     )

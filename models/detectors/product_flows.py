@@ -196,6 +196,11 @@ def flow_kind(ctx: DetectContext, record: TxnRecord) -> str | None:
     """PAYOUT, REPAYMENT or None (the record is neither), whatever its product."""
     if not is_custody(ctx, record.account_id):
         return None
+    return _custody_flow_kind(ctx, record)
+
+
+def _custody_flow_kind(ctx: DetectContext, record: TxnRecord) -> str | None:
+    """``flow_kind`` of a record already known to be booked on a custody account."""
     counterparty = record.counterparty_account
     if not counterparty or counterparty == record.account_id:
         return None
@@ -266,7 +271,7 @@ def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: l
         pid = product_of(ctx, record, single)
         if pid is not None and not tracked(ctx, institution_id, pid):
             continue
-        kind = flow_kind(ctx, record)
+        kind = _custody_flow_kind(ctx, record)  # feeding: custody accounts' records only
         if pid is None:
             if kind is not None and _fold_unattributed(st, record, kind, late):
                 moved.add("")

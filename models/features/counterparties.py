@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -45,20 +46,53 @@ def counterparty_hash(account: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def known_counterparty(txn: TxnRecord) -> str | None:
-    """The counterparty account a transaction names, or None when it names none: cash, an empty
-    value, or a placeholder (only zeros and dashes, or a word such as "UNKNOWN")."""
-    if txn.channel == "CASH":
-        return None
-    account = txn.counterparty_account.strip()
+_HASHES: dict[str, int | None] = {}  # counterparty_hash_of's memory: account value -> hash
+_HASHES_MAX = 1 << 16  # forgotten whole when full: it only spares hashing again
+_NOT_YET: Any = object()
+
+
+def counterparty_hash_of(account: str) -> int | None:
+    """The hash of the counterparty a transaction's ``counterparty_account`` names, or None when
+    it names none (``known_counterparty``, channel aside: a cash transaction names none either).
+    Remembered per value: most transactions of a day name a counterparty seen before."""
+    hashed = _HASHES.get(account, _NOT_YET)
+    if hashed is _NOT_YET:
+        known = _known_account(account)
+        hashed = None if known is None else counterparty_hash(known)
+        if len(_HASHES) >= _HASHES_MAX:
+            _HASHES.clear()
+        _HASHES[account] = hashed
+    return hashed
+
+
+def _known_account(value: str) -> str | None:
+    account = value.strip()
     if not account.strip("0-") or account.upper() in _PLACEHOLDERS:
         return None
     return account
 
 
+def known_counterparty(txn: TxnRecord) -> str | None:
+    """The counterparty account a transaction names, or None when it names none: cash, an empty
+    value, or a placeholder (only zeros and dashes, or a word such as "UNKNOWN")."""
+    if txn.channel == "CASH":
+        return None
+    return _known_account(txn.counterparty_account)
+
+
 def merged(sample: CounterpartySample, hashes: Iterable[int]) -> CounterpartySample:
-    """A new sample of the union of ``sample``'s set and ``hashes``."""
-    union = sorted(set(sample.hashes).union(hashes))
+    """A sample of the union of ``sample``'s set and ``hashes`` (``sample`` is left as it was,
+    and is what comes back when the union keeps it as it is)."""
+    kept = sample.hashes
+    new = hashes if isinstance(hashes, set) else set(hashes)
+    if len(kept) >= COUNTERPARTY_SAMPLE:
+        # full: a hash above its largest cannot enter, and one there truncates the union
+        bound = kept[-1]
+        truncated = sample.truncated or any(h > bound for h in new)
+        new = {h for h in new if h < bound}.difference(kept)
+        if not new:
+            return sample if truncated == sample.truncated else CounterpartySample(list(kept), True)
+    union = sorted(new.union(kept))
     if len(union) <= COUNTERPARTY_SAMPLE:
         return CounterpartySample(union, sample.truncated)
     return CounterpartySample(union[:COUNTERPARTY_SAMPLE], True)

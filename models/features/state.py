@@ -20,12 +20,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from models.features.counterparties import (
-    CounterpartySample,
-    counterparty_hash,
-    known_counterparty,
-    merged,
-)
+from models.features.counterparties import CounterpartySample, counterparty_hash_of, merged
 from models.features.schema import KEPT_DAYS, ROUND_1K_CENTS, ROUND_10K_CENTS
 from models.windows import DAY, HOUR, beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord
@@ -74,51 +69,78 @@ class AccountFeatureState(msgspec.Struct):
         return None
 
 
-class _DayFold:
-    """A day's partial being added to within one step: a copy, so the caller's state is never
-    changed, with the counterparty hashes gathered to be merged into the samples once."""
+def day_groups(
+    records: Iterable[TxnRecord | BalanceRecord], latest_plausible: int | None = None
+) -> dict[int, list[TxnRecord]]:
+    """The records ``step`` counts (CNY transactions booked no later than ``latest_plausible``),
+    by the start of their Beijing day, in the order they came."""
+    groups: dict[int, list[TxnRecord]] = {}
+    ceiling = latest_plausible
+    for record in records:
+        if type(record) is not TxnRecord or record.currency != "CNY":
+            continue
+        ts = record.booked_at
+        if ceiling is not None and ts > ceiling:
+            continue
+        day_start = beijing_day_start(ts)
+        group = groups.get(day_start)
+        if group is None:
+            groups[day_start] = [record]
+        else:
+            group.append(record)
+    return groups
 
-    def __init__(self, partial: DayPartial) -> None:
-        self.partial = msgspec.structs.replace(
-            partial,
-            credit_cents_by_hour=list(partial.credit_cents_by_hour),
-            debit_cents_by_hour=list(partial.debit_cents_by_hour),
-            transactions_by_hour=list(partial.transactions_by_hour),
-        )
-        self.payer_hashes: set[int] = set()
-        self.payee_hashes: set[int] = set()
 
-    def add(self, txn: TxnRecord) -> None:
-        day = self.partial
-        hour = (txn.booked_at - day.day_start) // HOUR
+def _folded(partial: DayPartial, txns: list[TxnRecord]) -> DayPartial:
+    """A new partial: ``partial`` (left as it was) with one day's transactions added, in one
+    pass with the sums in local variables and the counterparty hashes merged into the samples
+    once."""
+    credit_by_hour = list(partial.credit_cents_by_hour)
+    debit_by_hour = list(partial.debit_cents_by_hour)
+    count_by_hour = list(partial.transactions_by_hour)
+    inflow = outflow = credits = debits = round_1k = round_10k = unknown = 0
+    payers: set[int] = set()
+    payees: set[int] = set()
+    day_start = partial.day_start
+    for txn in txns:
+        hour = (txn.booked_at - day_start) // HOUR
         cents = txn.amount_cents
-        if txn.credit:
-            day.inflow_cents += cents
-            day.credits += 1
-            day.credit_cents_by_hour[hour] += cents
+        credit = txn.credit
+        if credit:
+            inflow += cents
+            credits += 1
+            credit_by_hour[hour] += cents
         else:
-            day.outflow_cents += cents
-            day.debits += 1
-            day.debit_cents_by_hour[hour] += cents
-        day.transactions_by_hour[hour] += 1
+            outflow += cents
+            debits += 1
+            debit_by_hour[hour] += cents
+        count_by_hour[hour] += 1
         if cents % ROUND_1K_CENTS == 0:
-            day.round_1k_transactions += 1
-        if cents % ROUND_10K_CENTS == 0:
-            day.round_10k_transactions += 1
-        counterparty = known_counterparty(txn)
-        if counterparty is None:
-            day.unknown_counterparty_transactions += 1
+            round_1k += 1
+            if cents % ROUND_10K_CENTS == 0:  # a multiple of ROUND_1K_CENTS
+                round_10k += 1
+        hashed = None if txn.channel == "CASH" else counterparty_hash_of(txn.counterparty_account)
+        if hashed is None:
+            unknown += 1
+        elif credit:
+            payers.add(hashed)
         else:
-            hashes = self.payer_hashes if txn.credit else self.payee_hashes
-            hashes.add(counterparty_hash(counterparty))
-
-    def result(self) -> DayPartial:
-        day = self.partial
-        if self.payer_hashes:
-            day.payers = merged(day.payers, self.payer_hashes)
-        if self.payee_hashes:
-            day.payees = merged(day.payees, self.payee_hashes)
-        return day
+            payees.add(hashed)
+    return DayPartial(
+        day_start,
+        partial.inflow_cents + inflow,
+        partial.outflow_cents + outflow,
+        partial.credits + credits,
+        partial.debits + debits,
+        credit_by_hour,
+        debit_by_hour,
+        count_by_hour,
+        partial.round_1k_transactions + round_1k,
+        partial.round_10k_transactions + round_10k,
+        partial.unknown_counterparty_transactions + unknown,
+        merged(partial.payers, payers) if payers else partial.payers,
+        merged(partial.payees, payees) if payees else partial.payees,
+    )
 
 
 def step(
@@ -133,25 +155,22 @@ def step(
     §3), and balances carry no flow. A transaction booked after ``latest_plausible`` (the
     worker's clock plus its allowance) is left out: one record dated years ahead would otherwise
     push every real day out of the state."""
+    return step_days(state, day_groups(records, latest_plausible))
+
+
+def step_days(state: AccountFeatureState | None, groups: dict[int, list[TxnRecord]]) -> AccountFeatureState:
+    """``step`` over records already counted and grouped by day (``day_groups``)."""
     state = state or AccountFeatureState()
-    kept = {partial.day_start: partial for partial in state.days}
-    folds: dict[int, _DayFold] = {}
     first_day, latest_day = state.first_day, state.latest_day
-    for record in records:
-        if type(record) is not TxnRecord or record.currency != "CNY":
-            continue
-        if latest_plausible is not None and record.booked_at > latest_plausible:
-            continue
-        day_start = beijing_day_start(record.booked_at)
-        first_day = day_start if first_day is None else min(first_day, day_start)
-        latest_day = day_start if latest_day is None else max(latest_day, day_start)
-        fold = folds.get(day_start)
-        if fold is None:
-            fold = folds[day_start] = _DayFold(kept.get(day_start) or DayPartial(day_start))
-        fold.add(record)
-    for day_start, fold in folds.items():
-        kept[day_start] = fold.result()
+    if groups:
+        earliest, latest = min(groups), max(groups)
+        first_day = earliest if first_day is None else min(first_day, earliest)
+        latest_day = latest if latest_day is None else max(latest_day, latest)
     new = AccountFeatureState(first_day, latest_day)
     oldest = new.oldest_kept_day()
+    kept = {partial.day_start: partial for partial in state.days}
+    for day_start, txns in groups.items():
+        if oldest is None or day_start >= oldest:  # an older day would be dropped right after
+            kept[day_start] = _folded(kept.get(day_start) or DayPartial(day_start), txns)
     new.days = [kept[day] for day in sorted(kept) if oldest is None or day >= oldest]
     return new

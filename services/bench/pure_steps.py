@@ -1,0 +1,131 @@
+"""The worker's pure detection steps alone, in-process: CPU per record of the account and
+institution steps (services/simulator/pipeline.InProcessPipeline) over a simulated province, with
+no broker, no ClickHouse and no model loaded, the records decoded before the clock starts
+(docs/benchmarks.md, "Per-record CPU of the pure steps (in-process)").
+
+    python -m services.bench.pure_steps [--seed 20261125] [--hours 96] [--variant baseline]
+        [--repeat 3] [--profile out.prof]
+
+Each repetition steps a fresh pipeline through the same messages; the median is reported.
+``--profile`` runs one more repetition under cProfile and prints its top entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.detectors import DetectContext, StaticReferences
+from models.thresholds import load_thresholds
+from schemas.messages import partition_for
+from services.simulator.pipeline import PARTITIONS, InProcessPipeline, decode_records
+
+# one records message as the records agent takes it: (bank, message id, decoded records)
+Message = tuple[str, str, list[Any]]
+
+
+@dataclass
+class StepTimes:
+    records: int
+    cpu_seconds: list[float] = field(default_factory=list)
+    wall_seconds: list[float] = field(default_factory=list)
+
+    def us_per_record(self, seconds: list[float]) -> float:
+        return statistics.median(seconds) / self.records * 1e6
+
+
+def messages_of(order: list[dict[str, Any]], partitions: int = PARTITIONS) -> list[Message]:
+    """The batches of a push order split as the gateway splits them: one message per partition."""
+    messages = []
+    for batch in order:
+        bank = batch["bank_code"]
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for record in decode_records(batch["records"]):
+            by_partition[partition_for(record.account_id, partitions)].append(record)
+        for partition, records in sorted(by_partition.items()):
+            messages.append((bank, f"{bank}/{batch['batch_id']}/{partition}", records))
+    return messages
+
+
+def time_steps(
+    make_pipeline: Callable[[], InProcessPipeline], messages: list[Message], repeat: int = 3
+) -> StepTimes:
+    """CPU and wall time of ``repeat`` fresh pipelines stepped through ``messages``."""
+    times = StepTimes(records=sum(len(records) for _, _, records in messages))
+    for _ in range(repeat):
+        pipe = make_pipeline()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for bank, msg_id, records in messages:
+            pipe.push_message(bank, msg_id, records)
+        times.cpu_seconds.append(time.process_time() - cpu)
+        times.wall_seconds.append(time.perf_counter() - wall)
+    return times
+
+
+def pipeline_factory(reference: dict[str, list[dict[str, Any]]]) -> Callable[[], InProcessPipeline]:
+    """New pipelines over ``reference`` with the configured thresholds and no model, the product
+    reviews done (as the evaluation's direct engine starts)."""
+
+    def make() -> InProcessPipeline:
+        ctx = DetectContext(
+            StaticReferences(
+                reference["accounts"],
+                reference["institutions"],
+                reference["related-parties"],
+                reference["products"],
+            ),
+            load_thresholds(),
+        )
+        pipe = InProcessPipeline(ctx)
+        pipe.review(i["institution_id"] for i in reference["institutions"])
+        return pipe
+
+    return make
+
+
+def main() -> None:
+    from services import evaluation
+    from services.progress import StatusLine
+    from services.simulator.variants import VARIANTS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--hours", type=float, default=96)
+    parser.add_argument("--institutions", type=int, default=24)
+    parser.add_argument("--variant", default="baseline", choices=sorted(VARIANTS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as out, StatusLine("bench", False) as status:
+        province = evaluation.simulate(args.seed, args.hours, args.institutions, Path(out), status)
+    reference, _, order = evaluation._variant_input(province, VARIANTS[args.variant])
+    messages = messages_of(order)
+    make = pipeline_factory(reference)
+    times = time_steps(make, messages, args.repeat)
+    print(
+        f"{times.records:,} records, {len(messages):,} messages, {args.repeat} runs: "
+        f"CPU {times.us_per_record(times.cpu_seconds):.1f} µs/record (median), "
+        f"wall {times.us_per_record(times.wall_seconds):.1f}; "
+        f"CPU per run {', '.join(f'{s:.2f}' for s in times.cpu_seconds)} s"
+    )
+    if args.profile:
+        pipe, profile = make(), cProfile.Profile()
+        profile.enable()
+        for bank, msg_id, records in messages:
+            pipe.push_message(bank, msg_id, records)
+        profile.disable()
+        profile.dump_stats(args.profile)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The in-process measure of the pure steps (services/bench/pure_steps.py): it steps the same
+messages the pipeline's own push makes, and times fresh pipelines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.bench.pure_steps import messages_of, pipeline_factory, time_steps
+from services.simulator import build_province, plan_violations, write_files
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory):
+    root: Path = tmp_path_factory.mktemp("pure")
+    built = build_province(5, 7)
+    files = write_files(
+        built, root, hours=24, seed=5, violations=plan_violations(built, 5, days=1), intensity=100
+    )
+    reference = {
+        k: json.loads((root / "reference" / f"{k}.json").read_text("utf-8"))
+        for k in ("institutions", "accounts", "products", "related-parties")
+    }
+    order = [
+        json.loads(line)
+        for bank in files.records
+        for line in (root / "batches" / f"{bank}.jsonl").read_text("utf-8").splitlines()
+    ]
+    return reference, order
+
+
+def test_the_messages_are_what_the_pipeline_pushes(province):
+    reference, order = province
+    make = pipeline_factory(reference)
+    pushed = make()
+    for batch in order:
+        pushed.push(batch)
+    stepped = make()
+    for bank, msg_id, records in messages_of(order):
+        stepped.push_message(bank, msg_id, records)
+    assert stepped.records == pushed.records > 0
+    assert stepped.events == pushed.events
+    assert stepped.accounts == pushed.accounts
+
+
+def test_each_run_steps_a_fresh_pipeline(province):
+    reference, order = province
+    messages = messages_of(order)
+    times = time_steps(pipeline_factory(reference), messages, repeat=2)
+    assert times.records == sum(len(records) for _, _, records in messages)
+    assert len(times.cpu_seconds) == len(times.wall_seconds) == 2
+    assert times.us_per_record(times.cpu_seconds) > 0
