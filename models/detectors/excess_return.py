@@ -63,6 +63,7 @@ from typing import Any
 
 import msgspec
 
+from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
 from models.detectors.common import (
     beijing_date,
@@ -131,7 +132,7 @@ def _findings(ctx: DetectContext, st: dict[str, Any], institution_id: str) -> li
     institution = ctx.references.institution(institution_id) or {}
     institution_type = _text(institution.get("type"))
     peers = peers_of(ctx, institution_type)
-    extra = pf.attributed(st)
+    extra = figures.attributed(st)
     findings = []
     for product in products:
         finding = _evaluate(ctx, st, institution_id, institution_type, cfg, ratio_max, peers, product, extra)
@@ -158,7 +159,7 @@ class ExcessReturnSignal(msgspec.Struct, frozen=True, kw_only=True):
     peer_z: Fraction | None  # the yield's robust z among its peers; None: too few peers or no spread
     peer_z_line: Fraction  # robust_z
     peer_outlier: bool
-    flows: pf.Flows  # the product's payouts and repayments seen so far
+    flows: figures.Flows  # the product's payouts and repayments seen so far
     coverage_judged: bool  # the product's own figures settle its coverage
     payout_coverage_short: bool
     term_days: int | None
@@ -208,7 +209,7 @@ def decide(
     over_cap = declared is not None and Fraction(declared) > legal_cap
     z = peers.z(declared, min_peers) if declared is not None else None
     outlier = z is not None and z > robust_z
-    flows = pf.flows_of(st, str(product["product_id"]), extra)
+    flows = figures.flows_of(st, str(product["product_id"]), extra)
     split = pf.is_split(product, fraction_of(ratio_max_value))
     min_payout = cents_of(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
@@ -279,7 +280,7 @@ def _score(
 
 
 def _window(
-    st: dict[str, Any], product: dict[str, Any], flows: pf.Flows, uncovered: bool
+    st: dict[str, Any], product: dict[str, Any], flows: figures.Flows, uncovered: bool
 ) -> tuple[int, int] | None:
     """(window_start, window_end), or None when a reference-only finding has no place in time."""
     base = pf.window_time(st, product)
@@ -328,7 +329,7 @@ def render(
 class InstitutionCoverageSignal(msgspec.Struct, frozen=True, kw_only=True):
     """What decided that the institution's custody accounts as a whole paid out more than came back."""
 
-    flows: pf.Flows  # the institution's payouts and repayments, every product and none
+    flows: figures.Flows  # the institution's payouts and repayments, every product and none
     payout_coverage_min: Fraction
     window_start: int
     window_end: int
@@ -346,10 +347,10 @@ def _institution_coverage(
 def decide_institution(st: dict[str, Any], cfg: dict[str, Any]) -> InstitutionCoverageSignal | None:
     """The payout coverage of the institution's custody accounts as a whole, while some of their
     payouts or repayments cannot be attributed to a product."""
-    if not pf.has_unattributed(st):
+    if not figures.has_unattributed(st):
         return None
     coverage_min = fraction_of(cfg["payout_coverage_min"])
-    flows = pf.institution_flows(st)
+    flows = figures.institution_flows(st)
     if not flows.short(cents_of(cfg["min_payout"]), coverage_min):
         return None
     coverage = flows.coverage

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from models.detectors import product_flows as pf
+from models.detectors import product_figures as figures
 from models.detectors.common import (
     beijing_date,
     cite_en,
@@ -54,31 +54,23 @@ def metrics(signal: ExcessReturnSignal, institution_type: str | None, peers: Pee
     return {
         "product_id": signal.product_id,
         "signals": list(signal.signals),
-        "declared_annual_yield": pf.fixed(signal.declared_annual_yield),
-        "underlying_project_rate": pf.fixed(signal.underlying_project_rate),
+        "declared_annual_yield": figures.fixed(signal.declared_annual_yield),
+        "underlying_project_rate": figures.fixed(signal.underlying_project_rate),
         "yield_over_project_rate": signal.yield_over_project_rate,
-        "legal_cap": pf.fixed(signal.legal_cap),
+        "legal_cap": figures.fixed(signal.legal_cap),
         "yield_over_legal_cap": signal.yield_over_legal_cap,
         "peer_type": institution_type,
         "peer_count": peers.count,
-        "peer_median": pf.fixed(peers.median),
-        "peer_mad": pf.fixed(peers.mad),
-        "robust_z": pf.fixed(signal.peer_z, 4),
+        "peer_median": figures.fixed(peers.median),
+        "peer_mad": figures.fixed(peers.mad),
+        "robust_z": figures.fixed(signal.peer_z, 4),
         "peer_outlier": signal.peer_outlier,
-        "payouts": money(flows.paid_out),
-        "payout_count": flows.payouts,
-        "repayments": money(flows.repaid),
-        "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(flows.coverage, 8),
-        "uncovered_payouts": money(flows.uncovered),
+        **figures.coverage_metrics(flows, signal.coverage_judged),
         "payout_coverage_short": uncovered,
-        "coverage_basis": "product" if signal.coverage_judged else "institution",
-        "unattributed_repayments": money(flows.open_repaid),
-        "unattributed_payouts": money(flows.open_paid),
         "late": uncovered and flows.late,
         "term_days": signal.term_days,
         "underlying_term_days": signal.underlying_term_days,
-        "term_ratio": pf.fixed(signal.term_ratio),
+        "term_ratio": figures.fixed(signal.term_ratio),
         "term_split": signal.term_split,
         "first_day": beijing_date(signal.window_start),
         "last_day": beijing_date(signal.window_end),
@@ -96,7 +88,7 @@ def institution_metrics(signal: InstitutionCoverageSignal, st: dict[str, Any]) -
         "payout_count": flows.payouts,
         "repayments": money(flows.repaid),
         "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(flows.coverage, 8),
+        "payout_coverage": figures.fixed(flows.coverage, 8),
         "uncovered_payouts": money(flows.uncovered),
         "unattributed_payouts": money(un["out"]["c"]),
         "unattributed_repayments": money(un["in"]["c"]),
@@ -107,7 +99,7 @@ def institution_metrics(signal: InstitutionCoverageSignal, st: dict[str, Any]) -
     }
 
 
-def institution_sentences(flows: pf.Flows, accounts: tuple[str, ...], last: str) -> tuple[str, str]:
+def institution_sentences(flows: figures.Flows, accounts: tuple[str, ...], last: str) -> tuple[str, str]:
     """The Chinese and English sentences of the institution's payouts beyond its repayments."""
     masked_zh, masked_en = "、".join(mask(a) for a in accounts), ", ".join(mask(a) for a in accounts)
     ratio = percent(flows.coverage)
@@ -186,7 +178,7 @@ def _rate_clauses(
     return zh_parts, en_parts
 
 
-def _coverage_clauses(flows: pf.Flows, accounts: tuple[str, ...]) -> tuple[str, str]:
+def _coverage_clauses(flows: figures.Flows, accounts: tuple[str, ...]) -> tuple[str, str]:
     """The product's payouts beyond its repayments (signal 4)."""
     masked_zh = "、".join(mask(a) for a in accounts)
     masked_en = ", ".join(mask(a) for a in accounts)

@@ -49,6 +49,7 @@ from typing import Any
 
 import msgspec
 
+from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
 from models.detectors.common import (
     TOP_N,
@@ -281,7 +282,7 @@ def render(
             "distinct_investors_at_least": signal.distinct_investors_at_least,
             "distinct_investors_unknown": unknown,
             "investors_over_cap": signal.investors_over_cap,
-            "investors_to_cap": pf.fixed(ratio, 4),
+            "investors_to_cap": figures.fixed(ratio, 4),
             "payments": paid["n"],
             "paid_in": money(paid["c"]),
             "first_payment_at": beijing_time(window_start),

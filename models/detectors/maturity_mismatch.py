@@ -42,30 +42,25 @@ months later is unchanged).
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from typing import Any
 
 import msgspec
 
+from models.detectors import maturity_mismatch_text as text
+from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
 from models.detectors.common import (
     add,
     beijing_date,
     bump,
     cents_of,
-    cite_en,
-    cite_zh,
     clone,
     fraction_of,
     is_sealed,
-    mask,
     money,
     new_bucket,
-    percent,
     score_of,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import DetectContext
 from models.findings import Finding
@@ -148,7 +143,7 @@ def _fold_inflow(
         add(bucket, record.record_id, ts, record.amount_cents, top=False, late=is_sealed(ts, wm))
 
 
-def _period(flows: pf.Flows, inflow_days: int) -> tuple[int, int] | None:
+def _period(flows: figures.Flows, inflow_days: int) -> tuple[int, int] | None:
     """The Beijing days (first, last) over which the inflow is shown beside a rollover."""
     if flows.last_payout is None or flows.first is None:
         return None
@@ -171,9 +166,9 @@ def _prune(st: dict[str, Any], inflow_days: int) -> None:
         return
     cutoff = beijing_day_start(wm) - (inflow_days + 3) * DAY
     frozen: dict[str, Any] = {}
-    extra = pf.attributed(st)
+    extra = figures.attributed(st)
     for pid in sorted(st["products"]):
-        period = _period(pf.flows_of(st, pid, extra), inflow_days)
+        period = _period(figures.flows_of(st, pid, extra), inflow_days)
         if period is None or period[0] >= cutoff:
             continue  # the days are still kept: nothing to freeze
         known = st["frozen"].get(pid)
@@ -199,7 +194,7 @@ def _findings(
     ctx: DetectContext, st: dict[str, Any], institution_id: str, cfg: dict[str, Any]
 ) -> list[Finding]:
     findings = []
-    extra = pf.attributed(st)
+    extra = figures.attributed(st)
     for product in ctx.references.products_of(institution_id):
         finding = _evaluate(ctx, st, institution_id, cfg, product, extra)
         if finding is not None:
@@ -216,7 +211,7 @@ class MaturityMismatchSignal(msgspec.Struct, frozen=True, kw_only=True):
     term_ratio: Fraction  # term_days / underlying_term_days
     term_ratio_max: Fraction
     payout_coverage_min: Fraction
-    flows: pf.Flows  # the product's payouts and repayments seen so far
+    flows: figures.Flows  # the product's payouts and repayments seen so far
     coverage_judged: bool  # the product's own figures settle its coverage
     rollover: bool
     window_start: int
@@ -249,7 +244,7 @@ def decide(
     pid = str(product["product_id"])
     term, underlying = pf.days_of(product.get("term_days")), pf.days_of(product.get("underlying_term_days"))
     coverage_min = fraction_of(cfg["payout_coverage_min"])
-    flows = pf.flows_of(st, pid, extra)
+    flows = figures.flows_of(st, pid, extra)
     min_payout = cents_of(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
     rollover = judged and flows.short(min_payout, coverage_min)
@@ -295,7 +290,7 @@ def render(
     """The finding of a product that fires: metrics (with rollover, the institution's investor
     inflow over the period), accounts, evidence and the sentences."""
     pid, flows, rollover = signal.product_id, signal.flows, signal.rollover
-    metrics = _metrics(signal)
+    metrics = text.metrics(signal)
     accounts: tuple[str, ...] = ()
     rollover_zh = rollover_en = ""
     if rollover:
@@ -308,8 +303,8 @@ def render(
             inflow_first_day=beijing_date(first_day),
             inflow_last_day=beijing_date(last_day),
         )
-        rollover_zh, rollover_en = _rollover_clauses(flows, first_day, last_day, inflow, inflow_count)
-    zh, en = _sentences(signal, metrics["terms_per_project"], rollover_zh, rollover_en)
+        rollover_zh, rollover_en = text.rollover_clauses(flows, first_day, last_day, inflow, inflow_count)
+    zh, en = text.sentences(signal, metrics["terms_per_project"], rollover_zh, rollover_en)
     return Finding(
         typology=NAME,
         key=f"product:{pid}",
@@ -329,76 +324,3 @@ def render(
         detector_version=f"{NAME}/{VERSION}",
         extra={"product_id": pid},
     )
-
-
-def _metrics(signal: MaturityMismatchSignal) -> dict[str, Any]:
-    flows, rollover = signal.flows, signal.rollover
-    term, underlying = signal.term_days, signal.underlying_term_days
-    return {
-        "product_id": signal.product_id,
-        "signals": ["term_split", "rollover"] if rollover else ["term_split"],
-        "term_days": term,
-        "underlying_term_days": underlying,
-        "term_ratio": pf.fixed(signal.term_ratio),
-        "terms_per_project": math.ceil(Fraction(underlying, term)),
-        "payouts": money(flows.paid_out),
-        "payout_count": flows.payouts,
-        "repayments": money(flows.repaid),
-        "repayment_count": flows.repayments,
-        "payout_coverage": pf.fixed(flows.coverage, 8),
-        "uncovered_payouts": money(flows.uncovered),
-        "rollover": rollover,
-        "coverage_basis": "product" if signal.coverage_judged else "institution",
-        "unattributed_repayments": money(flows.open_repaid),
-        "unattributed_payouts": money(flows.open_paid),
-        "late": rollover and flows.late,
-        "first_day": beijing_date(signal.window_start),
-        "last_day": beijing_date(signal.window_end),
-    }
-
-
-def _rollover_clauses(
-    flows: pf.Flows, first_day: int, last_day: int, inflow: int, inflow_count: int
-) -> tuple[str, str]:
-    coverage = flows.coverage
-    masked_zh = "、".join(mask(a) for a in flows.accounts)
-    masked_en = ", ".join(mask(a) for a in flows.accounts)
-    if first_day == last_day:
-        span_zh, span_en = beijing_date(last_day), f"on {beijing_date(last_day)}"
-    else:
-        span_zh = f"{beijing_date(first_day)}至{beijing_date(last_day)}"
-        span_en = f"from {beijing_date(first_day)} to {beijing_date(last_day)}"
-    rollover_zh = (
-        f"；客户资金账户{masked_zh}已按指令向该产品投资人兑付{flows.payouts}笔、合计{yuan_zh(flows.paid_out)}，"
-        f"而借款人还款仅{flows.repayments}笔、合计{yuan_zh(flows.repaid)}（覆盖率{percent(coverage)}），"
-        f"{yuan_zh(flows.uncovered)}的兑付没有项目回款支撑；{span_zh}该机构存管账户共收到投资人资金"
-        f"{inflow_count}笔、合计{yuan_zh(inflow)}，疑似以后期投资人资金兑付前期投资人"
-    )
-    rollover_en = (
-        f"; the customer-fund account(s) {masked_en} paid its investors {flows.payouts} time(s), "
-        f"{yuan_en(flows.paid_out)} in all, while borrowers repaid {flows.repayments} time(s), "
-        f"{yuan_en(flows.repaid)} (a coverage of {percent(coverage)}), so {yuan_en(flows.uncovered)} "
-        f"was paid with no project repayment behind it, while {span_en} the institution's custody "
-        f"accounts took in {inflow_count} investor payment(s) totalling {yuan_en(inflow)}: earlier "
-        f"investors suspected to be paid with later investors' money"
-    )
-    return rollover_zh, rollover_en
-
-
-def _sentences(
-    signal: MaturityMismatchSignal, terms_per_project: int, rollover_zh: str, rollover_en: str
-) -> tuple[str, str]:
-    pid, term, underlying = signal.product_id, signal.term_days, signal.underlying_term_days
-    ratio, ratio_max = signal.term_ratio, signal.term_ratio_max
-    zh = (
-        f"产品{pid}期限{term}天，而其底层项目期限{underlying}天，产品期限仅为项目期限的{percent(ratio)}"
-        f"（阈值{percent(ratio_max)}），一个项目需由约{terms_per_project}期产品接续募集"
-        f"{rollover_zh}。涉嫌期限错配、期限分拆{cite_zh(RULE)}。"
-    )
-    en = (
-        f"Product {pid} runs for {term} days while its underlying project runs for {underlying} days, "
-        f"{percent(ratio)} of it (line {percent(ratio_max)}), so about {terms_per_project} "
-        f"successive issues of the product fund one project{rollover_en}. Suspected maturity mismatch "
-        f"and term splitting {cite_en(RULE)}."
-    )
-    return zh, en

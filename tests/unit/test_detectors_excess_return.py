@@ -8,6 +8,7 @@ import pytest
 
 from models import institution_detection
 from models.detectors import excess_return as det
+from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
 from models.detectors.common import ALLOWED_LATENESS, mask
 from models.detectors.context import DetectContext
@@ -695,5 +696,5 @@ def test_product_flow_helpers():
     assert pf.rate_of("NaN") is None and pf.rate_of(True) is None
     assert pf.days_of(30) == 30 and pf.days_of(0) is None and pf.days_of("x") is None
     assert pf.time_of("2026-06-01T09:00:00+08:00") == bj("2026-06-01 09:00:00") and pf.time_of("junk") is None
-    assert pf.flows_of({}, "nope") == pf.NO_FLOWS and pf.NO_FLOWS.coverage is None
+    assert figures.flows_of({}, "nope") == figures.NO_FLOWS and figures.NO_FLOWS.coverage is None
     assert DAY == 86400
