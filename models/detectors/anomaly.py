@@ -35,11 +35,12 @@ features are kept and nothing is raised.
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from models.detectors.anomaly_evidence import EVIDENCE_N as EVIDENCE_N
+from models.detectors.anomaly_evidence import with_evidence
 from models.detectors.anomaly_text import feature_metrics, sentences
 from models.detectors.common import (
     advance,
@@ -48,7 +49,6 @@ from models.detectors.common import (
     mask,
     money,
     own_records,
-    top_rank,
 )
 from models.detectors.context import DetectContext
 from models.features import AccountFeatureState, FeatureVector, own_usual_ranges, step, window_features
@@ -69,7 +69,6 @@ RULE = "三(三)"
 
 DEFAULTS = {"threshold_quantile": "p99", "medium_quantile": "p99.9"}
 TOP_FEATURES = 3  # at least this many named, whatever the forest says (the issue's acceptance)
-EVIDENCE_N = 10  # largest transactions kept per open day as the alert's records
 _LEAST_DROP = 1e-9  # score changes below float noise name nothing (as models/anomaly_model)
 
 Record = TxnRecord | BalanceRecord
@@ -143,7 +142,7 @@ def _step(
     counted = [r for txns in groups.values() for r in txns]
     old_wm, old_features = state.get("wm"), _features_of(state)
     features = step_days(old_features, groups)
-    evidence = _with_evidence(state.get("evidence") or {}, groups)
+    evidence = with_evidence(state.get("evidence") or {}, groups)
 
     findings: list[Finding] = []
     model = ctx.anomaly_model
@@ -274,41 +273,6 @@ def _judging_view(features: AccountFeatureState, day: int) -> AccountFeatureStat
     if oldest is not None and first is not None:
         first = max(first, oldest)
     return AccountFeatureState(first, day, [p for p in features.days if p.day_start <= day])
-
-
-# -- evidence --------------------------------------------------------------------------------
-
-
-def _with_evidence(evidence: dict[str, Any], groups: dict[int, list[TxnRecord]]) -> dict[str, Any]:
-    """A new evidence map with the counted records (by day, ``day_groups``) in: per day its first
-    and last booking time and its EVIDENCE_N largest transactions ([cents, booked_at, record_id,
-    "in"/"out"], largest first)."""
-    out = dict(evidence)
-    for day_start, txns in groups.items():
-        key = str(day_start)
-        day = out.get(key)
-        times = [txn.booked_at for txn in txns]
-        t0, t1 = min(times), max(times)
-        if day is None:
-            top: list[list[Any]] = []
-        else:  # the caller's: copied, not changed
-            top = list(day["top"])
-            t0, t1 = min(day["t0"], t0), max(day["t1"], t1)
-        out[key] = {"t0": t0, "t1": t1, "top": _top_with(top, txns)}
-    return out
-
-
-def _top_with(top: list[list[Any]], txns: list[TxnRecord]) -> list[list[Any]]:
-    """``top`` (changed in place) with the EVIDENCE_N largest of ``top`` and ``txns``."""
-    for txn in txns:
-        cents = txn.amount_cents
-        if len(top) >= EVIDENCE_N and cents < top[-1][0]:
-            continue  # most records of a busy day are not among its largest
-        entry = [cents, txn.booked_at, txn.record_id, "in" if txn.credit else "out"]
-        if len(top) < EVIDENCE_N or top_rank(entry) < top_rank(top[-1]):
-            insort(top, entry, key=top_rank)
-            del top[EVIDENCE_N:]
-    return top
 
 
 # -- judging ---------------------------------------------------------------------------------
