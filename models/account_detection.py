@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.alerting import fold_findings
-from models.detectors import DETECTORS, DetectContext
+from models.detectors import DETECTORS, DetectContext, anomaly
 from models.stepping import clock_step, judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
@@ -53,3 +53,22 @@ def step_account_messages(
     )
     alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
     return {"detectors": detector_states, "alerts": alerts, "clock": clock}, changes
+
+
+def sweep_account(
+    ctx: DetectContext, state: dict[str, Any] | None, account_id: str, until: int, at: int
+) -> tuple[dict[str, Any], list[tuple[str, AlertData]]]:
+    """The account's state once event time ``until`` (its bank's, models/anomaly_sweep) has passed
+    with no record of it: the `anomaly` detector judges its open day (``anomaly.close``), and the
+    findings fold into its alerts as a message's do. The other detectors, the clock and anything
+    else the caller keeps in the state (the worker's flows) are left as they are: no record came."""
+    state = state or {}
+    detectors = state.get("detectors") or {}
+    before = detectors.get(anomaly.NAME)
+    if not before:
+        return state, []
+    closed, findings = anomaly.close(ctx, before, account_id, until)
+    if closed is before:
+        return state, []
+    alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
+    return {**state, "detectors": {**detectors, anomaly.NAME: closed}, "alerts": alerts}, changes

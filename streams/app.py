@@ -209,6 +209,7 @@ def create_worker_app(
         # another worker may take these accounts and institutions over: their states go out
         institutions.write_states()
         await processor.flush_snapshots()
+        processor.forget_sweeps()  # rebuilt from the table for the partitions taken next
         sink.forget_sizes()
 
     # the consumer exists once the app runs; before that there is no lag to show

@@ -16,6 +16,7 @@ import msgspec
 
 from models.account_detection import step_account_messages
 from models.account_state import already_applied, apply
+from models.anomaly_sweep import SweepIndex, anomaly_state_of, sweep_due
 from models.detectors import DetectContext
 from models.institution_detection import institution_records
 from schemas.alerts import AlertData
@@ -80,6 +81,9 @@ class RecordsProcessor:
         self.institution_messages_sent = 0
         # states changed since the last write_states(), the newest per account
         self._unwritten: dict[str, dict[str, Any]] = {}
+        # per records partition, the anomaly sweep (models/anomaly_sweep.py); rebuilt from the
+        # table the first time a partition is taken from after a start or a rebalance
+        self.sweeps: dict[int, SweepIndex] = {}
 
     def load_seed(self) -> int:
         self.seed = self.sink.load_snapshots("account")
@@ -161,6 +165,7 @@ class RecordsProcessor:
             changed_alerts.extend(changed)
         if replayed:
             metrics.MESSAGES_REPLAYED.inc(len(replayed))
+        changed_alerts.extend(self._sweep(context, grouped, touched, now))
         for account_id, state in touched.items():
             self._keep_state(account_id, state)
             self.sink.remember("account", account_id, state)
@@ -171,6 +176,69 @@ class RecordsProcessor:
                 message.msg_id, message.received_at, message.records, message.bank_code
             )
             self.sink.mark_done(message.msg_id, "records", parts)
+
+    def _sweep(
+        self,
+        context: DetectContext,
+        grouped: list[tuple[Any, dict[str, list[Any]]]],
+        touched: dict[str, dict[str, Any]],
+        now: int,
+    ) -> list[tuple[str, AlertData]]:
+        """Each partition's banks' event time moves on with the take's messages (one partition's
+        share of a batch each); the silent accounts whose open day their bank's time has passed
+        are judged (``touched`` gets their new states) and the alerts that changed are returned.
+        Replayed messages move the bank times too: to nowhere the first pass did not."""
+        indexes: dict[int, SweepIndex] = {}
+        for message, by_account in grouped:
+            if not by_account:
+                continue
+            partition = partition_for(next(iter(by_account)), self.partitions)
+            index = indexes.get(partition) or indexes.setdefault(partition, self._sweep_index(partition))
+            index.observe(message.bank_code, message.records, context.event_time_ceiling)
+            for account_id in by_account:
+                if account_id in touched:
+                    index.track(account_id, message.bank_code, anomaly_state_of(touched[account_id]))
+        changed: list[tuple[str, AlertData]] = []
+        for _, index in sorted(indexes.items()):
+            for account_id, state, alerts in sweep_due(
+                context, index, lambda a: self._state_of(a, touched), now
+            ):
+                touched[account_id] = state
+                changed.extend(alerts)
+        return changed
+
+    def _state_of(self, account_id: str, touched: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        state = touched.get(account_id)
+        if state is None:
+            state = self.account_state.get(account_id.encode("utf-8"))
+        if state is None:
+            state = self.seed.pop(account_id, None)
+        return state
+
+    def _sweep_index(self, partition: int) -> SweepIndex:
+        """The partition's sweep index, rebuilt from the states held (the table's, and the
+        ClickHouse snapshots not yet read into it) the first time after a start or a rebalance:
+        every open day is tracked again, and waits for its bank's next records."""
+        index = self.sweeps.get(partition)
+        if index is None:
+            index = self.sweeps[partition] = SweepIndex()
+            held = {key.decode("utf-8"): state for key, state in self.account_state.data.items()}
+            for account_id, state in self.seed.items():
+                held.setdefault(account_id, state)
+            index.rebuild(
+                (account_id, self._bank_of(account_id), anomaly_state_of(state))
+                for account_id, state in held.items()
+                if partition_for(account_id, self.partitions) == partition
+            )
+        return index
+
+    def _bank_of(self, account_id: str) -> str:
+        account = self.references.account(account_id) if self.references is not None else None
+        return str((account or {}).get("bank_code") or "")
+
+    def forget_sweeps(self) -> None:
+        """On a rebalance: the partitions' indexes are rebuilt from the table when next taken."""
+        self.sweeps = {}
 
     def _keep_state(self, account_id: str, state: dict[str, Any]) -> None:
         """The account's new state: in the table at once (the next take reads it), to the

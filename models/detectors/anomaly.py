@@ -18,10 +18,10 @@ so it sees its 14 history days as training did. Records of a day that came after
 judge it again, and the sealed days after it (whose history they changed), while the state still
 holds their whole history; its finding then is the one it would have had with them on time, so
 it carries no ``late`` mark (the worker counts late records in fundwatch_late_records_total).
-An account's days close with its own records only: the last day of an account that then falls
-silent (a quiet customer's account used once to pass money on) is never judged; closing such days
-on the stream's event time needs a per-partition sweep the worker does not have yet
-(docs/detection.md, anomaly).
+An account that then falls silent (a quiet customer's account used once to pass money on) has
+its open day closed by ``close`` once its bank's event time has passed the day's end
+(models/anomaly_sweep, run by the worker after each take): judged as if it had booked a record
+then.
 
 What. The role's forest (DetectContext.anomaly_model) scores the day's vector; above the role's
 score quantile ``threshold_quantile`` of its training days (the artefact's, "p99" by default)
@@ -35,11 +35,12 @@ features are kept and nothing is raised.
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from models.detectors.anomaly_evidence import EVIDENCE_N as EVIDENCE_N
+from models.detectors.anomaly_evidence import with_evidence
 from models.detectors.anomaly_text import feature_metrics, sentences
 from models.detectors.common import (
     advance,
@@ -48,7 +49,6 @@ from models.detectors.common import (
     mask,
     money,
     own_records,
-    top_rank,
 )
 from models.detectors.context import DetectContext
 from models.features import AccountFeatureState, FeatureVector, own_usual_ranges, step, window_features
@@ -69,7 +69,6 @@ RULE = "三(三)"
 
 DEFAULTS = {"threshold_quantile": "p99", "medium_quantile": "p99.9"}
 TOP_FEATURES = 3  # at least this many named, whatever the forest says (the issue's acceptance)
-EVIDENCE_N = 10  # largest transactions kept per open day as the alert's records
 _LEAST_DROP = 1e-9  # score changes below float noise name nothing (as models/anomaly_model)
 
 Record = TxnRecord | BalanceRecord
@@ -96,20 +95,60 @@ def detect(
     its late records change."""
     if ctx.account(account_id) is None:
         return {}, []
-    state = state or {}
     ceiling = ctx.event_time_ceiling
     mine = own_records(account_id, records)
-    groups = day_groups(mine, ceiling)  # the records the feature step counts, by day
+    wm = advance((state or {}).get("wm"), mine, ceiling)
+    return _step(ctx, state or {}, account_id, day_groups(mine, ceiling), wm)
+
+
+def close(
+    ctx: DetectContext, state: dict[str, Any] | None, account_id: str, until: int
+) -> tuple[dict[str, Any], list[Finding]]:
+    """The account's state and findings once event time ``until`` has passed without a record of
+    it (models/anomaly_sweep: the time its bank has reached): its open day is judged exactly as
+    if it had booked a record at ``until``. A record of that day that still comes judges it
+    again, as any late record does."""
+    if not state or ctx.account(account_id) is None:
+        return state or {}, []
+    ceiling = ctx.event_time_ceiling
+    if ceiling is not None and until > ceiling:
+        until = ceiling
+    old_wm = state.get("wm")
+    if old_wm is not None and until <= old_wm:
+        return state, []
+    return _step(ctx, state, account_id, {}, until)
+
+
+def open_day_end(state: dict[str, Any] | None) -> int | None:
+    """The end (epoch seconds) of the account's day that holds transactions and is not judged
+    yet, or None: the time after which a silent account's day may be closed by ``close``."""
+    if not state or state.get("wm") is None:
+        return None
+    features = _features_of(state)
+    day = beijing_day_start(state["wm"])
+    partial = features.day(day) if features is not None else None
+    return day + DAY if partial is not None and partial.transactions else None
+
+
+def _step(
+    ctx: DetectContext,
+    state: dict[str, Any],
+    account_id: str,
+    groups: dict[int, list[TxnRecord]],
+    wm: int | None,
+) -> tuple[dict[str, Any], list[Finding]]:
+    """Fold the counted records (by day, ``day_groups``) with the account's event time moved to
+    ``wm``; judge the days that closes, and the sealed days the late records change."""
     counted = [r for txns in groups.values() for r in txns]
     old_wm, old_features = state.get("wm"), _features_of(state)
     features = step_days(old_features, groups)
-    wm = advance(old_wm, mine, ceiling)
-    evidence = _with_evidence(state.get("evidence") or {}, groups)
+    evidence = with_evidence(state.get("evidence") or {}, groups)
 
     findings: list[Finding] = []
     model = ctx.anomaly_model
     if model is not None:
-        for day, source, closing in _to_judge(old_features, features, old_wm, wm, counted, ceiling):
+        closing_days = _to_judge(old_features, features, old_wm, wm, counted, ctx.event_time_ceiling)
+        for day, source, closing in closing_days:
             finding = _judge(ctx, model, account_id, source, day, evidence, observe=closing)
             if finding is not None:
                 findings.append(finding)
@@ -234,41 +273,6 @@ def _judging_view(features: AccountFeatureState, day: int) -> AccountFeatureStat
     if oldest is not None and first is not None:
         first = max(first, oldest)
     return AccountFeatureState(first, day, [p for p in features.days if p.day_start <= day])
-
-
-# -- evidence --------------------------------------------------------------------------------
-
-
-def _with_evidence(evidence: dict[str, Any], groups: dict[int, list[TxnRecord]]) -> dict[str, Any]:
-    """A new evidence map with the counted records (by day, ``day_groups``) in: per day its first
-    and last booking time and its EVIDENCE_N largest transactions ([cents, booked_at, record_id,
-    "in"/"out"], largest first)."""
-    out = dict(evidence)
-    for day_start, txns in groups.items():
-        key = str(day_start)
-        day = out.get(key)
-        times = [txn.booked_at for txn in txns]
-        t0, t1 = min(times), max(times)
-        if day is None:
-            top: list[list[Any]] = []
-        else:  # the caller's: copied, not changed
-            top = list(day["top"])
-            t0, t1 = min(day["t0"], t0), max(day["t1"], t1)
-        out[key] = {"t0": t0, "t1": t1, "top": _top_with(top, txns)}
-    return out
-
-
-def _top_with(top: list[list[Any]], txns: list[TxnRecord]) -> list[list[Any]]:
-    """``top`` (changed in place) with the EVIDENCE_N largest of ``top`` and ``txns``."""
-    for txn in txns:
-        cents = txn.amount_cents
-        if len(top) >= EVIDENCE_N and cents < top[-1][0]:
-            continue  # most records of a busy day are not among its largest
-        entry = [cents, txn.booked_at, txn.record_id, "in" if txn.credit else "out"]
-        if len(top) < EVIDENCE_N or top_rank(entry) < top_rank(top[-1]):
-            insort(top, entry, key=top_rank)
-            del top[EVIDENCE_N:]
-    return top
 
 
 # -- judging ---------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ compare them cost seconds, not minutes.
 
 It does what the real path does to a batch, in the same order: the gateway's record decoding and
 its split into one message per partition of ``crc32(account_id)`` (``<bank>/<batch_id>/<n>``); the
-records agent stepping each account through each message (models/account_detection), then
+records agent stepping each account through each message (models/account_detection) and
+sweeping the silent accounts whose open day their bank's event time has passed
+(models/anomaly_sweep), then
 re-keying the records institution-level detectors need by institution, stamped with the pushing
 bank (streams/records.py ``_forward``); the institution agent stepping each institution
 (models/institution_detection). What it leaves out is what the detectors never see: the
@@ -22,6 +24,7 @@ from typing import Any
 import msgspec
 
 from models.account_detection import step_account_messages
+from models.anomaly_sweep import SweepIndex, anomaly_state_of, sweep_due
 from models.detectors import DetectContext
 from models.institution_detection import institution_records, step_institution_messages
 from schemas.messages import TxnRecord, partition_for
@@ -57,6 +60,7 @@ class InProcessPipeline:
         self.institutions: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []  # every alert revision, as the alerts topic carries them
         self.records = 0
+        self.sweeps: dict[int, SweepIndex] = {}  # per records partition, as the worker keeps them
 
     def push(self, batch: dict[str, Any], at: int = 0) -> None:
         """One batch (``{"batch_id", "bank_code", "records"}``) through both agents."""
@@ -70,11 +74,11 @@ class InProcessPipeline:
     def push_message(self, bank: str, msg_id: str, records: list[Any], at: int = 0) -> None:
         """One records message (one partition's share of a batch, already decoded) through both
         agents, as a worker takes it: how ``fundwatch replay`` feeds the records it read back."""
-        self._accounts(msg_id, records, at)
+        self._accounts(bank, msg_id, records, at)
         self._institutions(f"{msg_id}/i", records, bank, at)
         self.records += len(records)
 
-    def _accounts(self, msg_id: str, records: list[Any], at: int) -> None:
+    def _accounts(self, bank: str, msg_id: str, records: list[Any], at: int) -> None:
         by_account: dict[str, list[Any]] = defaultdict(list)
         for record in records:
             by_account[record.account_id].append(record)
@@ -83,6 +87,20 @@ class InProcessPipeline:
             state, changed = step_account_messages(
                 self.ctx, self.accounts.get(account_id), account_id, [(msg_id, mine)], at, consume=True
             )
+            self.accounts[account_id] = state
+            self._emit(changed)
+        if by_account:
+            self._sweep(bank, records, by_account, at)
+
+    def _sweep(self, bank: str, records: list[Any], by_account: dict[str, list[Any]], at: int) -> None:
+        """The records agent's sweep after a message (streams/records.py): the bank's event time
+        in the partition moves on, and silent accounts whose open day it passed are judged."""
+        partition = partition_for(next(iter(by_account)), self.partitions)
+        index = self.sweeps.setdefault(partition, SweepIndex())
+        index.observe(bank, records, self.ctx.event_time_ceiling)
+        for account_id in by_account:
+            index.track(account_id, bank, anomaly_state_of(self.accounts.get(account_id)))
+        for account_id, state, changed in sweep_due(self.ctx, index, self.accounts.get, at):
             self.accounts[account_id] = state
             self._emit(changed)
 
