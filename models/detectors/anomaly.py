@@ -42,15 +42,9 @@ import msgspec
 from models.detectors.anomaly_evidence import EVIDENCE_N as EVIDENCE_N
 from models.detectors.anomaly_evidence import with_evidence
 from models.detectors.anomaly_text import feature_metrics, sentences
-from models.detectors.common import (
-    advance,
-    beijing_date,
-    is_expired,
-    mask,
-    money,
-    own_records,
-)
+from models.detectors.common import advance, beijing_date, is_expired, own_records
 from models.detectors.context import DetectContext
+from models.detectors.wording import mask, money
 from models.features import AccountFeatureState, FeatureVector, own_usual_ranges, step, window_features
 from models.features.schema import HISTORY_DAYS
 from models.features.state import day_groups, step_days

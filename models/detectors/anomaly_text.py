@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from models.detectors.common import cite_en, cite_zh, role_en, role_zh
+from models.detectors.wording import cite_en, cite_zh, role_en, role_zh
 from models.features import FEATURE_NAMES, FEATURE_UNITS, FeatureVector, OwnUsualRanges, UsualRange
 from models.features.window import feature_values
 

@@ -34,24 +34,17 @@ from models.detectors.common import (
     beijing_date,
     bucket_in,
     cents_of,
-    cite_en,
-    cite_zh,
     clone,
     is_expired,
     is_late,
     is_sealed,
-    mask,
-    money,
     own_cny_records,
     record_ids,
-    role_en,
-    role_zh,
     score_of,
     severity_by_amount,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext
+from models.detectors.wording import cite_en, cite_zh, mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
 from models.windows import beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord

@@ -1,5 +1,5 @@
-"""What the detectors share: event-time buckets, masking, money and date
-formatting for explanations, severities.
+"""What the detectors share: event-time buckets and watermarks, dates, money and ratio
+thresholds, severities (how findings write figures and words: models/detectors/wording.py).
 
 State. Every detector keeps its own plain-JSON state per account. Records are folded into
 *buckets* (one per window and key): running sums, counts, first and last time and the largest
@@ -38,7 +38,7 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -46,7 +46,7 @@ import msgspec
 
 from models.findings import SEVERITIES
 from models.windows import DAY, beijing_day_start
-from schemas.fields import BEIJING, amount_to_cents, cents_to_text
+from schemas.fields import BEIJING, amount_to_cents
 from schemas.messages import BalanceRecord, TxnRecord
 
 ALLOWED_LATENESS = 2 * DAY  # a day stays open this long after its Beijing midnight end
@@ -292,26 +292,7 @@ def record_ids(buckets: Iterable[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(entry[2] for entry in top_entries(buckets))
 
 
-# -- money, ratios, masks -------------------------------------------------------------------
-
-
-def money(cents: int) -> str:
-    """Money in metrics and thresholds: a decimal string, "1234567.89"."""
-    return cents_to_text(cents)
-
-
-def _grouped(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{cents // 100:,}.{cents % 100:02d}"
-
-
-def yuan_zh(cents: int) -> str:
-    return f"{_grouped(cents)} 元"
-
-
-def yuan_en(cents: int) -> str:
-    return f"CNY {_grouped(cents)}"
+# -- money and ratios in thresholds, scores ---------------------------------------------------
 
 
 def cents_of(value: Any) -> int:
@@ -322,31 +303,6 @@ def cents_of(value: Any) -> int:
 def fraction_of(value: Any) -> Fraction:
     """A ratio threshold (a decimal string in the config) as an exact fraction."""
     return Fraction(Decimal(str(value).strip()))
-
-
-def ratio_text(value: Fraction | Decimal | float, places: int = 6) -> str:
-    """A ratio in metrics: a decimal string with fixed places."""
-    if isinstance(value, Fraction):
-        value = Decimal(value.numerator) / Decimal(value.denominator)
-    quantum = Decimal(1).scaleb(-places)
-    return str(Decimal(value).quantize(quantum, rounding=ROUND_HALF_UP))
-
-
-def percent(value: Fraction | Decimal, places: int = 2) -> str:
-    """A ratio for a sentence: "7.25%"."""
-    if isinstance(value, Fraction):
-        value = Decimal(value.numerator) / Decimal(value.denominator)
-    quantum = Decimal(1).scaleb(-places)
-    text = str((Decimal(value) * 100).quantize(quantum, rounding=ROUND_HALF_UP))
-    return f"{text}%"
-
-
-def mask(account_id: str | None) -> str:
-    """An account as explanations show it: only its last 4 characters ("****1234").
-
-    An id of 4 characters or fewer would be shown whole, so it is hidden entirely."""
-    text = str(account_id or "")
-    return "****" + text[-4:] if len(text) > 4 else "****"
 
 
 def score_of(value: Fraction | float, scale: Fraction | float) -> float:
@@ -378,61 +334,6 @@ def severity_by_amount(cents: int, high_cents: int, critical_cents: int, floor: 
     if cents >= high_cents:
         return at_least("high", floor)
     return floor
-
-
-# -- words ----------------------------------------------------------------------------------
-
-ROLE_ZH = {
-    "customer_custody": "客户资金存管账户",
-    "payment_reserve": "客户备付金账户",
-    "own_operating": "自有运营账户",
-    "related_party": "关联方账户",
-    "investor": "投资人账户",
-    "borrower": "借款人账户",
-    "other": "账户",
-}
-ROLE_EN = {
-    "customer_custody": "customer-custody account",
-    "payment_reserve": "payment-reserve account",
-    "own_operating": "own operating account",
-    "related_party": "related-party account",
-    "investor": "investor account",
-    "borrower": "borrower account",
-    "other": "account",
-}
-
-_CN_DIGITS = {
-    "一": "1",
-    "二": "2",
-    "三": "3",
-    "四": "4",
-    "五": "5",
-    "六": "6",
-    "七": "7",
-    "八": "8",
-    "九": "9",
-}
-
-
-def role_zh(role: str | None) -> str:
-    return ROLE_ZH.get(role or "other", "账户")
-
-
-def role_en(role: str | None) -> str:
-    return ROLE_EN.get(role or "other", "account")
-
-
-def section_en(section: str) -> str:
-    """A seed-plan section for an English sentence: 二(一) -> "§2(1)", 四(二)4 -> "§4(2)4"."""
-    return "§" + "".join(_CN_DIGITS.get(ch, ch) for ch in section)
-
-
-def cite_zh(section: str) -> str:
-    return f"（《方案》{section}）"
-
-
-def cite_en(section: str) -> str:
-    return f"(rectification plan {section_en(section)})"
 
 
 # -- copy-on-write state for detectors whose state is large (institution level) -------------

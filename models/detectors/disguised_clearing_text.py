@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from models.detectors.common import (
-    beijing_date,
+from models.detectors.common import beijing_date, fraction_of
+from models.detectors.context import DetectContext
+from models.detectors.wording import (
     cite_en,
     cite_zh,
-    fraction_of,
     mask,
     money,
     percent,
@@ -19,7 +19,6 @@ from models.detectors.common import (
     yuan_en,
     yuan_zh,
 )
-from models.detectors.context import DetectContext
 
 if TYPE_CHECKING:
     from models.detectors.disguised_clearing import DisguisedClearingSignal

@@ -7,17 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from models.detectors import product_figures as figures
-from models.detectors.common import (
-    beijing_date,
-    cite_en,
-    cite_zh,
-    mask,
-    money,
-    percent,
-    ratio_text,
-    yuan_en,
-    yuan_zh,
-)
+from models.detectors.common import beijing_date
+from models.detectors.wording import cite_en, cite_zh, mask, money, percent, ratio_text, yuan_en, yuan_zh
 
 if TYPE_CHECKING:
     from models.detectors.excess_return import ExcessReturnSignal, InstitutionCoverageSignal

@@ -7,11 +7,10 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from models.detectors.common import (
-    beijing_date,
+from models.detectors.common import beijing_date, is_late
+from models.detectors.wording import (
     cite_en,
     cite_zh,
-    is_late,
     mask,
     money,
     percent,

@@ -57,21 +57,15 @@ from models.detectors.common import (
     advance_sources,
     beijing_date,
     beijing_time,
-    cite_en,
-    cite_zh,
     clone,
     fraction_of,
     is_late,
     is_sealed,
-    mask,
-    money,
     new_bucket,
-    percent,
     score_of,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import DetectContext, _text
+from models.detectors.wording import cite_en, cite_zh, mask, money, percent, yuan_en, yuan_zh
 from models.findings import Finding
 from schemas.messages import TxnRecord
 

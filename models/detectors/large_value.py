@@ -56,17 +56,12 @@ from models.detectors.common import (
     is_expired,
     is_late,
     is_sealed,
-    mask,
-    money,
     own_records,
     record_ids,
-    role_en,
-    role_zh,
     score_of,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import DetectContext, is_natural_person
+from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
 from models.windows import beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord

@@ -58,11 +58,11 @@ from models.detectors.common import (
     clone,
     fraction_of,
     is_sealed,
-    money,
     new_bucket,
     score_of,
 )
 from models.detectors.context import DetectContext
+from models.detectors.wording import money
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
 from schemas.messages import TxnRecord

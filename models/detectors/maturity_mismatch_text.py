@@ -9,7 +9,8 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from models.detectors import product_figures as figures
-from models.detectors.common import beijing_date, cite_en, cite_zh, mask, percent, yuan_en, yuan_zh
+from models.detectors.common import beijing_date
+from models.detectors.wording import cite_en, cite_zh, mask, percent, yuan_en, yuan_zh
 
 if TYPE_CHECKING:
     from models.detectors.maturity_mismatch import MaturityMismatchSignal

@@ -48,13 +48,10 @@ from models.detectors.common import (
     bucket_in,
     bump,
     cents_of,
-    cite_en,
-    cite_zh,
     clone,
     fraction_of,
     is_expired,
     is_sealed,
-    mask,
     most_severe,
     own_cny_records,
     record_ids,
@@ -64,6 +61,7 @@ from models.detectors.common import (
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext
 from models.detectors.misappropriation_text import metrics, sentences
+from models.detectors.wording import cite_en, cite_zh, mask
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord

@@ -8,7 +8,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from models.detectors.common import is_late, money, percent, ratio_text, role_en, role_zh, yuan_en, yuan_zh
+from models.detectors.common import is_late
+from models.detectors.wording import money, percent, ratio_text, role_en, role_zh, yuan_en, yuan_zh
 
 if TYPE_CHECKING:
     from models.detectors.misappropriation import FeeWindow, MisappropriationSignal

@@ -9,7 +9,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from models.detectors.common import is_late, money, new_bucket, ratio_text, record_ids
+from models.detectors.common import is_late, new_bucket, record_ids
+from models.detectors.wording import money, ratio_text
 
 
 def fixed(value: Decimal | Fraction | None, places: int = 6) -> str | None:

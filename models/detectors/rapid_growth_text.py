@@ -7,8 +7,9 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from models.detectors.common import (
-    beijing_date,
+from models.detectors.common import beijing_date
+from models.detectors.context import DetectContext
+from models.detectors.wording import (
     cite_en,
     cite_zh,
     mask,
@@ -19,7 +20,6 @@ from models.detectors.common import (
     yuan_en,
     yuan_zh,
 )
-from models.detectors.context import DetectContext
 
 if TYPE_CHECKING:
     from models.detectors.rapid_growth import RapidGrowthSignal

@@ -26,24 +26,20 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from models.detectors.common import (
-    beijing_iso,
-    beijing_time,
+from models.detectors.common import beijing_iso, beijing_time, fraction_of, own_cny_records, score_of
+from models.detectors.context import DetectContext
+from models.detectors.wording import (
     cite_en,
     cite_zh,
-    fraction_of,
     mask,
     money,
-    own_cny_records,
     percent,
     ratio_text,
     role_en,
     role_zh,
-    score_of,
     yuan_en,
     yuan_zh,
 )
-from models.detectors.context import DetectContext
 from models.findings import Finding
 from schemas.messages import BalanceRecord, TxnRecord
 

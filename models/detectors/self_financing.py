@@ -33,24 +33,17 @@ from models.detectors.common import (
     beijing_date,
     bucket_in,
     cents_of,
-    cite_en,
-    cite_zh,
     clone,
     is_late,
     is_sealed,
-    mask,
-    money,
     own_cny_records,
     record_ids,
-    role_en,
-    role_zh,
     score_of,
     severity_by_amount,
     top_entries,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext
+from models.detectors.wording import cite_en, cite_zh, mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
 from schemas.messages import BalanceRecord, TxnRecord
 

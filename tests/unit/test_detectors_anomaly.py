@@ -15,8 +15,8 @@ from models.anomaly_serving import AnomalyModels
 from models.detectors import DETECTORS, fold
 from models.detectors import anomaly as det
 from models.detectors.anomaly_text import LABEL_EN, LABEL_ZH, shown
-from models.detectors.common import mask
 from models.detectors.context import DetectContext
+from models.detectors.wording import mask
 from models.features import FEATURE_NAMES, FeatureVector, closed_day_features
 from models.findings import alert_id_for
 from schemas.fields import epoch_seconds

@@ -22,17 +22,12 @@ from models.detectors.common import (
     bump,
     clone,
     is_sealed,
-    mask,
     new_bucket,
-    percent,
-    ratio_text,
     record_ids,
-    section_en,
     severity_by_amount,
-    yuan_en,
-    yuan_zh,
 )
 from models.detectors.context import DetectContext, StaticReferences
+from models.detectors.wording import mask, percent, ratio_text, section_en, yuan_en, yuan_zh
 from models.findings import Finding
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
 from models.windows import DAY, beijing_day_start

@@ -13,8 +13,9 @@ from models.alerting import fold_findings
 from models.detectors import disguised_clearing as det
 from models.detectors import disguised_clearing_days as clearing_days
 from models.detectors import fold
-from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, is_sealed, mask
+from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, is_sealed
 from models.detectors.context import DetectContext
+from models.detectors.wording import mask
 from models.findings import TYPOLOGIES, alert_id_for
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
 from models.windows import HOUR

@@ -10,8 +10,9 @@ from models import institution_detection
 from models.detectors import excess_return as det
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
-from models.detectors.common import ALLOWED_LATENESS, mask
+from models.detectors.common import ALLOWED_LATENESS
 from models.detectors.context import DetectContext
+from models.detectors.wording import mask
 from models.findings import TYPOLOGIES, Finding, alert_id_for
 from models.institution_detection import step_institution
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds

@@ -8,8 +8,9 @@ import pytest
 from models.detectors import DETECTORS, fold
 from models.detectors import fund_pool as det
 from models.detectors import fund_pool_days as pool_days
-from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, beijing_date, mask
+from models.detectors.common import ALLOWED_LATENESS, LATE_KEEP, beijing_date
 from models.detectors.context import DetectContext
+from models.detectors.wording import mask
 from models.findings import TYPOLOGIES, alert_id_for
 from models.thresholds import DEFAULT_FILE, Thresholds, load_thresholds
 from models.windows import DAY
