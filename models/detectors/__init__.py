@@ -26,7 +26,8 @@ from models.detectors import (
     reserve_shortfall,
     self_financing,
 )
-from models.detectors.context import DetectContext, References, StaticReferences, is_natural_person
+from models.detectors.context import DetectContext, References, StaticReferences
+from models.detectors.holders import is_natural_person
 from models.detectors.protocol import AccountDetector, Detector, InstitutionDetector
 from models.findings import Finding
 from schemas.messages import BalanceRecord, TxnRecord

@@ -4,7 +4,7 @@ monitoring 《方案》三(三)). A reporting duty, not a violation: severity lo
 the line.
 
 "The account" is the monitored ``account_id`` of the record; its holder is a natural person or not
-by ``context.is_natural_person`` (unknown counts as a non-natural person: the monitored accounts
+by ``holders.is_natural_person`` (unknown counts as a non-natural person: the monitored accounts
 are mostly institutions' accounts, and 2,000,000 is the line the rule sets for them).
 
 Lines, per account and Beijing calendar day, single or cumulative, at or above (>=) the line:
@@ -60,7 +60,8 @@ from models.detectors.common import (
     record_ids,
     score_of,
 )
-from models.detectors.context import DetectContext, is_natural_person
+from models.detectors.context import DetectContext
+from models.detectors.holders import is_natural_person
 from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
 from models.windows import beijing_day_start

@@ -1,4 +1,4 @@
-"""models/detectors/context.py: references, natural persons, the detector context."""
+"""models/detectors/context.py and holders.py: references, natural persons, the detector context."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from models.detectors.context import (
     DetectContext,
     References,
     StaticReferences,
-    is_natural_person,
 )
+from models.detectors.holders import is_natural_person
 from models.thresholds import Thresholds
 from schemas.reference import AccountRole
 from tests.unit.test_detectors_common import (
