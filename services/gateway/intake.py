@@ -44,6 +44,7 @@ from schemas.records import (
     MAX_RECORDS_PER_BATCH,
     Batch,
     BatchAnswer,
+    RecordDecoder,
     Rejection,
 )
 from schemas.records import Warning as RecordWarning
@@ -65,6 +66,8 @@ log = logging.getLogger("fundwatch.gateway")
 # reads a record into its message form, and refuses one naming a key twice (which a plain
 # decoder settles silently by the last value)
 _reader = RecordReader()
+# the strict decoder alone, for callers that want the record as the bank wrote it (its former name)
+_record_decoder = RecordDecoder()
 _loose_decoder = msgspec.json.Decoder()
 _answer_encoder = msgspec.json.Encoder()
 
