@@ -34,14 +34,17 @@ def _whole(body: str) -> str:
     return rf"^{body}$(?!\n)"
 
 
-_AMOUNT_PATTERN = _whole(r"(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?")
-_BALANCE_PATTERN = _whole(r"-?(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?")
+# The bodies of the patterns records' values must match whole, for a reader that checks several
+# values with one regex (services/gateway/reader.py) rather than one call per value.
+AMOUNT_BODY = r"(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?"
+BALANCE_BODY = r"-?(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?"
+_AMOUNT_PATTERN = _whole(AMOUNT_BODY)
+_BALANCE_PATTERN = _whole(BALANCE_BODY)
 # RFC 3339 date-time; the offset (Z or ±hh:mm) is mandatory, fractions of a second are allowed.
 # Years 2000 to 2100 only: no record of this service can be older, and ClickHouse's DateTime
 # (epoch seconds in 32 bits, unsigned) would silently clamp anything before 1970 or after 2106.
-_TIME_PATTERN = _whole(
-    r"(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
+TIME_BODY = r"(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+_TIME_PATTERN = _whole(TIME_BODY)
 # The earliest instant a record may carry (2000-01-01T00:00:00Z): the pattern bounds the written
 # year, this bounds the instant, since "2000-01-01T05:00:00+08:00" is still 1999 in UTC.
 EARLIEST_EPOCH = 946_684_800
@@ -56,7 +59,8 @@ _RATE_PATTERN = _whole(r"(0|[1-9][0-9]{0,2})(\.[0-9]{1,6})?")
 _USCC_PATTERN = _whole(r"[0-9A-Z]{18}")
 _REGION_PATTERN = _whole(r"[0-9]{6}")
 _REGION_PREFIX_PATTERN = _whole(r"[0-9]{2,6}")
-_CURRENCY_PATTERN = _whole(r"[A-Z]{3}")
+CURRENCY_BODY = r"[A-Z]{3}"
+_CURRENCY_PATTERN = _whole(CURRENCY_BODY)
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_ID_PATTERN, description=ID_RULE)]
 # The same rule for the fields of pushed records, checked by ``id_breaks_rule`` in the records'

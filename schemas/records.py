@@ -184,15 +184,15 @@ class BatchAnswer(msgspec.Struct):
 # --- duplicate keys ------------------------------------------------------------------------------
 
 
-def _keys_but_currency(kind: type[msgspec.Struct]) -> int:
+def keys_but_currency(kind: type[msgspec.Struct]) -> int:
     """The keys of a record of ``kind`` that gives every field but "currency": its fields and
     "kind", less "currency", the one field whose default is not None (so that a decoded record
-    cannot tell whether it was given)."""
+    cannot tell whether it was given). Asserts that layout: ``refuse_repeated_keys`` counts on it."""
     assert [d for d in kind.__struct_defaults__ if d is not None] == ["CNY"]
     return len(kind.__struct_fields__)  # + "kind" - "currency"
 
 
-_KEYS_BUT_CURRENCY = {kind: _keys_but_currency(kind) for kind in (Transaction, Balance)}
+_KEYS_BUT_CURRENCY = {kind: keys_but_currency(kind) for kind in (Transaction, Balance)}
 _CURRENCY_KEY = b'"currency":'
 _astuple = msgspec.structs.astuple
 _loose_decode = msgspec.json.Decoder().decode
@@ -204,15 +204,7 @@ class RecordDecoder:
     ``{"amount": "1.00", "amount": "1000000.00"}`` decodes to 1,000,000.00 in every JSON parser
     that keeps the last value; a bank's system that wrote it meant something else. The check must
     cost little (the gateway decodes 65,000 records a second; tokenizing each record's strings with
-    a regex costs more than decoding it), so it counts quotes. Every value a record that decoded
-    can hold is a string or null: with P keys, N null values and E escaped quotes (``\\"``) in
-    its text it has Q = 4P - 2N + E quotes. The decoded record tells K, the keys it had at least:
-    "kind", the required fields, the optional ones that are not None, and "currency" when
-    ``"currency":`` is in the bytes. Each key beyond those K (a repeat, a null, "currency" spaced
-    from its colon) brings 4 quotes, or 2 with a null value, so Q = 4K holds only when P = K: no
-    key was repeated. Any other record (those, or quotes in its text) has its strings tokenized to
-    find a repeated key by name (``schemas.validation.duplicate_key``); without escapes, nulls
-    are first counted out more cheaply (keys named against keys kept by a plain JSON decode).
+    a regex costs more than decoding it), so it counts quotes: ``refuse_repeated_keys``.
     Raises msgspec's errors, so a caller handles it as any invalid record.
     """
 
@@ -224,19 +216,35 @@ class RecordDecoder:
             record = self._decode(raw)
         except (UnicodeDecodeError, RecursionError) as error:
             raise msgspec.DecodeError(f"JSON is malformed: {error}") from None
-        raw = bytes(raw)  # a batch's records are msgspec.Raw, without bytes' methods (bytes: no copy)
-        # the keys it had at least: a field that is None was not given (or given as null)
-        keys = _KEYS_BUT_CURRENCY[type(record)] - _astuple(record).count(None)
-        quotes = raw.count(b'"')
-        if quotes == 4 * keys or (quotes == 4 * keys + 4 and _CURRENCY_KEY in raw):
-            return record
-        if b"\\" not in raw:
-            # nulls (or a key spaced from its colon): with no escapes the quotes split the bytes
-            # exactly into strings and the gaps between them, where the only colons are the one
-            # of each key; the keys named are those of the object JSON makes of it, once each
-            if b"".join(raw.split(b'"')[0::2]).count(b":") == len(_loose_decode(raw)):
-                return record
-        key = duplicate_key(raw)
-        if key is not None:
-            raise msgspec.ValidationError(f"`{key}`: {DUPLICATE_RULE}")
+        refuse_repeated_keys(raw, record, _KEYS_BUT_CURRENCY[type(record)])
         return record
+
+
+def refuse_repeated_keys(raw: bytes | msgspec.Raw, record: msgspec.Struct, keys_but_currency: int) -> None:
+    """Raise msgspec.ValidationError naming the first key ``raw`` gives twice.
+
+    ``record`` is what ``raw`` decoded to, of a kind laid out as ``keys_but_currency`` asserts.
+    Every value a record that decoded can hold is a string or null: with P keys, N null values
+    and E escaped quotes (``\\"``) in its text it has Q = 4P - 2N + E quotes. The decoded record
+    tells K, the keys it had at least: "kind", the required fields, the optional ones that are not
+    None, and "currency" when ``"currency":`` is in the bytes. Each key beyond those K (a repeat,
+    a null, "currency" spaced from its colon) brings 4 quotes, or 2 with a null value, so Q = 4K
+    holds only when P = K: no key was repeated. Any other record (those, or quotes in its text)
+    has its strings tokenized to find a repeated key by name (``schemas.validation.duplicate_key``);
+    without escapes, nulls are first counted out more cheaply (keys named against keys kept by a
+    plain JSON decode)."""
+    raw = bytes(raw)  # a batch's records are msgspec.Raw, without bytes' methods (bytes: no copy)
+    # the keys it had at least: a field that is None was not given (or given as null)
+    keys = keys_but_currency - _astuple(record).count(None)
+    quotes = raw.count(b'"')
+    if quotes == 4 * keys or (quotes == 4 * keys + 4 and _CURRENCY_KEY in raw):
+        return
+    if b"\\" not in raw:
+        # nulls (or a key spaced from its colon): with no escapes the quotes split the bytes
+        # exactly into strings and the gaps between them, where the only colons are the one
+        # of each key; the keys named are those of the object JSON makes of it, once each
+        if b"".join(raw.split(b'"')[0::2]).count(b":") == len(_loose_decode(raw)):
+            return
+    key = duplicate_key(raw)
+    if key is not None:
+        raise msgspec.ValidationError(f"`{key}`: {DUPLICATE_RULE}")

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from services.collector import DEFAULT_THRESHOLDS, Thresholds, parse_thresholds
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot work; the message names the variable."""
@@ -44,6 +46,16 @@ def _float(env: dict[str, str], name: str, default: float, low: float) -> float:
     if value < low:
         raise ConfigError(f"{name} must be at least {low}, got {value}")
     return value
+
+
+def _thresholds(env: dict[str, str], name: str) -> Thresholds:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_THRESHOLDS
+    try:
+        return parse_thresholds(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be {error}") from None
 
 
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:
@@ -89,6 +101,8 @@ class Settings:
     # Trained models (FUNDWATCH_MODEL_DIR; None: <data-dir>/models): the anomaly artefacts and
     # their CURRENT are in its anomaly/, where `fundwatch train` writes and workers look.
     model_dir: Path | None = None
+    # The cyclic garbage collector's thresholds for the long-running processes (services/collector.py).
+    gc_thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     @property
     def models_dir(self) -> Path:
@@ -123,6 +137,7 @@ class Settings:
             flush_interval_s=_float(env, "FUNDWATCH_FLUSH_INTERVAL_S", 0.5, 0.01),
             max_future_s=_int(env, "FUNDWATCH_MAX_FUTURE_S", 3600, 0, 366 * 86400),
             model_dir=Path(env["FUNDWATCH_MODEL_DIR"]) if env.get("FUNDWATCH_MODEL_DIR") else None,
+            gc_thresholds=_thresholds(env, "FUNDWATCH_GC_THRESHOLDS"),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if not settings.clickhouse_url:

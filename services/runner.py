@@ -24,7 +24,7 @@ import mode
 from aiohttp import web
 
 from schemas.messages import INSTITUTION_TOPIC, RECORDS_TOPIC
-from services import secret_box
+from services import collector, secret_box
 from services.auth import TokenStore, resolve_admin_token
 from services.broker import EmbeddedBroker
 from services.config import Settings
@@ -275,13 +275,15 @@ class SimulatorService(mode.Service):
 
 
 def _prepare(settings: Settings, bootstrap: str) -> AsyncStorage:
-    """Storage migrated and topics present: what every process needs before it serves."""
+    """Storage migrated and topics present: what every process needs before it serves. Its
+    modules are loaded by then: the collector freezes them and takes the process's thresholds."""
     storage = open_and_migrate(settings)
     try:
         asyncio.run(ensure_topics(bootstrap, settings.partitions))
     except BaseException:
         storage.close()
         raise
+    collector.settle(settings.gc_thresholds)
     return storage
 
 

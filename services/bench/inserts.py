@@ -27,7 +27,7 @@ from schemas.records import Batch, RecordDecoder
 from schemas.reference import REFERENCE_KINDS
 from services.bench.suite import DEFAULT_SEED, machine
 from services.bench.workload import Workload, build_workload
-from services.gateway.intake import to_message_record
+from services.gateway.reader import to_message_record
 from services.storage import Storage, migrate, open_storage
 from services.storage.local_server import LocalClickHouse, clickhouse_server_binary
 from streams.reference import ReferenceView

@@ -4,17 +4,23 @@ no broker, no ClickHouse and no model loaded, the records decoded before the clo
 (docs/benchmarks.md, "Per-record CPU of the pure steps (in-process)").
 
     python -m services.bench.pure_steps [--seed 20261125] [--hours 96] [--variant baseline]
-        [--repeat 3] [--profile out.prof]
+        [--repeat 3] [--gc 50000,20,100|python|off] [--profile out.prof]
 
-Each repetition steps a fresh pipeline through the same messages; the median is reported.
-``--profile`` runs one more repetition under cProfile and prints its top entries.
+Each repetition steps a fresh pipeline through the same messages; the median is reported, with
+the process's resident memory after each tenth of the messages of the first run and its peak.
+``--gc`` sets the cyclic garbage collector as a worker does (services/collector.py; default the
+worker's default), or turns it off (a bound, not a setting). ``--profile`` runs one more
+repetition under cProfile and prints its top entries.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
+import os
 import pstats
+import resource
 import statistics
 import tempfile
 import time
@@ -27,6 +33,7 @@ from typing import Any
 from models.detectors import DetectContext, StaticReferences
 from models.thresholds import load_thresholds
 from schemas.messages import partition_for
+from services.collector import DEFAULT_THRESHOLDS, parse_thresholds, settle
 from services.simulator.pipeline import PARTITIONS, InProcessPipeline, decode_records
 
 # one records message as the records agent takes it: (bank, message id, decoded records)
@@ -38,6 +45,7 @@ class StepTimes:
     records: int
     cpu_seconds: list[float] = field(default_factory=list)
     wall_seconds: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)  # after each tenth of the first run
 
     def us_per_record(self, seconds: list[float]) -> float:
         return statistics.median(seconds) / self.records * 1e6
@@ -61,14 +69,32 @@ def time_steps(
 ) -> StepTimes:
     """CPU and wall time of ``repeat`` fresh pipelines stepped through ``messages``."""
     times = StepTimes(records=sum(len(records) for _, _, records in messages))
-    for _ in range(repeat):
+    tenth = max(1, len(messages) // 10)
+    for run in range(repeat):
         pipe = make_pipeline()
         wall, cpu = time.perf_counter(), time.process_time()
-        for bank, msg_id, records in messages:
+        for index, (bank, msg_id, records) in enumerate(messages, 1):
             pipe.push_message(bank, msg_id, records)
+            if run == 0 and index % tenth == 0:
+                times.rss_mb.append(rss_mb())
         times.cpu_seconds.append(time.process_time() - cpu)
         times.wall_seconds.append(time.perf_counter() - wall)
     return times
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def set_collector(spec: str) -> None:
+    """``off``; ``python``, left as Python starts; or thresholds as a worker takes them (and
+    settled as a worker settles them)."""
+    if spec == "off":
+        gc.disable()
+    elif spec != "python":
+        settle(parse_thresholds(spec))
 
 
 def pipeline_factory(reference: dict[str, list[dict[str, Any]]]) -> Callable[[], InProcessPipeline]:
@@ -103,6 +129,7 @@ def main() -> None:
     parser.add_argument("--institutions", type=int, default=24)
     parser.add_argument("--variant", default="baseline", choices=sorted(VARIANTS))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--gc", default=",".join(map(str, DEFAULT_THRESHOLDS)))
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out, StatusLine("bench", False) as status:
@@ -110,12 +137,17 @@ def main() -> None:
     reference, _, order = evaluation._variant_input(province, VARIANTS[args.variant])
     messages = messages_of(order)
     make = pipeline_factory(reference)
+    set_collector(args.gc)
     times = time_steps(make, messages, args.repeat)
     print(
         f"{times.records:,} records, {len(messages):,} messages, {args.repeat} runs: "
         f"CPU {times.us_per_record(times.cpu_seconds):.1f} µs/record (median), "
         f"wall {times.us_per_record(times.wall_seconds):.1f}; "
-        f"CPU per run {', '.join(f'{s:.2f}' for s in times.cpu_seconds)} s"
+        f"CPU per run {', '.join(f'{s:.2f}' for s in times.cpu_seconds)} s; gc {args.gc}"
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"RSS MiB by tenths of the first run: {', '.join(f'{m:.0f}' for m in times.rss_mb)}; peak {peak:.0f}"
     )
     if args.profile:
         pipe, profile = make(), cProfile.Profile()

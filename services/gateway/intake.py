@@ -33,7 +33,6 @@ from operator import attrgetter
 
 import msgspec
 
-from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import (
     BalanceRecord,
     RecordBatchMessage,
@@ -43,13 +42,10 @@ from schemas.messages import (
 )
 from schemas.records import (
     MAX_RECORDS_PER_BATCH,
-    Balance,
     Batch,
     BatchAnswer,
-    Direction,
     RecordDecoder,
     Rejection,
-    Transaction,
 )
 from schemas.records import Warning as RecordWarning
 from schemas.validation import ValidationFailure, decode, explain
@@ -59,6 +55,7 @@ from services.gateway.dedup import BatchAnswers, RecordKeys, batch_digest
 from services.gateway.errors import ApiError, unavailable
 from services.gateway.group_commit import GroupCommit
 from services.gateway.outbox import Outbox, OutboxMessage, outbox_rows
+from services.gateway.reader import RecordReader, to_message_record  # noqa: F401 (its former home)
 from services.gateway.registry import AccountOwners
 from services.kafka_io import Publisher
 from services.storage.async_storage import AsyncStorage
@@ -66,7 +63,10 @@ from services.storage.base import StorageError
 
 log = logging.getLogger("fundwatch.gateway")
 
-# refuses a record naming a key twice, which a plain decoder settles silently by the last value
+# reads a record into its message form, and refuses one naming a key twice (which a plain
+# decoder settles silently by the last value)
+_reader = RecordReader()
+# the strict decoder alone, for callers that want the record as the bank wrote it (its former name)
 _record_decoder = RecordDecoder()
 _loose_decoder = msgspec.json.Decoder()
 _answer_encoder = msgspec.json.Encoder()
@@ -96,39 +96,6 @@ def too_late(field: str, max_future_s: int, latest: int) -> str:
     """The rejection of a record whose ``field`` lies after ``latest`` (epoch seconds)."""
     at = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"`{field}`: must be no later than {_span(max_future_s)} after the gateway's clock ({at})"
-
-
-def to_message_record(record: Transaction | Balance) -> TxnRecord | BalanceRecord:
-    """The validated record in the form workers consume: cents and epoch seconds.
-
-    Positional arguments in the fields' order: this runs once per accepted record."""
-    if type(record) is Transaction:
-        balance_after = record.balance_after
-        return TxnRecord(
-            record.record_id,
-            record.account_id,
-            record.direction is Direction.credit,
-            amount_to_cents(record.amount),
-            epoch_seconds(record.booked_at),
-            record.counterparty_account,
-            record.counterparty_bank,
-            record.channel.value,
-            record.currency,
-            record.counterparty_name,
-            record.instruction_id,
-            record.purpose,
-            record.product_id,
-            None if balance_after is None else amount_to_cents(balance_after),
-        )
-    liabilities = record.customer_liabilities
-    return BalanceRecord(
-        record.record_id,
-        record.account_id,
-        epoch_seconds(record.as_of),
-        amount_to_cents(record.balance),
-        None if liabilities is None else amount_to_cents(liabilities),
-        record.currency,
-    )
 
 
 def _record_id_of(raw: bytes) -> str | None:
@@ -281,18 +248,16 @@ class BatchIntake:
         return first
 
     def _validate(self, batch: Batch, received_at: int, rejected: list[Rejection]) -> _Valid:
-        """Each record decoded, judged on its own and converted; a bad one joins ``rejected``.
-
-        Converted here, right after decoding, because the conversion reads the time the decoder
-        has just checked (epoch_seconds is cached; a batch's many distinct times would push it
-        out of the cache before a second pass)."""
+        """Each record read into its message form and judged on its own (reader.py); a bad one
+        joins ``rejected``."""
         max_future_s = self.max_future_s
+        read = _reader.read
         latest = received_at + max_future_s
         indexes: list[int] = []
         records: list[TxnRecord | BalanceRecord] = []
         for index, raw in enumerate(batch.records):
             try:
-                record = to_message_record(_record_decoder.decode(raw))
+                record = read(raw)
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
                 failure = explain(error)
                 rejected.append(Rejection(index, _record_id_of(raw), str(failure)))

@@ -29,7 +29,7 @@ from models.detectors import DetectContext
 from models.institution_detection import institution_records, step_institution_messages
 from schemas.messages import TxnRecord, partition_for
 from schemas.records import RecordDecoder
-from services.gateway.intake import to_message_record
+from services.gateway.reader import to_message_record
 
 PARTITIONS = 4
 

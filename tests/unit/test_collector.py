@@ -1,0 +1,43 @@
+"""The garbage collector's settings of the long-running processes (services/collector.py) and
+FUNDWATCH_GC_THRESHOLDS."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from services.collector import DEFAULT_THRESHOLDS, PYTHON_THRESHOLDS, parse_thresholds, settle
+from services.config import ConfigError, Settings
+
+
+def test_thresholds_default_when_unset_or_empty():
+    assert Settings.from_env({}).gc_thresholds == DEFAULT_THRESHOLDS
+    assert Settings.from_env({"FUNDWATCH_GC_THRESHOLDS": " "}).gc_thresholds == DEFAULT_THRESHOLDS
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1000,10,10", (1000, 10, 10)), (" 20000, 5 ,50 ", (20000, 5, 50)), ("Python", PYTHON_THRESHOLDS)],
+)
+def test_thresholds_read(raw, expected):
+    assert parse_thresholds(raw) == expected
+    assert Settings.from_env({"FUNDWATCH_GC_THRESHOLDS": raw}).gc_thresholds == expected
+
+
+@pytest.mark.parametrize("raw", ["off", "0,10,10", "700,10", "700,10,10,10", "a,b,c", "700,10,99999999"])
+def test_bad_thresholds_refused_naming_the_variable_and_the_rule(raw):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"FUNDWATCH_GC_THRESHOLDS": raw})
+    assert "FUNDWATCH_GC_THRESHOLDS must be three whole numbers" in str(info.value)
+
+
+def test_settle_freezes_what_is_loaded_and_sets_the_thresholds():
+    before = gc.get_threshold()
+    try:
+        settle((12_345, 11, 12))
+        assert gc.get_threshold() == (12_345, 11, 12)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
