@@ -75,6 +75,10 @@ class Storage(abc.ABC):
     def version(self) -> str:
         """The ClickHouse version string."""
 
+    def tune_tables(self, database: str) -> None:  # noqa: B027 - most backends need nothing
+        """Backend-specific settings of the migrated tables of ``database`` (run after every
+        migration, so tables created later get them too)."""
+
     def close(self) -> None:  # noqa: B027 - closing is optional for backends that hold nothing
         """Release connections or the embedded engine."""
 

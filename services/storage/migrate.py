@@ -36,4 +36,5 @@ def migrate(storage: Storage) -> list[int]:
         )
         log.info("migration applied version=%d name=%r", migration.version, migration.name)
         applied.append(migration.version)
+    storage.tune_tables(DATABASE)
     return applied

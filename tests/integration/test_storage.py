@@ -159,3 +159,30 @@ def test_errors_name_the_backend_and_the_cause(storage):
 def test_unknown_url_scheme_is_refused():
     with pytest.raises(StorageError, match="clickhouse:// or chdb://"):
         open_storage("mysql://localhost/db")
+
+
+def test_embedded_tables_write_small_parts_packed(storage):
+    """chDB: every MergeTree table stores a small insert as one packed part (tune_tables, run by
+    migrate); the server's tables are left as its configuration makes them."""
+    if storage.kind != "chdb":
+        pytest.skip("a clickhouse-server keeps its operators' settings")
+    untuned = storage.query(
+        "SELECT name FROM system.tables WHERE database = %(db)s AND engine LIKE '%%MergeTree'"
+        " AND position(create_table_query, 'min_bytes_for_full_part_storage') = 0",
+        {"db": DATABASE},
+    )
+    assert untuned == []
+    account = f"acc-{uuid.uuid4().hex}"
+    when = datetime(2026, 11, 25, 1, 2, 3, tzinfo=UTC)
+    storage.insert(
+        f"{DATABASE}.raw_balances",
+        ("bank_code", "record_id", "account_id", "as_of", "balance", "customer_liabilities", "currency",
+         "batch_id", "msg_id", "received_at", "institution_id", "account_role", "region"),
+        [["B1", "r1", account, when, Decimal("1.00"), None, "CNY", "b", "m", when, "", "", ""]],
+    )  # fmt: skip
+    kinds = storage.query(
+        "SELECT DISTINCT part_storage_type FROM system.parts WHERE database = %(db)s"
+        " AND table = 'raw_balances' AND active",
+        {"db": DATABASE},
+    )
+    assert kinds == [("Packed",)]
