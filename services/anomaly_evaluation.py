@@ -28,6 +28,7 @@ from models.anomaly_evaluation import AnomalyScore, alerted_days, pattern_days, 
 from models.anomaly_serving import AnomalyModels
 from models.detectors import DetectContext, StaticReferences
 from models.evaluation import fold_alert_events
+from models.features.kinds import kind_map
 from models.thresholds import Thresholds, load_thresholds
 from schemas.messages import TxnRecord
 from services.anomaly_store import load_artefact
@@ -77,7 +78,8 @@ def train_province(province: Province, out_dir: Path, model_seed: int, status: S
     period = training_period(since, since + timedelta(hours=province.hours))
     status.update(f"training on seed {province.seed}: folding records", force=True)
     roles = account_roles(province.reference["accounts"])
-    collected = collect_from_records(_transactions(province), roles, period)
+    kinds = kind_map(province.reference["accounts"])
+    collected = collect_from_records(_transactions(province), roles, period, kinds)
     return write_trained(collected, period, out_dir, model_seed, status)
 
 
