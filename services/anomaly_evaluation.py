@@ -37,7 +37,7 @@ from services.progress import StatusLine
 from services.simulator.pipeline import InProcessPipeline, decode_records
 from services.simulator.variants import VARIANTS, account_roles
 from services.training import ArtefactInfo, collect_from_records, training_period, write_trained
-from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_region
+from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lookup
 
 DEFAULT_PATTERNS = 4  # of each shape and look-alike per province
 
@@ -109,8 +109,8 @@ def evaluate_province(
     )
     accounts = {a["account_id"]: a for a in reference["accounts"]}
     institutions = {i["institution_id"]: i for i in reference["institutions"]}
-    counts = accounts_by_region(accounts, institutions)
-    gate = AnomalyBudgetGate(thresholds, lambda: counts)
+    counts = accounts_by_scope(accounts, institutions)
+    gate = AnomalyBudgetGate(thresholds, lambda: counts, bank_of=bank_lookup(accounts))
     raised: set[str] = set()
 
     def budget(changed: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
