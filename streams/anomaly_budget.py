@@ -15,6 +15,7 @@ named.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -92,17 +93,19 @@ class AnomalyBudgetGate:
         read yet then: the bank of an alert in no region comes from ``ref_accounts``."""
         rows = storage.query(
             f"""SELECT alert_id, region, toUnixTimestamp(window_start), score, severity,
-                       JSONExtractString(doc, 'accounts', 1)
+                       visitParamExtractRaw(doc, 'accounts')
                 FROM {DATABASE}.alerts FINAL
                 WHERE typology = %(typology)s AND window_start >= (
                     SELECT max(window_start) - INTERVAL {KEEP_DAYS} DAY FROM {DATABASE}.alerts
                     WHERE typology = %(typology)s)""",
             {"typology": TYPOLOGY},
         )
-        banks = _stored_banks(storage, sorted({str(row[5]) for row in rows if not row[1] and row[5]}))
-        for alert_id, region, window_start, score, severity, account_id in rows:
+        # the alert's account, for those in no region (the oldest servers have no JSONExtract)
+        accounts = {str(row[0]): _first_account(row[5]) for row in rows if not row[1]}
+        banks = _stored_banks(storage, sorted({a for a in accounts.values() if a}))
+        for alert_id, region, window_start, score, severity, _ in rows:
             day = beijing_date(int(window_start))
-            scope = budget_scope(str(region), banks.get(str(account_id)))
+            scope = budget_scope(str(region), banks.get(accounts.get(str(alert_id)) or ""))
             self.ledger.admit_stored(str(alert_id), day, scope, float(score), str(severity))
         return len(rows)
 
@@ -145,6 +148,15 @@ class AnomalyBudgetGate:
             score=alert.score,
             severity=alert.severity,
         )
+
+
+def _first_account(raw: Any) -> str | None:
+    """The first of a stored alert's ``accounts`` (its raw JSON array), or None."""
+    try:
+        accounts = json.loads(raw or "[]")
+    except ValueError:
+        return None
+    return str(accounts[0]) if isinstance(accounts, list) and accounts else None
 
 
 def _stored_banks(storage: Any, account_ids: list[str]) -> dict[str, str]:
