@@ -1,16 +1,24 @@
-"""The desks' budget for `anomaly` alerts: at most so many per region and Beijing day, the
+"""The desks' budget for `anomaly` alerts: at most so many per scope and Beijing day, the
 highest scores first (the pure part; streams/anomaly_budget.py applies it where the worker
 publishes alerts).
 
+The scope of an alert is the region of its account's institution. An account of no institution
+(a free investor's, a company customer's) is in no desk's region: those used to share the one
+region "" of a whole province, so a few alerts a day stood for every such account of every bank.
+Their scope is the bank that keeps them (``bank:<bank code>``, ``budget_scope``): the unit that
+holds and reports them, with as many accounts as they have there. The alert's ``region`` stays
+"" (the desks' view is unchanged); only the budget's grouping differs. The rate is the same for
+every scope.
+
 Why there and not in the detector: a detector sees one account, and its step must not depend on
 other accounts or on the order accounts are stepped in, so no detector can know that its day is
-the region's eleventh. The budget is decided where alerts leave the worker, over the anomaly
-alerts of each take, with a ledger per (Beijing day, region) of the alerts let through.
+the eleventh of its scope. The budget is decided where alerts leave the worker, over the anomaly
+alerts of each take, with a ledger per (Beijing day, scope) of the alerts let through.
 
-The rule, for the alerts of one region-day in a take, highest score first (ties by alert id):
+The rule, for the alerts of one scope-day in a take, highest score first (ties by alert id):
 
 - an alert let through before is let through again: its updates, and a replay, change nothing;
-- a new one is let through while the region-day has room: ``capacity`` alerts in all, of which
+- a new one is let through while the scope-day has room: ``capacity`` alerts in all, of which
   at most ``capacity - reserved`` ``low`` ones, so a share of the day stays for the ``medium``
   ones (above the role's higher quantile), the most unusual days, however late they close;
 - otherwise it is withheld: not written and not published, only counted.
@@ -33,21 +41,30 @@ import msgspec
 
 from models.findings import SEVERITIES
 
-KEEP_DAYS = 45  # region-days older than the newest by this much are forgotten (as alert memory)
+KEEP_DAYS = 45  # scope-days older than the newest by this much are forgotten (as alert memory)
+BANK_SCOPE = "bank:"  # the scope of accounts in no region: "bank:" + their bank's code
+
+
+def budget_scope(region: str, bank_code: str | None) -> str:
+    """The budget's scope of an account: its institution's region, else its bank's scope (""
+    when neither is known)."""
+    if region or not bank_code:
+        return region
+    return BANK_SCOPE + bank_code
 
 
 class Candidate(msgspec.Struct, frozen=True):
     alert_id: str
     day: str  # the Beijing day judged, YYYY-MM-DD
-    region: str
+    region: str  # the budget's scope (budget_scope): a region, or "bank:<code>"
     score: float
     severity: str
 
 
 class BudgetSettings(msgspec.Struct, frozen=True):
-    per_100_accounts: Fraction  # alerts per region-day per 100 accounts registered in the region
+    per_100_accounts: Fraction  # alerts per scope-day per 100 accounts registered in the scope
     min_per_region: int  # ... but at least this many
-    reserved_share: Fraction  # of a region-day's capacity, kept for medium alerts and above
+    reserved_share: Fraction  # of a scope-day's capacity, kept for medium alerts and above
 
     def capacity(self, accounts: int) -> int:
         return max(self.min_per_region, math.floor(self.per_100_accounts * accounts / 100))
@@ -79,7 +96,7 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 class BudgetLedger:
-    """The alerts let through per (Beijing day, region)."""
+    """The alerts let through per (Beijing day, scope)."""
 
     def __init__(self) -> None:
         self.days: dict[tuple[str, str], RegionDay] = {}
@@ -95,7 +112,7 @@ class BudgetLedger:
         self, candidates: Iterable[Candidate], settings: BudgetSettings, capacity_of: Callable[[str], int]
     ) -> list[Decision]:
         """Let candidates through or withhold them (module docstring), highest score first within
-        each region-day; ``capacity_of(region)`` is the region's capacity."""
+        each scope-day; ``capacity_of(scope)`` is the scope's capacity."""
         ordered = sorted(candidates, key=lambda c: (c.day, c.region, -c.score, c.alert_id))
         decisions = []
         for candidate in ordered:

@@ -28,6 +28,7 @@ from models.anomaly_evaluation import AnomalyScore, alerted_days, pattern_days, 
 from models.anomaly_serving import AnomalyModels
 from models.detectors import DetectContext, StaticReferences
 from models.evaluation import fold_alert_events
+from models.features.kinds import kind_map
 from models.thresholds import Thresholds, load_thresholds
 from schemas.messages import TxnRecord
 from services.anomaly_store import load_artefact
@@ -36,7 +37,7 @@ from services.progress import StatusLine
 from services.simulator.pipeline import InProcessPipeline, decode_records
 from services.simulator.variants import VARIANTS, account_roles
 from services.training import ArtefactInfo, collect_from_records, training_period, write_trained
-from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_region
+from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lookup
 
 DEFAULT_PATTERNS = 4  # of each shape and look-alike per province
 
@@ -77,7 +78,8 @@ def train_province(province: Province, out_dir: Path, model_seed: int, status: S
     period = training_period(since, since + timedelta(hours=province.hours))
     status.update(f"training on seed {province.seed}: folding records", force=True)
     roles = account_roles(province.reference["accounts"])
-    collected = collect_from_records(_transactions(province), roles, period)
+    kinds = kind_map(province.reference["accounts"])
+    collected = collect_from_records(_transactions(province), roles, period, kinds)
     return write_trained(collected, period, out_dir, model_seed, status)
 
 
@@ -107,8 +109,8 @@ def evaluate_province(
     )
     accounts = {a["account_id"]: a for a in reference["accounts"]}
     institutions = {i["institution_id"]: i for i in reference["institutions"]}
-    counts = accounts_by_region(accounts, institutions)
-    gate = AnomalyBudgetGate(thresholds, lambda: counts)
+    counts = accounts_by_scope(accounts, institutions)
+    gate = AnomalyBudgetGate(thresholds, lambda: counts, bank_of=bank_lookup(accounts))
     raised: set[str] = set()
 
     def budget(changed: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

@@ -27,6 +27,7 @@ import msgspec
 from models.anomaly_artefact import TrainingFigures, TrainingWindow, build_metadata
 from models.anomaly_model import MIN_ROLE_ROWS, RoleModel, feature_matrix, fit_role
 from models.features import FEATURE_SCHEMA_HASH, HISTORY_DAYS, FeatureVector, closed_day_features
+from models.features.kinds import kind_map
 from models.windows import DAY, beijing_day_start
 from schemas.ddl import DATABASE
 from schemas.fields import BEIJING, amount_to_cents
@@ -51,6 +52,10 @@ _CHUNK_SQL = f"""SELECT account_id, record_id, direction = 'credit', toString(am
     ORDER BY account_id, booked_at, record_id"""
 _ROLES_SQL = f"""SELECT account_id, role FROM {DATABASE}.ref_accounts FINAL
     WHERE account_id IN %(accounts)s"""
+# Every registered account, for the kind of the counterparties (models/features/kinds.py):
+# a counterparty need not have records of its own in the period.
+_KINDS_SQL = f"""SELECT account_id, role, institution_id FROM {DATABASE}.ref_accounts FINAL
+    ORDER BY account_id"""
 _BEIJING_EPOCH_SHIFT = 8 * 3600  # the SQL's +28800: day numbers count Beijing days
 
 
@@ -179,6 +184,13 @@ def account_roles(storage: Storage, accounts: Sequence[str]) -> dict[str, str]:
     return roles
 
 
+def reference_kinds(storage: Storage) -> dict[int, str]:
+    """Counterparty hash -> kind of every account registered now, as the worker's reference
+    view gives it to the detector."""
+    rows = storage.query(_KINDS_SQL, {})
+    return kind_map({"account_id": a, "role": r, "institution_id": i or None} for a, r, i in rows)
+
+
 def _txn(row: Sequence) -> TxnRecord:
     account_id, record_id, credit, amount, booked_at, counterparty, bank, channel, currency = row
     return TxnRecord(
@@ -207,20 +219,28 @@ def collect_windows(
     day_counts = account_day_counts(storage, period)
     accounts = sorted({account for account, _, _ in day_counts})
     roles = account_roles(storage, accounts)
+    kinds = reference_kinds(storage)
     chunks = plan_chunks(day_counts, chunk_records, period)
     records = read_records(storage, chunks, status)
-    return fold_accounts(records, roles, period, sum(count for _, _, count in day_counts), len(accounts))
+    read = sum(count for _, _, count in day_counts)
+    return fold_accounts(records, roles, period, read, len(accounts), kinds)
 
 
 def fold_accounts(
-    records: Iterable[TxnRecord], roles: Mapping[str, str], period: TrainingPeriod, read: int, accounts: int
+    records: Iterable[TxnRecord],
+    roles: Mapping[str, str],
+    period: TrainingPeriod,
+    read: int,
+    accounts: int,
+    kinds: Mapping[int, str] | None = None,
 ) -> Collected:
     """The judged account-days of ``records`` (CNY transactions of [history_from, end_day), in
-    (account, event time, record id) order), grouped by the account's role in ``roles``."""
+    (account, event time, record id) order), grouped by the account's role in ``roles``;
+    ``kinds``: counterparty hash -> kind of the registered accounts, as the detector reads it."""
     by_role: dict[str, RoleRows] = {}
     windows = unregistered_accounts = unregistered_windows = 0
     for account_id, txns in groupby(records, key=attrgetter("account_id")):
-        vectors = closed_day_features(txns, period.first_day, period.end_day)
+        vectors = closed_day_features(txns, period.first_day, period.end_day, kinds)
         if not vectors:
             continue
         windows += len(vectors)
@@ -243,7 +263,10 @@ def fold_accounts(
 
 
 def collect_from_records(
-    records: Iterable[TxnRecord], roles: Mapping[str, str], period: TrainingPeriod
+    records: Iterable[TxnRecord],
+    roles: Mapping[str, str],
+    period: TrainingPeriod,
+    kinds: Mapping[int, str] | None = None,
 ) -> Collected:
     """``collect_windows`` over records held in memory (``fundwatch eval --anomaly`` trains on
     a simulated province it has not stored): the same period, order and fold as the read from
@@ -253,7 +276,7 @@ def collect_from_records(
         key=lambda r: (r.account_id, r.booked_at, r.record_id),
     )
     accounts = len({r.account_id for r in kept})
-    return fold_accounts(kept, roles, period, len(kept), accounts)
+    return fold_accounts(kept, roles, period, len(kept), accounts, kinds)
 
 
 def fit_models(

@@ -25,7 +25,7 @@ from schemas.messages import ALERTS_TOPIC, INSTITUTION_TOPIC, RECORDS_TOPIC
 from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
 from streams.alert_state import AlertOverlay, AlertStateFollower, AlertStateView
-from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_region
+from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lookup
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
 from streams.models import AnomalyModelService
@@ -173,8 +173,9 @@ def create_worker_app(
 
     sink.budget = AnomalyBudgetGate(
         thresholds,
-        lambda: accounts_by_region(references.items["accounts"], references.items["institutions"]),
+        lambda: accounts_by_scope(references.items["accounts"], references.items["institutions"]),
         records_share,
+        bank_of=bank_lookup(references.items["accounts"]),
     )
 
     def install(model: AnomalyModels) -> None:

@@ -20,6 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from models.detectors.context import banks_by_institution, listed_by
+from models.features.counterparties import counterparty_hash_of
+from models.features.kinds import kind_entry, kind_map
 from schemas.reference import REFERENCE_KINDS
 from streams.transport import FETCH_MAX_WAIT_MS
 
@@ -42,6 +44,9 @@ class ReferenceView:
         self._by_type: dict[str, tuple[dict[str, Any], ...]] | None = None
         # banks of each institution's accounts, rebuilt lazily after an account changes
         self._banks: dict[str, frozenset[str]] | None = None
+        # counterparty hash -> kind of the registered accounts: built at the first question,
+        # then changed account by account (a full rebuild per change would hash every account)
+        self._kinds: dict[int, str] | None = None
 
     def apply(self, kind: str, key: bytes, value: bytes | None) -> None:
         table = self.items[kind]
@@ -56,6 +61,22 @@ class ReferenceView:
             self._by_institution = self._by_type = None
         elif kind == "accounts":
             self._banks = None
+            self._apply_kind(item_id, table.get(item_id))
+
+    def _apply_kind(self, account_id: str, account: dict[str, Any] | None) -> None:
+        if self._kinds is None:
+            return
+        hashed = counterparty_hash_of(account_id)
+        if hashed is not None:
+            self._kinds.pop(hashed, None)
+        entry = kind_entry(account) if account is not None else None
+        if entry is not None:
+            self._kinds[entry[0]] = entry[1]
+
+    def counterparty_kinds(self) -> dict[int, str]:
+        if self._kinds is None:
+            self._kinds = kind_map(self.items["accounts"].values())
+        return self._kinds
 
     def related_accounts(self, institution_id: str) -> frozenset[str]:
         if self._related is None:

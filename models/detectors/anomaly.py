@@ -286,7 +286,7 @@ def _judge(
     if role is None or role_model is None:
         return None
     view = _judging_view(features, day)
-    vector = window_features(view, day)
+    vector = window_features(view, day, ctx.counterparty_kinds())
     if vector is None:
         return None
     if observe and model.observe is not None:
@@ -356,7 +356,7 @@ def render(
     """The finding of a day that scores above its role's threshold: window, evidence, metrics
     and the sentences."""
     date = beijing_date(signal.day)
-    own = own_usual_ranges(view, signal.day)
+    own = own_usual_ranges(view, signal.day, ctx.counterparty_kinds())
     named = feature_metrics(signal.vector, signal.named, own, role_model.figures.usual)
     partial = view.day(signal.day)
     inflow = partial.inflow_cents if partial else 0

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from models.features.kinds import kind_map
 from models.thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ class References(Protocol):
         one (excess_return keeps figures derived from it by its identity)."""
         ...
 
+    def counterparty_kinds(self) -> Mapping[int, str]:
+        """Counterparty hash -> kind of every registered account (models/features/kinds.py),
+        kept with the reference data and changed with it: read, never changed, by the caller."""
+        ...
+
 
 def _by_id(items: Mapping[str, dict[str, Any]] | Iterable[dict[str, Any]], key: str) -> dict[str, dict]:
     if isinstance(items, Mapping):
@@ -88,6 +94,12 @@ class StaticReferences:
         self._related = {iid: frozenset(accounts) for iid, accounts in related.items()}
         self._listed_by = listed_by(self._related)
         self._banks = banks_by_institution(self._accounts.values())
+        self._kinds: dict[int, str] | None = None  # built at the first question
+
+    def counterparty_kinds(self) -> Mapping[int, str]:
+        if self._kinds is None:
+            self._kinds = kind_map(self._accounts.values())
+        return self._kinds
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         return self._accounts.get(account_id)
@@ -171,6 +183,9 @@ class OverlaidReferences:
 
     def banks_of(self, institution_id: str) -> frozenset[str]:
         return self._base.banks_of(institution_id)
+
+    def counterparty_kinds(self) -> Mapping[int, str]:
+        return self._base.counterparty_kinds()
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         return self._products.get(product_id) or self._base.product(product_id)
@@ -294,6 +309,9 @@ class DetectContext:
     def institution_type(self, account_id: str | None) -> str | None:
         institution = self.institution(account_id)
         return _text(institution.get("type")) if institution else None
+
+    def counterparty_kinds(self) -> Mapping[int, str]:
+        return self.references.counterparty_kinds()
 
     def region(self, account_id: str | None) -> str:
         institution = self.institution(account_id)

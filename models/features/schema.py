@@ -57,7 +57,7 @@ class FeatureSchema(msgspec.Struct, frozen=True):
 
 
 FEATURE_SCHEMA = FeatureSchema(
-    version="1",
+    version="2",
     features=(
         FeatureSpec("inflow_log10_yuan", "log10(1 + CNY)", "credits of the day summed, in yuan, log-scaled"),
         FeatureSpec("outflow_log10_yuan", "log10(1 + CNY)", "debits of the day summed, in yuan, log-scaled"),
@@ -96,6 +96,18 @@ FEATURE_SCHEMA = FeatureSchema(
         FeatureSpec(
             "inflow_growth_log2", "log2 ratio", "(credits + 1 yuan) against the trailing daily mean + 1 yuan"
         ),
+        FeatureSpec(
+            "person_counterparty_share",
+            "fraction",
+            "share of the day's counterparties of a known kind that are customers' registered accounts;"
+            " 0 when none is of a known kind",
+        ),
+        FeatureSpec(
+            "institution_counterparty_share",
+            "fraction",
+            "share of the day's counterparties of a known kind that are institutions' registered accounts;"
+            " 0 when none is of a known kind",
+        ),
     ),
     parameters={
         "history_days": HISTORY_DAYS,
@@ -107,6 +119,9 @@ FEATURE_SCHEMA = FeatureSchema(
         "dwell_full_day_hours": DWELL_FULL_DAY_HOURS,
         "currency": "CNY",
         "day": "Beijing calendar day (UTC+8)",
+        "counterparty_kinds": "person: investor, borrower, other without institution; institution:"
+        " customer_custody, payment_reserve, own_operating, related_party, other of an institution;"
+        " unregistered: unknown, not counted",
     },
 )
 FEATURE_NAMES = FEATURE_SCHEMA.names

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import groupby
 
 import msgspec
 
 from models.features.counterparties import distinct_count, new_share
+from models.features.kinds import kind_shares
 from models.features.schema import (
     DWELL_FULL_DAY_HOURS,
     FEATURE_NAMES,
@@ -50,6 +51,8 @@ class FeatureVector(msgspec.Struct, frozen=True):
     round_10k_share: float
     new_counterparty_share: float
     inflow_growth_log2: float
+    person_counterparty_share: float
+    institution_counterparty_share: float
 
 
 assert FeatureVector.__struct_fields__[2:] == FEATURE_NAMES, "FeatureVector must follow FEATURE_SCHEMA"
@@ -127,9 +130,13 @@ def history_start(state: AccountFeatureState, day_start: int) -> int:
     return min(start, day_start)
 
 
-def window_features(state: AccountFeatureState, day_start: int) -> FeatureVector | None:
+def window_features(
+    state: AccountFeatureState, day_start: int, kinds: Mapping[int, str] | None = None
+) -> FeatureVector | None:
     """The features of the Beijing day opening at ``day_start``, or None when the state holds no
-    CNY transaction of it (no record, nothing to judge)."""
+    CNY transaction of it (no record, nothing to judge). ``kinds``: counterparty hash -> kind of
+    the registered accounts (models/features/kinds.py); without it no counterparty's kind is
+    known and both kind shares are neutral."""
     day = state.day(day_start)
     if day is None or not day.transactions:
         return None
@@ -142,6 +149,7 @@ def window_features(state: AccountFeatureState, day_start: int) -> FeatureVector
         novelty, _ = new_share(
             (day.payers, day.payees), (s for partial in history for s in (partial.payers, partial.payees))
         )
+    person_share, institution_share = kind_shares((day.payers, day.payees), kinds)
     return FeatureVector(
         day_start=day_start,
         history_days=history_days,
@@ -160,6 +168,8 @@ def window_features(state: AccountFeatureState, day_start: int) -> FeatureVector
         round_10k_share=day.round_10k_transactions / transactions,
         new_counterparty_share=novelty,
         inflow_growth_log2=inflow_growth_log2(day, history, history_days),
+        person_counterparty_share=person_share,
+        institution_counterparty_share=institution_share,
     )
 
 
@@ -180,7 +190,9 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
-def own_usual_ranges(state: AccountFeatureState, day_start: int) -> OwnUsualRanges | None:
+def own_usual_ranges(
+    state: AccountFeatureState, day_start: int, kinds: Mapping[int, str] | None = None
+) -> OwnUsualRanges | None:
     """The account's own 10th-90th percentile of each feature over its history days with
     records, or None with fewer than MIN_OWN_DAYS of them. A history day's own features see
     only the days the state still holds before it, so its growth and novelty rest on a shorter
@@ -190,7 +202,7 @@ def own_usual_ranges(state: AccountFeatureState, day_start: int) -> OwnUsualRang
         vector
         for partial in state.days
         if start <= partial.day_start < day_start
-        and (vector := window_features(state, partial.day_start)) is not None
+        and (vector := window_features(state, partial.day_start, kinds)) is not None
     ]
     if len(vectors) < MIN_OWN_DAYS:
         return None
@@ -203,19 +215,22 @@ def own_usual_ranges(state: AccountFeatureState, day_start: int) -> OwnUsualRang
 
 
 def closed_day_features(
-    records: Iterable[TxnRecord], judged_from: int, judged_until: int
+    records: Iterable[TxnRecord],
+    judged_from: int,
+    judged_until: int,
+    kinds: Mapping[int, str] | None = None,
 ) -> list[FeatureVector]:
     """The feature vector of every day in [judged_from, judged_until) (Beijing midnights) that
     has transactions, from one account's records in event-time order, as the stream would
     compute each when the day closes: folded a day at a time, so that records before
     ``judged_from`` serve as history only. The records are read as they come (an iterator over
-    a long history holds one day in memory)."""
+    a long history holds one day in memory). ``kinds`` as for ``window_features``."""
     state: AccountFeatureState | None = None
     vectors = []
     for day_start, day_records in groupby(records, key=lambda txn: beijing_day_start(txn.booked_at)):
         state = step(state, day_records)
         if judged_from <= day_start < judged_until:
-            vector = window_features(state, day_start)
+            vector = window_features(state, day_start, kinds)
             if vector is not None:
                 vectors.append(vector)
     return vectors

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from models.anomaly_budget import Candidate
+from models.anomaly_budget import Candidate, RegionDay
 from models.thresholds import load_thresholds
 from schemas.ddl import DATABASE
 from schemas.fields import epoch_seconds
@@ -53,3 +53,20 @@ def test_stored_anomaly_alerts_use_their_room(storage):
         [Candidate("new", DAY, region, 0.99, "medium")], gate.settings, gate.capacity
     )
     assert decision.capacity == 2 and not decision.admitted
+
+
+def test_stored_alerts_of_accounts_in_no_region_use_their_banks_room(storage):
+    account, bank = f"62{uuid.uuid4().int % 10**14:014d}", f"BK{uuid.uuid4().hex[:6]}"
+    storage.insert(
+        f"{DATABASE}.ref_accounts",
+        ["account_id", "bank_code", "institution_id", "role", "doc", "version"],
+        [[account, bank, "", "investor", "{}", 1]],
+    )
+    stored = f"budget-{uuid.uuid4().hex}"
+    alert = row(stored, "anomaly", "", 0.8, "low", EARLY)
+    alert[12] = f'{{"alert_id": "{stored}", "accounts": ["{account}"]}}'  # the doc: its account
+    storage.insert(f"{DATABASE}.alerts", ALERT_COLUMNS, [alert])
+    gate = AnomalyBudgetGate(load_thresholds({}), lambda: {f"bank:{bank}": 50})
+    gate.load(storage)
+    assert stored in gate.ledger.days[(DAY, f"bank:{bank}")].admitted
+    assert stored not in gate.ledger.days.get((DAY, ""), RegionDay()).admitted

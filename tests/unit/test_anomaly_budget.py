@@ -1,15 +1,23 @@
 """The desks' budget for anomaly alerts (models/anomaly_budget.py, streams/anomaly_budget.py): at
-most so many per region and Beijing day, highest scores first, a share kept for the most unusual
+most so many per scope (region, or the bank of accounts of no institution) and Beijing day,
+highest scores first, a share kept for the most unusual
 days; an alert let through stays let through, and the same takes give the same decisions."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-from models.anomaly_budget import KEEP_DAYS, BudgetLedger, BudgetSettings, Candidate, settings_of
+from models.anomaly_budget import (
+    KEEP_DAYS,
+    BudgetLedger,
+    BudgetSettings,
+    Candidate,
+    budget_scope,
+    settings_of,
+)
 from models.thresholds import load_thresholds
 from schemas.alerts import AlertData, DetectorInfo, Evidence, Explanation
-from streams.anomaly_budget import WITHHELD, AnomalyBudgetGate, accounts_by_region
+from streams.anomaly_budget import WITHHELD, AnomalyBudgetGate, accounts_by_scope, bank_lookup
 
 SETTINGS = BudgetSettings(per_100_accounts=Fraction(1), min_per_region=1, reserved_share=Fraction(1, 2))
 
@@ -70,11 +78,16 @@ def test_stored_alerts_use_their_room_and_old_days_are_forgotten():
 
 
 def alert(
-    alert_id: str, score: float, severity: str = "low", typology: str = "anomaly", region: str = "220102"
+    alert_id: str,
+    score: float,
+    severity: str = "low",
+    typology: str = "anomaly",
+    region: str = "220102",
+    account: str = "6222020100002002",
 ):
     return AlertData(
         alert_id=alert_id, typology=typology, severity=severity, score=score, institution_id="P1",
-        region=region, accounts=["6222020100002002"], amount="1.00", window_start="2026-11-25T02:00:00Z",
+        region=region, accounts=[account], amount="1.00", window_start="2026-11-25T02:00:00Z",
         window_end="2026-11-25T03:00:00Z",
         evidence=Evidence(record_ids=[], metrics={"day": "2026-11-25"}, thresholds={}),
         explanation=Explanation(zh="。", en="."), detector=DetectorInfo(name=typology, version="1"),
@@ -109,7 +122,42 @@ def test_a_worker_holding_part_of_the_partitions_lets_through_its_share():
     assert gate.capacity("999999") == 1  # never less than one
 
 
-def test_accounts_are_counted_by_the_region_of_their_institution():
-    accounts = {"a": {"institution_id": "P1"}, "b": {"institution_id": "P1"}, "c": {"institution_id": None}}
+def test_accounts_are_counted_by_the_region_of_their_institution_else_by_their_bank():
+    accounts = {
+        "a": {"institution_id": "P1", "bank_code": "B001"},
+        "b": {"institution_id": "P1", "bank_code": "B002"},
+        "c": {"institution_id": None, "bank_code": "B001"},
+        "d": {"institution_id": None, "bank_code": "B002"},
+        "e": {"institution_id": None, "bank_code": "B002"},
+        "f": {"institution_id": None},  # no bank either: the scope ""
+    }
     institutions = {"P1": {"region": "220102"}}
-    assert accounts_by_region(accounts, institutions) == {"220102": 2, "": 1}
+    assert accounts_by_scope(accounts, institutions) == {"220102": 2, "bank:B001": 1, "bank:B002": 2, "": 1}
+    assert budget_scope("220102", "B001") == "220102" and budget_scope("", "B001") == "bank:B001"
+    assert budget_scope("", None) == ""
+
+
+def test_alerts_of_accounts_in_no_region_share_their_banks_budget_not_one_for_all():
+    # 250 free accounts at B001 (capacity 2), 150 at B002 (capacity 1): 400 in region "", which
+    # as one scope would have had 4 in all, however the banks' days went
+    accounts = {f"F1{i:04d}": {"bank_code": "B001"} for i in range(250)}
+    accounts |= {f"F2{i:04d}": {"bank_code": "B002"} for i in range(150)}
+    counts = accounts_by_scope(accounts, {})
+    assert counts == {"bank:B001": 250, "bank:B002": 150}
+    gate = AnomalyBudgetGate(load_thresholds({}), lambda: counts, bank_of=bank_lookup(accounts))
+    changed = [
+        ("created", alert("x1", 0.70, region="", account="F10001")),
+        ("created", alert("x2", 0.80, "medium", region="", account="F10002")),
+        ("created", alert("x3", 0.75, region="", account="F10003")),
+        ("created", alert("y1", 0.61, region="", account="F20001")),
+        ("created", alert("y2", 0.95, "medium", region="", account="F20002")),
+    ]
+    before = WITHHELD.labels("bank:B001")._value.get(), WITHHELD.labels("bank:B002")._value.get()
+    out = gate(changed)
+    # B001: capacity 2, one reserved for medium: the best low day and the medium one;
+    # B002: capacity 1 (the floor, nothing reserved): its best day
+    assert [a.alert_id for _, a in out] == ["x2", "x3", "y2"]
+    assert all(a.region == "" for _, a in out)  # the desks' region is unchanged
+    after = WITHHELD.labels("bank:B001")._value.get(), WITHHELD.labels("bank:B002")._value.get()
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert set(gate.ledger.days) == {("2026-11-25", "bank:B001"), ("2026-11-25", "bank:B002")}

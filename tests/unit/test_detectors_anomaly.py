@@ -80,15 +80,16 @@ def pool_day(account: str, day: date, payers: int = 40) -> list[TxnRecord]:
 
 @pytest.fixture(scope="module")
 def role_model() -> RoleModel:
-    """The role's forest fitted on 40 synthetic operating accounts' ordinary days, young ones too."""
+    """The role's forest fitted on 80 synthetic operating accounts' ordinary days, young ones too
+    (with 40, an account's second day, judged on one history day, sat at the role's p99)."""
     rng = random.Random(5)
     rows = []
-    for n in range(40):
+    for n in range(80):
         account = f"T{n:04d}"
         records = [r for k in range(20) for r in sorted(ordinary_day(rng, account, FIRST + timedelta(days=k)),
                                                          key=lambda r: r.booked_at)]  # fmt: skip
         rows += closed_day_features(records, at(FIRST, 0), at(FIRST + timedelta(days=20), 0))
-    return fit_role(ROLE, feature_matrix(rows), accounts=40, seed=7)
+    return fit_role(ROLE, feature_matrix(rows), accounts=80, seed=7)
 
 
 @pytest.fixture(scope="module")
