@@ -2,9 +2,10 @@
 
 Five typologies (DOMAIN.md; the detectors' rules in ``institution_truth``), each with the variants
 below; those of excess return and maturity mismatch live in ``violations_products`` (its planning
-and step mixins join the ones here). ``violations`` merges ``INSTITUTION_VARIANTS`` into its ``VARIANTS``, its planner takes
-``InstitutionPlanning`` (a ``plan_<variant>`` per variant) and its injector ``InstitutionSteps``
-(a ``_step_<variant>``), so these run exactly like the account-level ones.
+and step mixins join the ones here). ``violations_catalogue`` merges ``INSTITUTION_VARIANTS`` into
+``VARIANTS``, the planner of ``violations`` takes ``InstitutionPlanning`` (a ``plan_<variant>`` per
+variant) and its injector ``InstitutionSteps`` (a ``_step_<variant>``), so these run exactly like
+the account-level ones.
 
 What is new here is reference data: a product with a bad yield or a split term is a *new product*
 of the institution (``PRD`` numbers after the province's), and new investors are new accounts,
@@ -135,7 +136,8 @@ def clashes(name: str, there: set[str]) -> bool:
 
 class InstitutionPlanning(ProductPlanning):
     """The ``plan_<variant>`` methods of the product- and institution-level variants (a mixin of
-    ``violations._Planner``: it uses the planner's province, generator, days and helpers)."""
+    ``violations_planner._Planner``: it uses the planner's province, generator, days and
+    helpers)."""
 
     def _init_institution_planning(self) -> None:
         p = self.p
@@ -569,8 +571,8 @@ class InstitutionPlanning(ProductPlanning):
 
 
 class InstitutionSteps(ProductSteps):
-    """The ``_step_<variant>`` methods (a mixin of ``violations.Injector``: it uses the injector's
-    world, movements, notes and the ``InstitutionTruth`` in ``self._truth``)."""
+    """The ``_step_<variant>`` methods (a mixin of ``violations_injector.Injector``: it uses the
+    injector's world, movements, notes and the ``InstitutionTruth`` in ``self._truth``)."""
 
     def _kind(self, iid: str) -> InstitutionType:
         return self.province.institution_by_id[iid].type

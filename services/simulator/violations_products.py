@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 from fractions import Fraction
+from statistics import median
 from typing import Any
 
 from schemas.fields import BEIJING
@@ -57,6 +58,10 @@ PRODUCT_VARIANTS: tuple[Variant, ...] = (
 MATCHED_TERM = Variant("matched_term_high_yield", "maturity_mismatch", HARD_NEGATIVE, CUSTODY_TYPES, 1,
             "a new product with its term equal to its project's, a high yield its project still covers, "
             "and payouts its borrower's repayment covers", ("maturity_mismatch", "excess_return"))  # fmt: skip
+
+COVERED_HIGH_YIELD = Variant("covered_high_yield", "excess_return", HARD_NEGATIVE, CUSTODY_TYPES, 1,
+        "the highest declared yield of the province that its project rate still covers "
+        "(reference data: no records)", ("excess_return",))  # fmt: skip
 
 
 class ProductPlanning:
@@ -181,6 +186,49 @@ class ProductPlanning:
             "related": rng.choice(related),
             "payees_per_step": rng.randint(2, 6),
         }
+
+    def plan_covered_high_yield(self, inst: Institution):
+        """The highest declared yield in the province that its project still covers, below the
+        legal cap and not an outlier among its peers: reference data, no records."""
+        if not hasattr(self, "covered"):
+            self.covered = self._covered_yields()
+        planned = {i.params.get("product_id") for i in self.injections}
+        for product, metrics in self.covered:
+            # Not where another injection may pay a product's investors beyond its repayments.
+            if product.product_id not in planned and not self._clashes(
+                "covered_high_yield", product.institution_id
+            ):
+                if product.institution_id != inst.institution_id:
+                    raise _Unsuitable
+                return [], {"product_id": product.product_id, **metrics}
+        raise _Unsuitable
+
+    def _covered_yields(self) -> list[tuple[Any, dict[str, str]]]:
+        found = []
+        for inst in self.p.institutions_of_type(*CUSTODY_TYPES):
+            cfg = self.cfg("excess_return", inst)
+            cap = Fraction(str(cfg["lpr_one_year"])) * int(cfg["lpr_multiple"])
+            peers = [float(p.declared_annual_yield) for p in self.p.products
+                     if self.p.institution_by_id[p.institution_id].type is inst.type]  # fmt: skip
+            mid = median(peers)
+            mad = median(abs(y - mid) for y in peers) or 1e-9
+            for product in self.p.products_by_institution.get(inst.institution_id, ()):
+                declared = Fraction(product.declared_annual_yield)
+                z = (float(declared) - mid) / (1.4826 * mad)
+                if (
+                    declared < Fraction(product.underlying_project_rate)
+                    and declared < cap
+                    and z < 0.85 * float(cfg["robust_z"])
+                ):
+                    found.append((declared, product.product_id, product, {
+                        "declared_annual_yield": product.declared_annual_yield,
+                        "underlying_project_rate": product.underlying_project_rate,
+                        "peer_median": f"{mid:.4f}",
+                        "robust_z": f"{z:.2f}",
+                        "legal_cap": f"{float(cap):.4f}",
+                    }))  # fmt: skip
+        found.sort(key=lambda item: (-item[0], item[1]))
+        return [(product, metrics) for _, _, product, metrics in found]
 
     # -- maturity mismatch -----------------------------------------------------------------
 
