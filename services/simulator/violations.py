@@ -9,14 +9,15 @@ records pass by the plan's ``Injector``, which labels them. ``Feed.labels`` is t
 ``ViolationLabel``s and ``push.write_files(..., violations=plan)`` writes them to ``labels.jsonl``.
 
 Where the parts are: this module holds the plan; ``violations_planner`` the planner (``_Planner``:
-choosing the institution); ``violations_catalogue`` the typologies, the variants in planning order and
-``Injection``; ``violations_injector`` the ``Injector``. Each typology group's variants, planning
-(a mixin of ``_Planner``) and steps and labels (a mixin of ``Injector``) are a module of their own:
-``violations_misappropriation``, ``violations_self_financing``, ``violations_reserves``
+choosing the institution); ``violations_catalogue`` the typologies, the variants in planning order
+and ``Injection``; ``violations_injector`` the ``Injector``. Each typology group's variants,
+planning (a mixin of ``_Planner``) and steps and labels (a mixin of ``Injector``) are a module of
+their own: ``violations_misappropriation``, ``violations_self_financing``, ``violations_reserves``
 (commingling and reserve shortfall), ``violations_large_value``, ``violations_pools``,
-``violations_clearing`` (disguised clearing's look-alikes), ``violations_institutions`` and
-``violations_products`` (the product- and institution-level typologies). ``violations_base`` is
-what they share.
+``violations_clearing`` (disguised clearing), and for the product- and institution-level
+typologies ``violations_excess_return``, ``violations_maturity_mismatch`` and ``violations_growth``
+(investor cap breach, rapid growth), whose mixins join those of ``violations_institutions``.
+``violations_base`` is what they all share.
 
 Where the truth comes from:
 

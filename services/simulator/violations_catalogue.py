@@ -2,7 +2,8 @@
 ``Injection`` that names one. The variants are defined with their planning and steps in the
 typology modules (``violations_misappropriation``, ``violations_self_financing``,
 ``violations_reserves``, ``violations_large_value``, ``violations_pools``, ``violations_clearing``,
-``violations_institutions`` and ``violations_products``); ``violations`` plans and runs them.
+``violations_excess_return``, ``violations_maturity_mismatch``, ``violations_growth`` and
+``violations_institutions``); ``violations`` plans and runs them.
 The order of ``VARIANTS`` is the order the planner draws them in: it is part of what a seed gives.
 """
 
@@ -16,11 +17,11 @@ import msgspec
 
 from services.simulator.violations_base import Variant, _iso
 from services.simulator.violations_clearing import MIRRORED_LEGS, OWN_TRANSFER_BETWEEN_BANKS
+from services.simulator.violations_excess_return import COVERED_HIGH_YIELD
 from services.simulator.violations_institutions import INSTITUTION_VARIANTS
 from services.simulator.violations_large_value import BELOW_LINE, LARGE_VALUE_VARIANTS
 from services.simulator.violations_misappropriation import CONTRACTUAL_FEE, MISAPPROPRIATION_VARIANTS
 from services.simulator.violations_pools import POOL_VARIANTS
-from services.simulator.violations_products import COVERED_HIGH_YIELD
 from services.simulator.violations_reserves import RESERVE_VARIANTS
 from services.simulator.violations_self_financing import LARGE_LOAN, LOAN_TO_RELATED
 

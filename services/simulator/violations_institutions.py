@@ -1,8 +1,9 @@
 """Injected violations and hard negatives of the product- and institution-level typologies.
 
 Five typologies (DOMAIN.md; the detectors' rules in ``institution_truth``): the variants of excess
-return and maturity mismatch live in ``violations_products``, those of investor cap breach and rapid
-growth in ``violations_growth`` (their planning and step mixins join the ones here), those of
+return live in ``violations_excess_return``, of maturity mismatch in
+``violations_maturity_mismatch``, of investor cap breach and rapid growth in ``violations_growth``
+(their planning and step mixins join the ones here), those of
 disguised clearing in ``violations_clearing`` (a mixin of the planner and the injector themselves);
 this module holds what they share. ``violations_catalogue`` merges ``INSTITUTION_VARIANTS`` into
 ``VARIANTS``, the planner of ``violations`` takes ``InstitutionPlanning`` (a ``plan_<variant>`` per
@@ -54,6 +55,11 @@ from services.simulator.violations_clearing import (
     MERCHANT_SETTLEMENT_BATCH,
     SAME_BANK_MIRRORS,
 )
+from services.simulator.violations_excess_return import (
+    EXCESS_RETURN_VARIANTS,
+    ExcessReturnPlanning,
+    ExcessReturnSteps,
+)
 from services.simulator.violations_growth import (
     INFLOW_SURGE,
     NEW_INVESTOR_SURGE,
@@ -63,17 +69,20 @@ from services.simulator.violations_growth import (
     GrowthPlanning,
     GrowthSteps,
 )
-from services.simulator.violations_products import (
+from services.simulator.violations_maturity_mismatch import (
     MATCHED_TERM,
-    PRODUCT_VARIANTS,
-    ProductPlanning,
-    ProductSteps,
+    ROLLOVER,
+    TERM_SPLIT,
+    MaturityMismatchPlanning,
+    MaturityMismatchSteps,
 )
 
 _PAYMENT = frozenset({InstitutionType.payment})
 _CARD_CHANNELS = ("UNIONPAY", "NETSUNION")
 INSTITUTION_VARIANTS: tuple[Variant, ...] = (
-    *PRODUCT_VARIANTS,
+    *EXCESS_RETURN_VARIANTS,
+    TERM_SPLIT,
+    ROLLOVER,
     PRIVATE_OVERSUBSCRIBED,
     INFLOW_SURGE,
     NEW_INVESTOR_SURGE,
@@ -125,10 +134,11 @@ def clashes(name: str, there: set[str]) -> bool:
 # -- planning -------------------------------------------------------------------------------
 
 
-class InstitutionPlanning(ProductPlanning, GrowthPlanning):
+class InstitutionPlanning(ExcessReturnPlanning, MaturityMismatchPlanning, GrowthPlanning):
     """The ``plan_<variant>`` methods of the product- and institution-level variants (a mixin of
     ``violations_planner._Planner``: it uses the planner's province, generator, days and helpers):
-    those of ``ProductPlanning`` and ``GrowthPlanning``, and the helpers they share with the
+    those of ``ExcessReturnPlanning``, ``MaturityMismatchPlanning`` and ``GrowthPlanning``, and the
+    helpers they share with the
     disguised-clearing variants (reference items, moments in the plan)."""
 
     def _init_institution_planning(self) -> None:
@@ -313,7 +323,7 @@ class InstitutionPlanning(ProductPlanning, GrowthPlanning):
 # -- running the steps ----------------------------------------------------------------------
 
 
-class InstitutionSteps(ProductSteps, GrowthSteps):
+class InstitutionSteps(ExcessReturnSteps, MaturityMismatchSteps, GrowthSteps):
     """The ``_step_<variant>`` methods (a mixin of ``violations_injector.Injector``: it uses the
     injector's world, movements, notes and the ``InstitutionTruth`` in ``self._truth``)."""
 
