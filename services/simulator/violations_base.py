@@ -1,9 +1,10 @@
 """What every violation module shares: the kinds of truth, the shape of a variant and of a label,
 record groups, and the time helpers (Beijing days, RFC 3339 stamps).
 
-``violations`` (the plan, the injector, the account-level typologies), ``violations_institutions``
-(the product- and institution-level variants) and ``institution_truth`` (their rule oracles) all
-build on this module; it imports none of them, so there is no cycle.
+``violations`` (the plan), ``violations_catalogue`` (the variants), ``violations_injector`` (the
+injector), the typology modules (``violations_misappropriation`` ... ``violations_institutions``)
+and ``institution_truth`` (the product- and institution-level rule oracles) all build on this
+module; it imports none of them, so there is no cycle.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from services.simulator.ledger import Label
 
 POSITIVE = "positive"
 HARD_NEGATIVE = "hard_negative"
+
+# The purposes of custody flows by institution type (deposits, loans, payouts, fees).
+_PURPOSES: dict[InstitutionType, dict[str, str]] = {
+    InstitutionType.p2p_lending: {"deposit": "出借资金充值", "loan": "借款放款", "payout": "出借本息回款", "fee": "平台服务费"},
+    InstitutionType.equity_crowdfunding: {"deposit": "股权众筹认购款", "loan": "融资款划付", "payout": "投资收益分配", "fee": "融资顾问费"},
+    InstitutionType.asset_management: {"deposit": "基金认购款", "loan": "投资款划付", "payout": "基金收益分配", "fee": "基金管理费"},
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

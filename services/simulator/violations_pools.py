@@ -55,13 +55,15 @@ POOL_VARIANTS: tuple[Variant, ...] = (
             "bonuses from an own account to 12-40 employees and executives", ("fund_pool",)),
 )  # fmt: skip
 
-# Variants that need an account of their own (violations._EXCLUSIVE): the parameter naming it.
+# Variants that need an account of their own (violations_planner._EXCLUSIVE): the parameter
+# naming it.
 POOL_EXCLUSIVE = {"pool_related_party": "account", "pool_own_account": "account", "pool_week": "account"}
 
 
 class PoolPlanning:
-    """The ``plan_<variant>`` methods of the fund-pool variants (a mixin of ``violations._Planner``:
-    it uses the planner's province, generator, days and helpers)."""
+    """The ``plan_<variant>`` methods of the fund-pool variants (a mixin of
+    ``violations_planner._Planner``: it uses the planner's province, generator, days and
+    helpers)."""
 
     def _pool_parties(self, inst: Institution) -> tuple[list[str], list[str], list[str], set[str]]:
         """Investors paying in, and borrowers or investors paid, for a pool of this institution."""
@@ -183,7 +185,7 @@ class PoolPlanning:
 
 class PoolSteps:
     """The ``_step_<variant>`` methods of the fund-pool variants and the pool's label (a mixin of
-    ``violations.Injector``)."""
+    ``violations_injector.Injector``)."""
 
     def _step_pool(self, inj, st, rng, step, at) -> list[Event]:
         p, ledger = inj.params, self.world.ledger
