@@ -29,7 +29,7 @@ N_ESTIMATORS = 200
 MAX_SAMPLES = 256  # the original paper's sub-sample size; fewer rows use all of them
 MIN_ROLE_ROWS = 30  # fewer account-days than this fit no model: a role of a handful of days has no "usual"
 TOP_FEATURES = 3
-SCORE_QUANTILES = (50.0, 90.0, 99.0, 99.9)
+SCORE_QUANTILES = (50.0, 90.0, 99.0, 99.5, 99.9)
 _LEAST_CONTRIBUTION = 1e-9  # score changes below float noise name nothing
 
 

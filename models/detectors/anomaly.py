@@ -24,7 +24,7 @@ its open day closed by ``close`` once its bank's event time has passed the day's
 then.
 
 What. The role's forest (DetectContext.anomaly_model) scores the day's vector; above the role's
-score quantile ``threshold_quantile`` of its training days (the artefact's, "p99" by default)
+score quantile ``threshold_quantile`` of its training days (the artefact's, "p99.5" by default)
 the day is raised, ``medium`` above ``medium_quantile``, ``low`` otherwise. The finding names
 TOP_FEATURES features (at least three): those whose return to the role's median lowers the score
 most, then, if the forest names fewer, those furthest from the role's median in its own robust
@@ -61,7 +61,7 @@ NAME = "anomaly"
 VERSION = "1"
 RULE = "三(三)"
 
-DEFAULTS = {"threshold_quantile": "p99", "medium_quantile": "p99.9"}
+DEFAULTS = {"threshold_quantile": "p99.5", "medium_quantile": "p99.9"}
 TOP_FEATURES = 3  # at least this many named, whatever the forest says (the acceptance)
 _LEAST_DROP = 1e-9  # score changes below float noise name nothing (as models/anomaly_model)
 

@@ -32,8 +32,9 @@ LABEL_ZH = {
     "round_10k_share": "万元整数金额交易占比",
     "new_counterparty_share": "新对手方占比",
     "inflow_growth_log2": "转入金额与近期日均之比",
-    "person_counterparty_share": "对手方中客户登记账户占比",
-    "institution_counterparty_share": "对手方中机构登记账户占比",
+    "person_inflow_2d_log10_yuan": "两日内来自客户登记账户的转入金额",
+    "person_outflow_2d_log10_yuan": "两日内转给客户登记账户的金额",
+    "person_passed_on_2d_log10_yuan": "两日内自客户转入又转给客户的金额",
 }
 LABEL_EN = {
     "inflow_log10_yuan": "money in",
@@ -51,8 +52,9 @@ LABEL_EN = {
     "round_10k_share": "share of whole ten-thousands of yuan",
     "new_counterparty_share": "share of new counterparties",
     "inflow_growth_log2": "money in against its recent daily mean",
-    "person_counterparty_share": "share of counterparties that are customers' registered accounts",
-    "institution_counterparty_share": "share of counterparties that are institutions' registered accounts",
+    "person_inflow_2d_log10_yuan": "money in from customers' accounts over two days",
+    "person_outflow_2d_log10_yuan": "money out to customers' accounts over two days",
+    "person_passed_on_2d_log10_yuan": "money from customers passed on to customers within two days",
 }
 assert set(LABEL_ZH) == set(LABEL_EN) == set(FEATURE_NAMES), "a label for every feature"
 

@@ -21,7 +21,7 @@ counterparties, so their share of new ones estimates the whole day's.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -39,6 +39,13 @@ _PLACEHOLDERS = frozenset({"NONE", "NULL", "N/A", "NA", "UNKNOWN", "CASH"})
 class CounterpartySample(msgspec.Struct, array_like=True):
     hashes: list[int] = []  # ascending, at most COUNTERPARTY_SAMPLE
     truncated: bool = False  # the day had more distinct counterparties than the sample holds
+    # The day's cents with each kept counterparty, in ``hashes`` order. A kept hash was never
+    # above the sample's bound (the bound only falls), so every record of it was added: the sums
+    # are as order-independent as the hashes. Empty in a state written before schema version 3.
+    cents: list[int] = []
+
+    def cents_of(self, index: int) -> int:
+        return self.cents[index] if len(self.cents) == len(self.hashes) else 0
 
 
 def counterparty_hash(account: str) -> int:
@@ -80,22 +87,26 @@ def known_counterparty(txn: TxnRecord) -> str | None:
     return _known_account(txn.counterparty_account)
 
 
-def merged(sample: CounterpartySample, hashes: Iterable[int]) -> CounterpartySample:
-    """A sample of the union of ``sample``'s set and ``hashes`` (``sample`` is left as it was,
-    and is what comes back when the union keeps it as it is)."""
+def merged(sample: CounterpartySample, amounts: Mapping[int, int]) -> CounterpartySample:
+    """A sample of the union of ``sample``'s set and ``amounts``' hashes, each kept hash with its
+    cents summed (``sample`` is left as it was, and is what comes back when nothing changes)."""
     kept = sample.hashes
-    new = hashes if isinstance(hashes, set) else set(hashes)
+    truncated = sample.truncated
     if len(kept) >= COUNTERPARTY_SAMPLE:
         # full: a hash above its largest cannot enter, and one there truncates the union
         bound = kept[-1]
-        truncated = sample.truncated or any(h > bound for h in new)
-        new = {h for h in new if h < bound}.difference(kept)
-        if not new:
-            return sample if truncated == sample.truncated else CounterpartySample(list(kept), True)
-    union = sorted(new.union(kept))
-    if len(union) <= COUNTERPARTY_SAMPLE:
-        return CounterpartySample(union, sample.truncated)
-    return CounterpartySample(union[:COUNTERPARTY_SAMPLE], True)
+        if any(h > bound for h in amounts):
+            truncated = True
+            amounts = {h: c for h, c in amounts.items() if h < bound or h == bound}
+        if not amounts:
+            return sample if truncated == sample.truncated else CounterpartySample(list(kept), True, list(sample.cents))
+    sums = {h: sample.cents_of(n) for n, h in enumerate(kept)}
+    for h, c in amounts.items():
+        sums[h] = sums.get(h, 0) + c
+    union = sorted(sums)
+    if len(union) > COUNTERPARTY_SAMPLE:
+        union, truncated = union[:COUNTERPARTY_SAMPLE], True
+    return CounterpartySample(union, truncated, [sums[h] for h in union])
 
 
 def distinct_count(sample: CounterpartySample) -> float:

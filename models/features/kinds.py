@@ -26,14 +26,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from models.features.counterparties import CounterpartySample, comparable_bound, counterparty_hash_of
+from models.features.counterparties import CounterpartySample, counterparty_hash_of, distinct_count
 
 PERSON = "person"
 INSTITUTION = "institution"
 INSTITUTION_ROLES = frozenset({"customer_custody", "payment_reserve", "own_operating", "related_party"})
 PERSON_ROLES = frozenset({"investor", "borrower"})
-# Both shares when the day's sample holds no counterparty of a known kind: neither kind seen.
-NEUTRAL_SHARE = 0.0
 
 
 def _text(value: Any) -> str:
@@ -69,24 +67,15 @@ def kind_map(accounts: Iterable[Mapping[str, Any]]) -> dict[int, str]:
     return dict(entry for account in accounts if (entry := kind_entry(account)) is not None)
 
 
-def kind_shares(
-    samples: Iterable[CounterpartySample], kinds: Mapping[int, str] | None
-) -> tuple[float, float]:
-    """(person share, institution share) of the day's counterparties of a known kind, payers
-    and payees together, each counterparty once.
-
-    Judged where every sample is complete (below the smallest largest hash of a truncated one,
-    as new counterparties are): there the hashes are a uniform draw of the day's counterparties,
-    so beyond the sample size the shares are estimates. Unregistered counterparties are left
-    out of both numerator and denominator; a day with none of a known kind gives NEUTRAL_SHARE
-    for both (no evidence either way)."""
-    if not kinds:
-        return NEUTRAL_SHARE, NEUTRAL_SHARE
-    samples = list(samples)
-    bound = comparable_bound(samples)
-    judged = {h for sample in samples for h in sample.hashes if bound is None or h <= bound}
-    found = [kind for h in judged if (kind := kinds.get(h)) is not None]
-    if not found:
-        return NEUTRAL_SHARE, NEUTRAL_SHARE
-    persons = sum(1 for kind in found if kind == PERSON)
-    return persons / len(found), (len(found) - persons) / len(found)
+def person_cents(sample: CounterpartySample, kinds: Mapping[int, str] | None) -> float:
+    """The cents of one day and direction that came from (or went to) customers' registered
+    accounts (kind ``person``). Exact while the sample holds every counterparty of the day;
+    beyond, the kept counterparties are a uniform draw of them, so their person cents are scaled
+    by the estimated counterparties over the kept ones. Unregistered counterparties count for
+    nothing (no evidence), nor does a day without a map."""
+    if not kinds or not sample.hashes:
+        return 0.0
+    kept = sum(sample.cents_of(n) for n, h in enumerate(sample.hashes) if kinds.get(h) == PERSON)
+    if not sample.truncated or not kept:
+        return float(kept)
+    return kept * distinct_count(sample) / len(sample.hashes)

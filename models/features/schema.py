@@ -57,7 +57,7 @@ class FeatureSchema(msgspec.Struct, frozen=True):
 
 
 FEATURE_SCHEMA = FeatureSchema(
-    version="2",
+    version="3",
     features=(
         FeatureSpec("inflow_log10_yuan", "log10(1 + CNY)", "credits of the day summed, in yuan, log-scaled"),
         FeatureSpec("outflow_log10_yuan", "log10(1 + CNY)", "debits of the day summed, in yuan, log-scaled"),
@@ -97,16 +97,21 @@ FEATURE_SCHEMA = FeatureSchema(
             "inflow_growth_log2", "log2 ratio", "(credits + 1 yuan) against the trailing daily mean + 1 yuan"
         ),
         FeatureSpec(
-            "person_counterparty_share",
-            "fraction",
-            "share of the day's counterparties of a known kind that are customers' registered accounts;"
-            " 0 when none is of a known kind",
+            "person_inflow_2d_log10_yuan",
+            "log10(1 + CNY)",
+            "credits from customers' registered accounts over the day and the day before, log-scaled;"
+            " unregistered payers count for nothing",
         ),
         FeatureSpec(
-            "institution_counterparty_share",
-            "fraction",
-            "share of the day's counterparties of a known kind that are institutions' registered accounts;"
-            " 0 when none is of a known kind",
+            "person_outflow_2d_log10_yuan",
+            "log10(1 + CNY)",
+            "debits to customers' registered accounts over the day and the day before, log-scaled",
+        ),
+        FeatureSpec(
+            "person_passed_on_2d_log10_yuan",
+            "log10(1 + CNY)",
+            "the smaller of the two above: money taken from customers and sent to customers within"
+            " the two days, log-scaled",
         ),
     ),
     parameters={
@@ -119,6 +124,7 @@ FEATURE_SCHEMA = FeatureSchema(
         "dwell_full_day_hours": DWELL_FULL_DAY_HOURS,
         "currency": "CNY",
         "day": "Beijing calendar day (UTC+8)",
+        "person_flow_days": 2,
         "counterparty_kinds": "person: investor, borrower, other without institution; institution:"
         " customer_custody, payment_reserve, own_operating, related_party, other of an institution;"
         " unregistered: unknown, not counted",

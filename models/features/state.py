@@ -1,6 +1,6 @@
 """An account's feature state: per Beijing day partials of its CNY transactions, the same kind of
 sums and counts the detectors keep per day (models/detectors/common, buckets), and a bounded
-sample of counterparty hashes.
+sample of counterparty hashes with the cents of each.
 
 Every field of a day's partial is a sum, a count, or a bottom-k sample of its records, so it is
 a function of the *set* of the day's records: shuffling them, or splitting them over several
@@ -99,8 +99,8 @@ def _folded(partial: DayPartial, txns: list[TxnRecord]) -> DayPartial:
     debit_by_hour = list(partial.debit_cents_by_hour)
     count_by_hour = list(partial.transactions_by_hour)
     inflow = outflow = credits = debits = round_1k = round_10k = unknown = 0
-    payers: set[int] = set()
-    payees: set[int] = set()
+    payers: dict[int, int] = {}  # counterparty hash -> the cents it paid in this take
+    payees: dict[int, int] = {}
     day_start = partial.day_start
     for txn in txns:
         hour = (txn.booked_at - day_start) // HOUR
@@ -123,9 +123,9 @@ def _folded(partial: DayPartial, txns: list[TxnRecord]) -> DayPartial:
         if hashed is None:
             unknown += 1
         elif credit:
-            payers.add(hashed)
+            payers[hashed] = payers.get(hashed, 0) + cents
         else:
-            payees.add(hashed)
+            payees[hashed] = payees.get(hashed, 0) + cents
     return DayPartial(
         day_start,
         partial.inflow_cents + inflow,

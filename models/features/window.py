@@ -15,7 +15,7 @@ from itertools import groupby
 import msgspec
 
 from models.features.counterparties import distinct_count, new_share
-from models.features.kinds import kind_shares
+from models.features.kinds import person_cents
 from models.features.schema import (
     DWELL_FULL_DAY_HOURS,
     FEATURE_NAMES,
@@ -51,8 +51,9 @@ class FeatureVector(msgspec.Struct, frozen=True):
     round_10k_share: float
     new_counterparty_share: float
     inflow_growth_log2: float
-    person_counterparty_share: float
-    institution_counterparty_share: float
+    person_inflow_2d_log10_yuan: float
+    person_outflow_2d_log10_yuan: float
+    person_passed_on_2d_log10_yuan: float
 
 
 assert FeatureVector.__struct_fields__[2:] == FEATURE_NAMES, "FeatureVector must follow FEATURE_SCHEMA"
@@ -72,7 +73,7 @@ def feature_values(vector: FeatureVector) -> tuple[float, ...]:
     return msgspec.structs.astuple(vector)[2:]
 
 
-def log10_yuan(cents: int) -> float:
+def log10_yuan(cents: float) -> float:
     return math.log10(1 + cents / 100)
 
 
@@ -149,7 +150,7 @@ def window_features(
         novelty, _ = new_share(
             (day.payers, day.payees), (s for partial in history for s in (partial.payers, partial.payees))
         )
-    person_share, institution_share = kind_shares((day.payers, day.payees), kinds)
+    person_in, person_out = person_flows_2d(state, day, kinds)
     return FeatureVector(
         day_start=day_start,
         history_days=history_days,
@@ -168,8 +169,22 @@ def window_features(
         round_10k_share=day.round_10k_transactions / transactions,
         new_counterparty_share=novelty,
         inflow_growth_log2=inflow_growth_log2(day, history, history_days),
-        person_counterparty_share=person_share,
-        institution_counterparty_share=institution_share,
+        person_inflow_2d_log10_yuan=log10_yuan(person_in),
+        person_outflow_2d_log10_yuan=log10_yuan(person_out),
+        person_passed_on_2d_log10_yuan=log10_yuan(min(person_in, person_out)),
+    )
+
+
+def person_flows_2d(
+    state: AccountFeatureState, day: DayPartial, kinds: Mapping[int, str] | None
+) -> tuple[float, float]:
+    """Cents from and to customers' registered accounts over ``day`` and the day before it (when
+    the state holds it): money passed from customer to customer is often taken in one evening
+    and sent on the next morning, so one day alone would split it."""
+    days = [day] + [p for p in state.days if p.day_start == day.day_start - DAY]
+    return (
+        sum(person_cents(p.payers, kinds) for p in days),
+        sum(person_cents(p.payees, kinds) for p in days),
     )
 
 

@@ -39,8 +39,9 @@ def ordinary_day(rng: random.Random, day: int) -> FeatureVector:
         night_share=min(1.0, abs(rng.gauss(0.02, 0.015))), hour_entropy_bits=rng.gauss(3.4, 0.15),
         round_1k_share=min(1.0, abs(rng.gauss(0.12, 0.04))), round_10k_share=min(1.0, abs(rng.gauss(0.03, 0.02))),
         new_counterparty_share=min(1.0, abs(rng.gauss(0.1, 0.04))), inflow_growth_log2=rng.gauss(0, 0.35),
-        person_counterparty_share=min(1.0, abs(rng.gauss(0.3, 0.1))),
-        institution_counterparty_share=min(1.0, abs(rng.gauss(0.7, 0.1))),
+        person_inflow_2d_log10_yuan=max(0.0, rng.gauss(4.5, 0.5)),
+        person_outflow_2d_log10_yuan=max(0.0, rng.gauss(3.0, 0.5)),
+        person_passed_on_2d_log10_yuan=max(0.0, rng.gauss(2.5, 0.5)),
     )  # fmt: skip
 
 

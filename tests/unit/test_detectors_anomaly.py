@@ -123,9 +123,9 @@ def test_an_unusual_closed_day_raises_one_finding_naming_three_features(ctx, rol
     assert f.typology == "anomaly" and f.alert_id == alert_id_for("anomaly", f.key)
     assert f.accounts == (OWN,) and f.institution_id == "P1" and f.rule == "三(三)"
     m = f.metrics
-    assert m["score"] > m["threshold"] == round(role_model.figures.score_quantiles["p99"], 4)
+    assert m["score"] > m["threshold"] == round(role_model.figures.score_quantiles["p99.5"], 4)
     assert f.score == m["score"] and f.severity in ("low", "medium")
-    assert m["model_artefact"] == "anomaly-0123456789abcdef" and m["threshold_quantile"] == "p99"
+    assert m["model_artefact"] == "anomaly-0123456789abcdef" and m["threshold_quantile"] == "p99.5"
     assert m["history_days"] == 5 and m["own_history_days"] == 5 and m["transactions"] == len(odd)
     assert f.amount_cents == sum(r.amount_cents for r in odd)
     assert set(f.record_ids) <= {r.record_id for r in odd} and len(f.record_ids) == det.EVIDENCE_N

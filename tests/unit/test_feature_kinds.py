@@ -1,6 +1,7 @@
 """models/features/kinds.py: the kind of a day's counterparties, read at judging time from the
-registered accounts; an unregistered counterparty is never evidence; the shares keep the
-state's order independence; the worker's reference view keeps the map as accounts change."""
+registered accounts; an unregistered counterparty is never evidence; the money from and to
+customers keeps the state's order independence; the worker's reference view keeps the map as
+accounts change."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import msgspec
 from models.detectors.context import DetectContext, OverlaidReferences, StaticReferences
 from models.features import step, window_features
 from models.features.counterparties import COUNTERPARTY_SAMPLE, counterparty_hash
-from models.features.kinds import INSTITUTION, NEUTRAL_SHARE, PERSON, account_kind, kind_map, kind_shares
+from models.features.kinds import INSTITUTION, PERSON, account_kind, kind_map, person_cents
+from models.features.window import log10_yuan
 from models.thresholds import Thresholds
 from services.training import collect_from_records, training_period
 from streams.reference import ReferenceView
@@ -66,30 +68,46 @@ def test_the_workers_view_keeps_the_map_as_accounts_change():
     assert counterparty_hash("INV") not in view.counterparty_kinds()
 
 
-def test_unregistered_counterparties_are_not_counted_and_none_known_is_neutral():
+def _person_flows(vector):
+    return (
+        vector.person_inflow_2d_log10_yuan,
+        vector.person_outflow_2d_log10_yuan,
+        vector.person_passed_on_2d_log10_yuan,
+    )
+
+
+def test_only_customers_registered_accounts_count_and_unregistered_ones_are_no_evidence():
     kinds = kind_map(ACCOUNTS)
     day = [
         txn(9, 1000, counterparty="INV"),
-        txn(10, 500, credit=False, counterparty="CUS"),
-        txn(11, 500, credit=False, counterparty="FREE"),
+        txn(9, 250, counterparty="BOR"),
+        txn(10, 500, credit=False, counterparty="CUS"),  # an institution's: not a customer's
+        txn(11, 400, credit=False, counterparty="FREE"),
         *(txn(12, 100, counterparty=f"STRANGER{i}") for i in range(7)),  # unregistered: unknown
         txn(13, 100, counterparty="", channel="CASH"),
     ]
     vector = window_features(step(None, day), DAY0, kinds)
-    assert vector.person_counterparty_share == 2 / 3 and vector.institution_counterparty_share == 1 / 3
+    assert _person_flows(vector) == (log10_yuan(125_000), log10_yuan(40_000), log10_yuan(40_000))
     strangers = [txn(9, 100, counterparty=f"STRANGER{i}") for i in range(5)]
-    alone = window_features(step(None, strangers), DAY0, kinds)
-    assert alone.person_counterparty_share == alone.institution_counterparty_share == NEUTRAL_SHARE
+    assert _person_flows(window_features(step(None, strangers), DAY0, kinds)) == (0.0, 0.0, 0.0)
     # without a map (no reference data) nothing is known either
-    blind = window_features(step(None, day), DAY0)
-    assert blind.person_counterparty_share == blind.institution_counterparty_share == NEUTRAL_SHARE
-    # a counterparty both paid and paying counts once
-    both = window_features(step(None, [txn(9, 10, counterparty="INV"), txn(10, 5, credit=False,
-                                                                      counterparty="INV")]), DAY0, kinds)  # fmt: skip
-    assert both.person_counterparty_share == 1.0
+    assert _person_flows(window_features(step(None, day), DAY0)) == (0.0, 0.0, 0.0)
 
 
-def test_the_shares_do_not_depend_on_the_order_of_the_records():
+def test_money_taken_in_one_evening_and_sent_on_the_next_morning_is_passed_on():
+    kinds = kind_map(ACCOUNTS)
+    evening = step(None, [txn(21, 50_000, counterparty="INV", day=-1)])
+    both = step(evening, [txn(8, 49_000, credit=False, counterparty="FREE")])
+    assert _person_flows(window_features(both, DAY0, kinds)) == (
+        log10_yuan(5_000_000), log10_yuan(4_900_000), log10_yuan(4_900_000)
+    )
+    # two days apart: the day before the day before is not counted
+    early = step(None, [txn(21, 50_000, counterparty="INV", day=-2)])
+    later = step(early, [txn(8, 49_000, credit=False, counterparty="FREE")])
+    assert window_features(later, DAY0, kinds).person_passed_on_2d_log10_yuan == 0.0
+
+
+def test_the_person_flows_do_not_depend_on_the_order_of_the_records():
     rng = random.Random(11)
     names = [a["account_id"] for a in ACCOUNTS] + [f"X{i}" for i in range(80)]  # a truncated sample
     records = [
@@ -112,18 +130,17 @@ def test_the_shares_do_not_depend_on_the_order_of_the_records():
         assert window_features(state, DAY0, kinds) == whole
 
 
-def test_beyond_the_sample_the_shares_are_judged_where_every_sample_is_complete():
+def test_beyond_the_sample_the_person_cents_are_estimated_from_the_kept_counterparties():
     persons = [{"account_id": f"P{i:03d}", "role": "investor"} for i in range(3 * COUNTERPARTY_SAMPLE)]
-    custody = [
-        {"account_id": f"C{i:03d}", "role": "customer_custody", "institution_id": "P1"} for i in range(96)
-    ]
-    kinds = kind_map([*persons, *custody])
-    payers = step(None, [txn(9, 10, counterparty=a["account_id"]) for a in persons])
-    payees = [txn(10, 10, credit=False, counterparty=a["account_id"]) for a in custody]
-    day = step(payers, payees).day(DAY0)
-    assert day.payers.truncated and day.payees.truncated
-    person, institution = kind_shares((day.payers, day.payees), kinds)
-    assert 0.2 < person < 0.8 and person + institution == 1.0  # half and half, estimated
+    strangers = [f"S{i:03d}" for i in range(3 * COUNTERPARTY_SAMPLE)]
+    kinds = kind_map(persons)
+    records = [txn(9, 10, counterparty=a["account_id"]) for a in persons]
+    records += [txn(10, 10, counterparty=name) for name in strangers]
+    day = step(None, records).day(DAY0)
+    assert day.payers.truncated and len(day.payers.hashes) == COUNTERPARTY_SAMPLE
+    assert 0.5 * 96_000 < person_cents(day.payers, kinds) < 1.5 * 96_000  # 96 payers of 1,000 cents
+    small = step(None, records[:10]).day(DAY0)
+    assert person_cents(small.payers, kinds) == 10_000  # exact below the sample size
 
 
 def test_training_folds_with_the_kinds_the_detector_reads():
@@ -131,5 +148,5 @@ def test_training_folds_with_the_kinds_the_detector_reads():
     period = training_period(date(2034, 2, 6), date(2034, 2, 7))  # DAY0 alone
     collected = collect_from_records(records, {"ACC1": "investor"}, period, kind_map(ACCOUNTS))
     (vector,) = collected.roles["investor"].vectors
-    assert (vector.person_counterparty_share, vector.institution_counterparty_share) == (0.5, 0.5)
+    assert _person_flows(vector) == (0.0, log10_yuan(100_000), 0.0)
     assert vector == window_features(step(None, records), DAY0, kind_map(ACCOUNTS))

@@ -31,7 +31,7 @@ from schemas.messages import BalanceRecord, TxnRecord
 
 DAY0 = int(datetime(2034, 2, 6, tzinfo=BEIJING).timestamp())  # a Beijing midnight
 # A state's worst case, msgpack-encoded: docs/anomaly-features.md gives the arithmetic.
-MAX_STATE_BYTES = 24 * 1024
+MAX_STATE_BYTES = 34 * 1024
 
 _ids = iter(range(10**9))
 

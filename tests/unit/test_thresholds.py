@@ -12,7 +12,7 @@ def test_the_shipped_file_has_a_version_and_every_typology():
     thresholds = load_thresholds({})
     assert thresholds.version
     assert set(thresholds.defaults) == set(TYPOLOGIES)
-    assert thresholds.get("anomaly")["threshold_quantile"] == "p99"
+    assert thresholds.get("anomaly")["threshold_quantile"] == "p99.5"
 
 
 def test_large_value_lines_are_the_pboc_reporting_lines():
