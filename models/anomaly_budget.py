@@ -1,6 +1,6 @@
-"""The desks' budget for `anomaly` alerts: at most so many per scope and Beijing day, the
-highest scores first (the pure part; streams/anomaly_budget.py applies it where the worker
-publishes alerts).
+"""The desks' budget for `anomaly` alerts: at most so many per scope and Beijing day, and on
+average no more than the daily rate over any week, the highest scores first (the pure part;
+streams/anomaly_budget.py applies it where the worker publishes alerts).
 
 The scope of an alert is the region of its account's institution. An account of no institution
 (a free investor's, a company customer's) is in no desk's region: those used to share the one
@@ -18,9 +18,15 @@ alerts of each take, with a ledger per (Beijing day, scope) of the alerts let th
 The rule, for the alerts of one scope-day in a take, highest score first (ties by alert id):
 
 - an alert let through before is let through again: its updates, and a replay, change nothing;
-- a new one is let through while the scope-day has room: ``capacity`` alerts in all, of which
-  at most ``capacity - reserved`` ``low`` ones, so a share of the day stays for the ``medium``
-  ones (above the role's higher quantile), the most unusual days, however late they close;
+- a new one is let through while the scope-day has room: ``capacity × burst`` alerts in all,
+  of which at most that less ``reserved`` ``low`` ones, so a share of the day stays for the
+  ``medium`` ones (above the role's higher quantile), the most unusual days, however late they
+  close; and while every run of ``window_days`` days that holds its day has let through fewer
+  than ``capacity × window_days``: over a week the scope receives no more than the daily rate
+  on average, while a day with several patterns may use the room that quiet days left. With
+  a fixed room per day, a scope of a few dozen accounts (a bank's accounts of no institution,
+  where most laundering-like movements run) had one alert a day and withheld the second
+  pattern of a busy day, although the week stayed far below its rate (docs/detection.md);
 - otherwise it is withheld: not written and not published, only counted.
 
 An alert once published is never withdrawn, so the budget cannot take back room from an earlier
@@ -64,9 +70,12 @@ class Candidate(msgspec.Struct, frozen=True):
 class BudgetSettings(msgspec.Struct, frozen=True):
     per_100_accounts: Fraction  # alerts per scope-day per 100 accounts registered in the scope
     min_per_region: int  # ... but at least this many
-    reserved_share: Fraction  # of a scope-day's capacity, kept for medium alerts and above
+    reserved_share: Fraction  # of a scope-day's room, kept for medium alerts and above
+    burst: int = 1  # a scope-day may let through up to this many days' capacity ...
+    window_days: int = 1  # ... while every run of this many days stays within its days' capacity
 
     def capacity(self, accounts: int) -> int:
+        """The daily rate of a scope of ``accounts`` registered accounts."""
         return max(self.min_per_region, math.floor(self.per_100_accounts * accounts / 100))
 
     def reserved(self, capacity: int) -> int:
@@ -79,6 +88,8 @@ def settings_of(config: dict) -> BudgetSettings:
         per_100_accounts=Fraction(str(config.get("daily_per_100_accounts", "1"))),
         min_per_region=int(config.get("daily_min_per_region", 1)),
         reserved_share=Fraction(str(config.get("reserved_share", "0.5"))),
+        burst=int(config.get("daily_burst", 1)),
+        window_days=int(config.get("window_days", 1)),
     )
 
 
@@ -91,7 +102,7 @@ class RegionDay(msgspec.Struct):
 class Decision(msgspec.Struct, frozen=True):
     candidate: Candidate
     admitted: bool
-    capacity: int  # of its region-day, as decided
+    capacity: int  # the room of its region-day (the daily rate × burst), as decided
     used: int  # alerts let through in its region-day, this one included if admitted
 
 
@@ -112,28 +123,42 @@ class BudgetLedger:
         self, candidates: Iterable[Candidate], settings: BudgetSettings, capacity_of: Callable[[str], int]
     ) -> list[Decision]:
         """Let candidates through or withhold them (module docstring), highest score first within
-        each scope-day; ``capacity_of(scope)`` is the scope's capacity."""
+        each scope-day; ``capacity_of(scope)`` is the scope's daily rate."""
         ordered = sorted(candidates, key=lambda c: (c.day, c.region, -c.score, c.alert_id))
         decisions = []
         for candidate in ordered:
             region_day = self.days.setdefault((candidate.day, candidate.region), RegionDay())
-            capacity = capacity_of(candidate.region)
+            daily = capacity_of(candidate.region)
+            room = daily * settings.burst
             if candidate.alert_id in region_day.admitted:
                 region_day.admitted[candidate.alert_id] = candidate.score
-                decisions.append(Decision(candidate, True, capacity, len(region_day.admitted)))
+                decisions.append(Decision(candidate, True, room, len(region_day.admitted)))
                 continue
             low = _is_low(candidate.severity)
-            admitted = len(region_day.admitted) < capacity and (
-                not low or region_day.low < capacity - settings.reserved(capacity)
+            admitted = (
+                len(region_day.admitted) < room
+                and (not low or region_day.low < room - settings.reserved(room))
+                and self._window_has_room(candidate, daily, settings.window_days)
             )
             if admitted:
                 region_day.admitted[candidate.alert_id] = candidate.score
                 region_day.low += low
             else:
                 region_day.withheld += 1
-            decisions.append(Decision(candidate, admitted, capacity, len(region_day.admitted)))
+            decisions.append(Decision(candidate, admitted, room, len(region_day.admitted)))
         self._forget_old()
         return decisions
+
+    def _window_has_room(self, candidate: Candidate, daily: int, window_days: int) -> bool:
+        """Whether every run of ``window_days`` days holding the candidate's day has let through
+        fewer than ``daily × window_days`` of its scope (a day judged late counts in the runs
+        after it too)."""
+        day = date.fromisoformat(candidate.day)
+        used = [
+            len(region_day.admitted) if (region_day := self.days.get((_shifted(day, k), candidate.region))) else 0
+            for k in range(1 - window_days, window_days)
+        ]  # from window_days - 1 days before the candidate's day to as many after it
+        return all(sum(used[start : start + window_days]) < daily * window_days for start in range(window_days))
 
     def _forget_old(self) -> None:
         if not self.days:
@@ -145,6 +170,10 @@ class BudgetLedger:
 
 def _is_low(severity: str) -> bool:
     return SEVERITIES.index(severity) < SEVERITIES.index("medium")
+
+
+def _shifted(day: date, days: int) -> str:
+    return (day + timedelta(days=days)).isoformat()
 
 
 def _days_before(day: str, days: int) -> str:

@@ -44,15 +44,24 @@ def test_stored_anomaly_alerts_use_their_room(storage):
             row(f"other-{uuid.uuid4().hex}", "large_value", region, 1.0, "low", EARLY),
         ],
     )
-    gate = AnomalyBudgetGate(load_thresholds({}), lambda: {region: 250})
+    # a day alone (no burst, no weekly window): 250 accounts give room for 2
+    day_alone = {"FUNDWATCH_THRESHOLD__anomaly__daily_burst": "1", "FUNDWATCH_THRESHOLD__anomaly__window_days": "1"}
+    gate = AnomalyBudgetGate(load_thresholds(day_alone), lambda: {region: 250})
     assert gate.load(storage) >= 2
     region_day = gate.ledger.days[(DAY, region)]  # the Beijing day, not the UTC one
     assert sorted(region_day.admitted) == sorted(kept) and region_day.low == 1
-    # 250 accounts: room for 2, both taken; a new day of that region-day is withheld
+    # both taken: a new day of that region-day is withheld
     [decision] = gate.ledger.decide(
         [Candidate("new", DAY, region, 0.99, "medium")], gate.settings, gate.capacity
     )
     assert decision.capacity == 2 and not decision.admitted
+    # as shipped, the day may take 3 days' worth (6): the stored two are counted in it
+    shipped = AnomalyBudgetGate(load_thresholds({}), lambda: {region: 250})
+    shipped.load(storage)
+    [decision] = shipped.ledger.decide(
+        [Candidate("new", DAY, region, 0.99, "medium")], shipped.settings, shipped.capacity
+    )
+    assert decision.capacity == 6 and decision.admitted and decision.used == 3
 
 
 def test_stored_alerts_of_accounts_in_no_region_use_their_banks_room(storage):

@@ -1,7 +1,8 @@
 """The desks' budget for anomaly alerts (models/anomaly_budget.py, streams/anomaly_budget.py): at
-most so many per scope (region, or the bank of accounts of no institution) and Beijing day,
-highest scores first, a share kept for the most unusual
-days; an alert let through stays let through, and the same takes give the same decisions."""
+most so many per scope (region, or the bank of accounts of no institution) and Beijing day, and
+no more than the daily rate over any week; highest scores first, a share kept for the most
+unusual days; an alert let through stays let through, and the same takes give the same
+decisions."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def test_capacity_follows_the_accounts_of_the_region():
     assert [SETTINGS.capacity(n) for n in (0, 99, 100, 250, 1000)] == [1, 1, 1, 2, 10]
     assert [SETTINGS.reserved(c) for c in (1, 2, 3, 10)] == [0, 1, 1, 5]
     shipped = settings_of(load_thresholds({}).get("anomaly"))
-    assert shipped == SETTINGS  # models/thresholds.toml: 1 per 100 accounts, at least 1, half reserved
+    # models/thresholds.toml: 1 per 100 accounts, at least 1, half reserved; up to 3 days' worth
+    # on one day while any 7 days stay within 7 days' worth
+    assert shipped == WEEKLY
 
 
 def test_highest_scores_first_within_a_take_and_a_share_kept_for_medium_days():
@@ -77,6 +80,50 @@ def test_stored_alerts_use_their_room_and_old_days_are_forgotten():
     assert ("2026-11-25", "220102") not in ledger.days and KEEP_DAYS == 45
 
 
+WEEKLY = BudgetSettings(Fraction(1), 1, Fraction(1, 2), burst=3, window_days=7)
+
+
+def _day(n: int) -> str:
+    return f"2026-11-{n:02d}"
+
+
+def test_a_busy_day_may_use_the_room_quiet_days_left_but_no_week_more_than_its_rate():
+    ledger = BudgetLedger()
+    # a quiet week start: the first day takes 3 days' worth (of which 1 kept for a medium day)
+    first = [candidate(f"a{i}", 0.9 - i / 100, day=_day(1)) for i in range(4)]
+    assert admitted(ledger.decide(first, WEEKLY, lambda region: 1)) == ["a0", "a1"]
+    assert admitted(ledger.decide([candidate("m", 0.99, "medium", day=_day(1))], WEEKLY, lambda region: 1)) == ["m"]
+    # the next days share the week's 7: 4 more, then nothing until the first day leaves the window
+    later = [candidate(f"b{n}-{i}", 0.8, "medium", day=_day(n)) for n in range(2, 8) for i in range(3)]
+    through = admitted(ledger.decide(later, WEEKLY, lambda region: 1))
+    assert len(through) == 4 and through == ["b2-0", "b2-1", "b2-2", "b3-0"]
+    # day 8's window (days 2-8) holds 4: room for 3 more, but one day takes at most 3
+    eighth = [candidate(f"c{i}", 0.8, "medium", day=_day(8)) for i in range(5)]
+    assert len(admitted(ledger.decide(eighth, WEEKLY, lambda region: 1))) == 3
+    for start in range(1, 3):  # every run of 7 days holds at most 7
+        assert sum(len(ledger.days[(_day(n), "220102")].admitted) for n in range(start, start + 7)
+                   if (_day(n), "220102") in ledger.days) <= 7  # fmt: skip
+
+
+def test_a_day_judged_late_counts_in_the_weeks_after_it_too():
+    ledger = BudgetLedger()
+    busy = [candidate(f"d{n}-{i}", 0.8, "medium", day=_day(n)) for n in (10, 11) for i in range(3)]
+    assert len(admitted(ledger.decide(busy, WEEKLY, lambda region: 1))) == 6
+    # day 5 is judged late: the run of days 5-11 already holds 6, so it gets 1, not 3
+    late = [candidate(f"e{i}", 0.9, "medium", day=_day(5)) for i in range(3)]
+    assert len(admitted(ledger.decide(late, WEEKLY, lambda region: 1))) == 1
+
+
+def test_without_burst_or_window_a_day_has_its_daily_rate_and_no_more():
+    ledger = BudgetLedger()
+    take = [candidate(f"f{n}-{i}", 0.8 - i / 100, "medium", day=_day(n)) for n in (1, 2) for i in range(3)]
+    assert admitted(ledger.decide(take, SETTINGS, lambda region: 2)) == ["f1-0", "f1-1", "f2-0", "f2-1"]
+
+
+# The gate's tests below decide a day alone, as the budget did before the weekly window.
+DAY_ALONE = {"FUNDWATCH_THRESHOLD__anomaly__daily_burst": "1", "FUNDWATCH_THRESHOLD__anomaly__window_days": "1"}
+
+
 def alert(
     alert_id: str,
     score: float,
@@ -96,7 +143,7 @@ def alert(
 
 def test_the_gate_withholds_what_is_over_and_passes_every_other_alert():
     counts = {"220102": 250, "220202": 40}
-    gate = AnomalyBudgetGate(load_thresholds({}), lambda: counts)
+    gate = AnomalyBudgetGate(load_thresholds(DAY_ALONE), lambda: counts)
     changed = [
         ("created", alert("a1", 0.62)),
         ("created", alert("a2", 0.71)),
@@ -144,7 +191,7 @@ def test_alerts_of_accounts_in_no_region_share_their_banks_budget_not_one_for_al
     accounts |= {f"F2{i:04d}": {"bank_code": "B002"} for i in range(150)}
     counts = accounts_by_scope(accounts, {})
     assert counts == {"bank:B001": 250, "bank:B002": 150}
-    gate = AnomalyBudgetGate(load_thresholds({}), lambda: counts, bank_of=bank_lookup(accounts))
+    gate = AnomalyBudgetGate(load_thresholds(DAY_ALONE), lambda: counts, bank_of=bank_lookup(accounts))
     changed = [
         ("created", alert("x1", 0.70, region="", account="F10001")),
         ("created", alert("x2", 0.80, "medium", region="", account="F10002")),
