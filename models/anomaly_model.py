@@ -17,13 +17,16 @@ feature names, the account's values, its own usual range and its role's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from models.features import FEATURE_NAMES, FEATURE_UNITS, FeatureVector, OwnUsualRanges, UsualRange
 from models.features import feature_values as _feature_values
+
+if TYPE_CHECKING:  # imported where a forest is fitted: the gateway and the dispatcher never load it
+    from sklearn.ensemble import IsolationForest
 
 N_ESTIMATORS = 200
 MAX_SAMPLES = 256  # the original paper's sub-sample size; fewer rows use all of them
@@ -106,6 +109,8 @@ def fit_role(role: str, matrix: np.ndarray, accounts: int, seed: int) -> RoleMod
     if len(matrix) < MIN_ROLE_ROWS:
         raise ValueError(f"role {role!r}: {len(matrix)} account-days, at least {MIN_ROLE_ROWS} needed")
     scaling = robust_scaling(matrix)
+    from sklearn.ensemble import IsolationForest
+
     forest = IsolationForest(
         n_estimators=N_ESTIMATORS,
         max_samples=min(MAX_SAMPLES, len(matrix)),
