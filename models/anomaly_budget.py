@@ -153,11 +153,9 @@ class BudgetLedger:
         """Whether every run of ``window_days`` days holding the candidate's day has let through
         fewer than ``daily × window_days`` of its scope (a day judged late counts in the runs
         after it too)."""
-        day = date.fromisoformat(candidate.day)
-        used = [
-            len(region_day.admitted) if (region_day := self.days.get((_shifted(day, k), candidate.region))) else 0
-            for k in range(1 - window_days, window_days)
-        ]  # from window_days - 1 days before the candidate's day to as many after it
+        # from window_days - 1 days before the candidate's day to as many after it
+        days = (self.days.get((_days_before(candidate.day, -k), candidate.region)) for k in range(1 - window_days, window_days))
+        used = [len(region_day.admitted) if region_day else 0 for region_day in days]
         return all(sum(used[start : start + window_days]) < daily * window_days for start in range(window_days))
 
     def _forget_old(self) -> None:
@@ -170,10 +168,6 @@ class BudgetLedger:
 
 def _is_low(severity: str) -> bool:
     return SEVERITIES.index(severity) < SEVERITIES.index("medium")
-
-
-def _shifted(day: date, days: int) -> str:
-    return (day + timedelta(days=days)).isoformat()
 
 
 def _days_before(day: str, days: int) -> str:

@@ -92,14 +92,12 @@ def merged(sample: CounterpartySample, amounts: Mapping[int, int]) -> Counterpar
     cents summed (``sample`` is left as it was, and is what comes back when nothing changes)."""
     kept = sample.hashes
     truncated = sample.truncated
-    if len(kept) >= COUNTERPARTY_SAMPLE:
+    if len(kept) >= COUNTERPARTY_SAMPLE and any(h > kept[-1] for h in amounts):
         # full: a hash above its largest cannot enter, and one there truncates the union
-        bound = kept[-1]
-        if any(h > bound for h in amounts):
-            truncated = True
-            amounts = {h: c for h, c in amounts.items() if h < bound or h == bound}
-        if not amounts:
-            return sample if truncated == sample.truncated else CounterpartySample(list(kept), True, list(sample.cents))
+        truncated = True
+        amounts = {h: c for h, c in amounts.items() if h <= kept[-1]}
+    if not amounts and truncated == sample.truncated:
+        return sample
     sums = {h: sample.cents_of(n) for n, h in enumerate(kept)}
     for h, c in amounts.items():
         sums[h] = sums.get(h, 0) + c

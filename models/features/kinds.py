@@ -1,7 +1,7 @@
 """The kind of a day's counterparties, read from the reference data when a day is judged.
 
 The feature state keeps no counterparty account, only a bounded sample of hashes per day and
-direction (models/features/counterparties.py). What those hashes were is read at judging time
+direction, with the cents of each (models/features/counterparties.py). What those hashes were is read at judging time
 from a map hash -> kind of the REGISTERED accounts, built once from the reference data (and
 changed item by item when an account changes): the state and its bounds stay as they are, and a
 day judged again after a reference change sees the counterparties as they are registered now.

@@ -181,7 +181,7 @@ def person_flows_2d(
     """Cents from and to customers' registered accounts over ``day`` and the day before it (when
     the state holds it): money passed from customer to customer is often taken in one evening
     and sent on the next morning, so one day alone would split it."""
-    days = [day] + [p for p in state.days if p.day_start == day.day_start - DAY]
+    days = [partial for partial in (day, state.day(day.day_start - DAY)) if partial is not None]
     return (
         sum(person_cents(p.payers, kinds) for p in days),
         sum(person_cents(p.payees, kinds) for p in days),
