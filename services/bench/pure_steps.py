@@ -4,13 +4,15 @@ no broker, no ClickHouse and no model loaded, the records decoded before the clo
 (docs/benchmarks.md, "Per-record CPU of the pure steps (in-process)").
 
     python -m services.bench.pure_steps [--seed 20261125] [--hours 96] [--variant baseline]
-        [--repeat 3] [--gc 50000,20,100|python|off] [--profile out.prof]
+        [--repeat 3] [--gc 50000,20,100|python|off] [--profile out.prof] [--digest]
 
 Each repetition steps a fresh pipeline through the same messages; the median is reported, with
 the process's resident memory after each tenth of the messages of the first run and its peak.
 ``--gc`` sets the cyclic garbage collector as a worker does (services/collector.py; default the
 worker's default), or turns it off (a bound, not a setting). ``--profile`` runs one more
-repetition under cProfile and prints its top entries.
+repetition under cProfile and prints its top entries. ``--digest`` steps one more pipeline and
+prints a SHA-256 of every alert revision in order and one of the final account and institution
+states: a change meant to make the steps cheaper must leave both as they were.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import os
 import pstats
 import resource
@@ -29,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from models.detectors import DetectContext, StaticReferences
 from models.thresholds import load_thresholds
@@ -131,6 +136,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gc", default=",".join(map(str, DEFAULT_THRESHOLDS)))
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--digest", action="store_true", help="print digests of the alerts and states")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out, StatusLine("bench", False) as status:
         province = evaluation.simulate(args.seed, args.hours, args.institutions, Path(out), status)
@@ -157,6 +163,20 @@ def main() -> None:
         profile.disable()
         profile.dump_stats(args.profile)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+    if args.digest:
+        alerts, states = digests(make(), messages)
+        print(f"digest of alert revisions {alerts}; of final states {states}")
+
+
+def digests(pipe: InProcessPipeline, messages: list[Message]) -> tuple[str, str]:
+    """SHA-256 of every alert revision in order, and of the final account and institution states
+    (keys sorted), after stepping ``pipe`` through ``messages``."""
+    for bank, msg_id, records in messages:
+        pipe.push_message(bank, msg_id, records)
+    encode = msgspec.json.Encoder(order="sorted").encode
+    alerts = hashlib.sha256(encode(pipe.events)).hexdigest()[:16]
+    states = hashlib.sha256(encode({"accounts": pipe.accounts, "institutions": pipe.institutions}))
+    return alerts, states.hexdigest()[:16]
 
 
 if __name__ == "__main__":
