@@ -46,7 +46,7 @@ from services.bench.backlog import (
     push_all,
     state_held_mb,
 )
-from services.bench.processes import Child
+from services.bench.processes import Child, CpuWindow
 from services.bench.workload import AgedWorkload
 from services.broker import EmbeddedBroker
 from services.progress import StatusLine
@@ -73,6 +73,7 @@ class AgedFigures:
     measured_dates: list[str]
     history_rps: float = 0.0  # the first worker over the history, from no state to a week of it
     aged_pipeline_rps: float = 0.0
+    aged_cpu_us_per_record: dict[str, float] = field(default_factory=dict)  # worker's and broker's
     state_held_mb: float = 0.0  # held by the worker before the measured backlog
     pause_s: float = 0.0  # how long the worker was paused while the later days were pushed
     replayed_messages: int = 0  # messages the worker recognised as already applied, after the pause
@@ -127,10 +128,12 @@ async def aged_phase(config: BenchConfig, aged: AgedWorkload, root: Path, status
             if figures.pause_s > PAUSE_LIMIT_S:
                 log.warning("the worker was paused %.1f s: its group may have rebalanced", figures.pause_s)
             gateway.stop()
+            cpu = CpuWindow({"worker": worker.pid, "broker": broker.pid})
             figures.aged_pipeline_rps = await follow_worker(
                 session, worker, int(before) + measured, status, timeout_s=max(900.0, measured / 200),
-                label="aged pipeline", stall_s=STALL_S, start_count=before,
+                label="aged pipeline", stall_s=STALL_S, start_count=before, cpu=cpu,
             )  # fmt: skip
+            figures.aged_cpu_us_per_record = cpu.us_per_item()
             figures.replayed_messages = int(await worker.metric(session, REPLAYED) - replayed)
             worker.stop()
             figures.peak_rss_mb["worker"] = round(worker.peak_rss_mb or 0.0, 1)

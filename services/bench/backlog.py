@@ -38,7 +38,7 @@ from schemas.fields import amount_to_cents, epoch_seconds
 from schemas.messages import RECORDS_TOPIC, decode_batch
 from services import secret_box
 from services.bench.naive import NAIVE_TOPIC
-from services.bench.processes import Child
+from services.bench.processes import Child, CpuWindow
 from services.bench.workload import Workload
 from services.broker import EmbeddedBroker, die_with_parent
 from services.progress import StatusLine
@@ -70,6 +70,9 @@ class StackFigures:
     raw_ceiling_rps: float = 0.0
     state_bytes_per_record: float = 0.0  # account and institution state written (changelog, snapshots)
     state_held_mb: float = 0.0  # account and institution state the worker holds, encoded
+    # CPU µs per record over the backlog's measured window: the worker's (all its threads, chDB's
+    # included) and the broker's
+    pipeline_cpu_us_per_record: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
@@ -140,11 +143,14 @@ async def follow_worker(
     label: str = "pipeline",
     stall_s: float | None = None,
     start_count: float = 0.0,
+    cpu: CpuWindow | None = None,
 ) -> float:
     """The worker's sustained rate over the backlog: from the first processed record seen to the
     last, counting only what was processed in between. With ``stall_s``, a worker
     whose count stood still that long after it began is given up on. ``start_count`` is what
-    the worker had processed before this backlog (a worker that was paused, not started)."""
+    the worker had processed before this backlog (a worker that was paused, not started). With
+    ``cpu``, the processes' CPU time is taken when the first processed record is seen and when
+    the last is (``cpu.used``)."""
     deadline = time.monotonic() + timeout_s
     first: tuple[float, float] | None = None
     polling_since = time.perf_counter()
@@ -170,10 +176,14 @@ async def follow_worker(
             )
         if first is None and processed > start_count:
             first = (now, processed)
+            if cpu is not None:
+                cpu.begin(processed)
         status.update(
             f"{label}: {int(processed - start_count):,} of {int(total - start_count):,} records processed"
         )
         if processed >= total and handled >= sent:
+            if cpu is not None:
+                cpu.end(processed)
             if first is None or first[1] >= processed:  # all of it between two looks
                 first = (polling_since, start_count)
             span = now - first[0]
@@ -294,9 +304,11 @@ async def stack_phases(
             figures.peak_rss_mb["gateway"] = round(gateway.peak_rss_mb or 0.0, 1)
 
             worker.start()
+            cpu = CpuWindow({"worker": worker.pid, "broker": broker.pid})
             figures.pipeline_rps = await follow_worker(
-                session, worker, accepted, status, timeout_s=max(600.0, accepted / 200)
+                session, worker, accepted, status, timeout_s=max(600.0, accepted / 200), cpu=cpu
             )
+            figures.pipeline_cpu_us_per_record = cpu.us_per_item()
             figures.state_held_mb = await state_held_mb(session, worker)
             figures.state_bytes_per_record = await worker.metric(session, STATE_BYTES) / max(1, accepted)
             worker.stop()

@@ -16,6 +16,47 @@ from services.children import wait_http_ready
 from services.simulator.push import parse_metric_total
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time the process has used so far, user and system, all its threads; None once gone."""
+    if pid is None:
+        return None
+    try:
+        # the fields after the command name, whose parentheses may hold spaces: utime and stime
+        # are the 14th and 15th fields of the line
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuWindow:
+    """The CPU time processes used between two moments (``begin``, ``end``): what a rate alone
+    does not say on a machine shared with other work, where wall time moves with the load and CPU
+    time far less."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.started: dict[str, float | None] = {}
+        self.used: dict[str, float] = {}
+        self.counts = (0.0, 0.0)  # what was done (records processed) at the two moments
+
+    def begin(self, count: float) -> None:
+        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.counts = (count, count)
+
+    def end(self, count: float) -> None:
+        for name, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self.started.get(name)
+            if now is not None and then is not None:
+                self.used[name] = now - then
+        self.counts = (self.counts[0], count)
+
+    def us_per_item(self) -> dict[str, float]:
+        """µs of CPU per item done in between, of each process."""
+        done = self.counts[1] - self.counts[0]
+        return {name: round(seconds / done * 1e6, 1) for name, seconds in self.used.items()} if done > 0 else {}
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """The most resident memory the process has had (VmHWM), in MiB; None once it is gone."""
     try:

@@ -26,6 +26,13 @@ _SHAPES = {
 }
 
 
+def _cpu(per_process: dict[str, float] | None) -> str:
+    """The worker's and the broker's CPU µs per record, or a dash when not measured."""
+    if not per_process:
+        return "—"
+    return " / ".join(_n(per_process.get(name)) for name in ("worker", "broker"))
+
+
 def _other_shapes(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The latency of the stacks other than the headline's, one row each."""
     out = []
@@ -52,6 +59,7 @@ def _aged_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
         ("aged_pipeline_rps", _n(result.get("aged_pipeline_rps")), ""),
         ("aged / fresh pipeline", _ratio(result.get("aged_over_fresh")), ""),
+        ("CPU µs per record, aged backlog: worker / broker", _cpu(result.get("aged_cpu_us_per_record")), ""),
         ("state held before the aged backlog (MiB)", _n(result.get("aged_state_held_mb")), ""),
         ("history processed before it", history, ""),
     ]
@@ -67,6 +75,11 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("raw_ceiling_rps", _n(result.get("raw_ceiling_rps")), _n(big.get("raw_ceiling_rps"))),
         ("pipeline_rps", _n(result.get("pipeline_rps")), _n(big.get("pipeline_rps"))),
         *_aged_rows(result),
+        (
+            "CPU µs per record over the backlog: worker / broker",
+            _cpu(result.get("pipeline_cpu_us_per_record")),
+            _cpu(big.get("pipeline_cpu_us_per_record")),
+        ),
         ("naive_faust_rps", _n(result.get("naive_faust_rps")), ""),
         ("gateway_rps", _n(result.get("gateway_rps")), _n(big.get("gateway_rps"))),
         ("pipeline / raw ceiling", _ratio(result.get("pipeline_over_raw")), ""),

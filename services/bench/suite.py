@@ -167,6 +167,10 @@ def assemble(
         "state_per_account_kb": round(base.state_held_mb * 1024 / base.accounts, 2)
         if base.accounts
         else None,
+        # CPU per record over the measured backlogs: compares across runs on a loaded machine,
+        # where the rates move with the load
+        "pipeline_cpu_us_per_record": base.pipeline_cpu_us_per_record,
+        "aged_cpu_us_per_record": aged.aged_cpu_us_per_record if aged else None,
         "pipeline_over_raw": _share(base.pipeline_rps, base.raw_ceiling_rps),
         "pipeline_over_naive": round(base.pipeline_rps / naive_rps, 2) if naive_rps else None,
         "aged": aged_figures(aged, base.accounts) if aged else None,
@@ -176,6 +180,7 @@ def assemble(
             "records": scaled.records,
             "raw_ceiling_rps": round(scaled.raw_ceiling_rps),
             "pipeline_rps": round(scaled.pipeline_rps),
+            "pipeline_cpu_us_per_record": scaled.pipeline_cpu_us_per_record,
             "gateway_rps": round(scaled.gateway_rps),
             "state_bytes_per_record": {"pipeline": round(scaled.state_bytes_per_record)},
             "state_held_mb": round(scaled.state_held_mb, 1),

@@ -3,6 +3,8 @@ real processes and is `fundwatch bench`'s job, not a test's."""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import date, timedelta
 
 import msgspec
@@ -11,6 +13,7 @@ import pytest
 from services.bench.aged import AgedFigures
 from services.bench.backlog import StackFigures
 from services.bench.latency import percentile
+from services.bench.processes import CpuWindow, cpu_seconds
 from services.bench.report import markdown_table, rows
 from services.bench.suite import BenchConfig, assemble
 from services.bench.workload import (
@@ -235,3 +238,31 @@ def test_the_json_keeps_the_contract_keys_and_adds_the_aged_ones():
     assert without["aged"] is None and without["pipeline_over_naive"] is None
     slow = assemble(config, StackFigures(accounts=1, records=1), None, scaled, 240, aged, [_run()])
     assert slow["aged_over_fresh"] is None  # no fresh rate, no ratio
+
+
+def test_the_report_shows_the_cpu_per_record_of_worker_and_broker():
+    result = {"pipeline_cpu_us_per_record": {"worker": 72.04, "broker": 8.4},
+              "aged_cpu_us_per_record": {"worker": 80.5},
+              "scale_10x": {"pipeline_cpu_us_per_record": {"worker": 140.0, "broker": 9.0}}}  # fmt: skip
+    table = dict((name, (a, b)) for name, a, b in rows(result))
+    assert table["CPU µs per record over the backlog: worker / broker"] == ("72.0 / 8.4", "140.0 / 9.0")
+    assert table["CPU µs per record, aged backlog: worker / broker"] == ("80.5 / —", "")
+    table = dict((name, (a, b)) for name, a, b in rows({}))
+    assert table["CPU µs per record over the backlog: worker / broker"] == ("—", "—")
+
+
+def test_a_cpu_window_counts_the_cpu_a_process_used_per_item_between_two_moments():
+    window = CpuWindow({"this": os.getpid(), "gone": None})
+    window.begin(100)
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    window.end(1_100)
+    per_item = window.us_per_item()
+    assert set(per_item) == {"this"}  # a process with no pid is left out, not counted as zero
+    assert 40 <= per_item["this"] <= 1_000  # at least the 50 ms spent, over 1,000 items
+    assert cpu_seconds(None) is None
+    empty = CpuWindow({"this": os.getpid()})
+    empty.begin(5)
+    empty.end(5)
+    assert empty.us_per_item() == {}  # nothing done: no figure rather than a division by zero
