@@ -54,7 +54,9 @@ class CpuWindow:
     def us_per_item(self) -> dict[str, float]:
         """µs of CPU per item done in between, of each process."""
         done = self.counts[1] - self.counts[0]
-        return {name: round(seconds / done * 1e6, 1) for name, seconds in self.used.items()} if done > 0 else {}
+        return (
+            {name: round(seconds / done * 1e6, 1) for name, seconds in self.used.items()} if done > 0 else {}
+        )
 
 
 def peak_rss_mb(pid: int) -> float | None:
