@@ -67,7 +67,23 @@ class GroupCommit:
         digest_row: Sequence[Any] | None = None,
     ) -> None:
         """Return once these rows are written; raise what the write raised (StorageError)."""
-        row = batch_row(key_rows, answer_row, digest_row)
+        await self._write(outbox_rows, batch_row(key_rows, answer_row, digest_row))
+
+    async def write_batch(
+        self,
+        outbox_rows: _Rows,
+        bank_code: str,
+        batch_id: str,
+        record_ids: list[str],
+        answer: str,
+        digest: str | None,
+        received_at: int,
+    ) -> None:
+        """``write`` given the batch's accepted record ids rather than a key row each."""
+        row = [bank_code, batch_id, answer, NO_DIGEST if digest is None else digest, record_ids, received_at]
+        await self._write(outbox_rows, row)
+
+    async def _write(self, outbox_rows: _Rows, row: list[Any]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((outbox_rows, row, done))
         if self._writer is None or self._writer.done():
