@@ -43,10 +43,14 @@ def batch_row(key_rows: _Rows, answer_row: Sequence[Any], digest_row: Sequence[A
     record_ids = []
     for key_bank, record_id, key_batch, _ in key_rows:
         if key_bank != bank_code or key_batch != batch_id:
-            raise ValueError(f"a key of batch {key_bank}/{key_batch} given with the answer of {bank_code}/{batch_id}")
+            raise ValueError(
+                f"a key of batch {key_bank}/{key_batch} given with the answer of {bank_code}/{batch_id}"
+            )
         record_ids.append(record_id)
     if digest_row is not None and (digest_row[0], digest_row[1]) != (bank_code, batch_id):
-        raise ValueError(f"the digest of {digest_row[0]}/{digest_row[1]} given with the answer of {bank_code}/{batch_id}")
+        raise ValueError(
+            f"the digest of {digest_row[0]}/{digest_row[1]} given with the answer of {bank_code}/{batch_id}"
+        )
     digest = NO_DIGEST if digest_row is None else digest_row[2]
     return [bank_code, batch_id, answer, digest, record_ids, received_at]
 
