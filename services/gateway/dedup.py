@@ -50,15 +50,23 @@ class RecordKeys:
         self.bank(bank_code).difference_update(record_ids)
 
     async def load(self, storage: AsyncStorage) -> int:
+        """The keys of every batch (``batches``), and those written one row each before that
+        table existed (``ingest_keys``); returns how many were read."""
         rows = await storage.query(f"SELECT bank_code, record_id FROM {DATABASE}.ingest_keys")
         for bank_code, record_id in rows:
             self.bank(bank_code).add(record_id)
-        return len(rows)
+        count = len(rows)
+        for bank_code, record_ids in await storage.query(
+            f"SELECT bank_code, record_ids FROM {DATABASE}.batches"
+        ):
+            self.bank(bank_code).update(record_ids)
+            count += len(record_ids)
+        return count
 
 
 class BatchAnswers:
     """The first answer given to each (bank_code, batch_id), as the JSON bytes sent, and the
-    digest of the records it answered (None for an answer stored before digests were)."""
+    digest of the records it answered (None for an answer stored without one)."""
 
     def __init__(self) -> None:
         self._answers: dict[tuple[str, str], bytes] = {}
@@ -79,6 +87,8 @@ class BatchAnswers:
         return len(self._answers)
 
     async def load(self, storage: AsyncStorage) -> int:
+        """The answers and digests of every batch (``batches``), and of those answered before
+        that table existed (``batch_answers`` and ``batch_digests``); returns how many answers."""
         rows = await storage.query(f"SELECT bank_code, batch_id, answer FROM {DATABASE}.batch_answers FINAL")
         for bank_code, batch_id, answer in rows:
             self._answers[(bank_code, batch_id)] = answer.encode("utf-8")
@@ -87,4 +97,11 @@ class BatchAnswers:
         )
         for bank_code, batch_id, digest in digests:
             self._digests[(bank_code, batch_id)] = digest
-        return len(rows)
+        batches = await storage.query(
+            f"SELECT bank_code, batch_id, answer, digest FROM {DATABASE}.batches FINAL"
+        )
+        for bank_code, batch_id, answer, digest in batches:
+            self._answers[(bank_code, batch_id)] = answer.encode("utf-8")
+            if digest:  # '': written by a caller that keeps no digest
+                self._digests[(bank_code, batch_id)] = digest
+        return len(self._answers)

@@ -335,9 +335,7 @@ class BatchIntake:
         digest: str,
     ) -> None:
         # DateTime columns take epoch seconds as they are (services/storage/base.py)
-        await self.commits.write(
-            outbox_rows(messages, received_at),
-            [[batch.bank_code, rid, batch.batch_id, received_at] for rid in record_ids],
-            [batch.bank_code, batch.batch_id, answer.decode("utf-8"), received_at],
-            [batch.bank_code, batch.batch_id, digest, received_at],
-        )
+        await self.commits.write_batch(
+            outbox_rows(messages, received_at), batch.bank_code, batch.batch_id, record_ids,
+            answer.decode("utf-8"), digest, received_at,
+        )  # fmt: skip

@@ -1,6 +1,7 @@
 """The gateway's memory on both backends (a clickhouse-server 18.16 and chDB 26.x): batch digests
-(DDL migration 6) written by the group commit and read back at start, and the look-ups of the
-account map and the known institutions."""
+(DDL migration 6) written by the group commit and read back at start, the batches written before
+and after migration 9 read back alike, and the look-ups of the account map and the known
+institutions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uuid
 import pytest
 
 from schemas.ddl import DATABASE
-from services.gateway.dedup import BatchAnswers
+from services.gateway.dedup import BatchAnswers, RecordKeys
 from services.gateway.group_commit import GroupCommit
 from services.gateway.registry import AccountOwners, KnownInstitutions
 from services.storage.async_storage import AsyncStorage
@@ -43,6 +44,36 @@ def test_a_batch_digest_is_written_with_its_answer_and_read_back(storage):
     answers = _run(storage, work)
     assert answers.get("BD1", batch_id) == b'{"accepted":1}'
     assert answers.digest("BD1", batch_id) == "0123456789abcdef0123456789abcdef"
+
+
+def test_batches_answered_before_migration_9_are_read_back_with_those_answered_after(storage):
+    """Rows of the tables each batch was written to before ``batches`` existed (an upgraded
+    gateway's database) are still its memory: their keys, answers and digests, beside the new."""
+    tag = uuid.uuid4().hex[:12]
+    old, new, undigested = f"old-{tag}", f"new-{tag}", f"bare-{tag}"
+    storage.insert(f"{DATABASE}.ingest_keys", ("bank_code", "record_id", "batch_id", "accepted_at"),
+                   [["BM1", f"{old}-r1", old, 0], ["BM1", f"{old}-r2", old, 0]])  # fmt: skip
+    storage.insert(f"{DATABASE}.batch_digests", ("bank_code", "batch_id", "digest", "received_at"),
+                   [["BM1", old, "d" * 32, 0]])  # fmt: skip
+    storage.insert(f"{DATABASE}.batch_answers", ("bank_code", "batch_id", "answer", "received_at"),
+                   [["BM1", old, '{"old":1}', 0], ["BM1", undigested, '{"bare":1}', 0]])  # fmt: skip
+
+    async def work(wrapped):
+        commits = GroupCommit(wrapped)
+        await commits.write_batch([], "BM1", new, [f"{new}-r1"], '{"new":1}', "e" * 32, 0)
+        await commits.write_batch([], "BM1", f"none-{tag}", [], '{"none":1}', None, 0)
+        keys, answers = RecordKeys(), BatchAnswers()
+        await keys.load(wrapped)
+        await answers.load(wrapped)
+        return keys, answers
+
+    keys, answers = _run(storage, work)
+    assert {f"{old}-r1", f"{old}-r2", f"{new}-r1"} <= keys.bank("BM1")
+    assert answers.get("BM1", old) == b'{"old":1}' and answers.digest("BM1", old) == "d" * 32
+    assert answers.get("BM1", new) == b'{"new":1}' and answers.digest("BM1", new) == "e" * 32
+    # an answer kept without a digest is returned to any re-send, as before
+    assert answers.get("BM1", undigested) == b'{"bare":1}' and answers.digest("BM1", undigested) is None
+    assert answers.get("BM1", f"none-{tag}") == b'{"none":1}' and answers.digest("BM1", f"none-{tag}") is None
 
 
 def test_the_account_map_asks_for_what_it_does_not_know_and_the_newest_upsert_wins(storage):

@@ -19,6 +19,7 @@ KEYS = {
     "ref_institutions": ("institution_id",),
     "batch_answers": ("bank_code", "batch_id"),
     "batch_digests": ("bank_code", "batch_id"),
+    "batches": ("bank_code", "batch_id"),
     "ingest_keys": ("bank_code", "record_id"),
 }
 _SELECT = re.compile(r"SELECT\s+(?:DISTINCT\s+)?(.+?)\s+FROM\s+\w+\.(\w+)", re.S)

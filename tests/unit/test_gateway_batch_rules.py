@@ -120,7 +120,7 @@ def test_the_digest_is_written_with_the_answer_and_survives_a_restart(clock):
     storage = FakeStorage()
     intake, _, _ = stack(storage)
     (first,) = submit(intake, batch("B-1", [txn("r1")]))
-    (digest_row,) = storage.rows("batch_digests")
+    (digest_row,) = storage.rows("batches")
     assert (digest_row["bank_code"], digest_row["batch_id"]) == ("B001", "B-1")
     assert len(digest_row["digest"]) == 32
 

@@ -1,5 +1,6 @@
 """services/gateway/group_commit.py: concurrent batches share ClickHouse writes, and each is
-answered only after its own rows are written."""
+answered only after its own rows are written (its messages, then one row holding its answer,
+digest and record keys)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class SlowStorage:
     async def insert(self, table, columns, rows):
         await asyncio.sleep(0.01)
         if self.fail_rounds:
-            if table.endswith("batch_answers"):
+            if table.endswith("batches"):
                 self.fail_rounds -= 1
             raise StorageError("ClickHouse is away")
         self.inserts.append((table.rsplit(".", 1)[-1], list(rows)))
@@ -49,13 +50,11 @@ def test_batches_arriving_together_share_one_write_per_table_and_all_wait_for_it
     # all six were waiting before the first write began: one round, one insert per table
     assert commits.writes == 1
     # the messages first: keys without them would make a re-send a duplicate of nothing
-    assert [(table, len(rows)) for table, rows in storage.inserts] == [
-        ("outbox", 12),
-        ("ingest_keys", 18),
-        ("batch_answers", 6),
-    ]
+    assert [(table, len(rows)) for table, rows in storage.inserts] == [("outbox", 12), ("batches", 6)]
+    # each batch's row holds its answer and its three keys
+    assert [len(row[4]) for row in storage.inserts[1][1]] == [3] * 6
     # nobody was answered before its own rows were in
-    assert all(written == 3 for _, written in order)
+    assert all(written == 2 for _, written in order)
 
 
 def test_batches_arriving_during_a_write_go_in_the_next_one():
@@ -71,7 +70,7 @@ def test_batches_arriving_during_a_write_go_in_the_next_one():
 
     storage, commits = asyncio.run(main())
     assert commits.writes == 2
-    assert [len(rows) for _, rows in storage.inserts] == [1, 1, 4, 4]
+    assert [len(rows) for _, rows in storage.inserts] == [1, 4]
 
 
 def test_a_failed_write_refuses_every_batch_of_its_round_and_the_next_round_goes_through():
@@ -88,7 +87,7 @@ def test_a_failed_write_refuses_every_batch_of_its_round_and_the_next_round_goes
     results, third, storage = asyncio.run(main())
     assert isinstance(results[0], StorageError)
     assert results[1] is None or isinstance(results[1], StorageError)
-    assert third is None and storage.inserts[-1][0] == "batch_answers"
+    assert third is None and storage.inserts[-1][0] == "batches"
 
 
 def test_a_caller_that_goes_away_does_not_cancel_the_write_others_wait_for():
@@ -104,7 +103,7 @@ def test_a_caller_that_goes_away_does_not_cancel_the_write_others_wait_for():
         return storage
 
     storage = asyncio.run(main())
-    written = {row[1] for table, rows in storage.inserts if table == "ingest_keys" for row in rows}
+    written = {key for table, rows in storage.inserts if table == "batches" for row in rows for key in row[4]}
     assert written == {"x", "y"}
 
 
@@ -118,10 +117,11 @@ def test_a_lone_batch_waits_for_nobody(keys):
 
     storage, commits = asyncio.run(main())
     assert commits.writes == 1
-    assert [table for table, _ in storage.inserts] == (["ingest_keys"] if keys else []) + ["batch_answers"]
+    assert [table for table, _ in storage.inserts] == ["batches"]
+    assert storage.inserts[0][1][0][4] == [key[1] for key in keys]
 
 
-def test_digests_are_written_in_the_same_round_just_before_the_answers():
+def test_digests_are_written_in_the_same_row_as_the_answers():
     async def main():
         storage = SlowStorage()
         commits = GroupCommit(storage)
@@ -134,14 +134,14 @@ def test_digests_are_written_in_the_same_round_just_before_the_answers():
 
     storage, commits = asyncio.run(main())
     assert commits.writes == 1
-    assert [table for table, _ in storage.inserts] == ["ingest_keys", "batch_digests", "batch_answers"]
-    assert [row[2] for row in storage.inserts[1][1]] == ["d1", "d2"]
+    assert [table for table, _ in storage.inserts] == ["batches"]
+    assert [(row[1], row[3]) for row in storage.inserts[0][1]] == [("b1", "d1"), ("b2", "d2"), ("b3", "")]
 
 
-def test_a_failed_digest_write_refuses_the_batch_before_its_answer_is_written():
+def test_a_failed_write_of_the_batch_row_refuses_the_batch_and_stores_nothing_of_it():
     class NoDigests(SlowStorage):
         async def insert(self, table, columns, rows):
-            if table.endswith("batch_digests"):
+            if table.endswith("batches"):
                 raise StorageError("ClickHouse is away")
             return await super().insert(table, columns, rows)
 
@@ -153,3 +153,13 @@ def test_a_failed_digest_write_refuses_the_batch_before_its_answer_is_written():
         return storage
 
     assert [table for table, _ in asyncio.run(main()).inserts] == []
+
+
+def test_keys_of_another_batch_than_the_answer_are_refused_before_anything_is_written():
+    async def main():
+        storage = SlowStorage()
+        with pytest.raises(ValueError):
+            await GroupCommit(storage).write([], [["B001", "a", "other", 0]], ["B001", "b1", "{}", 0])
+        return storage
+
+    assert asyncio.run(main()).inserts == []
