@@ -26,6 +26,7 @@ from models.detectors import (
     rapid_growth,
 )
 from models.detectors.context import CUSTODY_ROLES, _text
+from models.detectors.institution_messages import sharing
 from models.stepping import clock_step, judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
@@ -49,13 +50,17 @@ def institution_records(
 ) -> dict[str, list[TxnRecord]]:
     """The transactions of one message that institution-level detectors need, per institution."""
     parts: dict[str, list[TxnRecord]] = {}
+    owner: dict[str, str | None] = {}  # account id -> its institution when it is seen there
     for record in records:
         if not isinstance(record, TxnRecord):
             continue
-        account = ctx.account(record.account_id)
-        if account is None or _text(account.get("role")) not in INSTITUTION_ROLES:
-            continue
-        institution_id = _text(account.get("institution_id"))
+        account_id = record.account_id
+        if account_id in owner:
+            institution_id = owner[account_id]
+        else:
+            account = ctx.account(account_id)
+            seen = account is not None and _text(account.get("role")) in INSTITUTION_ROLES
+            institution_id = owner[account_id] = _text(account.get("institution_id")) if seen else None
         if institution_id:
             parts.setdefault(institution_id, []).append(record)
     return parts
@@ -100,9 +105,10 @@ def step_institution_messages(
     if not fresh:
         return state, []
     clock = clock_step(ctx, state.get("clock"), fresh, "institution")
-    detector_states, findings = judge_messages(
-        INSTITUTION_DETECTORS, ctx, state.get("detectors"), institution_id, fresh, consume
-    )
+    with sharing():  # what several detectors read alike of a message is read once for them
+        detector_states, findings = judge_messages(
+            INSTITUTION_DETECTORS, ctx, state.get("detectors"), institution_id, fresh, consume
+        )
     alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
     return {"detectors": detector_states, "alerts": alerts, "recent": recent, "clock": clock}, changes
