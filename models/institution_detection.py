@@ -26,7 +26,6 @@ from models.detectors import (
     rapid_growth,
 )
 from models.detectors.context import CUSTODY_ROLES, _text
-from models.detectors.institution_messages import sharing
 from models.stepping import clock_step, judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
@@ -105,10 +104,9 @@ def step_institution_messages(
     if not fresh:
         return state, []
     clock = clock_step(ctx, state.get("clock"), fresh, "institution")
-    with sharing():  # what several detectors read alike of a message is read once for them
-        detector_states, findings = judge_messages(
-            INSTITUTION_DETECTORS, ctx, state.get("detectors"), institution_id, fresh, consume
-        )
+    detector_states, findings = judge_messages(
+        INSTITUTION_DETECTORS, ctx, state.get("detectors"), institution_id, fresh, consume
+    )
     alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]
     return {"detectors": detector_states, "alerts": alerts, "recent": recent, "clock": clock}, changes

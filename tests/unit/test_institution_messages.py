@@ -16,7 +16,6 @@ from models.detectors import (
     rapid_growth,
 )
 from models.detectors import institution_messages as im
-from models.detectors import product_flows as pf
 from models.detectors.common import advance_sources
 from models.institution_detection import INSTITUTION_DETECTORS, step_institution_messages
 from tests.unit.test_detectors_common import BORROWER, CUSTODY, INVESTOR, INVESTOR_FREE, OWN, bj, txn
@@ -80,21 +79,6 @@ def test_several_messages_of_one_take_decide_as_one_at_a_time():
     assert msgspec.json.encode(taken["detectors"]) == msgspec.json.encode(one_by_one["detectors"])
 
 
-def test_the_product_flows_are_folded_once_per_message(monkeypatch):
-    folds = []
-    real = pf.fold_custody
-    monkeypatch.setattr(pf, "fold_custody", lambda *args: folds.append(1) or real(*args))
-    ctx = world(SPLIT)
-    messages = _messages(3)
-    state = None
-    for msg_id, records in messages:
-        state, _ = step_institution_messages(ctx, state, "P1", [(msg_id, records)], at=0, consume=True)
-    # the first message finds two new states: each folds, and from then on they hold the same parts
-    assert len(folds) == len(messages) + 1
-    er, mm = state["detectors"]["excess_return"], state["detectors"]["maturity_mismatch"]
-    assert all(er[key] is mm[key] for key in ("products", "un", "cp", "src")) and er["wm"] == mm["wm"]
-
-
 def test_a_state_not_given_up_is_never_changed():
     ctx = world(SPLIT)
     messages = _messages(4)
@@ -112,9 +96,6 @@ def test_a_detector_alone_reads_the_message_itself():
     first, second = im.view_of(ctx, "P1", "m1", records), im.view_of(ctx, "P1", "m1", records)
     assert first is not second and first.custody == second.custody
     assert [r.account_id for r in first.custody] == [CUSTODY] * len(first.custody)
-    with im.sharing():
-        assert im.view_of(ctx, "P1", "m1", records) is im.view_of(ctx, "P1", "m1", records)
-        assert im.view_of(ctx, "P1", "m2", records) is not im.view_of(ctx, "P1", "m1", records)
     for module in (excess_return, maturity_mismatch, investor_cap_breach, rapid_growth, disguised_clearing):
         assert module.NAME in INSTITUTION_DETECTORS
 
