@@ -49,13 +49,17 @@ def institution_records(
 ) -> dict[str, list[TxnRecord]]:
     """The transactions of one message that institution-level detectors need, per institution."""
     parts: dict[str, list[TxnRecord]] = {}
+    owner: dict[str, str | None] = {}  # account id -> its institution when it is seen there
     for record in records:
         if not isinstance(record, TxnRecord):
             continue
-        account = ctx.account(record.account_id)
-        if account is None or _text(account.get("role")) not in INSTITUTION_ROLES:
-            continue
-        institution_id = _text(account.get("institution_id"))
+        account_id = record.account_id
+        if account_id in owner:
+            institution_id = owner[account_id]
+        else:
+            account = ctx.account(account_id)
+            seen = account is not None and _text(account.get("role")) in INSTITUTION_ROLES
+            institution_id = owner[account_id] = _text(account.get("institution_id")) if seen else None
         if institution_id:
             parts.setdefault(institution_id, []).append(record)
     return parts

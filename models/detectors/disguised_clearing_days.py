@@ -12,9 +12,9 @@ from fractions import Fraction
 from math import ceil, floor
 from typing import Any
 
+from models.detectors import threshold_values as tv
 from models.detectors.common import (
     CopyOnWrite,
-    fraction_of,
     open_from,
     tally,
 )
@@ -47,21 +47,22 @@ class Folder:
         self.w = CopyOnWrite()
         self.st = self.w.mine(dict(state or empty_state()))
         self.lag = max(0, int(cfg["max_lag_seconds"]))
-        self.tol = max(Fraction(0), fraction_of(cfg["amount_tolerance"]))
+        self.tol = max(Fraction(0), tv.fraction(cfg["amount_tolerance"]))
         self.exact = self.tol == 0
         self.crowded: set[str] = set()  # days that took customers in this call
         self.late_days: set[str] = set()  # days with a late record in this call
+        self._sides: dict[tuple[str, str], dict[str, Any]] = {}  # (table, side) -> its hours, writable
 
     # -- the index ------------------------------------------------------------------------
 
-    def _list(self, table: str, side: str, hour: int, cents: int, bank: str) -> list[Any] | None:
-        return self.st[table][side].get(str(hour), {}).get(str(cents), {}).get(bank)
-
     def known(self, side: str, ts: int, cents: int, bank: str, record_id: str) -> bool:
         """Whether this record is in the index already (a replay)."""
-        hour = ts - ts % HOUR
+        hour_key, cents_key = str(ts - ts % HOUR), str(cents)
         for table in ("pend", "mir"):
-            entries = self._list(table, side, hour, cents, bank)
+            hours = self.st[table][side]
+            amounts = hours.get(hour_key) if hours else None
+            by_bank = amounts.get(cents_key) if amounts else None
+            entries = by_bank.get(bank) if by_bank else None
             if entries:
                 i = bisect_left(entries, [ts, record_id])
                 if i < len(entries) and entries[i][0] == ts and entries[i][1] == record_id:
@@ -69,9 +70,12 @@ class Folder:
         return False
 
     def _insert(self, table: str, side: str, ts: int, cents: int, bank: str, entry: list[Any]) -> None:
-        hour = ts - ts % HOUR
-        node = self.w.path(self.st, table, side, str(hour), str(cents))
-        insort(self.w.list_in(node, bank), entry)
+        hours = self._sides.get((table, side))
+        if hours is None:  # writable from here on, and never replaced within the call
+            hours = self._sides[(table, side)] = self.w.path(self.st, table, side)
+        w = self.w
+        node = w.dict_in(w.dict_in(hours, str(ts - ts % HOUR)), str(cents))
+        insort(w.list_in(node, bank), entry)
 
     def _amounts(self, side: str, cents: int, shard: dict[str, Any]) -> list[str]:
         """The amounts in an hour of the other side that ``cents`` on ``side`` can mirror."""
@@ -96,11 +100,17 @@ class Folder:
         low, high = [lo_t], [hi_t + 1]
         mirrored, pending = self.st["mir"][other], self.st["pend"][other]
         found = False
+        exact, cents_key = self.exact, str(cents)
         for hour in range(lo_t - lo_t % HOUR, hi_t + 1, HOUR):
             hour_key = str(hour)
             shard = None if found else mirrored.get(hour_key)
             if shard:  # any mirrored one will do: nothing to move there
-                for key in self._amounts(side, cents, shard):
+                keys = (
+                    ((cents_key,) if cents_key in shard else ())
+                    if exact
+                    else self._amounts(side, cents, shard)
+                )
+                for key in keys:
                     by_bank = shard[key]
                     if any(
                         b != bank and bisect_left(e, low) < bisect_left(e, high) for b, e in by_bank.items()
@@ -110,7 +120,10 @@ class Folder:
             shard = pending.get(hour_key)
             if not shard:
                 continue
-            for key in self._amounts(side, cents, shard):
+            keys = (
+                ((cents_key,) if cents_key in shard else ()) if exact else self._amounts(side, cents, shard)
+            )
+            for key in keys:
                 by_bank = shard[key]
                 for other_bank in sorted(by_bank):
                     if other_bank == bank:

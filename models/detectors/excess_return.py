@@ -65,11 +65,10 @@ import msgspec
 
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
+from models.detectors import threshold_values as tv
 from models.detectors.common import (
     beijing_date,
-    cents_of,
     clone,
-    fraction_of,
     score_of,
 )
 from models.detectors.context import DetectContext, _text
@@ -80,6 +79,7 @@ from models.detectors.excess_return_text import (
     metrics,
     sentences,
 )
+from models.detectors.institution_messages import fold_product_flows, view_of
 from models.detectors.peer_yields import Peers, peers_of
 from models.findings import Finding
 from schemas.messages import TxnRecord
@@ -109,8 +109,7 @@ def detect(
     """Fold one message's records of the institution; return the new state and the finding of every
     product of the institution that fires (unchanged ones are re-emitted identically)."""
     st = clone(state) or pf.empty_state()
-    pf.fold(ctx, st, institution_id, pf.of_institution(ctx, institution_id, records))
-    pf.prune(st)
+    fold_product_flows(view_of(ctx, institution_id, msg_id, records), st)
     findings = _findings(ctx, st, institution_id)
     return (st if st["products"] or st["wm"] is not None else {}), findings
 
@@ -201,17 +200,17 @@ def decide(
     finding has no place in time yet."""
     declared = pf.rate_of(product.get("declared_annual_yield"))
     project = pf.rate_of(product.get("underlying_project_rate"))
-    lpr, multiple = fraction_of(cfg["lpr_one_year"]), fraction_of(cfg["lpr_multiple"])
+    lpr, multiple = tv.fraction(cfg["lpr_one_year"]), tv.fraction(cfg["lpr_multiple"])
     legal_cap = lpr * multiple
-    robust_z, min_peers = fraction_of(cfg["robust_z"]), int(cfg["min_peers"])
-    coverage_min = fraction_of(cfg["payout_coverage_min"])
+    robust_z, min_peers = tv.fraction(cfg["robust_z"]), int(cfg["min_peers"])
+    coverage_min = tv.fraction(cfg["payout_coverage_min"])
     over_project = declared is not None and project is not None and declared > project
     over_cap = declared is not None and Fraction(declared) > legal_cap
     z = peers.z(declared, min_peers) if declared is not None else None
     outlier = z is not None and z > robust_z
     flows = figures.flows_of(st, str(product["product_id"]), extra)
-    split = pf.is_split(product, fraction_of(ratio_max_value))
-    min_payout = cents_of(cfg["min_payout"])
+    split = pf.is_split(product, tv.fraction(ratio_max_value))
+    min_payout = tv.cents(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
     uncovered = judged and flows.short(min_payout, coverage_min) and not split
     lines = (("project_rate", over_project), ("legal_cap", over_cap), ("peer_outlier", outlier))
@@ -349,9 +348,9 @@ def decide_institution(st: dict[str, Any], cfg: dict[str, Any]) -> InstitutionCo
     payouts or repayments cannot be attributed to a product."""
     if not figures.has_unattributed(st):
         return None
-    coverage_min = fraction_of(cfg["payout_coverage_min"])
+    coverage_min = tv.fraction(cfg["payout_coverage_min"])
     flows = figures.institution_flows(st)
-    if not flows.short(cents_of(cfg["min_payout"]), coverage_min):
+    if not flows.short(tv.cents(cfg["min_payout"]), coverage_min):
         return None
     coverage = flows.coverage
     window_end = flows.last_payout

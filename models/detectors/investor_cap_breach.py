@@ -51,6 +51,7 @@ import msgspec
 
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
+from models.detectors import threshold_values as tv
 from models.detectors.common import (
     TOP_N,
     add,
@@ -58,13 +59,13 @@ from models.detectors.common import (
     beijing_date,
     beijing_time,
     clone,
-    fraction_of,
     is_late,
-    is_sealed,
     new_bucket,
+    open_from,
     score_of,
 )
 from models.detectors.context import DetectContext, _text
+from models.detectors.institution_messages import view_of
 from models.detectors.wording import cite_en, cite_zh, mask, money, percent, yuan_en, yuan_zh
 from models.findings import Finding
 from schemas.messages import TxnRecord
@@ -120,9 +121,12 @@ def investor_of(ctx: DetectContext, institution_id: str, record: TxnRecord) -> s
     counterparty = record.counterparty_account
     if not record.credit or not counterparty or counterparty == record.account_id:
         return None
-    if ctx.role(counterparty) == "borrower" or pf.is_institution_account(ctx, institution_id, counterparty):
-        return None
-    return counterparty
+    return counterparty if _may_invest(ctx, institution_id, counterparty) else None
+
+
+def _may_invest(ctx: DetectContext, institution_id: str, payer: str) -> bool:
+    """Whether a payer's credits are investments: neither a borrower nor the institution's own."""
+    return ctx.role(payer) != "borrower" and not pf.is_institution_account(ctx, institution_id, payer)
 
 
 def _rank(item: tuple[str, list[Any]]) -> tuple[int, str, str]:
@@ -142,39 +146,60 @@ def detect(
     cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
     caps = Caps(ctx, institution_id, cfg)
     st = clone(state) or empty_state()
-    wm = st["wm"]
+    view = view_of(ctx, institution_id, msg_id, records)
+    moved = _fold(ctx, st, institution_id, view.custody, caps)
     products = st["products"]
-    mine = [r for r in pf.of_institution(ctx, institution_id, records) if pf.is_custody(ctx, r.account_id)]
-    single = pf.only_product(ctx, institution_id)
-    moved: dict[str, int] = {}  # product id -> its cap
-    for record in mine:
-        ts = record.booked_at
-        investor = investor_of(ctx, institution_id, record) if record.currency == "CNY" else None
-        pid = pf.product_of(ctx, record, single) if investor is not None else None
-        if pid is None or not pf.tracked(ctx, institution_id, pid):
-            continue
-        cap = caps.of(ctx.references.product(pid))
-        if cap is None:
-            continue
-        entry = products.get(pid)
-        if entry is None:
-            # in: the investors' payments; inv: {investor: [first event time, record id, cents]}
-            entry = products[pid] = {"in": new_bucket(), "inv": {}}
-        late = is_sealed(ts, wm)
-        add(entry["in"], record.record_id, ts, record.amount_cents, tag=record.account_id, top=False, late=late)
-        first = entry["inv"].get(investor)
-        if first is None or (ts, record.record_id) < (first[0], first[1]):
-            entry["inv"][investor] = [ts, record.record_id, record.amount_cents]
-        moved[pid] = cap[0]
     for pid, cap in moved.items():
         investors = products[pid]["inv"]
         if len(investors) > bound(cap):
             products[pid]["inv"] = dict(sorted(investors.items(), key=_rank)[: bound(cap)])
-    wm = advance_sources(st, ctx, mine)
+    wm = advance_sources(st, ctx, view.sources)  # as over all of view.custody
     if len(products) > pf.MAX_PRODUCTS:
         st["products"] = products = {pid: products[pid] for pid in sorted(products)[: pf.MAX_PRODUCTS]}
     findings = _findings(ctx, st, institution_id, cfg, caps)
     return (st if products or wm is not None else {}), findings
+
+
+def _fold(
+    ctx: DetectContext, st: dict[str, Any], institution_id: str, custody: list[TxnRecord], caps: Caps
+) -> dict[str, int]:
+    """Count the investors' payments among the records of the institution's custody and reserve
+    accounts; the products they moved, with their caps."""
+    products = st["products"]
+    single = pf.only_product(ctx, institution_id)
+    moved: dict[str, int] = {}  # product id -> its cap
+    caps_of: dict[str, tuple[int, str] | None] = {}  # product id -> its cap, None: not counted
+    start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
+    payers: dict[str, bool] = {}  # counterparty -> may be an investor (_may_invest)
+    for record in custody:
+        investor = record.counterparty_account
+        if not record.credit or record.currency != "CNY" or not investor or investor == record.account_id:
+            continue  # not an investor's payment in CNY (investor_of)
+        may = payers.get(investor)
+        if may is None:
+            may = payers[investor] = _may_invest(ctx, institution_id, investor)
+        pid = pf.product_of(ctx, record, single) if may else None
+        if pid is None:
+            continue
+        if pid in caps_of:
+            cap = caps_of[pid]
+        else:
+            tracked = pf.tracked(ctx, institution_id, pid)
+            cap = caps_of[pid] = caps.of(ctx.references.product(pid)) if tracked else None
+        if cap is None:
+            continue
+        ts, record_id, cents = record.booked_at, record.record_id, record.amount_cents
+        entry = products.get(pid)
+        if entry is None:
+            # in: the investors' payments; inv: {investor: [first event time, record id, cents]}
+            entry = products[pid] = {"in": new_bucket(), "inv": {}}
+        late = start is not None and ts < start
+        add(entry["in"], record_id, ts, cents, tag=record.account_id, top=False, late=late)
+        first = entry["inv"].get(investor)
+        if first is None or (ts, record_id) < (first[0], first[1]):
+            entry["inv"][investor] = [ts, record_id, cents]
+        moved[pid] = cap[0]
+    return moved
 
 
 def current(ctx: DetectContext, state: dict[str, Any] | None, institution_id: str) -> list[Finding]:
@@ -219,7 +244,7 @@ def decide(
     if investors <= cap:
         return None
     over = investors - cap
-    high, critical = fraction_of(cfg["high_multiple"]), fraction_of(cfg["critical_multiple"])
+    high, critical = tv.fraction(cfg["high_multiple"]), tv.fraction(cfg["critical_multiple"])
     if investors >= critical * cap:
         severity = "critical"
     elif investors >= high * cap:

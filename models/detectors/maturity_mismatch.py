@@ -50,18 +50,18 @@ import msgspec
 from models.detectors import maturity_mismatch_text as text
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
+from models.detectors import threshold_values as tv
 from models.detectors.common import (
     add,
     beijing_date,
     bump,
-    cents_of,
     clone,
-    fraction_of,
-    is_sealed,
     new_bucket,
+    open_from,
     score_of,
 )
 from models.detectors.context import DetectContext
+from models.detectors.institution_messages import fold_product_flows, view_of
 from models.detectors.wording import money
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
@@ -99,10 +99,9 @@ def detect(
     product of the institution that fires (unchanged ones are re-emitted identically)."""
     cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
     st = clone(state) or empty_state()
-    mine = pf.of_institution(ctx, institution_id, records)
-    _fold_inflow(ctx, st, mine, cfg)  # before pf.fold advances the watermark
-    pf.fold(ctx, st, institution_id, mine)
-    pf.prune(st)
+    view = view_of(ctx, institution_id, msg_id, records)
+    _fold_inflow(ctx, st, view.custody, cfg)  # before the product flows advance the watermark
+    fold_product_flows(view, st)
     _prune(st, _inflow_days(cfg))
     findings = _findings(ctx, st, institution_id, cfg)
     keep = st["products"] or st["inflow"] or st["wm"] is not None
@@ -119,28 +118,35 @@ def current(ctx: DetectContext, state: dict[str, Any] | None, institution_id: st
 
 
 def _fold_inflow(
-    ctx: DetectContext, st: dict[str, Any], records: list[TxnRecord], cfg: dict[str, Any]
+    ctx: DetectContext, st: dict[str, Any], custody: list[TxnRecord], cfg: dict[str, Any]
 ) -> None:
+    """Count the investors' credits among the records of the institution's custody and reserve
+    accounts (``custody``) into their Beijing days."""
     wm = st["wm"]
     # a late credit still counts while its day is kept (see _prune); older days are gone, and the
     # inflow is only shown beside a rollover, never judged
     cutoff = None if wm is None else beijing_day_start(wm) - (_inflow_days(cfg) + 3) * DAY
-    for record in records:
+    start = open_from(wm)  # is_sealed(ts, wm) is ts < start
+    inflow = st["inflow"]
+    for record in custody:
         ts = record.booked_at
         if not record.credit or record.currency != "CNY" or (cutoff is not None and ts < cutoff):
             continue
         counterparty = record.counterparty_account
-        if (
-            not counterparty
-            or not pf.is_custody(ctx, record.account_id)
-            or ctx.role(counterparty) != "investor"
-        ):
+        if not counterparty or ctx.role(counterparty) != "investor":
             continue
         day = str(beijing_day_start(ts))
-        bucket = st["inflow"].get(day)
+        bucket = inflow.get(day)
         if bucket is None:
-            bucket = st["inflow"][day] = new_bucket()
-        add(bucket, record.record_id, ts, record.amount_cents, top=False, late=is_sealed(ts, wm))
+            bucket = inflow[day] = new_bucket()
+        add(
+            bucket,
+            record.record_id,
+            ts,
+            record.amount_cents,
+            top=False,
+            late=start is not None and ts < start,
+        )
 
 
 def _period(flows: figures.Flows, inflow_days: int) -> tuple[int, int] | None:
@@ -237,15 +243,15 @@ def decide(
 ) -> MaturityMismatchSignal | None:
     """The rule: the term split, and rollover on top of it; None when the term is not split, or
     when the split alone has no place in time yet."""
-    ratio_max = fraction_of(cfg["term_ratio_max"])
+    ratio_max = tv.fraction(cfg["term_ratio_max"])
     ratio = pf.term_ratio(product)
     if ratio is None or ratio >= ratio_max:
         return None
     pid = str(product["product_id"])
     term, underlying = pf.days_of(product.get("term_days")), pf.days_of(product.get("underlying_term_days"))
-    coverage_min = fraction_of(cfg["payout_coverage_min"])
+    coverage_min = tv.fraction(cfg["payout_coverage_min"])
     flows = figures.flows_of(st, pid, extra)
-    min_payout = cents_of(cfg["min_payout"])
+    min_payout = tv.cents(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
     rollover = judged and flows.short(min_payout, coverage_min)
 

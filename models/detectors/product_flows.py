@@ -48,7 +48,7 @@ Everything here is pure: it changes only the state it is handed (a clone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -56,8 +56,8 @@ from typing import Any
 from models.detectors.common import (
     add,
     advance_sources,
-    is_sealed,
     new_bucket,
+    open_from,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
 from schemas.fields import epoch_seconds
@@ -66,12 +66,16 @@ from schemas.messages import TxnRecord
 PAYOUT = "payout"
 REPAYMENT = "repayment"
 MAX_PRODUCTS = 1000  # products kept per institution (the smallest ids)
-MAX_BORROWERS = 5000  # borrowers (and investors) whose products or unattributed flows are kept (the smallest ids)
+MAX_BORROWERS = (
+    5000  # borrowers (and investors) whose products or unattributed flows are kept (the smallest ids)
+)
 # The roles whose tagged records tell the product of their untagged ones.
 _LEARNED_ROLES = frozenset({"borrower", "investor"})
 TERM_RATIO_MAX = "0.5"  # maturity_mismatch's default for term_ratio_max
 SPLIT_TYPOLOGY = "maturity_mismatch"  # whose term_ratio_max decides whether a term is split
 INSTITUTION_ACCOUNT_ROLES = CUSTODY_ROLES | {"own_operating"}
+# one object: the context merges thresholds over defaults once per defaults object it is handed
+_SPLIT_DEFAULTS = {"term_ratio_max": TERM_RATIO_MAX}
 
 
 def empty_state() -> dict[str, Any]:
@@ -132,9 +136,7 @@ def term_ratio(product: dict[str, Any]) -> Fraction | None:
 
 def term_ratio_max(ctx: DetectContext, institution_id: str) -> Any:
     """maturity_mismatch's term_ratio_max for the institution's type, as the configuration gives it."""
-    return ctx.institution_config(SPLIT_TYPOLOGY, institution_id, {"term_ratio_max": TERM_RATIO_MAX})[
-        "term_ratio_max"
-    ]
+    return ctx.institution_config(SPLIT_TYPOLOGY, institution_id, _SPLIT_DEFAULTS)["term_ratio_max"]
 
 
 def is_split(product: dict[str, Any], ratio_max: Fraction) -> bool:
@@ -247,25 +249,46 @@ def _learn(ctx: DetectContext, st: dict[str, Any], record: TxnRecord, product_id
 def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: list[TxnRecord]) -> set[str]:
     """Count one message's records (already the institution's own) into ``st``; advance its
     watermark. Returns the product ids whose figures changed ("" for the unattributed)."""
-    wm = st["wm"]
+    return fold_custody(ctx, st, institution_id, [r for r in records if is_custody(ctx, r.account_id)])
+
+
+def fold_custody(
+    ctx: DetectContext,
+    st: dict[str, Any],
+    institution_id: str,
+    feeding: list[TxnRecord],
+    sources: list[TxnRecord] | None = None,
+) -> set[str]:
+    """``fold`` of the records of the institution's custody and reserve accounts alone (the
+    records these figures are made of, and the watermark's sources); ``sources``, when given, are
+    those the watermark advances over in their place (the latest of each bank among them)."""
+    start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
     products = st["products"]
     moved: set[str] = set()
-    feeding = [r for r in records if is_custody(ctx, r.account_id)]
-    single = only_product(ctx, institution_id)
+    product_of = _products_of(ctx, only_product(ctx, institution_id))
+    kept: dict[str, bool] = {}  # product id -> tracked
     for record in feeding:
         if record.currency != "CNY":
             continue
-        ts, late = record.booked_at, is_sealed(record.booked_at, wm)
-        pid = product_of(ctx, record, single)
-        if pid is not None and not tracked(ctx, institution_id, pid):
-            continue
+        ts = record.booked_at
+        late = start is not None and ts < start
+        pid = product_of(record)
+        if pid is not None:
+            keep = kept.get(pid)
+            if keep is None:
+                keep = kept[pid] = tracked(ctx, institution_id, pid)
+            if not keep:
+                continue
         kind = _custody_flow_kind(ctx, record)  # feeding: custody accounts' records only
         if pid is None:
             if kind is not None and _fold_unattributed(st, record, kind, late):
                 moved.add("")
             continue
-        entry = _entry(products, pid)
-        if entry["t0"] is None or ts < entry["t0"]:
+        entry = products.get(pid)
+        if entry is None:
+            entry = _entry(products, pid)
+        t0 = entry["t0"]
+        if t0 is None or ts < t0:
             entry["t0"] = ts
             moved.add(pid)
         if record.product_id:
@@ -274,8 +297,32 @@ def fold(ctx: DetectContext, st: dict[str, Any], institution_id: str, records: l
             bucket = entry["out"] if kind == PAYOUT else entry["in"]
             add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id, late=late)
             moved.add(pid)
-    advance_sources(st, ctx, feeding)
+    advance_sources(st, ctx, feeding if sources is None else sources)
     return moved
+
+
+def _products_of(ctx: DetectContext, single: str | None) -> Callable[[TxnRecord], str | None]:
+    """``product_of`` with the ``product_id`` of each account read once per call."""
+    by_account: dict[str | None, str | None] = {}
+
+    def account_product(account_id: str | None) -> str | None:
+        try:
+            return by_account[account_id]
+        except KeyError:
+            account = ctx.account(account_id)
+            found = str(account["product_id"]) if account is not None and account.get("product_id") else None
+            by_account[account_id] = found
+            return found
+
+    def product_of_record(record: TxnRecord) -> str | None:
+        if record.product_id:
+            return record.product_id
+        found = account_product(record.account_id)
+        if found is None:
+            found = account_product(record.counterparty_account)
+        return single if found is None else found
+
+    return product_of_record
 
 
 def _fold_unattributed(st: dict[str, Any], record: TxnRecord, kind: str, late: bool) -> bool:

@@ -72,24 +72,24 @@ window had more than ``PAYER_CAP`` payers, an estimate (``new_investors_estimate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 import msgspec
 
+from models.detectors import threshold_values as tv
 from models.detectors.common import (
+    LATE_KEEP,
     advance_sources,
     beijing_date,
-    cents_of,
-    fraction_of,
-    is_expired,
     is_sealed,
     open_from,
     record_ids,
     score_of,
-    tally,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
+from models.detectors.institution_messages import view_of
 from models.detectors.rapid_growth_days import Folder, new_investors
 from models.detectors.rapid_growth_text import RULE, metrics, sentences
 from models.findings import Finding
@@ -121,59 +121,65 @@ def _trend(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["trend_days"]))
 
 
-def _own_role(ctx: DetectContext, institution_id: str, account_id: str | None, cache: dict) -> str | None:
-    """The role of one of the institution's own accounts (INSTITUTION_ROLES), else None."""
-    if not account_id:
-        return None
-    if account_id not in cache:
-        account = ctx.account(account_id)
-        role = _text(account.get("role")) if account else None
-        own = account is not None and _text(account.get("institution_id")) == institution_id
-        cache[account_id] = role if own and role in INSTITUTION_ROLES else None
-    return cache[account_id]
+def _own_roles(ctx: DetectContext, institution_id: str) -> Callable[[str | None], str | None]:
+    """The role of one of the institution's own accounts (INSTITUTION_ROLES), else None: each
+    account read once per call."""
+    cache: dict[str | None, str | None] = {}
+
+    def own_role(account_id: str | None) -> str | None:
+        try:
+            return cache[account_id]
+        except KeyError:
+            pass
+        role = None
+        if account_id:
+            account = ctx.account(account_id)
+            if account is not None and _text(account.get("institution_id")) == institution_id:
+                role = _text(account.get("role"))
+                role = role if role in INSTITUTION_ROLES else None
+        cache[account_id] = role
+        return role
+
+    return own_role
 
 
 def _fold_records(
     ctx: DetectContext, fold: Folder, institution_id: str, records: list[TxnRecord]
-) -> tuple[list[TxnRecord], set[int]]:
-    """Count one message's inflow credits into their days: the custody and reserve accounts'
-    records (the watermark's sources), and the days whose figures the message touched."""
+) -> set[int]:
+    """Count one message's inflow credits into their days; the days whose figures the message
+    touched."""
     st = fold.st
-    wm = st["wm"]
-    start = open_from(wm)
-    roles: dict[str, str | None] = {}
-    feeding: list[TxnRecord] = []  # the custody and reserve accounts' records: the figures' sources
+    start = open_from(st["wm"])
+    # is_expired(ts, wm) is ts + LATE_KEEP < start; late (is_sealed) is ts < start
+    expired_before = None if start is None else start - LATE_KEEP
+    own_role = _own_roles(ctx, institution_id)
     touched: set[int] = set()
+    first = st["first"]
     for record in records:
         if not isinstance(record, TxnRecord):
             continue
-        role = _own_role(ctx, institution_id, record.account_id, roles)
+        account_id = record.account_id
+        role = own_role(account_id)
         if role is None:
             continue
         ts = record.booked_at
         day = beijing_day_start(ts)
-        if st["first"] is None or day < st["first"]:
-            st["first"] = day
-        if role in CUSTODY_ROLES:
-            feeding.append(record)
-        late = start is not None and ts < start
-        if late and is_expired(ts, wm):
+        if first is None or day < first:
+            first = st["first"] = day
+        custody = role in CUSTODY_ROLES
+        if expired_before is not None and ts < expired_before:
             continue  # too late to be judged against a trend: its history is gone
         touched.add(day)
-        if not record.credit or role not in CUSTODY_ROLES or record.currency != "CNY":
+        if not custody or not record.credit or record.currency != "CNY":
             continue
         payer = record.counterparty_account
-        if payer == record.account_id or _own_role(ctx, institution_id, payer, roles) is not None:
+        if payer == account_id or own_role(payer) is not None:
             continue  # the institution's own money moving between its accounts
-        entry = fold.day(day)
-        if late:
-            entry["ln"] = entry.get("ln", 0) + 1
-        tally(
-            fold.w, fold.w.dict_in(entry, "in"), record.amount_cents, ts, record.record_id, record.account_id
-        )
+        late = start is not None and ts < start
+        fold.inflow(day, late, record.amount_cents, ts, record.record_id, account_id)
         if payer:
             fold.see_payer(day, payer)
-    return feeding, touched
+    return touched
 
 
 def detect(
@@ -189,8 +195,10 @@ def detect(
     trend = _trend(cfg)
     fold = Folder(state, trend)
     st = fold.st
-    feeding, touched = _fold_records(ctx, fold, institution_id, records)
-    wm = advance_sources(st, ctx, feeding)
+    touched = _fold_records(ctx, fold, institution_id, records)
+    # the custody and reserve accounts' records are the figures' sources (the latest of each bank
+    # among them advances the watermark as all of them would)
+    wm = advance_sources(st, ctx, view_of(ctx, institution_id, msg_id, records).sources)
     if wm is None:
         return {}, []  # nothing of this institution's custody or reserve seen yet: no state to keep
 
@@ -268,8 +276,8 @@ def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> RapidGrowthSign
     history = _history(st, cfg, day)
     if len(history) < int(cfg["min_history_days"]):
         return None
-    growth = fraction_of(cfg["growth_ratio"])
-    min_inflow = cents_of(cfg["min_inflow"])
+    growth = tv.fraction(cfg["growth_ratio"])
+    min_inflow = tv.cents(cfg["min_inflow"])
     inflow = entry["in"]["c"]
     inflows = [days[str(d)]["in"]["c"] if str(d) in days else 0 for d in history]
     baseline = _median(inflows)

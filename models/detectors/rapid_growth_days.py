@@ -5,19 +5,31 @@ running count of new investors per sample level (models/detectors/rapid_growth.p
 from __future__ import annotations
 
 import hashlib
+from bisect import insort
 from typing import Any
 
-from models.detectors.common import LATE_KEEP, CopyOnWrite, open_from
+from models.detectors.common import LATE_KEEP, TOP_N, CopyOnWrite, open_from, top_rank
 from models.windows import DAY
 
 PAYER_CAP = 2000  # payers kept per day (a hash sample beyond)
 HASH_BITS = 32
 
 
+# payer -> level: an investor pays on many days, and a hash costs more than a look-up
+_LEVELS: dict[str, int] = {}
+_LEVELS_MAX = 200_000
+
+
 def level(payer: str) -> int:
     """The payer's sampling level: leading zero bits of a 32-bit hash (level >= L for 1 in 2^L)."""
-    digest = hashlib.blake2b(payer.encode("utf-8"), digest_size=HASH_BITS // 8).digest()
-    return HASH_BITS - int.from_bytes(digest, "big").bit_length()
+    found = _LEVELS.get(payer)
+    if found is None:
+        digest = hashlib.blake2b(payer.encode("utf-8"), digest_size=HASH_BITS // 8).digest()
+        found = HASH_BITS - int.from_bytes(digest, "big").bit_length()
+        if len(_LEVELS) >= _LEVELS_MAX:
+            _LEVELS.clear()
+        _LEVELS[payer] = found
+    return found
 
 
 def empty_state() -> dict[str, Any]:
@@ -47,6 +59,8 @@ class Folder:
         self.st = self.w.mine(dict(base))
         self.days = self.w.dict_in(self.st, "days")
         self.trend = trend
+        # day -> (entry, its inflow tally, the tally's sums per account), writable, of this call
+        self._inflow: dict[int, tuple[dict[str, Any], dict[str, Any], dict[str, int]]] = {}
 
     def day(self, day: int) -> dict[str, Any]:
         """The writable entry of a day (created when absent)."""
@@ -60,6 +74,34 @@ class Folder:
             self.w.mine(entry["in"]["x"])
             return entry
         return self.w.dict_in(self.days, key)
+
+    def inflow(self, day: int, late: bool, cents: int, ts: int, record_id: str, account: str) -> None:
+        """One inflow credit counted in its day's tally (common.tally, with the day's writable
+        containers found once per call)."""
+        found = self._inflow.get(day)
+        if found is None:
+            entry = self.day(day)
+            bucket = self.w.dict_in(entry, "in")
+            found = self._inflow[day] = (entry, bucket, self.w.dict_in(bucket, "x"))
+        entry, bucket, per_account = found
+        if late:
+            entry["ln"] = entry.get("ln", 0) + 1
+        bucket["c"] += cents
+        bucket["n"] += 1
+        t0, t1 = bucket["t0"], bucket["t1"]
+        if t0 is None or ts < t0:
+            bucket["t0"] = ts
+        if t1 is None or ts > t1:
+            bucket["t1"] = ts
+        per_account[account] = per_account.get(account, 0) + cents
+        top = bucket["top"]
+        if len(top) >= TOP_N and cents < top[-1][0]:
+            return  # ranks after the last kept (a larger amount ranks first)
+        item = [cents, ts, record_id, account]
+        if len(top) < TOP_N or top_rank(item) < top_rank(top[-1]):
+            top = self.w.list_in(bucket, "top")
+            insort(top, item, key=top_rank)
+            del top[TOP_N:]
 
     def _paid_before(self, day: int, payer: str, skip: int | None = None) -> bool:
         """Whether the payer is in the sample of one of the trend days before ``day``."""

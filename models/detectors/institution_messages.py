@@ -1,0 +1,74 @@
+"""What several institution-level detectors read of one message's records alike: the records of
+the institution's custody and reserve accounts, found with one reference look-up per account, and
+the latest record of each bank among them, all that a watermark over banks reads
+(models/detectors/common.advance_sources).
+
+Each detector makes its own view of the message it is given (``view_of``): a pure function of the
+records and the reference data, so no detector depends on which ran before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.detectors import product_flows as pf
+from models.detectors.common import source_of
+from models.detectors.context import DetectContext
+from schemas.messages import TxnRecord
+
+
+class MessageView:
+    """One message's records as the institution's detectors read them."""
+
+    __slots__ = ("ctx", "institution_id", "msg_id", "custody", "sources")
+
+    def __init__(self, ctx: DetectContext, institution_id: str, msg_id: str, records: list[Any]) -> None:
+        self.ctx = ctx
+        self.institution_id = institution_id
+        self.msg_id = msg_id
+        # the transactions booked on the institution's custody and reserve accounts (those of
+        # product_flows.of_institution on a custody account): the sources of product flows and
+        # of investors' payments
+        self.custody: list[TxnRecord] = []
+        custody_of: dict[str, bool] = {}  # account id -> one of the institution's custody accounts
+        for record in records:
+            if not isinstance(record, TxnRecord):
+                continue
+            account_id = record.account_id
+            custody = custody_of.get(account_id)
+            if custody is None:
+                custody = custody_of[account_id] = ctx.institution_id(
+                    account_id
+                ) == institution_id and pf.is_custody(ctx, account_id)
+            if custody:
+                self.custody.append(record)
+        self.sources = _latest_per_bank(ctx, self.custody)
+
+
+def _latest_per_bank(ctx: DetectContext, records: list[TxnRecord]) -> list[TxnRecord]:
+    """One record per bank that sent some of ``records``, one of its latest, in the order the
+    banks first appear: all that common.advance_sources reads of them (each bank's latest event
+    time), so it advances a watermark over these as over all of them."""
+    latest: dict[str, TxnRecord] = {}
+    bank_of: dict[str, str] = {}  # an account's records all come from its bank
+    for record in records:
+        bank = record.bank_code  # the bank as advance_sources finds it (common.source_of)
+        if not bank:
+            bank = bank_of.get(record.account_id)
+            if bank is None:
+                bank = bank_of[record.account_id] = source_of(ctx, record)
+        best = latest.get(bank)
+        if best is None or record.booked_at > best.booked_at:
+            latest[bank] = record
+    return list(latest.values())
+
+
+def view_of(ctx: DetectContext, institution_id: str, msg_id: str, records: list[Any]) -> MessageView:
+    """The message's records as the institution's detectors read them."""
+    return MessageView(ctx, institution_id, msg_id, records)
+
+
+def fold_product_flows(view: MessageView, st: dict[str, Any]) -> None:
+    """product_flows.fold then prune of the message's records of the institution into ``st``."""
+    pf.fold_custody(view.ctx, st, view.institution_id, view.custody, view.sources)
+    pf.prune(st)
