@@ -40,6 +40,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -174,7 +176,12 @@ def hold_watermark(st: dict[str, Any], ctx: Any, institution_id: str) -> int | N
 
 
 def beijing_date(ts: int) -> str:
-    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d")
+    return _day_date(beijing_day_start(ts))
+
+
+@lru_cache(maxsize=4096)  # findings name a handful of open days, again and again
+def _day_date(day: int) -> str:
+    return datetime.fromtimestamp(day, BEIJING).strftime("%Y-%m-%d")
 
 
 def beijing_time(ts: int) -> str:
@@ -284,8 +291,12 @@ def is_late(bucket: dict[str, Any]) -> bool:
 
 def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:
     """The n largest records of several buckets, then in event-time order."""
-    entries = sorted((e for b in buckets for e in b["top"]), key=top_rank)[:n]
-    return sorted(entries, key=lambda e: (e[1], e[2]))
+    buckets = list(buckets)
+    if len(buckets) == 1:  # a bucket's own list is in top_rank order already
+        entries = buckets[0]["top"][:n]
+    else:
+        entries = sorted((e for b in buckets for e in b["top"]), key=top_rank)[:n]
+    return sorted(entries, key=itemgetter(1, 2))
 
 
 def record_ids(buckets: Iterable[dict[str, Any]]) -> tuple[str, ...]:
@@ -297,18 +308,32 @@ def record_ids(buckets: Iterable[dict[str, Any]]) -> tuple[str, ...]:
 
 def cents_of(value: Any) -> int:
     """A money threshold (a decimal string in the config) as integer cents."""
-    return amount_to_cents(str(value).strip())
+    return _cents_of_text(str(value).strip())
 
 
 def fraction_of(value: Any) -> Fraction:
     """A ratio threshold (a decimal string in the config) as an exact fraction."""
-    return Fraction(Decimal(str(value).strip()))
+    return _fraction_of_text(str(value).strip())
+
+
+# the configuration holds a few dozen distinct figures, read for every finding judged
+@lru_cache(maxsize=1024)
+def _cents_of_text(text: str) -> int:
+    return amount_to_cents(text)
+
+
+@lru_cache(maxsize=1024)
+def _fraction_of_text(text: str) -> Fraction:
+    return Fraction(Decimal(text))
 
 
 def score_of(value: Fraction | float, scale: Fraction | float) -> float:
     """A 0..1 score: value / scale, capped at 1."""
     if not scale or scale <= 0:
         return 1.0
+    if type(value) is int and type(scale) in (int, Fraction):
+        # the same quotient, correctly rounded by int division as float(Fraction) rounds it
+        return round(min(1.0, max(0.0, value * scale.denominator / scale.numerator)), 4)
     return round(min(1.0, max(0.0, float(Fraction(value) / Fraction(scale)))), 4)
 
 
