@@ -112,17 +112,17 @@ def fold_findings(
     last: dict[str, Finding] = {}
     for finding in findings:
         last[finding.alert_id] = finding
-    for finding in last.values():
+    for alert_id, finding in last.items():
         # measured against what was known before these findings: a violation reported twice is
         # one change, and the later report (the fuller one) wins
-        entry = original.get(finding.alert_id)
+        entry = original.get(alert_id)
         region = region_of.get(finding.institution_id, "")
         candidate = alert_data(finding, region, at)
         digest = _digest(candidate)  # of the figures alone: status, creation and revision apart
         if entry is not None:
             if entry["digest"] == digest:
-                memory[finding.alert_id] = {**entry, "touched": mark}
-                changed.pop(finding.alert_id, None)
+                memory[alert_id] = {**entry, "touched": mark}
+                changed.pop(alert_id, None)
                 continue
             # what alert_data(finding, region, at, previous) makes of the remembered alert
             candidate = msgspec.structs.replace(
@@ -131,7 +131,7 @@ def fold_findings(
                 created_at=entry["created_at"],
                 revision=entry["revision"] + 1,
             )
-        memory[finding.alert_id] = {
+        memory[alert_id] = {
             "digest": digest,
             "revision": candidate.revision,
             "created_at": candidate.created_at,
@@ -139,7 +139,7 @@ def fold_findings(
             "window_end": finding.window_end,
             "touched": mark,
         }
-        changed[finding.alert_id] = ("created" if entry is None else "updated", candidate)
+        changed[alert_id] = ("created" if entry is None else "updated", candidate)
     horizon = mark - ALERT_MEMORY_S
     memory = {
         alert_id: entry

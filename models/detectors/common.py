@@ -86,13 +86,14 @@ def advance(wm: int | None, records: Iterable[Record], ceiling: int | None = Non
     One record dated years ahead (a typo, or a hostile bank) would otherwise seal every real day
     of the account at once and blind its detectors; such a record is still counted in its own
     day, it only cannot move the account's notion of "now" beyond the clock."""
-    for record in records:
-        ts = event_time(record)
-        if ceiling is not None and ts > ceiling:
-            ts = ceiling
-        if wm is None or ts > wm:
-            wm = ts
-    return wm
+    # each time capped then the latest: the latest capped once
+    times = _event_times(records)
+    if not times:
+        return wm
+    ts = max(times)
+    if ceiling is not None and ts > ceiling:
+        ts = ceiling
+    return ts if wm is None or ts > wm else wm
 
 
 def is_sealed(ts: int, wm: int | None) -> bool:
@@ -116,17 +117,16 @@ def source_of(ctx: Any, record: Record) -> str:
     return str(account.get("bank_code") or "") if account else ""
 
 
-def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:
-    """The watermark after these records when several banks feed the state (see the module
-    docstring): ``st["src"]`` keeps, per bank, ``[latest event time sent, the state's latest event
-    time when the bank last sent]``; ``st["wm"]`` becomes the minimum progress of the banks that
-    are not idle, never less than it was. Event times are capped at the context's ceiling, as in
-    ``advance``."""
-    # a new map of new entries: callers working copy-on-write hand in a shallow copy of the state
-    src: dict[str, list[int]] = {bank: list(entry) for bank, entry in (st.get("src") or {}).items()}
-    st["src"] = src
-    ceiling = ctx.event_time_ceiling
-    latest: dict[str, int] = {}  # per bank, the latest event time it sent in these records
+def _latest_by_bank(ctx: Any, records: Iterable[Record]) -> dict[str, int]:
+    """Per bank (source_of), the latest event time it sent in these records, the banks in the
+    order of their first record."""
+    records = records if isinstance(records, list) else list(records)
+    # one account's records from its bank (an account's step): one bank, one look-up
+    if records and not any(getattr(r, "bank_code", "") for r in records):
+        account_id = records[0].account_id
+        if all(r.account_id == account_id for r in records):
+            return {source_of(ctx, records[0]): max(_event_times(records))}
+    latest: dict[str, int] = {}
     bank_of: dict[str, str] = {}  # an account's records all come from its bank: one look-up each
     for record in records:
         ts = record.booked_at if isinstance(record, TxnRecord) else record.as_of  # event_time
@@ -137,6 +137,24 @@ def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> 
                 bank = bank_of[record.account_id] = source_of(ctx, record)
         if ts > latest.get(bank, ts - 1):
             latest[bank] = ts
+    return latest
+
+
+def _event_times(records: Iterable[Record]) -> list[int]:
+    return [r.booked_at if isinstance(r, TxnRecord) else r.as_of for r in records]  # event_time
+
+
+def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:
+    """The watermark after these records when several banks feed the state (see the module
+    docstring): ``st["src"]`` keeps, per bank, ``[latest event time sent, the state's latest event
+    time when the bank last sent]``; ``st["wm"]`` becomes the minimum progress of the banks that
+    are not idle, never less than it was. Event times are capped at the context's ceiling, as in
+    ``advance``."""
+    # a new map of new entries: callers working copy-on-write hand in a shallow copy of the state
+    src: dict[str, list[int]] = {bank: list(entry) for bank, entry in (st.get("src") or {}).items()}
+    st["src"] = src
+    ceiling = ctx.event_time_ceiling
+    latest = _latest_by_bank(ctx, records)
     for bank, ts in latest.items():
         if ceiling is not None and ts > ceiling:
             ts = ceiling
