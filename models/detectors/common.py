@@ -1,5 +1,6 @@
 """What the detectors share: event-time buckets and watermarks, dates, money and ratio
-thresholds, severities (how findings write figures and words: models/detectors/wording.py).
+thresholds, severities (those two kept in models/detectors/figures.py and re-exported here; how
+findings write figures and words: models/detectors/wording.py).
 
 State. Every detector keeps its own plain-JSON state per account. Records are folded into
 *buckets* (one per window and key): running sums, counts, first and last time and the largest
@@ -38,17 +39,21 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
-from fractions import Fraction
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 import msgspec
 
-from models.findings import SEVERITIES
+from models.detectors.figures import at_least as at_least
+from models.detectors.figures import bump as bump
+from models.detectors.figures import cents_of as cents_of
+from models.detectors.figures import fraction_of as fraction_of
+from models.detectors.figures import most_severe as most_severe
+from models.detectors.figures import score_of as score_of
+from models.detectors.figures import severity_by_amount as severity_by_amount
 from models.windows import DAY, beijing_day_start
-from schemas.fields import BEIJING, amount_to_cents
+from schemas.fields import BEIJING
 from schemas.messages import BalanceRecord, TxnRecord
 
 ALLOWED_LATENESS = 2 * DAY  # a day stays open this long after its Beijing midnight end
@@ -319,64 +324,6 @@ def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[
 
 def record_ids(buckets: Iterable[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(entry[2] for entry in top_entries(buckets))
-
-
-# -- money and ratios in thresholds, scores ---------------------------------------------------
-
-
-def cents_of(value: Any) -> int:
-    """A money threshold (a decimal string in the config) as integer cents."""
-    return _cents_of_text(str(value).strip())
-
-
-def fraction_of(value: Any) -> Fraction:
-    """A ratio threshold (a decimal string in the config) as an exact fraction."""
-    return _fraction_of_text(str(value).strip())
-
-
-# the configuration holds a few dozen distinct figures, read for every finding judged
-@lru_cache(maxsize=1024)
-def _cents_of_text(text: str) -> int:
-    return amount_to_cents(text)
-
-
-@lru_cache(maxsize=1024)
-def _fraction_of_text(text: str) -> Fraction:
-    return Fraction(Decimal(text))
-
-
-def score_of(value: Fraction | float, scale: Fraction | float) -> float:
-    """A 0..1 score: value / scale, capped at 1."""
-    if not scale or scale <= 0:
-        return 1.0
-    if type(value) is int and type(scale) in (int, Fraction):
-        # the same quotient, correctly rounded by int division as float(Fraction) rounds it
-        return round(min(1.0, max(0.0, value * scale.denominator / scale.numerator)), 4)
-    return round(min(1.0, max(0.0, float(Fraction(value) / Fraction(scale)))), 4)
-
-
-# -- severities -----------------------------------------------------------------------------
-
-
-def bump(severity: str, levels: int = 1) -> str:
-    index = min(len(SEVERITIES) - 1, SEVERITIES.index(severity) + levels)
-    return SEVERITIES[index]
-
-
-def at_least(severity: str, minimum: str) -> str:
-    return severity if SEVERITIES.index(severity) >= SEVERITIES.index(minimum) else minimum
-
-
-def most_severe(*severities: str) -> str:
-    return max(severities, key=SEVERITIES.index)
-
-
-def severity_by_amount(cents: int, high_cents: int, critical_cents: int, floor: str = "medium") -> str:
-    if cents >= critical_cents:
-        return "critical"
-    if cents >= high_cents:
-        return at_least("high", floor)
-    return floor
 
 
 # -- copy-on-write state for detectors whose state is large (institution level) -------------

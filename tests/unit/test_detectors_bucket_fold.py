@@ -1,4 +1,5 @@
-"""models/detectors/bucket_fold.py: add_all leaves a bucket exactly as add of each record would."""
+"""models/detectors/bucket_fold.py: add_all leaves a bucket exactly as add of each record would;
+the shortcuts in common (top_entries of one bucket, score_of of ints) give the same answers."""
 
 from __future__ import annotations
 
@@ -69,3 +70,16 @@ def test_top_entries_of_one_bucket_as_of_several() -> None:
     add_all(other, [])
     assert top_entries([one]) == top_entries([one, other]) == top_entries(iter([one]))
     assert top_entries([one], 5) == top_entries([one, other], 5)
+
+
+def test_score_of_as_the_exact_quotient() -> None:
+    from fractions import Fraction
+
+    from models.detectors.common import score_of
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        value = rng.randint(-(10**12), 10**13)
+        scale = rng.choice([rng.randint(1, 10**12), Fraction(rng.randint(1, 10**9), rng.randint(1, 10**4))])
+        expected = round(min(1.0, max(0.0, float(Fraction(value) / Fraction(scale)))), 4)
+        assert score_of(value, scale) == expected
