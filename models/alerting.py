@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
+from operator import itemgetter
 
 import msgspec
 
@@ -18,6 +20,7 @@ from schemas.alerts import AlertData, DetectorInfo, Evidence, Explanation
 from schemas.fields import cents_to_text
 
 
+@lru_cache(maxsize=8192)  # an account's alerts share their days' bounds and the step's time
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -61,7 +64,7 @@ def _figures(alert: AlertData) -> tuple:
         alert.window_start,
         alert.window_end,
         tuple(alert.evidence.record_ids),
-        tuple(sorted(alert.evidence.metrics.items(), key=lambda kv: kv[0])),
+        tuple(sorted(alert.evidence.metrics.items(), key=itemgetter(0))),
         alert.detector.version,
     )
 
@@ -109,30 +112,34 @@ def fold_findings(
     last: dict[str, Finding] = {}
     for finding in findings:
         last[finding.alert_id] = finding
-    for finding in last.values():
+    for alert_id, finding in last.items():
         # measured against what was known before these findings: a violation reported twice is
         # one change, and the later report (the fuller one) wins
-        entry = original.get(finding.alert_id)
+        entry = original.get(alert_id)
         region = region_of.get(finding.institution_id, "")
         candidate = alert_data(finding, region, at)
+        digest = _digest(candidate)  # of the figures alone: status, creation and revision apart
         if entry is not None:
-            if entry["digest"] == _digest(candidate):
-                memory[finding.alert_id] = {**entry, "touched": mark}
-                changed.pop(finding.alert_id, None)
+            if entry["digest"] == digest:
+                memory[alert_id] = {**entry, "touched": mark}
+                changed.pop(alert_id, None)
                 continue
-            remembered = msgspec.structs.replace(
-                candidate, status=entry["status"], created_at=entry["created_at"], revision=entry["revision"]
+            # what alert_data(finding, region, at, previous) makes of the remembered alert
+            candidate = msgspec.structs.replace(
+                candidate,
+                status=entry["status"],
+                created_at=entry["created_at"],
+                revision=entry["revision"] + 1,
             )
-            candidate = alert_data(finding, region, at, remembered)
-        memory[finding.alert_id] = {
-            "digest": _digest(candidate),
+        memory[alert_id] = {
+            "digest": digest,
             "revision": candidate.revision,
             "created_at": candidate.created_at,
             "status": candidate.status,
             "window_end": finding.window_end,
             "touched": mark,
         }
-        changed[finding.alert_id] = ("created" if entry is None else "updated", candidate)
+        changed[alert_id] = ("created" if entry is None else "updated", candidate)
     horizon = mark - ALERT_MEMORY_S
     memory = {
         alert_id: entry

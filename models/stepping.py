@@ -20,12 +20,12 @@ from models.detectors.common import (
     Owned,
     advance_sources,
     disown,
-    event_time,
     open_from,
     own_states,
     source_of,
 )
 from models.findings import Finding
+from schemas.messages import TxnRecord
 
 # (bank code, scope "account" or "institution", late records)
 LateObserver = Callable[[str, str, int], None]
@@ -49,17 +49,22 @@ def clock_step(
 ) -> dict[str, Any]:
     """The key's clock after ``messages`` (a new dict: the caller's is not changed); the records
     each message held of days the clock had sealed before it are reported as late, per bank."""
-    clock = {"wm": (clock or {}).get("wm"), "src": (clock or {}).get("src") or {}}
-    late: Counter[str] = Counter()
+    clock = {"wm": clock.get("wm"), "src": clock.get("src") or {}} if clock else {"wm": None, "src": {}}
+    late: Counter[str] | None = None  # made for the first late record: most steps have none
     for _, records in messages:
         wm = clock["wm"]
         if wm is not None:
             # is_sealed(ts, wm) for every record, as one comparison: ts < open_from(wm)
             start = open_from(wm)
             for record in records:
-                if event_time(record) < start:
+                ts = record.booked_at if isinstance(record, TxnRecord) else record.as_of  # event_time
+                if ts < start:
+                    if late is None:
+                        late = Counter()
                     late[source_of(ctx, record) or "unknown"] += 1
         advance_sources(clock, ctx, records)
+    if not late or not _LATE_OBSERVERS:
+        return clock
     for bank, count in sorted(late.items()):
         for observer in _LATE_OBSERVERS:
             observer(bank, scope, count)

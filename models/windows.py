@@ -5,7 +5,7 @@ from __future__ import annotations
 
 HOUR = 3600
 DAY = 86400
-_BEIJING_OFFSET = 8 * HOUR  # fixed: no daylight saving in China since 1991
+BEIJING_OFFSET = 8 * HOUR  # fixed: no daylight saving in China since 1991
 
 GRAINS = ("hour", "day")
 
@@ -16,8 +16,8 @@ def hour_start(ts: int) -> int:
 
 def beijing_day_start(ts: int) -> int:
     """Epoch seconds of the Beijing midnight that opens the day holding ``ts``."""
-    local = ts + _BEIJING_OFFSET
-    return local - local % DAY - _BEIJING_OFFSET
+    local = ts + BEIJING_OFFSET
+    return local - local % DAY - BEIJING_OFFSET
 
 
 def window_start(ts: int, grain: str) -> int:

@@ -100,7 +100,7 @@ def detect(
     mine = own_cny_records(account_id, records)
     touched: set[int] = set()
     for record in mine:
-        if not isinstance(record, TxnRecord):
+        if not isinstance(record, TxnRecord) or not record.credit:  # only money in can signal
             continue
         signal = _signal(ctx, role, institution_id, record)
         if signal is None:

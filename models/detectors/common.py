@@ -1,5 +1,6 @@
 """What the detectors share: event-time buckets and watermarks, dates, money and ratio
-thresholds, severities (how findings write figures and words: models/detectors/wording.py).
+thresholds, severities (those two kept in models/detectors/figures.py and re-exported here; how
+findings write figures and words: models/detectors/wording.py).
 
 State. Every detector keeps its own plain-JSON state per account. Records are folded into
 *buckets* (one per window and key): running sums, counts, first and last time and the largest
@@ -38,15 +39,21 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
-from fractions import Fraction
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 
-from models.findings import SEVERITIES
+from models.detectors.figures import at_least as at_least
+from models.detectors.figures import bump as bump
+from models.detectors.figures import cents_of as cents_of
+from models.detectors.figures import fraction_of as fraction_of
+from models.detectors.figures import most_severe as most_severe
+from models.detectors.figures import score_of as score_of
+from models.detectors.figures import severity_by_amount as severity_by_amount
 from models.windows import DAY, beijing_day_start
-from schemas.fields import BEIJING, amount_to_cents
+from schemas.fields import BEIJING
 from schemas.messages import BalanceRecord, TxnRecord
 
 ALLOWED_LATENESS = 2 * DAY  # a day stays open this long after its Beijing midnight end
@@ -84,13 +91,14 @@ def advance(wm: int | None, records: Iterable[Record], ceiling: int | None = Non
     One record dated years ahead (a typo, or a hostile bank) would otherwise seal every real day
     of the account at once and blind its detectors; such a record is still counted in its own
     day, it only cannot move the account's notion of "now" beyond the clock."""
-    for record in records:
-        ts = event_time(record)
-        if ceiling is not None and ts > ceiling:
-            ts = ceiling
-        if wm is None or ts > wm:
-            wm = ts
-    return wm
+    # each time capped then the latest: the latest capped once
+    times = _event_times(records)
+    if not times:
+        return wm
+    ts = max(times)
+    if ceiling is not None and ts > ceiling:
+        ts = ceiling
+    return ts if wm is None or ts > wm else wm
 
 
 def is_sealed(ts: int, wm: int | None) -> bool:
@@ -114,17 +122,16 @@ def source_of(ctx: Any, record: Record) -> str:
     return str(account.get("bank_code") or "") if account else ""
 
 
-def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:
-    """The watermark after these records when several banks feed the state (see the module
-    docstring): ``st["src"]`` keeps, per bank, ``[latest event time sent, the state's latest event
-    time when the bank last sent]``; ``st["wm"]`` becomes the minimum progress of the banks that
-    are not idle, never less than it was. Event times are capped at the context's ceiling, as in
-    ``advance``."""
-    # a new map of new entries: callers working copy-on-write hand in a shallow copy of the state
-    src: dict[str, list[int]] = {bank: list(entry) for bank, entry in (st.get("src") or {}).items()}
-    st["src"] = src
-    ceiling = ctx.event_time_ceiling
-    latest: dict[str, int] = {}  # per bank, the latest event time it sent in these records
+def _latest_by_bank(ctx: Any, records: Iterable[Record]) -> dict[str, int]:
+    """Per bank (source_of), the latest event time it sent in these records, the banks in the
+    order of their first record."""
+    records = records if isinstance(records, list) else list(records)
+    # one account's records from its bank (an account's step): one bank, one look-up
+    if records and not any(getattr(r, "bank_code", "") for r in records):
+        account_id = records[0].account_id
+        if all(r.account_id == account_id for r in records):
+            return {source_of(ctx, records[0]): max(_event_times(records))}
+    latest: dict[str, int] = {}
     bank_of: dict[str, str] = {}  # an account's records all come from its bank: one look-up each
     for record in records:
         ts = record.booked_at if isinstance(record, TxnRecord) else record.as_of  # event_time
@@ -135,6 +142,24 @@ def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> 
                 bank = bank_of[record.account_id] = source_of(ctx, record)
         if ts > latest.get(bank, ts - 1):
             latest[bank] = ts
+    return latest
+
+
+def _event_times(records: Iterable[Record]) -> list[int]:
+    return [r.booked_at if isinstance(r, TxnRecord) else r.as_of for r in records]  # event_time
+
+
+def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:
+    """The watermark after these records when several banks feed the state (see the module
+    docstring): ``st["src"]`` keeps, per bank, ``[latest event time sent, the state's latest event
+    time when the bank last sent]``; ``st["wm"]`` becomes the minimum progress of the banks that
+    are not idle, never less than it was. Event times are capped at the context's ceiling, as in
+    ``advance``."""
+    # a new map of new entries: callers working copy-on-write hand in a shallow copy of the state
+    src: dict[str, list[int]] = {bank: list(entry) for bank, entry in (st.get("src") or {}).items()}
+    st["src"] = src
+    ceiling = ctx.event_time_ceiling
+    latest = _latest_by_bank(ctx, records)
     for bank, ts in latest.items():
         if ceiling is not None and ts > ceiling:
             ts = ceiling
@@ -174,7 +199,12 @@ def hold_watermark(st: dict[str, Any], ctx: Any, institution_id: str) -> int | N
 
 
 def beijing_date(ts: int) -> str:
-    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d")
+    return _day_date(beijing_day_start(ts))
+
+
+@lru_cache(maxsize=4096)  # findings name a handful of open days, again and again
+def _day_date(day: int) -> str:
+    return datetime.fromtimestamp(day, BEIJING).strftime("%Y-%m-%d")
 
 
 def beijing_time(ts: int) -> str:
@@ -284,56 +314,16 @@ def is_late(bucket: dict[str, Any]) -> bool:
 
 def top_entries(buckets: Iterable[dict[str, Any]], n: int = TOP_N) -> list[list[Any]]:
     """The n largest records of several buckets, then in event-time order."""
-    entries = sorted((e for b in buckets for e in b["top"]), key=top_rank)[:n]
-    return sorted(entries, key=lambda e: (e[1], e[2]))
+    buckets = list(buckets)
+    if len(buckets) == 1:  # a bucket's own list is in top_rank order already
+        entries = buckets[0]["top"][:n]
+    else:
+        entries = sorted((e for b in buckets for e in b["top"]), key=top_rank)[:n]
+    return sorted(entries, key=itemgetter(1, 2))
 
 
 def record_ids(buckets: Iterable[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(entry[2] for entry in top_entries(buckets))
-
-
-# -- money and ratios in thresholds, scores ---------------------------------------------------
-
-
-def cents_of(value: Any) -> int:
-    """A money threshold (a decimal string in the config) as integer cents."""
-    return amount_to_cents(str(value).strip())
-
-
-def fraction_of(value: Any) -> Fraction:
-    """A ratio threshold (a decimal string in the config) as an exact fraction."""
-    return Fraction(Decimal(str(value).strip()))
-
-
-def score_of(value: Fraction | float, scale: Fraction | float) -> float:
-    """A 0..1 score: value / scale, capped at 1."""
-    if not scale or scale <= 0:
-        return 1.0
-    return round(min(1.0, max(0.0, float(Fraction(value) / Fraction(scale)))), 4)
-
-
-# -- severities -----------------------------------------------------------------------------
-
-
-def bump(severity: str, levels: int = 1) -> str:
-    index = min(len(SEVERITIES) - 1, SEVERITIES.index(severity) + levels)
-    return SEVERITIES[index]
-
-
-def at_least(severity: str, minimum: str) -> str:
-    return severity if SEVERITIES.index(severity) >= SEVERITIES.index(minimum) else minimum
-
-
-def most_severe(*severities: str) -> str:
-    return max(severities, key=SEVERITIES.index)
-
-
-def severity_by_amount(cents: int, high_cents: int, critical_cents: int, floor: str = "medium") -> str:
-    if cents >= critical_cents:
-        return "critical"
-    if cents >= high_cents:
-        return at_least("high", floor)
-    return floor
 
 
 # -- copy-on-write state for detectors whose state is large (institution level) -------------

@@ -338,12 +338,8 @@ class DetectContext:
         """An own_operating account of that institution."""
         if not institution_id or not account_id:
             return False
-        account = self.account(account_id)
-        return (
-            account is not None
-            and _text(account.get("role")) == "own_operating"
-            and _text(account.get("institution_id")) == institution_id
-        )
+        known = self._known(account_id)  # (role, institution id) as role() reads them
+        return known is not None and known[0] == "own_operating" and known[1] == institution_id
 
     def is_related(self, institution_id: str | None, account_id: str | None) -> bool:
         """An account of one of the institution's related parties: role related_party of that
@@ -352,12 +348,8 @@ class DetectContext:
             return False
         if account_id in self.references.related_accounts(institution_id):
             return True
-        account = self.account(account_id)
-        return (
-            account is not None
-            and _text(account.get("role")) == "related_party"
-            and _text(account.get("institution_id")) == institution_id
-        )
+        known = self._known(account_id)
+        return known is not None and known[0] == "related_party" and known[1] == institution_id
 
     def destination(self, institution_id: str | None, account_id: str | None) -> str:
         """Where money went, seen from an institution: "own" (its own operating account), "related"

@@ -45,8 +45,8 @@ from typing import Any
 
 import msgspec
 
+from models.detectors.bucket_fold import add_all
 from models.detectors.common import (
-    add,
     advance,
     beijing_date,
     bucket_in,
@@ -64,7 +64,7 @@ from models.detectors.context import DetectContext
 from models.detectors.holders import is_natural_person
 from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
-from models.windows import beijing_day_start
+from models.windows import BEIJING_OFFSET, DAY
 from schemas.messages import BalanceRecord, TxnRecord
 
 NAME = "large_value"
@@ -111,10 +111,11 @@ def is_cross_border(record: TxnRecord) -> bool:
 
 def bucket_line(record: TxnRecord) -> str:
     """The bucket a record is summed in: kind and direction."""
-    direction = "in" if record.credit else "out"
     if record.channel == "CASH":
-        return f"cash_{direction}"
-    return f"cross_border_{direction}" if is_cross_border(record) else f"transfer_{direction}"
+        return "cash_in" if record.credit else "cash_out"
+    if is_cross_border(record):
+        return "cross_border_in" if record.credit else "cross_border_out"
+    return "transfer_in" if record.credit else "transfer_out"
 
 
 def reported_line(line: str, natural: bool | None) -> str:
@@ -149,16 +150,7 @@ def detect(
     st = clone(state) or empty_state()
     wm = st["wm"]
     mine = own_records(account_id, records)
-    touched: set[tuple[int, str]] = set()
-    for record in mine:
-        if not isinstance(record, TxnRecord) or record.currency != "CNY":
-            continue
-        day = beijing_day_start(record.booked_at)
-        line = bucket_line(record)
-        lines = st["days"].setdefault(str(day), {})
-        late = is_sealed(record.booked_at, wm)  # still judged: the day's figures are kept
-        add(bucket_in(lines, line), record.record_id, record.booked_at, record.amount_cents, late=late)
-        touched.add((day, reported_line(line, natural)))
+    touched = _fold(st["days"], mine, wm, natural)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
     cfg = ctx.config(NAME, account_id, DEFAULTS)
@@ -170,6 +162,32 @@ def detect(
     # a sealed day's figures stay LATE_KEEP longer, for late records
     st["days"] = {k: lines for k, lines in st["days"].items() if not is_expired(int(k), wm)}
     return st, findings
+
+
+def _fold(
+    days: dict[str, Any], records: list[TxnRecord | BalanceRecord], wm: int | None, natural: bool | None
+) -> set[tuple[int, str]]:
+    """Count the CNY transactions in their (day, line) buckets; the (day, reported line) pairs
+    they touched. Grouped first, so each bucket is updated once (bucket_fold.add_all); the groups
+    keep the order their first record came in, so new days and lines are added in that order."""
+    groups: dict[tuple[int, str], list[TxnRecord]] = {}
+    for record in records:
+        if not isinstance(record, TxnRecord) or record.currency != "CNY":
+            continue
+        ts = record.booked_at
+        key = (ts - (ts + BEIJING_OFFSET) % DAY, bucket_line(record))  # beijing_day_start
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [record]
+        else:
+            group.append(record)
+    touched: set[tuple[int, str]] = set()
+    for (day, line), group in groups.items():
+        lines = days.setdefault(str(day), {})
+        # still judged when late: the day's figures are kept (common.LATE_KEEP)
+        add_all(bucket_in(lines, line), group, late=is_sealed(day, wm))
+        touched.add((day, reported_line(line, natural)))
+    return touched
 
 
 def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -> list[Finding]:

@@ -40,8 +40,8 @@ from typing import Any
 
 import msgspec
 
+from models.detectors.bucket_fold import add_all
 from models.detectors.common import (
-    add,
     advance,
     at_least,
     beijing_date,
@@ -109,24 +109,7 @@ def detect(
     wm = st["wm"]
     mine = own_cny_records(account_id, records)
 
-    touched: set[int] = set()  # days whose finding is re-evaluated
-    fee_moves: set[int] = set()  # days whose records change the fee windows holding them
-    for record in mine:
-        if not isinstance(record, TxnRecord):
-            continue
-        day = beijing_day_start(record.booked_at)
-        rid, ts, cents = record.record_id, record.booked_at, record.amount_cents
-        late = is_sealed(ts, wm)  # still judged: against the day's figures kept (common.LATE_KEEP)
-        if record.credit:
-            add(bucket_in(st["inflow"], day), rid, ts, cents, top=False, late=late)
-            fee_moves.add(day)
-        elif not record.instruction_id:
-            destination = ctx.destination(institution_id, record.counterparty_account)
-            add(bucket_in(st["uninstructed"], day), rid, ts, cents, tag=destination, late=late)
-            touched.add(day)
-        elif ctx.destination(institution_id, record.counterparty_account) == "own":
-            add(bucket_in(st["fees"], day), rid, ts, cents, tag="own", late=late)
-            fee_moves.add(day)
+    touched, fee_moves = _fold(ctx, st, institution_id, mine, wm)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
     for moved in fee_moves:
         for key in st["fees"]:
@@ -140,6 +123,49 @@ def detect(
             findings.append(finding)
     _prune(st, wm, window_days)
     return st, findings
+
+
+def _fold(
+    ctx: DetectContext,
+    st: dict[str, Any],
+    institution_id: str | None,
+    records: list[TxnRecord | BalanceRecord],
+    wm: int | None,
+) -> tuple[set[int], set[int]]:
+    """Count the transactions in their days' buckets: credits as inflow, debits without an
+    instruction as uninstructed (tagged with their destination), instructed debits to the
+    institution's own accounts as fees. Returns the days whose finding is re-evaluated and the
+    days whose records change the fee windows holding them. Grouped by bucket first, in the order
+    the buckets are first met, so each is updated once (bucket_fold.add_all)."""
+    groups: dict[tuple[str, int], tuple[list[TxnRecord], list[str]]] = {}
+    for record in records:
+        if not isinstance(record, TxnRecord):
+            continue
+        if record.credit:
+            name, tag = "inflow", ""
+        elif not record.instruction_id:
+            name, tag = "uninstructed", ctx.destination(institution_id, record.counterparty_account)
+        elif ctx.destination(institution_id, record.counterparty_account) == "own":
+            name, tag = "fees", "own"
+        else:
+            continue
+        key = (name, beijing_day_start(record.booked_at))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [])
+        group[0].append(record)
+        group[1].append(tag)
+    touched: set[int] = set()
+    fee_moves: set[int] = set()
+    for (name, day), (group, tags) in groups.items():
+        # still judged when late: against the day's figures kept (common.LATE_KEEP)
+        late = is_sealed(day, wm)
+        if name == "inflow":
+            add_all(bucket_in(st["inflow"], day), group, top=False, late=late)
+        else:
+            add_all(bucket_in(st[name], day), group, tags=tags, late=late)
+        (touched if name == "uninstructed" else fee_moves).add(day)
+    return touched, fee_moves
 
 
 def current(ctx: DetectContext, state: dict[str, Any] | None, account_id: str) -> list[Finding]:

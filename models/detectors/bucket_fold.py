@@ -1,0 +1,80 @@
+"""Several records counted in one bucket at once: what ``common.add`` does record by record, with
+the sums, count and times updated once per bucket, and only the records that can still enter the
+bucket's evidence (its ``TOP_N`` largest) going through the sorted insert.
+
+A detector folding a busy account's message groups its records by bucket first (keeping the
+order in which buckets are first met, so a new state's keys come in the same order as with
+``add``) and calls ``add_all`` once per bucket. The bucket is the same as after ``add`` of each
+record in turn: sums and counts are sums, the first and last times a minimum and maximum, the
+evidence the top N of the same set in the same order.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Sequence
+from typing import Any
+
+from models.detectors.common import TOP_N, top_rank
+from schemas.messages import TxnRecord
+
+_INSERT_AT_MOST = 4  # more new candidates than this: one sort is cheaper than their inserts
+
+
+def add_all(
+    bucket: dict[str, Any],
+    records: Sequence[TxnRecord],
+    tags: Sequence[str] | None = None,
+    top: bool = True,
+    late: bool = False,
+) -> None:
+    """``common.add(bucket, r.record_id, r.booked_at, r.amount_cents, tag, top, late)`` for each
+    record in order, ``tag`` the record's entry in ``tags`` (None for every record without
+    ``tags``)."""
+    if not records:
+        return
+    if late:
+        bucket["ln"] = bucket.get("ln", 0) + len(records)
+    amounts = [r.amount_cents for r in records]
+    times = [r.booked_at for r in records]
+    bucket["c"] += sum(amounts)
+    bucket["n"] += len(records)
+    first, last = min(times), max(times)
+    t0 = bucket["t0"]
+    if t0 is None:
+        bucket["t0"], bucket["t1"] = first, last
+    else:
+        if first < t0:
+            bucket["t0"] = first
+        if last > bucket["t1"]:
+            bucket["t1"] = last
+    if tags is not None:
+        per_tag = bucket["x"]
+        for tag, cents in zip(tags, amounts, strict=True):
+            per_tag[tag] = per_tag.get(tag, 0) + cents
+    if top:
+        _keep_largest(bucket["top"], records, amounts, tags)
+
+
+def _keep_largest(
+    entries: list[list[Any]], records: Sequence[TxnRecord], amounts: list[int], tags: Sequence[str] | None
+) -> None:
+    # the list is kept sorted, so once full its last entry is the one a larger record displaces;
+    # a smaller amount never ranks before it, and most records of a busy account are smaller
+    floor = entries[-1][0] if len(entries) >= TOP_N else None
+    new = [
+        [cents, records[index].booked_at, records[index].record_id, None if tags is None else tags[index]]
+        for index, cents in enumerate(amounts)
+        if floor is None or cents >= floor
+    ]
+    if len(new) > _INSERT_AT_MOST:
+        # one stable sort of the old entries followed by the new ones in order keeps the same
+        # TOP_N as inserting them one by one (ties, identical entries, keep the earlier first)
+        entries.extend(new)
+        entries.sort(key=top_rank)
+        del entries[TOP_N:]
+        return
+    for entry in new:
+        if len(entries) < TOP_N or top_rank(entry) < top_rank(entries[-1]):
+            insort(entries, entry, key=top_rank)
+            del entries[TOP_N:]
