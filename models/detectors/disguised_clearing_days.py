@@ -12,12 +12,12 @@ from fractions import Fraction
 from math import ceil, floor
 from typing import Any
 
-from models.detectors import threshold_values as tv
 from models.detectors.common import (
     CopyOnWrite,
     open_from,
     tally,
 )
+from models.detectors.figures import fraction_of
 from models.windows import DAY, HOUR, beijing_day_start
 
 CUSTOMER_CAP = 2000  # customers kept per day
@@ -47,7 +47,7 @@ class Folder:
         self.w = CopyOnWrite()
         self.st = self.w.mine(dict(state or empty_state()))
         self.lag = max(0, int(cfg["max_lag_seconds"]))
-        self.tol = max(Fraction(0), tv.fraction(cfg["amount_tolerance"]))
+        self.tol = max(Fraction(0), fraction_of(cfg["amount_tolerance"]))
         self.exact = self.tol == 0
         self.crowded: set[str] = set()  # days that took customers in this call
         self.late_days: set[str] = set()  # days with a late record in this call

@@ -65,7 +65,6 @@ import msgspec
 
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
-from models.detectors import threshold_values as tv
 from models.detectors.common import (
     beijing_date,
     clone,
@@ -79,6 +78,7 @@ from models.detectors.excess_return_text import (
     metrics,
     sentences,
 )
+from models.detectors.figures import cents_of, fraction_of
 from models.detectors.institution_messages import fold_product_flows, view_of
 from models.detectors.peer_yields import Peers, peers_of
 from models.findings import Finding
@@ -200,17 +200,17 @@ def decide(
     finding has no place in time yet."""
     declared = pf.rate_of(product.get("declared_annual_yield"))
     project = pf.rate_of(product.get("underlying_project_rate"))
-    lpr, multiple = tv.fraction(cfg["lpr_one_year"]), tv.fraction(cfg["lpr_multiple"])
+    lpr, multiple = fraction_of(cfg["lpr_one_year"]), fraction_of(cfg["lpr_multiple"])
     legal_cap = lpr * multiple
-    robust_z, min_peers = tv.fraction(cfg["robust_z"]), int(cfg["min_peers"])
-    coverage_min = tv.fraction(cfg["payout_coverage_min"])
+    robust_z, min_peers = fraction_of(cfg["robust_z"]), int(cfg["min_peers"])
+    coverage_min = fraction_of(cfg["payout_coverage_min"])
     over_project = declared is not None and project is not None and declared > project
     over_cap = declared is not None and Fraction(declared) > legal_cap
     z = peers.z(declared, min_peers) if declared is not None else None
     outlier = z is not None and z > robust_z
     flows = figures.flows_of(st, str(product["product_id"]), extra)
-    split = pf.is_split(product, tv.fraction(ratio_max_value))
-    min_payout = tv.cents(cfg["min_payout"])
+    split = pf.is_split(product, fraction_of(ratio_max_value))
+    min_payout = cents_of(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
     uncovered = judged and flows.short(min_payout, coverage_min) and not split
     lines = (("project_rate", over_project), ("legal_cap", over_cap), ("peer_outlier", outlier))
@@ -348,9 +348,9 @@ def decide_institution(st: dict[str, Any], cfg: dict[str, Any]) -> InstitutionCo
     payouts or repayments cannot be attributed to a product."""
     if not figures.has_unattributed(st):
         return None
-    coverage_min = tv.fraction(cfg["payout_coverage_min"])
+    coverage_min = fraction_of(cfg["payout_coverage_min"])
     flows = figures.institution_flows(st)
-    if not flows.short(tv.cents(cfg["min_payout"]), coverage_min):
+    if not flows.short(cents_of(cfg["min_payout"]), coverage_min):
         return None
     coverage = flows.coverage
     window_end = flows.last_payout

@@ -51,7 +51,6 @@ import msgspec
 
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
-from models.detectors import threshold_values as tv
 from models.detectors.common import (
     TOP_N,
     add,
@@ -65,6 +64,7 @@ from models.detectors.common import (
     score_of,
 )
 from models.detectors.context import DetectContext, _text
+from models.detectors.figures import fraction_of
 from models.detectors.institution_messages import view_of
 from models.detectors.wording import cite_en, cite_zh, mask, money, percent, yuan_en, yuan_zh
 from models.findings import Finding
@@ -244,7 +244,7 @@ def decide(
     if investors <= cap:
         return None
     over = investors - cap
-    high, critical = tv.fraction(cfg["high_multiple"]), tv.fraction(cfg["critical_multiple"])
+    high, critical = fraction_of(cfg["high_multiple"]), fraction_of(cfg["critical_multiple"])
     if investors >= critical * cap:
         severity = "critical"
     elif investors >= high * cap:

@@ -50,7 +50,6 @@ import msgspec
 from models.detectors import maturity_mismatch_text as text
 from models.detectors import product_figures as figures
 from models.detectors import product_flows as pf
-from models.detectors import threshold_values as tv
 from models.detectors.common import (
     add,
     beijing_date,
@@ -61,6 +60,7 @@ from models.detectors.common import (
     score_of,
 )
 from models.detectors.context import DetectContext
+from models.detectors.figures import cents_of, fraction_of
 from models.detectors.institution_messages import fold_product_flows, view_of
 from models.detectors.wording import money
 from models.findings import Finding
@@ -243,15 +243,15 @@ def decide(
 ) -> MaturityMismatchSignal | None:
     """The rule: the term split, and rollover on top of it; None when the term is not split, or
     when the split alone has no place in time yet."""
-    ratio_max = tv.fraction(cfg["term_ratio_max"])
+    ratio_max = fraction_of(cfg["term_ratio_max"])
     ratio = pf.term_ratio(product)
     if ratio is None or ratio >= ratio_max:
         return None
     pid = str(product["product_id"])
     term, underlying = pf.days_of(product.get("term_days")), pf.days_of(product.get("underlying_term_days"))
-    coverage_min = tv.fraction(cfg["payout_coverage_min"])
+    coverage_min = fraction_of(cfg["payout_coverage_min"])
     flows = figures.flows_of(st, pid, extra)
-    min_payout = tv.cents(cfg["min_payout"])
+    min_payout = cents_of(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
     rollover = judged and flows.short(min_payout, coverage_min)
 

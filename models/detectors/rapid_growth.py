@@ -78,7 +78,6 @@ from typing import Any
 
 import msgspec
 
-from models.detectors import threshold_values as tv
 from models.detectors.common import (
     LATE_KEEP,
     advance_sources,
@@ -89,6 +88,7 @@ from models.detectors.common import (
     score_of,
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
+from models.detectors.figures import cents_of, fraction_of
 from models.detectors.institution_messages import view_of
 from models.detectors.rapid_growth_days import Folder, new_investors
 from models.detectors.rapid_growth_text import RULE, metrics, sentences
@@ -276,8 +276,8 @@ def decide(st: dict[str, Any], cfg: dict[str, Any], day: int) -> RapidGrowthSign
     history = _history(st, cfg, day)
     if len(history) < int(cfg["min_history_days"]):
         return None
-    growth = tv.fraction(cfg["growth_ratio"])
-    min_inflow = tv.cents(cfg["min_inflow"])
+    growth = fraction_of(cfg["growth_ratio"])
+    min_inflow = cents_of(cfg["min_inflow"])
     inflow = entry["in"]["c"]
     inflows = [days[str(d)]["in"]["c"] if str(d) in days else 0 for d in history]
     baseline = _median(inflows)
