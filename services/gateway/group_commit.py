@@ -25,34 +25,11 @@ from schemas.ddl import DATABASE
 from services.gateway.outbox import OUTBOX_COLUMNS
 from services.storage.async_storage import AsyncStorage
 
-# the rows write() takes, as the tables before migration 9 had them
-KEY_COLUMNS = ("bank_code", "record_id", "batch_id", "accepted_at")
-ANSWER_COLUMNS = ("bank_code", "batch_id", "answer", "received_at")
-DIGEST_COLUMNS = ("bank_code", "batch_id", "digest", "received_at")
-# what is written: one row per batch
+# one row per batch
 BATCH_COLUMNS = ("bank_code", "batch_id", "answer", "digest", "record_ids", "received_at")
 NO_DIGEST = ""  # the digest column of a batch written without one
 
 _Rows = Sequence[Sequence[Any]]
-
-
-def batch_row(key_rows: _Rows, answer_row: Sequence[Any], digest_row: Sequence[Any] | None) -> list[Any]:
-    """The ``batches`` row of one batch, from its key rows, its answer row and its digest row
-    (each in the columns above). Every key row must be the answer's batch's."""
-    bank_code, batch_id, answer, received_at = answer_row
-    record_ids = []
-    for key_bank, record_id, key_batch, _ in key_rows:
-        if key_bank != bank_code or key_batch != batch_id:
-            raise ValueError(
-                f"a key of batch {key_bank}/{key_batch} given with the answer of {bank_code}/{batch_id}"
-            )
-        record_ids.append(record_id)
-    if digest_row is not None and (digest_row[0], digest_row[1]) != (bank_code, batch_id):
-        raise ValueError(
-            f"the digest of {digest_row[0]}/{digest_row[1]} given with the answer of {bank_code}/{batch_id}"
-        )
-    digest = NO_DIGEST if digest_row is None else digest_row[2]
-    return [bank_code, batch_id, answer, digest, record_ids, received_at]
 
 
 class GroupCommit:
@@ -62,16 +39,6 @@ class GroupCommit:
         self._waiting: list[tuple[_Rows, list[Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0  # ClickHouse write rounds, for tests and the curious
-
-    async def write(
-        self,
-        outbox_rows: _Rows,
-        key_rows: _Rows,
-        answer_row: Sequence[Any],
-        digest_row: Sequence[Any] | None = None,
-    ) -> None:
-        """Return once these rows are written; raise what the write raised (StorageError)."""
-        await self._write(outbox_rows, batch_row(key_rows, answer_row, digest_row))
 
     async def write_batch(
         self,
@@ -83,11 +50,9 @@ class GroupCommit:
         digest: str | None,
         received_at: int,
     ) -> None:
-        """``write`` given the batch's accepted record ids rather than a key row each."""
+        """Return once the batch's outbox rows and its ``batches`` row (answer, digest, accepted
+        record ids) are written; raise what the write raised (StorageError)."""
         row = [bank_code, batch_id, answer, NO_DIGEST if digest is None else digest, record_ids, received_at]
-        await self._write(outbox_rows, row)
-
-    async def _write(self, outbox_rows: _Rows, row: list[Any]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((outbox_rows, row, done))
         if self._writer is None or self._writer.done():

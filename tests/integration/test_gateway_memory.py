@@ -33,10 +33,9 @@ def test_a_batch_digest_is_written_with_its_answer_and_read_back(storage):
     batch_id = f"digest-{uuid.uuid4().hex}"
 
     async def work(wrapped):
-        await GroupCommit(wrapped).write(
-            [], [["BD1", f"{batch_id}-r1", batch_id, 0]], ["BD1", batch_id, '{"accepted":1}', 0],
-            ["BD1", batch_id, "0123456789abcdef0123456789abcdef", 0],
-        )  # fmt: skip
+        await GroupCommit(wrapped).write_batch(
+            [], "BD1", batch_id, [f"{batch_id}-r1"], '{"accepted":1}', "0123456789abcdef0123456789abcdef", 0
+        )
         answers = BatchAnswers()
         await answers.load(wrapped)
         return answers
