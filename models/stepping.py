@@ -20,12 +20,12 @@ from models.detectors.common import (
     Owned,
     advance_sources,
     disown,
+    event_time,
     open_from,
     own_states,
     source_of,
 )
 from models.findings import Finding
-from schemas.messages import TxnRecord
 
 # (bank code, scope "account" or "institution", late records)
 LateObserver = Callable[[str, str, int], None]
@@ -57,8 +57,7 @@ def clock_step(
             # is_sealed(ts, wm) for every record, as one comparison: ts < open_from(wm)
             start = open_from(wm)
             for record in records:
-                ts = record.booked_at if isinstance(record, TxnRecord) else record.as_of  # event_time
-                if ts < start:
+                if event_time(record) < start:
                     if late is None:
                         late = Counter()
                     late[source_of(ctx, record) or "unknown"] += 1

@@ -15,7 +15,7 @@ from bisect import insort
 from collections.abc import Sequence
 from typing import Any
 
-from models.detectors.common import TOP_N, top_rank
+from models.detectors.common import TOP_N, top_rank, widen
 from schemas.messages import TxnRecord
 
 _INSERT_AT_MOST = 4  # more new candidates than this: one sort is cheaper than their inserts
@@ -39,15 +39,7 @@ def add_all(
     times = [r.booked_at for r in records]
     bucket["c"] += sum(amounts)
     bucket["n"] += len(records)
-    first, last = min(times), max(times)
-    t0 = bucket["t0"]
-    if t0 is None:
-        bucket["t0"], bucket["t1"] = first, last
-    else:
-        if first < t0:
-            bucket["t0"] = first
-        if last > bucket["t1"]:
-            bucket["t1"] = last
+    widen(bucket, min(times), max(times))
     if tags is not None:
         per_tag = bucket["x"]
         for tag, cents in zip(tags, amounts, strict=True):

@@ -134,7 +134,7 @@ def _latest_by_bank(ctx: Any, records: Iterable[Record]) -> dict[str, int]:
     latest: dict[str, int] = {}
     bank_of: dict[str, str] = {}  # an account's records all come from its bank: one look-up each
     for record in records:
-        ts = record.booked_at if isinstance(record, TxnRecord) else record.as_of  # event_time
+        ts = event_time(record)
         bank = getattr(record, "bank_code", "")
         if not bank:
             bank = bank_of.get(record.account_id)
@@ -146,7 +146,7 @@ def _latest_by_bank(ctx: Any, records: Iterable[Record]) -> dict[str, int]:
 
 
 def _event_times(records: Iterable[Record]) -> list[int]:
-    return [r.booked_at if isinstance(r, TxnRecord) else r.as_of for r in records]  # event_time
+    return [event_time(r) for r in records]
 
 
 def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:
@@ -285,13 +285,7 @@ def add(
         bucket["ln"] = bucket.get("ln", 0) + 1
     bucket["c"] += cents
     bucket["n"] += 1
-    t0 = bucket["t0"]
-    if t0 is None:
-        bucket["t0"] = bucket["t1"] = ts
-    elif ts < t0:
-        bucket["t0"] = ts
-    elif ts > bucket["t1"]:
-        bucket["t1"] = ts
+    widen(bucket, ts, ts)
     if tag is not None:
         per_tag = bucket["x"]
         per_tag[tag] = per_tag.get(tag, 0) + cents
@@ -305,6 +299,18 @@ def add(
         if len(entries) < TOP_N or top_rank(entry) < top_rank(entries[-1]):
             insort(entries, entry, key=top_rank)
             del entries[TOP_N:]
+
+
+def widen(bucket: dict[str, Any], first: int, last: int) -> None:
+    """Widen a bucket's first and last event times (``t0``, ``t1``) to hold ``first``..``last``."""
+    t0 = bucket["t0"]
+    if t0 is None:
+        bucket["t0"], bucket["t1"] = first, last
+        return
+    if first < t0:
+        bucket["t0"] = first
+    if last > bucket["t1"]:
+        bucket["t1"] = last
 
 
 def is_late(bucket: dict[str, Any]) -> bool:
@@ -377,8 +383,7 @@ def tally(w: CopyOnWrite, bucket: dict[str, Any], cents: int, ts: int, record_id
     TOP_N largest kept sorted (so the tally is the same whatever the arrival order)."""
     bucket["c"] += cents
     bucket["n"] += 1
-    bucket["t0"] = ts if bucket["t0"] is None else min(bucket["t0"], ts)
-    bucket["t1"] = ts if bucket["t1"] is None else max(bucket["t1"], ts)
+    widen(bucket, ts, ts)
     per_tag = w.dict_in(bucket, "x")
     per_tag[tag] = per_tag.get(tag, 0) + cents
     entry = [cents, ts, record_id, tag]

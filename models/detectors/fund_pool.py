@@ -104,7 +104,7 @@ from models.detectors.context import DetectContext
 from models.detectors.fund_pool_days import empty_state, fold_records, prune
 from models.detectors.fund_pool_text import RULE, metrics, sentences
 from models.findings import Finding
-from models.windows import DAY, HOUR
+from models.windows import BEIJING_OFFSET, DAY
 from schemas.messages import BalanceRecord, TxnRecord
 
 NAME = "fund_pool"
@@ -122,9 +122,6 @@ DEFAULTS = {
     "critical_amount": "10000000.00",  # not in thresholds.toml yet: module default
 }
 
-_BEIJING_OFFSET = 8 * HOUR
-
-
 def _window_days(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["window_days"]))
 
@@ -139,7 +136,7 @@ def watched_role(ctx: DetectContext, account_id: str) -> str | None:
 
 def period_start(day: int, window_days: int) -> int:
     """The first day of the period of ``window_days`` Beijing days that holds ``day``."""
-    number = (day + _BEIJING_OFFSET) // DAY
+    number = (day + BEIJING_OFFSET) // DAY
     return day - (number % window_days) * DAY
 
 

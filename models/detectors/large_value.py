@@ -64,7 +64,7 @@ from models.detectors.context import DetectContext
 from models.detectors.holders import is_natural_person
 from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
-from models.windows import BEIJING_OFFSET, DAY
+from models.windows import beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord
 
 NAME = "large_value"
@@ -174,8 +174,7 @@ def _fold(
     for record in records:
         if not isinstance(record, TxnRecord) or record.currency != "CNY":
             continue
-        ts = record.booked_at
-        key = (ts - (ts + BEIJING_OFFSET) % DAY, bucket_line(record))  # beijing_day_start
+        key = (beijing_day_start(record.booked_at), bucket_line(record))
         group = groups.get(key)
         if group is None:
             groups[key] = [record]
