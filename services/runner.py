@@ -153,7 +153,7 @@ class ProbeService(mode.Service):
         self._runner: web.AppRunner | None = None
 
     async def on_start(self) -> None:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from services.exposition import metrics_page
 
         async def healthz(request: web.Request) -> web.Response:
             return web.json_response({"status": "ok"})
@@ -162,13 +162,10 @@ class ProbeService(mode.Service):
             ok = await self.ready()
             return web.json_response({"status": "ready" if ok else "not_ready"}, status=200 if ok else 503)
 
-        async def metrics(request: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
         app = web.Application()
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)
-        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/metrics", metrics_page)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=3.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()

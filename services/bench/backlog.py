@@ -160,9 +160,8 @@ async def follow_worker(
             raise RuntimeError(f"the worker exited with {worker.process.returncode}; see {worker.log_path}")
         worker.sample_rss()
         try:
-            processed = await worker.metric(session, PROCESSED)
-            sent = await worker.metric(session, INSTITUTION_SENT)
-            handled = await worker.metric(session, INSTITUTION_HANDLED)
+            counts = await worker.metrics(session, PROCESSED, INSTITUTION_SENT, INSTITUTION_HANDLED)
+            processed, sent, handled = counts[PROCESSED], counts[INSTITUTION_SENT], counts[INSTITUTION_HANDLED]
         except aiohttp.ClientError:
             await asyncio.sleep(0.2)
             continue

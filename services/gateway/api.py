@@ -20,7 +20,6 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.api import (
     PATH_PARAMETERS,
@@ -39,6 +38,7 @@ from schemas.reference import REFERENCE_KINDS
 from schemas.validation import ValidationFailure, convert, decode
 from services.auth import Principal, TokenStore
 from services.console.routes import add_console_routes, is_console_path
+from services.exposition import metrics_page
 from services.gateway import metrics
 from services.gateway.alert_actions import AlertActions, may_act
 from services.gateway.alert_reads import AlertReads
@@ -161,9 +161,6 @@ class Gateway:
         if not ready:
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
-
-    async def metrics_text(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(self, request: web.Request) -> web.Response:
         return raw_json_response(self._openapi)
@@ -301,7 +298,7 @@ class Gateway:
         )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.metrics_text)
+        app.router.add_get("/metrics", metrics_page)
         app.router.add_get("/v1/openapi.json", self.openapi)
         app.router.add_post("/v1/admin/tokens", self.create_token)
         app.router.add_get("/v1/me", self.whoami)

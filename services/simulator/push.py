@@ -204,7 +204,7 @@ class _Api:
 
     async def processed(self) -> int | None:
         try:
-            async with self.session.get(self.base + "/metrics") as resp:
+            async with self.session.get(self.base + "/metrics", params={"name[]": PROCESSED_METRIC}) as resp:
                 if resp.status != 200:
                     return None
                 return int(parse_metric_total(await resp.text()))

@@ -169,6 +169,11 @@ def test_health_readiness_metrics_and_openapi_need_no_token(stack):
     }
     status, text = call("GET", f"{stack.base}/metrics")
     assert status == 200 and "fundwatch_records_received_total" in text
+    # a poller may ask for the metrics it watches alone (Prometheus's name[] parameter)
+    status, only = call("GET", f"{stack.base}/metrics?name%5B%5D=fundwatch_records_received_total")
+    samples = [line for line in only.splitlines() if line and not line.startswith("#")]
+    assert status == 200 and samples and len(only) < len(text)
+    assert all(line.startswith("fundwatch_records_received_total") for line in samples)
     status, spec = call("GET", f"{stack.base}/v1/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.1")
     assert "/v1/batches" in spec["paths"]
