@@ -19,8 +19,20 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
+from typing import Any
+
+from prometheus_client import Counter
 
 log = logging.getLogger("fundwatch.collector")
+
+# The time the process stood still in collections, by generation: a full collection over a
+# worker's state is a pause the records wait through, and the rates the bench measures include it.
+PAUSE_SECONDS = Counter(
+    "fundwatch_gc_pause_seconds",
+    "Time spent in the cyclic garbage collector, by generation (0 young, 2 full)",
+    ["generation"],
+)
 
 Thresholds = tuple[int, int, int]
 DEFAULT_THRESHOLDS: Thresholds = (50_000, 20, 100)
@@ -51,8 +63,29 @@ def settle(thresholds: Thresholds) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)
+    watch_pauses()
     log.info(
         "garbage collector thresholds=%s frozen_objects=%d",
         ",".join(map(str, thresholds)),
         gc.get_freeze_count(),
     )
+
+
+class PauseClock:
+    """Adds each collection's duration to PAUSE_SECONDS (a ``gc.callbacks`` entry)."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.totals = [PAUSE_SECONDS.labels(str(generation)) for generation in range(3)]
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.totals[info["generation"]].inc(time.perf_counter() - self.started)
+
+
+def watch_pauses() -> None:
+    """Count the collector's pauses from now on, once per process."""
+    if not any(type(callback) is PauseClock for callback in gc.callbacks):
+        gc.callbacks.append(PauseClock())

@@ -53,6 +53,7 @@ INSTITUTION_HANDLED = "fundwatch_institution_messages_handled_total"
 STATE_BYTES = "fundwatch_state_bytes_written_total"
 STATE_HELD = "fundwatch_state_held_bytes"
 SNAPSHOTS_WAITING = "fundwatch_snapshot_queue_states"
+COLLECTOR_S = "fundwatch_gc_pause_seconds_total"  # services/collector.py, all generations
 REPLAYED = "fundwatch_messages_replayed_total"
 # Requests each bank keeps in flight while the gateway's rate is measured. A batch's answer waits
 # for the broker's acknowledgement and the ClickHouse write of its keys; with one request per
@@ -160,8 +161,14 @@ async def follow_worker(
             raise RuntimeError(f"the worker exited with {worker.process.returncode}; see {worker.log_path}")
         worker.sample_rss()
         try:
-            counts = await worker.metrics(session, PROCESSED, INSTITUTION_SENT, INSTITUTION_HANDLED)
-            processed, sent, handled = counts[PROCESSED], counts[INSTITUTION_SENT], counts[INSTITUTION_HANDLED]
+            counts = await worker.metrics(
+                session, PROCESSED, INSTITUTION_SENT, INSTITUTION_HANDLED, COLLECTOR_S
+            )
+            processed, sent, handled = (
+                counts[PROCESSED],
+                counts[INSTITUTION_SENT],
+                counts[INSTITUTION_HANDLED],
+            )
         except aiohttp.ClientError:
             await asyncio.sleep(0.2)
             continue
@@ -176,13 +183,13 @@ async def follow_worker(
         if first is None and processed > start_count:
             first = (now, processed)
             if cpu is not None:
-                cpu.begin(processed)
+                cpu.begin(processed, counts[COLLECTOR_S])
         status.update(
             f"{label}: {int(processed - start_count):,} of {int(total - start_count):,} records processed"
         )
         if processed >= total and handled >= sent:
             if cpu is not None:
-                cpu.end(processed)
+                cpu.end(processed, counts[COLLECTOR_S])
             if first is None or first[1] >= processed:  # all of it between two looks
                 first = (polling_since, start_count)
             span = now - first[0]

@@ -29,6 +29,9 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+COLLECTOR = "worker_collector"  # the worker's garbage-collector pauses, within its CPU
+
+
 class CpuWindow:
     """The CPU time processes used between two moments (``begin``, ``end``): what a rate alone
     does not say on a machine shared with other work, where wall time moves with the load and CPU
@@ -40,15 +43,21 @@ class CpuWindow:
         self.used: dict[str, float] = {}
         self.counts = (0.0, 0.0)  # what was done (records processed) at the two moments
 
-    def begin(self, count: float) -> None:
+    def begin(self, count: float, collector_s: float | None = None) -> None:
+        """``collector_s``: the worker's time in its garbage collector so far
+        (``fundwatch_gc_pause_seconds_total``), when it was read: part of its CPU, shown apart."""
         self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started[COLLECTOR] = collector_s
         self.counts = (count, count)
 
-    def end(self, count: float) -> None:
+    def end(self, count: float, collector_s: float | None = None) -> None:
         for name, pid in self.pids.items():
             now, then = cpu_seconds(pid), self.started.get(name)
             if now is not None and then is not None:
                 self.used[name] = now - then
+        then = self.started.get(COLLECTOR)
+        if collector_s is not None and then is not None:
+            self.used[COLLECTOR] = collector_s - then
         self.counts = (self.counts[0], count)
 
     def us_per_item(self) -> dict[str, float]:

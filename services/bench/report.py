@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.bench.processes import COLLECTOR
+
 
 def _n(value: Any, unit: str = "") -> str:
     if value is None:
@@ -27,10 +29,13 @@ _SHAPES = {
 
 
 def _cpu(per_process: dict[str, float] | None) -> str:
-    """The worker's and the broker's CPU µs per record, or a dash when not measured."""
+    """The worker's and the broker's CPU µs per record, or a dash when not measured; the part of
+    the worker's spent in its garbage collector, when measured."""
     if not per_process:
         return "—"
-    return " / ".join(_n(per_process.get(name)) for name in ("worker", "broker"))
+    shown = " / ".join(_n(per_process.get(name)) for name in ("worker", "broker"))
+    collector = per_process.get(COLLECTOR)
+    return shown if collector is None else f"{shown} (worker's collector {_n(collector)})"
 
 
 def _other_shapes(result: dict[str, Any]) -> list[tuple[str, str, str]]:

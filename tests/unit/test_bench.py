@@ -249,6 +249,20 @@ def test_the_report_shows_the_cpu_per_record_of_worker_and_broker():
     assert table["CPU µs per record, aged backlog: worker / broker"] == ("80.5 / —", "")
     table = dict((name, (a, b)) for name, a, b in rows({}))
     assert table["CPU µs per record over the backlog: worker / broker"] == ("—", "—")
+    result = {"pipeline_cpu_us_per_record": {"worker": 72.0, "broker": 8.4, "worker_collector": 3.25}}
+    table = dict((name, (a, b)) for name, a, b in rows(result))
+    assert table["CPU µs per record over the backlog: worker / broker"][0] == "72.0 / 8.4 (worker's collector 3.2)"
+
+
+def test_a_cpu_window_shows_the_workers_collector_time_per_item_when_both_ends_were_read():
+    window = CpuWindow({})
+    window.begin(0, collector_s=1.5)
+    window.end(1_000, collector_s=1.6)
+    assert window.us_per_item() == {"worker_collector": 100.0}
+    unread = CpuWindow({})
+    unread.begin(0)
+    unread.end(1_000, collector_s=2.0)
+    assert unread.us_per_item() == {}
 
 
 def test_a_cpu_window_counts_the_cpu_a_process_used_per_item_between_two_moments():

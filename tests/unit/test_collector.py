@@ -7,6 +7,7 @@ import gc
 
 import pytest
 
+from services import collector
 from services.collector import DEFAULT_THRESHOLDS, PYTHON_THRESHOLDS, parse_thresholds, settle
 from services.config import ConfigError, Settings
 
@@ -41,3 +42,22 @@ def test_settle_freezes_what_is_loaded_and_sets_the_thresholds():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_collections_are_timed_by_generation_once_however_often_watched():
+    from prometheus_client import REGISTRY
+
+    collector.watch_pauses()
+    collector.watch_pauses()
+    assert sum(type(callback) is collector.PauseClock for callback in gc.callbacks) == 1
+
+    def total() -> float:
+        return REGISTRY.get_sample_value("fundwatch_gc_pause_seconds_total", {"generation": "2"}) or 0.0
+
+    before = total()
+    garbage = [[] for _ in range(10_000)]
+    for i, item in enumerate(garbage):
+        item.append(garbage[i - 1])  # cycles, so the full collection has work to do
+    del garbage, item
+    gc.collect()
+    assert total() > before
