@@ -4,7 +4,7 @@ no broker, no ClickHouse and no model loaded, the records decoded before the clo
 (docs/benchmarks.md, "Per-record CPU of the pure steps (in-process)").
 
     python -m services.bench.pure_steps [--seed 20261125] [--hours 96] [--variant baseline]
-        [--repeat 3] [--gc 50000,20,100|python|off] [--profile out.prof] [--digest]
+        [--repeat 3] [--gc 50000,20,100|python|off] [--profile out.prof] [--digest] [--sizes]
 
 Each repetition steps a fresh pipeline through the same messages; the median is reported, with
 the process's resident memory after each tenth of the messages of the first run and its peak.
@@ -12,7 +12,9 @@ the process's resident memory after each tenth of the messages of the first run 
 worker's default), or turns it off (a bound, not a setting). ``--profile`` runs one more
 repetition under cProfile and prints its top entries. ``--digest`` steps one more pipeline and
 prints a SHA-256 of every alert revision in order and one of the final account and institution
-states: a change meant to make the steps cheaper must leave both as they were.
+states: a change meant to make the steps cheaper must leave both as they were. ``--sizes`` steps
+one more and prints the encoded size of the final states, per kind and per detector: what a
+worker's changelog carries each time such a state changes.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def main() -> None:
     parser.add_argument("--gc", default=",".join(map(str, DEFAULT_THRESHOLDS)))
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--digest", action="store_true", help="print digests of the alerts and states")
+    parser.add_argument("--sizes", action="store_true", help="print the encoded size of the final states")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out, StatusLine("bench", False) as status:
         province = evaluation.simulate(args.seed, args.hours, args.institutions, Path(out), status)
@@ -166,6 +169,12 @@ def main() -> None:
     if args.digest:
         alerts, states = digests(make(), messages)
         print(f"digest of alert revisions {alerts}; of final states {states}")
+    if args.sizes:
+        pipe = make()
+        for bank, msg_id, records in messages:
+            pipe.push_message(bank, msg_id, records)
+        for line in size_lines(pipe):
+            print(line)
 
 
 def digests(pipe: InProcessPipeline, messages: list[Message]) -> tuple[str, str]:
@@ -177,6 +186,30 @@ def digests(pipe: InProcessPipeline, messages: list[Message]) -> tuple[str, str]
     alerts = hashlib.sha256(encode(pipe.events)).hexdigest()[:16]
     states = hashlib.sha256(encode({"accounts": pipe.accounts, "institutions": pipe.institutions}))
     return alerts, states.hexdigest()[:16]
+
+
+def size_lines(pipe: InProcessPipeline, largest: int = 3) -> list[str]:
+    """The final states' encoded sizes (JSON, as the changelog carries them): per kind, the total,
+    the largest states, and the total per detector, largest first."""
+    encode = msgspec.json.Encoder().encode
+    lines = []
+    for kind, states in (("accounts", pipe.accounts), ("institutions", pipe.institutions)):
+        sizes = {key: len(encode(state)) for key, state in states.items()}
+        per_detector: dict[str, int] = defaultdict(int)
+        for state in states.values():
+            for name, detector_state in (state.get("detectors") or {}).items():
+                per_detector[name] += len(encode(detector_state))
+        total = sum(sizes.values())
+        top = sorted(sizes.items(), key=lambda item: -item[1])[:largest]
+        lines.append(
+            f"{kind}: {len(states):,} states, {total / 1e6:.2f} MB encoded, mean {total / max(1, len(states)) / 1e3:.1f} kB;"
+            f" largest {', '.join(f'{key} {size / 1e3:,.0f} kB' for key, size in top)}"
+        )
+        lines += [
+            f"  {name}: {size / 1e6:.2f} MB"
+            for name, size in sorted(per_detector.items(), key=lambda i: -i[1])
+        ]
+    return lines
 
 
 if __name__ == "__main__":

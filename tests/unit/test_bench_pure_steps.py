@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from services.bench.pure_steps import messages_of, pipeline_factory, time_steps
+from services.bench.pure_steps import messages_of, pipeline_factory, size_lines, time_steps
 from services.simulator import build_province, plan_violations, write_files
 
 
@@ -52,3 +53,20 @@ def test_each_run_steps_a_fresh_pipeline(province):
     assert times.records == sum(len(records) for _, _, records in messages)
     assert len(times.cpu_seconds) == len(times.wall_seconds) == 2
     assert times.us_per_record(times.cpu_seconds) > 0
+
+
+def test_the_sizes_add_up_to_each_kinds_encoded_states(province):
+    reference, order = province
+    pipe = pipeline_factory(reference)()
+    for bank, msg_id, records in messages_of(order):
+        pipe.push_message(bank, msg_id, records)
+    lines = size_lines(pipe, largest=2)
+    encode = msgspec.json.Encoder().encode
+    accounts = sum(len(encode(state)) for state in pipe.accounts.values())
+    assert lines[0].startswith(f"accounts: {len(pipe.accounts):,} states, {accounts / 1e6:.2f} MB encoded")
+    detectors = {name for state in pipe.accounts.values() for name in state.get("detectors", {})}
+    per_detector = lines[1 : 1 + len(detectors)]
+    assert {line.split(":")[0].strip() for line in per_detector} == detectors
+    sizes = [float(line.split(":")[1].split()[0]) for line in per_detector]
+    assert sizes == sorted(sizes, reverse=True)
+    assert any(line.startswith(f"institutions: {len(pipe.institutions):,} states") for line in lines)
