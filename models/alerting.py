@@ -100,6 +100,11 @@ def fold_findings(
     reported several times changes once, to its last report.
     """
     original = known or {}
+    if not findings:
+        # what a fold left is a fold's fixed point without findings: its mark is the newest time
+        # of its entries, which it kept within ALERT_MEMORY_S of a mark no older, so nothing is
+        # forgotten and nothing changes (most steps of most accounts find nothing)
+        return dict(original), []
     # entries are replaced, never changed in place: the caller's may be shared, not copied
     memory = dict(original)
     changed: dict[str, tuple[str, AlertData]] = {}
