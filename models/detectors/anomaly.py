@@ -218,10 +218,8 @@ def _closed(ts: int, wm: int | None) -> bool:
 
 
 def _bounds(features: AccountFeatureState | None, wm: int | None) -> tuple[int | None, ...]:
-    """What ``_may_judge`` reads of the state and the event time. Its thresholds on ``wm``
-    (``_closed``, ``is_expired``) are Beijing midnights, so only ``wm``'s Beijing day counts:
-    the raw ``wm`` moves with nearly every message, and re-filtering the evidence on each was a
-    scan of every day held."""
+    """What ``_may_judge`` reads: ``wm`` only by its Beijing day (the thresholds of ``_closed``
+    and ``is_expired`` are Beijing midnights), so a ``wm`` moving within its day re-filters nothing."""
     day = None if wm is None else beijing_day_start(wm)
     if features is None:
         return (day,)

@@ -28,8 +28,6 @@ from models.windows import DAY, HOUR, beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord
 
 HOURS_PER_DAY = 24
-
-
 _day_start = attrgetter("day_start")
 
 
