@@ -100,7 +100,13 @@ def fold_findings(
     reported several times changes once, to its last report.
     """
     original = known or {}
-    memory = {alert_id: dict(entry) for alert_id, entry in original.items()}
+    if not findings:
+        # what a fold left is a fold's fixed point without findings: its mark is the newest time
+        # of its entries, which it kept within ALERT_MEMORY_S of a mark no older, so nothing is
+        # forgotten and nothing changes (most steps of most accounts find nothing)
+        return dict(original), []
+    # entries are replaced, never changed in place: the caller's may be shared, not copied
+    memory = dict(original)
     changed: dict[str, tuple[str, AlertData]] = {}
     # The newest event time this memory knows of. An alert reported again is "touched" at it, so
     # one whose window lies in the past (a product's sale start) is kept while it is reported.
@@ -141,9 +147,11 @@ def fold_findings(
         }
         changed[alert_id] = ("created" if entry is None else "updated", candidate)
     horizon = mark - ALERT_MEMORY_S
-    memory = {
-        alert_id: entry
+    stale = [
+        alert_id
         for alert_id, entry in memory.items()
-        if max(entry["window_end"], entry.get("touched", 0)) >= horizon
-    }
+        if entry["window_end"] < horizon and entry.get("touched", 0) < horizon
+    ]
+    for alert_id in stale:  # most steps forget nothing: the memory is not rebuilt for them
+        del memory[alert_id]
     return memory, list(changed.values())

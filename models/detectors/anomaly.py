@@ -164,10 +164,13 @@ def _to_judge(
 ) -> list[tuple[int, AccountFeatureState, bool]]:
     """(day, the state to judge it on, whether it closes now) for the days this message seals,
     then for the sealed days its late records change."""
-    days = {beijing_day_start(r.booked_at) for r in counted}
-    if old_features is not None:
-        days.update(p.day_start for p in old_features.days if p.transactions)
-    closing = sorted(d for d in days if _closed(d, wm) and not _closed(d, old_wm))
+    closing: list[int] = []
+    if wm is not None and (old_wm is None or beijing_day_start(wm) != beijing_day_start(old_wm)):
+        # a day closes only when wm enters a later Beijing day: otherwise no day held is looked at
+        days = {beijing_day_start(r.booked_at) for r in counted}
+        if old_features is not None:
+            days.update(p.day_start for p in old_features.days if p.transactions)
+        closing = sorted(d for d in days if _closed(d, wm) and not _closed(d, old_wm))
     out = [
         (
             day,
@@ -215,9 +218,12 @@ def _closed(ts: int, wm: int | None) -> bool:
 
 
 def _bounds(features: AccountFeatureState | None, wm: int | None) -> tuple[int | None, ...]:
+    """What ``_may_judge`` reads: ``wm`` only by its Beijing day (the thresholds of ``_closed``
+    and ``is_expired`` are Beijing midnights), so a ``wm`` moving within its day re-filters nothing."""
+    day = None if wm is None else beijing_day_start(wm)
     if features is None:
-        return (wm,)
-    return (wm, features.first_day, features.latest_day)
+        return (day,)
+    return (day, features.first_day, features.latest_day)
 
 
 def _may_judge(features: AccountFeatureState, day: int, wm: int | None) -> bool:

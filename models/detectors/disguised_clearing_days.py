@@ -217,6 +217,9 @@ class Folder:
         for table in ("pend", "mir"):
             for side in (CREDIT, DEBIT):
                 hours = self.st[table][side]
+                # an hour goes no later than an earlier one: while the earliest stays, all do
+                if not hours or int(min(hours, key=int)) + HOUR - 1 + self.lag >= start:
+                    continue
                 stale = [h for h in hours if int(h) + HOUR - 1 + self.lag < start]
                 if stale:
                     hours = self.w.path(self.st, table, side)

@@ -230,9 +230,15 @@ def _closing(st: dict[str, Any], day: int) -> tuple[int, str] | None:
     entry = days.get(str(day))
     if entry is not None and entry["bal"] is not None:
         return entry["bal"][2], "balance"
+    if not days:
+        return None
     net = 0
-    for key in sorted((int(k) for k in days if int(k) <= day), reverse=True):
-        earlier = days[str(key)]
+    # back one day at a time (days are keyed by Beijing midnights) to the latest with a balance,
+    # rather than sorting every day held: most accounts have one a day or two back
+    for key in range(day, min(map(int, days)) - 1, -DAY):
+        earlier = entry if key == day else days.get(str(key))
+        if earlier is None:
+            continue
         if key < day and earlier["bal"] is not None:
             return earlier["bal"][2] + net, "balance_and_flows"
         net += earlier["in"]["c"] - earlier["out"]["c"]

@@ -108,4 +108,7 @@ def prune(st: dict[str, Any], wm: int | None, window_days: int) -> None:
     # a day counts in the windows of the following window_days - 1 days: keep it while any is
     # kept (open, or sealed for less than LATE_KEEP)
     reach = (window_days - 1) * DAY
-    st["days"] = {k: e for k, e in st["days"].items() if not is_expired(int(k) + reach, wm)}
+    days = st["days"]
+    # a day expires no later than an older one: while the oldest is kept, every day is
+    if days and is_expired(min(map(int, days)) + reach, wm):
+        st["days"] = {k: e for k, e in days.items() if not is_expired(int(k) + reach, wm)}

@@ -159,8 +159,11 @@ def detect(
         finding = _evaluate(ctx, st, account_id, natural, cfg, day, line)
         if finding is not None:
             findings.append(finding)
-    # a sealed day's figures stay LATE_KEEP longer, for late records
-    st["days"] = {k: lines for k, lines in st["days"].items() if not is_expired(int(k), wm)}
+    # a sealed day's figures stay LATE_KEEP longer, for late records; a day expires no later
+    # than an older one, so while the oldest is kept every day is
+    days = st["days"]
+    if days and is_expired(min(map(int, days)), wm):
+        st["days"] = {k: lines for k, lines in days.items() if not is_expired(int(k), wm)}
     return st, findings
 
 

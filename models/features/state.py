@@ -16,7 +16,9 @@ worker does for the detectors (models/account_state.already_applied).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
+from operator import attrgetter
 
 import msgspec
 
@@ -26,6 +28,7 @@ from models.windows import DAY, HOUR, beijing_day_start
 from schemas.messages import BalanceRecord, TxnRecord
 
 HOURS_PER_DAY = 24
+_day_start = attrgetter("day_start")
 
 
 def _per_hour() -> list[int]:
@@ -63,10 +66,10 @@ class AccountFeatureState(msgspec.Struct):
         return None if self.latest_day is None else self.latest_day - (KEPT_DAYS - 1) * DAY
 
     def day(self, day_start: int) -> DayPartial | None:
-        for partial in self.days:
-            if partial.day_start == day_start:
-                return partial
-        return None
+        # days are ascending: a look-up by halving, called several times per step
+        days = self.days
+        i = bisect_left(days, day_start, key=_day_start)
+        return days[i] if i < len(days) and days[i].day_start == day_start else None
 
 
 def day_groups(
@@ -168,9 +171,18 @@ def step_days(state: AccountFeatureState | None, groups: dict[int, list[TxnRecor
         latest_day = latest if latest_day is None else max(latest_day, latest)
     new = AccountFeatureState(first_day, latest_day)
     oldest = new.oldest_kept_day()
-    kept = {partial.day_start: partial for partial in state.days}
+    # the days held stay ascending: drop the head that fell out, then fold each group's day in
+    # where it belongs, so a step costs its own days and not every day held
+    days = state.days
+    start = 0 if oldest is None else bisect_left(days, oldest, key=_day_start)
+    days = days[start:]
     for day_start, txns in groups.items():
-        if oldest is None or day_start >= oldest:  # an older day would be dropped right after
-            kept[day_start] = _folded(kept.get(day_start) or DayPartial(day_start), txns)
-    new.days = [kept[day] for day in sorted(kept) if oldest is None or day >= oldest]
+        if oldest is not None and day_start < oldest:  # an older day would be dropped right after
+            continue
+        i = bisect_left(days, day_start, key=_day_start)
+        if i < len(days) and days[i].day_start == day_start:
+            days[i] = _folded(days[i], txns)
+        else:
+            days.insert(i, _folded(DayPartial(day_start), txns))
+    new.days = days
     return new
