@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.windows import GRAINS, window_start
+from models.windows import beijing_day_start, hour_start
 from schemas.messages import TxnRecord
 
 
@@ -34,6 +34,13 @@ class FlowPartial:
             self.n_out += 1
         self.counterparties.add(txn.counterparty_account)
 
+    def merge(self, other: FlowPartial) -> None:
+        self.inflow_cents += other.inflow_cents
+        self.outflow_cents += other.outflow_cents
+        self.n_in += other.n_in
+        self.n_out += other.n_out
+        self.counterparties |= other.counterparties
+
 
 # (key, grain, window start in epoch seconds, currency): the order of the tables' sorting keys
 WindowKey = tuple[str, str, int, str]
@@ -44,16 +51,25 @@ def flow_partials(
     key_of: Callable[[TxnRecord], str | None],
 ) -> dict[WindowKey, FlowPartial]:
     """Sum flows per key, window and currency over hour and day grains; records whose key is None
-    are skipped."""
-    partials: dict[WindowKey, FlowPartial] = {}
+    are skipped. Each record is counted once, in its hour; the day partials are the sums of their
+    hours (a Beijing day is whole hours of UTC, so an hour lies in one day)."""
+    hours: dict[tuple[str, int, str], FlowPartial] = {}
     for txn in transactions:
         key = key_of(txn)
         if not key:
             continue
-        for grain in GRAINS:
-            wkey = (key, grain, window_start(txn.booked_at, grain), txn.currency)
-            partial = partials.get(wkey)
-            if partial is None:
-                partial = partials[wkey] = FlowPartial()
-            partial.add(txn)
+        ts = txn.booked_at
+        hour_key = (key, hour_start(ts), txn.currency)
+        partial = hours.get(hour_key)
+        if partial is None:
+            partial = hours[hour_key] = FlowPartial()
+        partial.add(txn)
+    partials: dict[WindowKey, FlowPartial] = {}
+    for (key, hour, currency), partial in hours.items():
+        partials[(key, "hour", hour, currency)] = partial
+        day_key = (key, "day", beijing_day_start(hour), currency)
+        day = partials.get(day_key)
+        if day is None:
+            partials[day_key] = day = FlowPartial()
+        day.merge(partial)
     return partials
