@@ -92,7 +92,7 @@ def advance(wm: int | None, records: Iterable[Record], ceiling: int | None = Non
     of the account at once and blind its detectors; such a record is still counted in its own
     day, it only cannot move the account's notion of "now" beyond the clock."""
     # each time capped then the latest: the latest capped once
-    times = _event_times(records)
+    times = event_times(records)
     if not times:
         return wm
     ts = max(times)
@@ -130,7 +130,11 @@ def _latest_by_bank(ctx: Any, records: Iterable[Record]) -> dict[str, int]:
     if records and not any(getattr(r, "bank_code", "") for r in records):
         account_id = records[0].account_id
         if all(r.account_id == account_id for r in records):
-            return {source_of(ctx, records[0]): max(_event_times(records))}
+            return {source_of(ctx, records[0]): max(event_times(records))}
+    # records stamped with the one bank that sent their message (an institution's step)
+    banks = {getattr(r, "bank_code", "") for r in records}
+    if len(banks) == 1 and "" not in banks:
+        return {banks.pop(): max(event_times(records))}
     latest: dict[str, int] = {}
     bank_of: dict[str, str] = {}  # an account's records all come from its bank: one look-up each
     for record in records:
@@ -145,8 +149,9 @@ def _latest_by_bank(ctx: Any, records: Iterable[Record]) -> dict[str, int]:
     return latest
 
 
-def _event_times(records: Iterable[Record]) -> list[int]:
-    return [event_time(r) for r in records]
+def event_times(records: Iterable[Record]) -> list[int]:
+    """``event_time`` of each record (inlined: this runs for every record of every step)."""
+    return [r.booked_at if isinstance(r, TxnRecord) else r.as_of for r in records]
 
 
 def advance_sources(st: dict[str, Any], ctx: Any, records: Iterable[Record]) -> int | None:

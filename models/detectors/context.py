@@ -95,6 +95,9 @@ class StaticReferences:
         self._listed_by = listed_by(self._related)
         self._banks = banks_by_institution(self._accounts.values())
         self._kinds: dict[int, str] | None = None  # built at the first question
+        # institution id -> its products ordered by id: the dicts above are this object's own
+        # copies and never change, so the index is built at the first question, not per call
+        self._products_by_institution: dict[Any, list[dict[str, Any]]] | None = None
 
     def counterparty_kinds(self) -> Mapping[int, str]:
         if self._kinds is None:
@@ -120,7 +123,13 @@ class StaticReferences:
         return self._products.get(product_id)
 
     def products_of(self, institution_id: str) -> list[dict[str, Any]]:
-        return products_of(self._products, institution_id)
+        index = self._products_by_institution
+        if index is None:
+            index = self._products_by_institution = {}
+            for pid in sorted(self._products):
+                product = self._products[pid]
+                index.setdefault(product.get("institution_id"), []).append(product)
+        return list(index.get(institution_id, ()))  # a new list, as products_of makes
 
     def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
         return products_of_type(self._products, self._institutions, institution_type)

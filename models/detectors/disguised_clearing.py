@@ -109,33 +109,39 @@ def watched(ctx: DetectContext, institution_id: str) -> bool:
     return institution is not None and _text(institution.get("type")) in CLEARING_TYPES
 
 
+class _OwnAccounts(dict[str | None, dict[str, Any] | None]):
+    """Account id -> the institution's own account (INSTITUTION_ROLES) with that id, else None:
+    each account read once per call, a hit a plain dictionary look-up."""
+
+    def __init__(self, ctx: DetectContext, institution_id: str) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.institution_id = institution_id
+
+    def __missing__(self, account_id: str | None) -> dict[str, Any] | None:
+        account = self.ctx.account(account_id) if account_id else None
+        ok = (
+            account is not None
+            and _text(account.get("institution_id")) == self.institution_id
+            and _text(account.get("role")) in INSTITUTION_ROLES
+        )
+        self[account_id] = found = account if ok else None
+        return found
+
+
 def _fold_records(
     ctx: DetectContext, fold: Folder, institution_id: str, records: list[TxnRecord]
 ) -> tuple[list[TxnRecord], set[int]]:
     """Index one message's customer credits and payee debits: the institution's records (the
     watermark's sources), and the days whose mirrored legs they can change."""
     st = fold.st
-    accounts: dict[str, dict[str, Any] | None] = {}
-
-    def own(account_id: str | None) -> dict[str, Any] | None:
-        """The institution's own account (INSTITUTION_ROLES) with that id, else None."""
-        if not account_id:
-            return None
-        if account_id not in accounts:
-            account = ctx.account(account_id)
-            ok = (
-                account is not None
-                and _text(account.get("institution_id")) == institution_id
-                and _text(account.get("role")) in INSTITUTION_ROLES
-            )
-            accounts[account_id] = account if ok else None
-        return accounts[account_id]
+    own = _OwnAccounts(ctx, institution_id)
 
     start = open_from(st["wm"])
     mine: list[TxnRecord] = []
     touched: set[int] = set()
     for record in records:
-        account = own(record.account_id) if isinstance(record, TxnRecord) else None
+        account = own[record.account_id] if isinstance(record, TxnRecord) else None
         if account is None:
             continue
         mine.append(record)
@@ -143,7 +149,7 @@ def _fold_records(
         bank = str(account.get("bank_code") or "")
         if record.currency != "CNY" or not bank:
             continue
-        if counterparty == record.account_id or own(counterparty) is not None:
+        if counterparty == record.account_id or own[counterparty] is not None:
             continue  # the institution's own money moving between its accounts
         side = CREDIT if record.credit else DEBIT
         late = start is not None and ts < start

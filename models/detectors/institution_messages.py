@@ -9,12 +9,15 @@ records and the reference data, so no detector depends on which ran before it.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from models.detectors import product_flows as pf
 from models.detectors.common import source_of
 from models.detectors.context import DetectContext
 from schemas.messages import TxnRecord
+
+_booked_at = attrgetter("booked_at")
 
 
 class MessageView:
@@ -28,20 +31,17 @@ class MessageView:
         self.msg_id = msg_id
         # the transactions booked on the institution's custody and reserve accounts (those of
         # product_flows.of_institution on a custody account): the sources of product flows and
-        # of investors' payments
-        self.custody: list[TxnRecord] = []
-        custody_of: dict[str, bool] = {}  # account id -> one of the institution's custody accounts
-        for record in records:
-            if not isinstance(record, TxnRecord):
-                continue
-            account_id = record.account_id
-            custody = custody_of.get(account_id)
-            if custody is None:
-                custody = custody_of[account_id] = ctx.institution_id(
-                    account_id
-                ) == institution_id and pf.is_custody(ctx, account_id)
-            if custody:
-                self.custody.append(record)
+        # of investors' payments. A message holds few accounts and many records: each account is
+        # judged once, then the records are kept by a set look-up.
+        accounts = {record.account_id for record in records if isinstance(record, TxnRecord)}
+        mine = {
+            account_id
+            for account_id in accounts
+            if ctx.institution_id(account_id) == institution_id and pf.is_custody(ctx, account_id)
+        }
+        self.custody: list[TxnRecord] = (
+            [r for r in records if r.account_id in mine and isinstance(r, TxnRecord)] if mine else []
+        )
         self.sources = _latest_per_bank(ctx, self.custody)
 
 
@@ -49,6 +49,11 @@ def _latest_per_bank(ctx: DetectContext, records: list[TxnRecord]) -> list[TxnRe
     """One record per bank that sent some of ``records``, one of its latest, in the order the
     banks first appear: all that common.advance_sources reads of them (each bank's latest event
     time), so it advances a watermark over these as over all of them."""
+    banks = {record.bank_code for record in records}
+    if len(banks) == 1 and "" not in banks:
+        # the worker stamps a message's records with the bank that sent it: one bank, and max()
+        # keeps the first of the latest as the loop below does
+        return [max(records, key=_booked_at)]
     latest: dict[str, TxnRecord] = {}
     bank_of: dict[str, str] = {}  # an account's records all come from its bank
     for record in records:

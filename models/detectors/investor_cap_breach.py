@@ -178,7 +178,7 @@ def _fold(
         may = payers.get(investor)
         if may is None:
             may = payers[investor] = _may_invest(ctx, institution_id, investor)
-        pid = pf.product_of(ctx, record, single) if may else None
+        pid = (record.product_id or pf.product_of(ctx, record, single)) if may else None
         if pid is None:
             continue
         if pid in caps_of:

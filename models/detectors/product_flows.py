@@ -76,6 +76,7 @@ SPLIT_TYPOLOGY = "maturity_mismatch"  # whose term_ratio_max decides whether a t
 INSTITUTION_ACCOUNT_ROLES = CUSTODY_ROLES | {"own_operating"}
 # one object: the context merges thresholds over defaults once per defaults object it is handed
 _SPLIT_DEFAULTS = {"term_ratio_max": TERM_RATIO_MAX}
+_UNREAD: Any = object()  # a look-up not made yet (None is an answer)
 
 
 def empty_state() -> dict[str, Any]:
@@ -232,12 +233,9 @@ def _entry(products: dict[str, Any], product_id: str) -> dict[str, Any]:
     return entry
 
 
-def _learn(ctx: DetectContext, st: dict[str, Any], record: TxnRecord, product_id: str) -> None:
-    """Note the product a tagged record names for its borrower or investor (at most two per
-    counterparty: one is enough to attribute, two say it cannot be)."""
-    counterparty = record.counterparty_account
-    if not counterparty or ctx.role(counterparty) not in _LEARNED_ROLES:
-        return
+def _learn(st: dict[str, Any], counterparty: str, product_id: str) -> None:
+    """Note the product a tagged record names for its counterparty, a borrower or an investor (at
+    most two per counterparty: one is enough to attribute, two say it cannot be)."""
     known = st.setdefault("cp", {}).setdefault(counterparty, [])
     if product_id not in known:
         # the two smallest ids: whatever order the records come in, the same two are kept
@@ -267,32 +265,42 @@ def fold_custody(
     moved: set[str] = set()
     product_of = _products_of(ctx, only_product(ctx, institution_id))
     kept: dict[str, bool] = {}  # product id -> tracked
+    # counterparty -> its role: read once per call, for the flow's kind and for _learn alike
+    roles: dict[str | None, str | None] = {}
     for record in feeding:
         if record.currency != "CNY":
             continue
-        ts = record.booked_at
-        late = start is not None and ts < start
-        pid = product_of(record)
+        pid = record.product_id or product_of(record)
         if pid is not None:
             keep = kept.get(pid)
             if keep is None:
                 keep = kept[pid] = tracked(ctx, institution_id, pid)
             if not keep:
                 continue
-        kind = _custody_flow_kind(ctx, record)  # feeding: custody accounts' records only
+        counterparty = record.counterparty_account
+        role = roles.get(counterparty, _UNREAD)  # None without a counterparty (ctx.role)
+        if role is _UNREAD:
+            role = roles[counterparty] = ctx.role(counterparty)
+        # _custody_flow_kind with the role read above (feeding: custody accounts' records only)
+        kind = None
+        if role is not None and counterparty != record.account_id:
+            if record.credit:
+                kind = REPAYMENT if role == "borrower" else None
+            elif role == "investor" and record.instruction_id:
+                kind = PAYOUT
+        ts = record.booked_at
+        late = start is not None and ts < start
         if pid is None:
             if kind is not None and _fold_unattributed(st, record, kind, late):
                 moved.add("")
             continue
-        entry = products.get(pid)
-        if entry is None:
-            entry = _entry(products, pid)
+        entry = products.get(pid) or _entry(products, pid)
         t0 = entry["t0"]
         if t0 is None or ts < t0:
             entry["t0"] = ts
             moved.add(pid)
-        if record.product_id:
-            _learn(ctx, st, record, pid)
+        if record.product_id and role in _LEARNED_ROLES:
+            _learn(st, counterparty, pid)
         if kind is not None:
             bucket = entry["out"] if kind == PAYOUT else entry["in"]
             add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id, late=late)

@@ -72,7 +72,6 @@ window had more than ``PAYER_CAP`` payers, an estimate (``new_investors_estimate
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -121,26 +120,24 @@ def _trend(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["trend_days"]))
 
 
-def _own_roles(ctx: DetectContext, institution_id: str) -> Callable[[str | None], str | None]:
-    """The role of one of the institution's own accounts (INSTITUTION_ROLES), else None: each
-    account read once per call."""
-    cache: dict[str | None, str | None] = {}
+class _OwnRoles(dict[str | None, str | None]):
+    """Account id -> the role of one of the institution's own accounts (INSTITUTION_ROLES), else
+    None: each account read once per call, a hit a plain dictionary look-up."""
 
-    def own_role(account_id: str | None) -> str | None:
-        try:
-            return cache[account_id]
-        except KeyError:
-            pass
+    def __init__(self, ctx: DetectContext, institution_id: str) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.institution_id = institution_id
+
+    def __missing__(self, account_id: str | None) -> str | None:
         role = None
         if account_id:
-            account = ctx.account(account_id)
-            if account is not None and _text(account.get("institution_id")) == institution_id:
+            account = self.ctx.account(account_id)
+            if account is not None and _text(account.get("institution_id")) == self.institution_id:
                 role = _text(account.get("role"))
                 role = role if role in INSTITUTION_ROLES else None
-        cache[account_id] = role
+        self[account_id] = role
         return role
-
-    return own_role
 
 
 def _fold_records(
@@ -152,14 +149,14 @@ def _fold_records(
     start = open_from(st["wm"])
     # is_expired(ts, wm) is ts + LATE_KEEP < start; late (is_sealed) is ts < start
     expired_before = None if start is None else start - LATE_KEEP
-    own_role = _own_roles(ctx, institution_id)
+    own_role = _OwnRoles(ctx, institution_id)
     touched: set[int] = set()
     first = st["first"]
     for record in records:
         if not isinstance(record, TxnRecord):
             continue
         account_id = record.account_id
-        role = own_role(account_id)
+        role = own_role[account_id]
         if role is None:
             continue
         ts = record.booked_at
@@ -173,7 +170,7 @@ def _fold_records(
         if not custody or not record.credit or record.currency != "CNY":
             continue
         payer = record.counterparty_account
-        if payer == account_id or own_role(payer) is not None:
+        if payer == account_id or own_role[payer] is not None:
             continue  # the institution's own money moving between its accounts
         late = start is not None and ts < start
         fold.inflow(day, late, record.amount_cents, ts, record.record_id, account_id)
