@@ -10,6 +10,10 @@ while the message record is built: one regex over the amounts and currency joine
 identifiers' characters in one string test, zero amounts by the same regex, the time by its own
 pattern and conversion, remembered per text since a batch repeats its times.
 
+A key given twice is refused as the strict decoder does (``refuse_repeated_keys``), after a check
+that settles the usual record at once: its quotes counted against the keys it decoded with, which
+here include "currency" whenever it was given (unset rather than defaulted).
+
 Anything this path is unsure of (any value that breaks a rule, or merely looks unusual: an id
 with a space, a negative liabilities figure) is read again by the strict decoder, which raises
 the error the bank gets, or accepts the record: so answers are the strict decoder's, word for
@@ -23,6 +27,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from schemas.fields import (
     AMOUNT_BODY,
@@ -63,7 +68,7 @@ class TransactionIn(
     counterparty_account: RecordId
     counterparty_bank: RecordId
     channel: ChannelName
-    currency: str = "CNY"
+    currency: str | UnsetType = UNSET  # "CNY" when unset; see _quotes_expected
     counterparty_name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     instruction_id: RecordId | None = None
     purpose: Text | None = None
@@ -79,12 +84,13 @@ class BalanceIn(msgspec.Struct, tag_field="kind", tag="balance", forbid_unknown_
     as_of: str
     balance: str
     customer_liabilities: str | None = None
-    currency: str = "CNY"
+    currency: str | UnsetType = UNSET  # "CNY" when unset; see _quotes_expected
 
 
-_TXN_KEYS = keys_but_currency(TransactionIn)
-_BALANCE_KEYS = keys_but_currency(BalanceIn)
-assert _TXN_KEYS == keys_but_currency(Transaction) and _BALANCE_KEYS == keys_but_currency(Balance)
+_TXN_KEYS = keys_but_currency(Transaction)
+_BALANCE_KEYS = keys_but_currency(Balance)
+assert _TXN_KEYS == len(TransactionIn.__struct_fields__) and _BALANCE_KEYS == len(BalanceIn.__struct_fields__)
+_astuple = msgspec.structs.astuple
 
 # The patterned values joined by commas, which none of the patterns admits: a value holding one
 # can only fail the whole match, never shift it. The amount's lookahead refuses zero ("greater
@@ -125,12 +131,21 @@ def _known_epoch(text: str) -> int | None:
     return seconds if seconds >= EARLIEST_EPOCH else None
 
 
+def _quotes_expected(record: TransactionIn | BalanceIn, keys_but_currency: int) -> int:
+    """The quotes of a record that gives each of its keys once, each with a string: 4 a key. Its
+    keys are "kind", the fields that are not None, and "currency" when given (the one field that
+    is never None). Any other record has more: 2 for a null, 4 for a repeat, 1 for an escaped
+    quote (``refuse_repeated_keys`` tells those apart)."""
+    return 4 * (keys_but_currency - _astuple(record).count(None) + (record.currency is not UNSET))
+
+
 def _transaction(r: TransactionIn) -> TxnRecord | None:
     after = r.balance_after
+    currency = "CNY" if r.currency is UNSET else r.currency
     if after is None:
-        matched = _TXN(f"{r.amount},{r.currency}")
+        matched = _TXN(f"{r.amount},{currency}")
     else:
-        matched = _TXN_BALANCE(f"{r.amount},{r.currency},{after}")
+        matched = _TXN_BALANCE(f"{r.amount},{currency},{after}")
     if matched is None or not _plain_ids(
         "".join((r.record_id, r.account_id, r.counterparty_account, r.counterparty_bank,
                  r.instruction_id or "", r.product_id or ""))
@@ -142,19 +157,20 @@ def _transaction(r: TransactionIn) -> TxnRecord | None:
     # positional, in the fields' order: this runs once per record
     return TxnRecord(
         r.record_id, r.account_id, r.direction == "credit", amount_to_cents(r.amount), booked_at,
-        r.counterparty_account, r.counterparty_bank, r.channel, r.currency, r.counterparty_name,
+        r.counterparty_account, r.counterparty_bank, r.channel, currency, r.counterparty_name,
         r.instruction_id, r.purpose, r.product_id, None if after is None else amount_to_cents(after),
     )  # fmt: skip
 
 
 def _balance(r: BalanceIn) -> BalanceRecord | None:
     liabilities = r.customer_liabilities
+    currency = "CNY" if r.currency is UNSET else r.currency
     if liabilities is None:
-        matched = _BALANCE(f"{r.balance},{r.currency}")
+        matched = _BALANCE(f"{r.balance},{currency}")
     elif liabilities.startswith("-"):
         return None  # "0 or more": only "-0" passes, which the strict decoder may judge
     else:
-        matched = _BALANCE_LIABILITIES(f"{r.balance},{r.currency},{liabilities}")
+        matched = _BALANCE_LIABILITIES(f"{r.balance},{currency},{liabilities}")
     if matched is None or not _plain_ids(r.record_id + r.account_id):
         return None
     as_of = _epoch(r.as_of)
@@ -162,7 +178,7 @@ def _balance(r: BalanceIn) -> BalanceRecord | None:
         return None
     return BalanceRecord(
         r.record_id, r.account_id, as_of, amount_to_cents(r.balance),
-        None if liabilities is None else amount_to_cents(liabilities), r.currency,
+        None if liabilities is None else amount_to_cents(liabilities), currency,
     )  # fmt: skip
 
 
@@ -206,7 +222,10 @@ class RecordReader:
             keys = _BALANCE_KEYS
         if message is None:
             return self.read_strictly(raw)
-        refuse_repeated_keys(raw, record, keys)
+        if bytes(raw).count(b'"') != _quotes_expected(record, keys):
+            # the strict decoder's own check: "currency" being unset here rather than "CNY"
+            # leaves the record's count of None, all it reads of the record, the same
+            refuse_repeated_keys(raw, record, keys)
         return message
 
     def read_strictly(self, raw: msgspec.Raw | bytes) -> TxnRecord | BalanceRecord:
