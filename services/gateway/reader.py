@@ -51,6 +51,11 @@ from schemas.records import (
     refuse_repeated_keys,
 )
 
+# The longest time TIME_RULE admits (nine decimals, a numeric offset): a longer one is the strict
+# decoder's to refuse, and never reaches the cache of times (``_epoch``), which would otherwise
+# hold whatever a bank sends.
+_LONGEST_TIME = len("2026-11-25T09:30:00.123456789+08:00")
+TimeText = Annotated[str, msgspec.Meta(max_length=_LONGEST_TIME)]
 ChannelName = Literal["HVPS", "BEPS", "IBPS", "INTERNAL", "UNIONPAY", "NETSUNION", "CASH", "OTHER"]
 
 
@@ -64,11 +69,11 @@ class TransactionIn(
     account_id: RecordId
     direction: Literal["debit", "credit"]
     amount: str
-    booked_at: str
+    booked_at: TimeText
     counterparty_account: RecordId
     counterparty_bank: RecordId
     channel: ChannelName
-    currency: str | UnsetType = UNSET  # "CNY" when unset; see _quotes_expected
+    currency: str | UnsetType = UNSET  # "CNY" when unset; see RecordReader.read
     counterparty_name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     instruction_id: RecordId | None = None
     purpose: Text | None = None
@@ -81,10 +86,10 @@ class BalanceIn(msgspec.Struct, tag_field="kind", tag="balance", forbid_unknown_
 
     record_id: RecordId
     account_id: RecordId
-    as_of: str
+    as_of: TimeText
     balance: str
     customer_liabilities: str | None = None
-    currency: str | UnsetType = UNSET  # "CNY" when unset; see _quotes_expected
+    currency: str | UnsetType = UNSET  # "CNY" when unset; see RecordReader.read
 
 
 _TXN_KEYS = keys_but_currency(Transaction)
@@ -102,9 +107,6 @@ _TXN_BALANCE = re.compile(f"{_POSITIVE},{CURRENCY_BODY},{BALANCE_BODY}").fullmat
 _BALANCE = re.compile(f"{BALANCE_BODY},{CURRENCY_BODY}").fullmatch
 _BALANCE_LIABILITIES = re.compile(f"{BALANCE_BODY},{CURRENCY_BODY},{BALANCE_BODY}").fullmatch
 _TIME = re.compile(TIME_BODY).fullmatch
-# The longest time the pattern admits (nine decimals, a numeric offset): a longer text breaks it
-# and is kept out of the cache, which would otherwise hold whatever a bank sends.
-_LONGEST_TIME = len("2026-11-25T09:30:00.123456789+08:00")
 
 
 def _plain_ids(ids: str) -> bool:
@@ -114,14 +116,10 @@ def _plain_ids(ids: str) -> bool:
     return ids.isprintable() and " " not in ids
 
 
+@lru_cache(maxsize=8192)
 def _epoch(text: str) -> int | None:
     """Epoch seconds of a time within TIME_RULE; None for one off its pattern, off the calendar
     or before 2000 in UTC."""
-    return _known_epoch(text) if len(text) <= _LONGEST_TIME else None
-
-
-@lru_cache(maxsize=8192)
-def _known_epoch(text: str) -> int | None:
     matched = _TIME(text)
     if matched is None:
         return None
@@ -143,14 +141,6 @@ def _minute_epoch(text: str) -> int | None:
         return int(parse_time(text).timestamp())
     except ValueError:
         return None
-
-
-def _quotes_expected(record: TransactionIn | BalanceIn, keys_but_currency: int) -> int:
-    """The quotes of a record that gives each of its keys once, each with a string: 4 a key. Its
-    keys are "kind", the fields that are not None, and "currency" when given (the one field that
-    is never None). Any other record has more: 2 for a null, 4 for a repeat, 1 for an escaped
-    quote (``refuse_repeated_keys`` tells those apart)."""
-    return 4 * (keys_but_currency - _astuple(record).count(None) + (record.currency is not UNSET))
 
 
 def _transaction(r: TransactionIn) -> TxnRecord | None:
@@ -236,9 +226,13 @@ class RecordReader:
             keys = _BALANCE_KEYS
         if message is None:
             return self.read_strictly(raw)
-        if bytes(raw).count(b'"') != _quotes_expected(record, keys):
-            # the strict decoder's own check: "currency" being unset here rather than "CNY"
-            # leaves the record's count of None, all it reads of the record, the same
+        # A record that gives each key once, each with a string, has 4 quotes a key: "kind",
+        # the fields that are not None, and "currency" when given (never None). Any other has
+        # more: 2 for a null, 4 for a repeat, 1 for an escaped quote; the strict decoder's own
+        # check tells those apart ("currency" unset here rather than "CNY" leaves the count of
+        # None, all it reads of the record, the same).
+        given = keys - _astuple(record).count(None) + (record.currency is not UNSET)
+        if bytes(raw).count(b'"') != 4 * given:
             refuse_repeated_keys(raw, record, keys)
         return message
 
