@@ -11,6 +11,7 @@ an object that names a key twice (msgspec keeps the last value, silently).
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Any, TypeVar
 
@@ -123,13 +124,22 @@ def _malformed(prefix: str | None, why: str) -> ValidationFailure:
 
 
 def _not_json(data: bytes) -> str | None:
-    """Why ``data`` is not JSON, or None when it is (a failed decode's second look only)."""
+    """Why ``data`` is not JSON, or None when it is (a failed decode's second look only).
+
+    The collector is held off meanwhile: this decode builds lists as deep as the sender nested
+    them, and a collection started near the recursion limit could not call its callbacks (the
+    pause clock), which Python would then report on stderr as an error nobody can act on."""
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         msgspec.json.decode(data)
     except msgspec.DecodeError as error:
         return str(error)
     except RecursionError:
         return "nested too deeply"
+    finally:
+        if collecting:
+            gc.enable()
     return None
 
 

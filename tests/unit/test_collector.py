@@ -44,7 +44,15 @@ def test_settle_freezes_what_is_loaded_and_sets_the_thresholds():
         gc.set_threshold(*before)
 
 
-def test_collections_are_timed_by_generation_once_however_often_watched():
+@pytest.fixture
+def gc_callbacks_restored():
+    """The clock this test adds is taken off again: the rest of the session runs without it."""
+    kept = list(gc.callbacks)
+    yield
+    gc.callbacks[:] = kept
+
+
+def test_collections_are_timed_by_generation_once_however_often_watched(gc_callbacks_restored):
     from prometheus_client import REGISTRY
 
     collector.watch_pauses()
