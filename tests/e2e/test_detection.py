@@ -230,7 +230,8 @@ def test_the_labelled_violations_raise_alerts_in_clickhouse_and_on_the_topic(pro
 def test_one_alert_read_with_its_history_and_region_scoping(pushed):
     stack, _ = pushed
     alerts = stack.alerts()
-    alert = next(iter(alerts.values()))
+    # a reporting duty on an investor's own account has no region: scoping needs one that has
+    alert = next(a for a in alerts.values() if a["region"])
     status, one = call("GET", f"{stack.base}/v1/alerts/{alert['alert_id']}", stack.admin)
     assert status == 200 and one["alert_id"] == alert["alert_id"]
     assert one["history"][0]["event"] == "created" and len(one["history"]) >= 1

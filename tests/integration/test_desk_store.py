@@ -39,9 +39,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
+# Each world a city of its own (a 9xxx prefix no other world of the session shares) and a
+# county below 99, so that the other institution's county (99) is never the first's.
+_CITIES = iter(random.sample(range(1000), 1000))
+
+
 @pytest.fixture
 def world(storage):
-    region = "9" + "".join(random.choice("0123456789") for _ in range(5))
+    region = f"9{next(_CITIES):03d}{random.randrange(99):02d}"
     sfx = uuid.uuid4().hex[:8]
     ids = {k: f"{k}-{sfx}" for k in ("inst", "other", "cust", "own", "mid", "payee", "alert1", "alert2", "alert3")}
     version = 1
