@@ -19,7 +19,6 @@ from models.detectors import DetectContext, Detector
 from models.detectors.common import (
     Owned,
     advance_sources,
-    disown,
     event_time,
     event_times,
     open_from,
@@ -88,15 +87,23 @@ def judge_messages(
     owned = consume or len(messages) > 1
     current = own_states(states, consume) if owned else (states or {})
     findings: list[Finding] = []
-    for msg_id, records in messages:
+    last = len(messages) - 1
+    for index, (msg_id, records) in enumerate(messages):
+        # the states after the last message are handed back, not worked on: only an Owned one
+        # needs a plain copy then, and a detector's new plain state needs no Owned one first
+        wrap = owned and index < last
         new_states: dict[str, Any] = {}
         for name, detector in detectors.items():
             state, found = detector.detect(ctx, current.get(name), key, msg_id, records)
             if state:
-                new_states[name] = Owned(state) if owned and type(state) is not Owned else state
-            findings.extend(found)
+                new_states[name] = Owned(state) if wrap and type(state) is not Owned else state
+            if found:
+                findings.extend(found)
         current = new_states
-    return (disown(current) if owned else current), findings
+    if not owned:
+        return current, findings
+    # common.disown, for the Owned states alone: a detector's new plain state is its own already
+    return {name: dict(state) if type(state) is Owned else state for name, state in current.items()}, findings
 
 
 def regions_of(ctx: DetectContext, findings: list[Finding]) -> dict[str, str]:

@@ -133,7 +133,6 @@ def _step(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold the counted records (by day, ``day_groups``) with the account's event time moved to
     ``wm``; judge the days that closes, and the sealed days the late records change."""
-    counted = [r for txns in groups.values() for r in txns]
     old_wm, old_features = state.get("wm"), _features_of(state)
     features = step_days(old_features, groups)
     evidence = with_evidence(state.get("evidence") or {}, groups)
@@ -141,6 +140,7 @@ def _step(
     findings: list[Finding] = []
     model = ctx.anomaly_model
     if model is not None:
+        counted = [r for txns in groups.values() for r in txns]
         closing_days = _to_judge(old_features, features, old_wm, wm, counted, ctx.event_time_ceiling)
         for day, source, closing in closing_days:
             finding = _judge(ctx, model, account_id, source, day, evidence, observe=closing)

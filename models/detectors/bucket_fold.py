@@ -11,8 +11,9 @@ evidence the top N of the same set in the same order.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from models.detectors.common import TOP_N, top_rank, widen
@@ -53,20 +54,39 @@ def _keep_largest(
 ) -> None:
     # the list is kept sorted, so once full its last entry is the one a larger record displaces;
     # a smaller amount never ranks before it, and most records of a busy account are smaller
-    floor = entries[-1][0] if len(entries) >= TOP_N else None
+    full = len(entries) >= TOP_N
+    floor = entries[-1][0] if full else None
     new = [
         [cents, records[index].booked_at, records[index].record_id, None if tags is None else tags[index]]
         for index, cents in enumerate(amounts)
         if floor is None or cents >= floor
     ]
+    if not new:
+        return
     if len(new) > _INSERT_AT_MOST:
         # one stable sort of the old entries followed by the new ones in order keeps the same
         # TOP_N as inserting them one by one (ties, identical entries, keep the earlier first)
         entries.extend(new)
-        entries.sort(key=top_rank)
+        sort_by_rank(entries)
         del entries[TOP_N:]
         return
     for entry in new:
-        if len(entries) < TOP_N or top_rank(entry) < top_rank(entries[-1]):
-            insort(entries, entry, key=top_rank)
+        rank = (-entry[0], entry[1], entry[2])  # top_rank(entry)
+        if len(entries) < TOP_N:
+            # insort(entries, entry, key=top_rank) without ranking the entry again
+            entries.insert(bisect_right(entries, rank, key=top_rank), entry)
+        elif rank < top_rank(entries[-1]):
+            entries.insert(bisect_right(entries, rank, key=top_rank), entry)
             del entries[TOP_N:]
+
+
+_BY_TIME_AND_ID = itemgetter(1, 2)
+_BY_CENTS = itemgetter(0)
+
+
+def sort_by_rank(entries: list[list[Any]]) -> None:
+    """``entries.sort(key=top_rank)``, as two sorts with keys that run no Python code: by time and
+    record id, then by amount, largest first (both stable, so entries of equal rank keep their
+    order)."""
+    entries.sort(key=_BY_TIME_AND_ID)
+    entries.sort(key=_BY_CENTS, reverse=True)

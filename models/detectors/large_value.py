@@ -41,12 +41,15 @@ the 50 largest records as evidence). A day is dropped once sealed, so about thre
 
 from __future__ import annotations
 
+from fractions import Fraction
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 
 from models.detectors.bucket_fold import add_all
 from models.detectors.common import (
+    TOP_N,
     advance,
     beijing_date,
     bucket_in,
@@ -56,6 +59,7 @@ from models.detectors.common import (
     is_expired,
     is_late,
     is_sealed,
+    open_from,
     own_records,
     record_ids,
     score_of,
@@ -64,7 +68,7 @@ from models.detectors.context import DetectContext
 from models.detectors.holders import is_natural_person
 from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
-from models.windows import beijing_day_start
+from models.windows import BEIJING_OFFSET, DAY
 from schemas.messages import BalanceRecord, TxnRecord
 
 NAME = "large_value"
@@ -126,6 +130,16 @@ def reported_line(line: str, natural: bool | None) -> str:
     return line
 
 
+# reported_line of each bucket line, for a natural person's account (True) and any other (None):
+# asked for every bucket of every (day, line) judged
+_REPORTED_AS = {
+    natural: {line: reported_line(line, natural) for line in _DESC_ZH} for natural in (True, None)
+}
+_TIME_AND_ID = itemgetter(1, 2)
+_RECORD_ID = itemgetter(2)
+_HOLDER = {True: "natural_person", False: "non_natural_person", None: "unknown"}
+
+
 def _threshold_key(line: str, natural: bool | None) -> str:
     if line.startswith("cash_"):
         return "cash"
@@ -153,12 +167,13 @@ def detect(
     touched = _fold(st["days"], mine, wm, natural)
     st["wm"] = wm = advance(wm, mine, ctx.event_time_ceiling)
 
-    cfg = ctx.config(NAME, account_id, DEFAULTS)
     findings = []
-    for day, line in sorted(touched):
-        finding = _evaluate(ctx, st, account_id, natural, cfg, day, line)
-        if finding is not None:
-            findings.append(finding)
+    if touched:
+        cfg = ctx.config(NAME, account_id, DEFAULTS)
+        for day, line in sorted(touched):
+            finding = _evaluate(ctx, st, account_id, natural, cfg, day, line)
+            if finding is not None:
+                findings.append(finding)
     # a sealed day's figures stay LATE_KEEP longer, for late records; a day expires no later
     # than an older one, so while the oldest is kept every day is
     days = st["days"]
@@ -177,18 +192,33 @@ def _fold(
     for record in records:
         if not isinstance(record, TxnRecord) or record.currency != "CNY":
             continue
-        key = (beijing_day_start(record.booked_at), bucket_line(record))
+        # beijing_day_start, bucket_line and is_cross_border inlined: this runs for every record
+        local = record.booked_at + BEIJING_OFFSET
+        channel = record.channel
+        if channel == "CASH":
+            line = "cash_in" if record.credit else "cash_out"
+        elif (record.counterparty_bank or "").upper().startswith("X-") or (
+            channel == "OTHER" and "跨境" in (record.purpose or "")
+        ):
+            line = "cross_border_in" if record.credit else "cross_border_out"
+        else:
+            line = "transfer_in" if record.credit else "transfer_out"
+        key = (local - local % DAY - BEIJING_OFFSET, line)
         group = groups.get(key)
         if group is None:
             groups[key] = [record]
         else:
             group.append(record)
     touched: set[tuple[int, str]] = set()
+    if not groups:
+        return touched
+    open_since = open_from(wm)  # is_sealed(day, wm) is day < open_since
+    reported_as = _REPORTED_AS[True if natural is True else None]
     for (day, line), group in groups.items():
         lines = days.setdefault(str(day), {})
         # still judged when late: the day's figures are kept (common.LATE_KEEP)
-        add_all(bucket_in(lines, line), group, late=is_sealed(day, wm))
-        touched.add((day, reported_line(line, natural)))
+        add_all(bucket_in(lines, line), group, late=open_since is not None and day < open_since)
+        touched.add((day, reported_as[line]))
     return touched
 
 
@@ -236,21 +266,40 @@ def _evaluate(
     line: str,
 ) -> Finding | None:
     lines = st["days"].get(str(day), {})
-    buckets = [b for name, b in sorted(lines.items()) if reported_line(name, natural) == line]
+    reported_as = _REPORTED_AS[True if natural is True else None]
+    buckets = [b for name, b in sorted(lines.items()) if reported_as[name] == line]
     signal = decide(buckets, natural, cfg, day, line)
     return None if signal is None else render(signal, ctx, account_id, cfg, buckets)
+
+
+# (line's text, far multiple's text) -> (the line in cents, far_multiple x the line): the
+# configuration holds a handful of such pairs, read for every (day, line) judged
+_LINE_FIGURES: dict[tuple[Any, Any], tuple[int, Fraction]] = {}
+
+
+def line_figures(line_text: Any, far_multiple_text: Any) -> tuple[int, Fraction]:
+    """A reporting line (a money threshold) in cents, and ``far_multiple`` times it."""
+    key = (line_text, far_multiple_text)
+    found = _LINE_FIGURES.get(key)
+    if found is None:
+        if len(_LINE_FIGURES) > 1024:  # many configurations over a process's life (tests)
+            _LINE_FIGURES.clear()
+        reporting_line = cents_of(line_text)
+        found = _LINE_FIGURES[key] = (reporting_line, fraction_of(far_multiple_text) * reporting_line)
+    return found
 
 
 def decide(
     buckets: list[dict[str, Any]], natural: bool | None, cfg: dict[str, Any], day: int, line: str
 ) -> LargeValueSignal | None:
     """The rule: the day's one-sided total of ``line`` (its buckets) at or above the line."""
+    if not buckets:
+        return None
     total = sum(b["c"] for b in buckets)
     threshold_key = _threshold_key(line, natural)
-    reporting_line = cents_of(cfg[threshold_key])
-    if not buckets or total < reporting_line:
+    reporting_line, far = line_figures(cfg[threshold_key], cfg["far_multiple"])
+    if total < reporting_line:
         return None
-    far = fraction_of(cfg["far_multiple"]) * reporting_line
     return LargeValueSignal(
         day=day,
         line=line,
@@ -260,7 +309,8 @@ def decide(
         total_cents=total,
         record_count=sum(b["n"] for b in buckets),
         largest_cents=max(b["top"][0][0] for b in buckets if b["top"]),  # each top: largest first
-        severity="medium" if total >= far else "low",
+        # total >= far, in integers (far is a Fraction)
+        severity="medium" if total * far.denominator >= far.numerator else "low",
         score=score_of(total, far),
     )
 
@@ -275,8 +325,18 @@ def render(
     """The finding of a line that fires: window, evidence, metrics and the sentences."""
     role = ctx.role(account_id)
     date = beijing_date(signal.day)
-    holder = {True: "natural_person", False: "non_natural_person", None: "unknown"}[signal.natural_person]
+    holder = _HOLDER[signal.natural_person]
     zh, en = _sentences(signal, role, mask(account_id), date)
+    if len(buckets) == 1:  # most lines have one bucket (a non-natural person's transfers two)
+        bucket = buckets[0]
+        window_start, window_end, late = bucket["t0"], bucket["t1"], is_late(bucket)
+        # common.record_ids of one bucket: its top (in top_rank order already) by time and id
+        ids = tuple(map(_RECORD_ID, sorted(bucket["top"][:TOP_N], key=_TIME_AND_ID)))
+    else:
+        window_start = min(b["t0"] for b in buckets)
+        window_end = max(b["t1"] for b in buckets)
+        late = any(is_late(b) for b in buckets)
+        ids = record_ids(buckets)
     return Finding(
         typology=NAME,
         key=f"{account_id}:{date}:{signal.line}",
@@ -285,9 +345,9 @@ def render(
         score=signal.score,
         accounts=(account_id,),
         amount_cents=signal.total_cents,
-        window_start=min(b["t0"] for b in buckets),
-        window_end=max(b["t1"] for b in buckets),
-        record_ids=record_ids(buckets),
+        window_start=window_start,
+        window_end=window_end,
+        record_ids=ids,
         metrics={
             "day": date,
             "line": signal.line,
@@ -298,7 +358,7 @@ def render(
             "reporting_line": money(signal.reporting_line_cents),
             "threshold": signal.threshold_key,
             "holder": holder,
-            "late": any(is_late(b) for b in buckets),
+            "late": late,
         },
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=zh,

@@ -138,17 +138,25 @@ def _fold(
     days whose records change the fee windows holding them. Grouped by bucket first, in the order
     the buckets are first met, so each is updated once (bucket_fold.add_all)."""
     groups: dict[tuple[str, int], tuple[list[TxnRecord], list[str]]] = {}
+    # counterparty -> its destination: a custody account's debits go to a few accounts, again
+    # and again
+    destination_of: dict[str, str] = {}
     for record in records:
         if not isinstance(record, TxnRecord):
             continue
         if record.credit:
             name, tag = "inflow", ""
-        elif not record.instruction_id:
-            name, tag = "uninstructed", ctx.destination(institution_id, record.counterparty_account)
-        elif ctx.destination(institution_id, record.counterparty_account) == "own":
-            name, tag = "fees", "own"
         else:
-            continue
+            counterparty = record.counterparty_account
+            destination = destination_of.get(counterparty)
+            if destination is None:
+                destination = destination_of[counterparty] = ctx.destination(institution_id, counterparty)
+            if not record.instruction_id:
+                name, tag = "uninstructed", destination
+            elif destination == "own":
+                name, tag = "fees", "own"
+            else:
+                continue
         key = (name, beijing_day_start(record.booked_at))
         group = groups.get(key)
         if group is None:

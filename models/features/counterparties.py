@@ -21,6 +21,7 @@ counterparties, so their share of new ones estimates the whole day's.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -98,13 +99,22 @@ def merged(sample: CounterpartySample, amounts: Mapping[int, int]) -> Counterpar
         amounts = {h: c for h, c in amounts.items() if h <= kept[-1]}
     if not amounts and truncated == sample.truncated:
         return sample
-    sums = {h: sample.cents_of(n) for n, h in enumerate(kept)}
+    # the kept hashes are ascending and distinct: each new one goes in where it belongs (a day's
+    # step brings a few, and rebuilding the sample for them cost more than the rest of the step)
+    hashes = list(kept)
+    # each kept hash with sample.cents_of(n): its cents, or 0 in a sample written without them
+    cents = list(sample.cents) if len(sample.cents) == len(kept) else [0] * len(kept)
     for h, c in amounts.items():
-        sums[h] = sums.get(h, 0) + c
-    union = sorted(sums)
-    if len(union) > COUNTERPARTY_SAMPLE:
-        union, truncated = union[:COUNTERPARTY_SAMPLE], True
-    return CounterpartySample(union, truncated, [sums[h] for h in union])
+        index = bisect_left(hashes, h)
+        if index < len(hashes) and hashes[index] == h:
+            cents[index] += c
+        else:
+            hashes.insert(index, h)
+            cents.insert(index, c)
+    if len(hashes) > COUNTERPARTY_SAMPLE:
+        del hashes[COUNTERPARTY_SAMPLE:], cents[COUNTERPARTY_SAMPLE:]
+        truncated = True
+    return CounterpartySample(hashes, truncated, cents)
 
 
 def distinct_count(sample: CounterpartySample) -> float:

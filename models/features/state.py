@@ -24,7 +24,7 @@ import msgspec
 
 from models.features.counterparties import CounterpartySample, counterparty_hash_of, merged
 from models.features.schema import KEPT_DAYS, ROUND_1K_CENTS, ROUND_10K_CENTS
-from models.windows import DAY, HOUR, beijing_day_start
+from models.windows import BEIJING_OFFSET, DAY, HOUR
 from schemas.messages import BalanceRecord, TxnRecord
 
 HOURS_PER_DAY = 24
@@ -85,7 +85,8 @@ def day_groups(
         ts = record.booked_at
         if ceiling is not None and ts > ceiling:
             continue
-        day_start = beijing_day_start(ts)
+        local = ts + BEIJING_OFFSET  # beijing_day_start inlined: this runs for every record
+        day_start = local - local % DAY - BEIJING_OFFSET
         group = groups.get(day_start)
         if group is None:
             groups[day_start] = [record]

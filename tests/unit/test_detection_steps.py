@@ -204,3 +204,42 @@ def test_a_consumed_state_gives_what_a_copied_one_gives(province):
             copied, _ = step_institution_messages(ctx, copied, institution_id, chunk, AT)
             consumed, _ = step_institution_messages(ctx, consumed, institution_id, chunk, AT, consume=True)
         assert _plain(consumed) == _plain(copied), institution_id
+
+
+class _Counting:
+    """A detector that counts the messages it saw: in its working copy when it has one (as the
+    detectors that clone do), else in a new state."""
+
+    def __init__(self, in_place: bool) -> None:
+        self.in_place = in_place
+
+    def detect(self, ctx, state, key, msg_id, records):
+        from models.detectors.common import clone
+
+        if self.in_place:
+            st = clone(state) or {"seen": []}
+            st["seen"] = [*st["seen"], msg_id]
+            return st, []
+        return {"seen": [*(state or {}).get("seen", []), msg_id]}, []
+
+
+@pytest.mark.parametrize("consume", [False, True])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_judged_states_come_back_as_plain_dicts(consume: bool, count: int) -> None:
+    from models.stepping import judge_messages
+
+    detectors = {"in_place": _Counting(True), "new": _Counting(False)}
+    before = {"in_place": {"seen": ["m0"]}, "new": {"seen": ["m0"]}}
+    kept = json.loads(json.dumps(before))
+    messages = [(f"m{n}", []) for n in range(1, count + 1)]
+    states, findings = judge_messages(detectors, None, before, "A", messages, consume)
+    assert findings == []
+    expected = [f"m{n}" for n in range(count + 1)]
+    if count:
+        assert {name: state["seen"] for name, state in states.items()} == {
+            "in_place": expected,
+            "new": expected,
+        }
+    assert all(type(state) is dict for state in states.values())  # none of them Owned
+    if not consume:
+        assert before == kept  # the caller's states as they were

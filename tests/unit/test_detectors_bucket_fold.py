@@ -83,3 +83,20 @@ def test_score_of_as_the_exact_quotient() -> None:
         scale = rng.choice([rng.randint(1, 10**12), Fraction(rng.randint(1, 10**9), rng.randint(1, 10**4))])
         expected = round(min(1.0, max(0.0, float(Fraction(value) / Fraction(scale)))), 4)
         assert score_of(value, scale) == expected
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sort_by_rank_is_a_stable_sort_by_top_rank(seed: int) -> None:
+    from models.detectors.bucket_fold import sort_by_rank
+    from models.detectors.common import top_rank
+
+    rng = random.Random(seed)
+    entries = [
+        [rng.choice([100, 5_000, rng.randint(1, 10**6)]), rng.choice([1, 2, 3]), rng.choice("abc"), tag]
+        for tag in range(rng.randint(0, 3 * TOP_N))
+    ]
+    entries += [list(entry) for entry in entries[: len(entries) // 4]]  # entries of equal rank
+    expected = sorted(entries, key=top_rank)
+    sort_by_rank(entries)
+    assert entries == expected
+    assert [id(e) for e in entries] == [id(e) for e in expected]  # equal ranks keep their order

@@ -235,3 +235,25 @@ def test_a_record_dated_years_ahead_does_not_blind_the_account():
     state, _ = det.detect(world(), None, OWN, "m1", [cash("10.00", when="2031-01-01 10:00:00")])
     late = det.detect(world(), state, OWN, "m2", [cash("60000.00", when=f"{DAY1} 11:00:00")])[1]
     assert [f.key for f in late] == [f"{OWN}:{DAY1}:cash_in"] and late[0].metrics["late"] is True
+
+
+def test_line_figures_are_the_line_in_cents_and_far_multiple_times_it():
+    from fractions import Fraction
+
+    assert det.line_figures("50000.00", "10") == (5_000_000, Fraction(50_000_000))
+    assert det.line_figures("50000.00", "2.5") == (5_000_000, Fraction(12_500_000))
+    assert det.line_figures(" 200000.00", 3) == (20_000_000, Fraction(60_000_000))
+
+
+def test_medium_from_exactly_a_fractional_far_multiple():
+    cfg = {**det.DEFAULTS, "far_multiple": "2.5"}
+    day = bj(f"{DAY1} 00:00:00")
+
+    def severity(total_cents):
+        bucket = {"c": total_cents, "n": 1, "top": [[total_cents, day, "r1", None]]}
+        signal = det.decide([bucket], None, cfg, day, "cash_in")
+        return None if signal is None else signal.severity
+
+    assert severity(12_500_000) == "medium"  # 2.5 x 50,000.00
+    assert severity(12_499_999) == "low"
+    assert severity(4_999_999) is None

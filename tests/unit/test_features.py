@@ -23,7 +23,13 @@ from models.features import (
     step,
     window_features,
 )
-from models.features.counterparties import COUNTERPARTY_SAMPLE, distinct_count, known_counterparty
+from models.features.counterparties import (
+    COUNTERPARTY_SAMPLE,
+    CounterpartySample,
+    distinct_count,
+    known_counterparty,
+    merged,
+)
 from models.features.window import dwell_hours
 from models.windows import DAY
 from schemas.fields import BEIJING
@@ -295,3 +301,44 @@ def test_the_schema_names_the_vector_and_hashes_its_meaning():
         FEATURE_SCHEMA, parameters={**FEATURE_SCHEMA.parameters, "history_days": 28}
     )
     assert changed.hash() != FEATURE_SCHEMA_HASH
+
+
+def _merged_by_union(sample, amounts):
+    """merged as the union of both sets, summed, sorted and cut to the sample (its first form)."""
+    kept = sample.hashes
+    truncated = sample.truncated
+    if len(kept) >= COUNTERPARTY_SAMPLE and any(h > kept[-1] for h in amounts):
+        truncated = True
+        amounts = {h: c for h, c in amounts.items() if h <= kept[-1]}
+    if not amounts and truncated == sample.truncated:
+        return sample
+    sums = {h: sample.cents_of(n) for n, h in enumerate(kept)}
+    for h, c in amounts.items():
+        sums[h] = sums.get(h, 0) + c
+    union = sorted(sums)
+    if len(union) > COUNTERPARTY_SAMPLE:
+        union, truncated = union[:COUNTERPARTY_SAMPLE], True
+    return CounterpartySample(union, truncated, [sums[h] for h in union])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merged_is_the_union_of_the_sample_and_the_new_hashes(seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [rng.randrange(2**64) for _ in range(3 * COUNTERPARTY_SAMPLE)]
+    sample = CounterpartySample()
+    for _ in range(12):
+        amounts = {rng.choice(pool): rng.randint(1, 10**6) for _ in range(rng.choice([0, 1, 2, 5, 40]))}
+        if seed % 5 == 0:  # a sample written before the cents were kept
+            sample = CounterpartySample(list(sample.hashes), sample.truncated, [])
+        expected = _merged_by_union(sample, amounts)
+        got = merged(sample, amounts)
+        assert got == expected
+        assert (got is sample) == (expected is sample)
+        sample = got
+    assert sample.hashes == sorted(set(sample.hashes))
+
+
+def test_merged_leaves_the_sample_as_it_was() -> None:
+    sample = CounterpartySample([3, 7], False, [30, 70])
+    assert merged(sample, {5: 50, 7: 1}) == CounterpartySample([3, 5, 7], False, [30, 50, 71])
+    assert sample == CounterpartySample([3, 7], False, [30, 70])
