@@ -26,6 +26,7 @@ from models.detectors import (
     rapid_growth,
 )
 from models.detectors.context import CUSTODY_ROLES, _text
+from models.detectors.institution_messages import view_of
 from models.stepping import clock_step, judge_messages, regions_of
 from schemas.alerts import AlertData
 from schemas.messages import BalanceRecord, TxnRecord
@@ -93,7 +94,8 @@ def step_institution_messages(
     """The institution's state after several messages, each judged on its own in order, and the
     alerts that changed over them, once each (as in models/account_detection.step_account_messages);
     the detector states are copied once for all of them (with ``consume`` not at all). Messages
-    seen already change nothing."""
+    seen already change nothing. The detectors judge one view of each message, made once for
+    all of them (models/detectors/institution_messages)."""
     state = state or {}
     seen = set(state.get("recent", ()))
     fresh: list[tuple[str, list[TxnRecord]]] = []
@@ -105,7 +107,13 @@ def step_institution_messages(
         return state, []
     clock = clock_step(ctx, state.get("clock"), fresh, "institution")
     detector_states, findings = judge_messages(
-        INSTITUTION_DETECTORS, ctx, state.get("detectors"), institution_id, fresh, consume
+        INSTITUTION_DETECTORS,
+        ctx,
+        state.get("detectors"),
+        institution_id,
+        fresh,
+        consume,
+        lambda msg_id, records: view_of(ctx, institution_id, msg_id, records),
     )
     alerts, changes = fold_findings(state.get("alerts"), findings, regions_of(ctx, findings), at)
     recent = [*state.get("recent", ()), *(msg_id for msg_id, _ in fresh)][-RECENT_MESSAGES:]

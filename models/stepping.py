@@ -79,11 +79,14 @@ def judge_messages(
     key: str,
     messages: list[tuple[str, list[Any]]],
     consume: bool = False,
+    view_of: Callable[[str, list[Any]], Any] | None = None,
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Every detector's state after ``messages`` (each folded and judged on its own, in order),
     and all their findings in order. With several messages the states are copied once for all
     of them (models/detectors/common.Owned); with ``consume`` the caller gives ``states`` up and
-    they are worked on in place."""
+    they are worked on in place. With ``view_of`` (the institution's step) one view is made of
+    each message (its id and records), and each detector judges that view (``detect_view``), so
+    that what they all read of it is read once."""
     owned = consume or len(messages) > 1
     current = own_states(states, consume) if owned else (states or {})
     findings: list[Finding] = []
@@ -93,8 +96,13 @@ def judge_messages(
         # needs a plain copy then, and a detector's new plain state needs no Owned one first
         wrap = owned and index < last
         new_states: dict[str, Any] = {}
+        view = None if view_of is None else view_of(msg_id, records)
         for name, detector in detectors.items():
-            state, found = detector.detect(ctx, current.get(name), key, msg_id, records)
+            if view is None:
+                state, found = detector.detect(ctx, current.get(name), key, msg_id, records)
+            else:
+                # an institution detector's (protocol.InstitutionDetector): only its step has views
+                state, found = detector.detect_view(ctx, current.get(name), key, view)
             if state:
                 new_states[name] = Owned(state) if wrap and type(state) is not Owned else state
             if found:

@@ -78,6 +78,7 @@ from models.detectors.common import (
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
 from models.detectors.disguised_clearing_days import CREDIT, DEBIT, Folder
 from models.detectors.disguised_clearing_text import RULE, metrics, sentences
+from models.detectors.institution_messages import MessageView
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
 from schemas.messages import TxnRecord
@@ -172,6 +173,20 @@ def detect(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one payment institution; return the new state and the finding
     of every day the message's records could change that fires."""
+    return _judge(ctx, state, institution_id, records)
+
+
+def detect_view(
+    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, view: MessageView
+) -> tuple[dict[str, Any], list[Finding]]:
+    """``detect`` of the message ``view`` was made of (institution_messages.view_of): its legs are
+    the records of all the institution's own accounts, so it reads the view's records alone."""
+    return _judge(ctx, state, institution_id, view.records)
+
+
+def _judge(
+    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, records: list[TxnRecord]
+) -> tuple[dict[str, Any], list[Finding]]:
     if not watched(ctx, institution_id):
         return {}, []
     cfg = config(ctx, institution_id)

@@ -79,7 +79,7 @@ from models.detectors.excess_return_text import (
     sentences,
 )
 from models.detectors.figures import cents_of, fraction_of
-from models.detectors.institution_messages import fold_product_flows, view_of
+from models.detectors.institution_messages import MessageView, fold_product_flows, view_of
 from models.detectors.peer_yields import Peers, peers_of
 from models.findings import Finding
 from schemas.messages import TxnRecord
@@ -108,8 +108,15 @@ def detect(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of the institution; return the new state and the finding of every
     product of the institution that fires (unchanged ones are re-emitted identically)."""
+    return detect_view(ctx, state, institution_id, view_of(ctx, institution_id, msg_id, records))
+
+
+def detect_view(
+    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, view: MessageView
+) -> tuple[dict[str, Any], list[Finding]]:
+    """``detect`` of the message ``view`` was made of (institution_messages.view_of)."""
     st = clone(state) or pf.empty_state()
-    fold_product_flows(view_of(ctx, institution_id, msg_id, records), st)
+    fold_product_flows(view, st)
     findings = _findings(ctx, st, institution_id)
     return (st if st["products"] or st["wm"] is not None else {}), findings
 

@@ -3,8 +3,10 @@ the institution's custody and reserve accounts, found with one reference look-up
 the latest record of each bank among them, all that a watermark over banks reads
 (models/detectors/common.advance_sources).
 
-Each detector makes its own view of the message it is given (``view_of``): a pure function of the
-records and the reference data, so no detector depends on which ran before it.
+A detector's ``detect`` makes its own view of the message it is given (``view_of``): a pure function
+of the records and the reference data, so no detector depends on which ran before it. The
+institution's step (models/institution_detection) makes one per message and hands it to each
+detector's ``detect_view``, so that what they read alike is read once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from operator import attrgetter
 from typing import Any
 
 from models.detectors import product_flows as pf
-from models.detectors.common import source_of
+from models.detectors.common import advance_sources, source_of
 from models.detectors.context import DetectContext
 from schemas.messages import TxnRecord
 
@@ -23,12 +25,13 @@ _booked_at = attrgetter("booked_at")
 class MessageView:
     """One message's records as the institution's detectors read them."""
 
-    __slots__ = ("ctx", "institution_id", "msg_id", "custody", "sources")
+    __slots__ = ("ctx", "institution_id", "msg_id", "records", "custody", "sources", "_flows")
 
     def __init__(self, ctx: DetectContext, institution_id: str, msg_id: str, records: list[Any]) -> None:
         self.ctx = ctx
         self.institution_id = institution_id
         self.msg_id = msg_id
+        self.records = records
         # the transactions booked on the institution's custody and reserve accounts (those of
         # product_flows.of_institution on a custody account): the sources of product flows and
         # of investors' payments. A message holds few accounts and many records: each account is
@@ -43,6 +46,14 @@ class MessageView:
             [r for r in records if r.account_id in mine and isinstance(r, TxnRecord)] if mine else []
         )
         self.sources = _latest_per_bank(ctx, self.custody)
+        self._flows: list[pf.Flow] | None = None
+
+    def product_flows(self) -> list[pf.Flow]:
+        """product_flows.custody_flows of the custody records, read for the first detector that
+        asks and shared by the others (each folds them into its own state)."""
+        if self._flows is None:
+            self._flows = pf.custody_flows(self.ctx, self.institution_id, self.custody)
+        return self._flows
 
 
 def _latest_per_bank(ctx: DetectContext, records: list[TxnRecord]) -> list[TxnRecord]:
@@ -75,5 +86,6 @@ def view_of(ctx: DetectContext, institution_id: str, msg_id: str, records: list[
 
 def fold_product_flows(view: MessageView, st: dict[str, Any]) -> None:
     """product_flows.fold then prune of the message's records of the institution into ``st``."""
-    pf.fold_custody(view.ctx, st, view.institution_id, view.custody, view.sources)
+    pf.fold_flows(st, view.product_flows())
+    advance_sources(st, view.ctx, view.sources)  # as over all of view.custody (fold_custody)
     pf.prune(st)

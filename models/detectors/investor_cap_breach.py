@@ -65,7 +65,7 @@ from models.detectors.common import (
 )
 from models.detectors.context import DetectContext, _text
 from models.detectors.figures import fraction_of
-from models.detectors.institution_messages import view_of
+from models.detectors.institution_messages import MessageView, view_of
 from models.detectors.wording import cite_en, cite_zh, mask, money, percent, yuan_en, yuan_zh
 from models.findings import Finding
 from schemas.messages import TxnRecord
@@ -143,10 +143,16 @@ def detect(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of the institution; return the new state and the finding of every
     product of the institution over its cap (unchanged ones are re-emitted identically)."""
+    return detect_view(ctx, state, institution_id, view_of(ctx, institution_id, msg_id, records))
+
+
+def detect_view(
+    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, view: MessageView
+) -> tuple[dict[str, Any], list[Finding]]:
+    """``detect`` of the message ``view`` was made of (institution_messages.view_of)."""
     cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
     caps = Caps(ctx, institution_id, cfg)
     st = clone(state) or empty_state()
-    view = view_of(ctx, institution_id, msg_id, records)
     moved = _fold(ctx, st, institution_id, view.custody, caps)
     products = st["products"]
     for pid, cap in moved.items():
@@ -166,7 +172,7 @@ def _fold(
     """Count the investors' payments among the records of the institution's custody and reserve
     accounts; the products they moved, with their caps."""
     products = st["products"]
-    single = pf.only_product(ctx, institution_id)
+    product_of = pf.products_of_records(ctx, pf.only_product(ctx, institution_id))
     moved: dict[str, int] = {}  # product id -> its cap
     caps_of: dict[str, tuple[int, str] | None] = {}  # product id -> its cap, None: not counted
     start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
@@ -178,7 +184,7 @@ def _fold(
         may = payers.get(investor)
         if may is None:
             may = payers[investor] = _may_invest(ctx, institution_id, investor)
-        pid = (record.product_id or pf.product_of(ctx, record, single)) if may else None
+        pid = (record.product_id or product_of(record)) if may else None
         if pid is None:
             continue
         if pid in caps_of:

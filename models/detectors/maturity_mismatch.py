@@ -61,7 +61,7 @@ from models.detectors.common import (
 )
 from models.detectors.context import DetectContext
 from models.detectors.figures import cents_of, fraction_of
-from models.detectors.institution_messages import fold_product_flows, view_of
+from models.detectors.institution_messages import MessageView, fold_product_flows, view_of
 from models.detectors.wording import money
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
@@ -97,9 +97,15 @@ def detect(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of the institution; return the new state and the finding of every
     product of the institution that fires (unchanged ones are re-emitted identically)."""
+    return detect_view(ctx, state, institution_id, view_of(ctx, institution_id, msg_id, records))
+
+
+def detect_view(
+    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, view: MessageView
+) -> tuple[dict[str, Any], list[Finding]]:
+    """``detect`` of the message ``view`` was made of (institution_messages.view_of)."""
     cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
     st = clone(state) or empty_state()
-    view = view_of(ctx, institution_id, msg_id, records)
     _fold_inflow(ctx, st, view.custody, cfg)  # before the product flows advance the watermark
     fold_product_flows(view, st)
     _prune(st, _inflow_days(cfg))
@@ -128,12 +134,18 @@ def _fold_inflow(
     cutoff = None if wm is None else beijing_day_start(wm) - (_inflow_days(cfg) + 3) * DAY
     start = open_from(wm)  # is_sealed(ts, wm) is ts < start
     inflow = st["inflow"]
+    investors: dict[str, bool] = {}  # counterparty -> its role is investor: read once per call
     for record in custody:
         ts = record.booked_at
         if not record.credit or record.currency != "CNY" or (cutoff is not None and ts < cutoff):
             continue
         counterparty = record.counterparty_account
-        if not counterparty or ctx.role(counterparty) != "investor":
+        if not counterparty:
+            continue
+        investor = investors.get(counterparty)
+        if investor is None:
+            investor = investors[counterparty] = ctx.role(counterparty) == "investor"
+        if not investor:
             continue
         day = str(beijing_day_start(ts))
         bucket = inflow.get(day)

@@ -260,13 +260,28 @@ def fold_custody(
     """``fold`` of the records of the institution's custody and reserve accounts alone (the
     records these figures are made of, and the watermark's sources); ``sources``, when given, are
     those the watermark advances over in their place (the latest of each bank among them)."""
-    start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
-    products = st["products"]
-    moved: set[str] = set()
-    product_of = _products_of(ctx, only_product(ctx, institution_id))
+    moved = fold_flows(st, custody_flows(ctx, institution_id, feeding))
+    advance_sources(st, ctx, feeding if sources is None else sources)
+    return moved
+
+
+# One custody record as the figures take it: the record, its product (None: unattributed), its
+# kind (PAYOUT, REPAYMENT or None) and whether its counterparty learns the product from it
+# (``_learn``: for the first record of the message naming that pair).
+Flow = tuple[TxnRecord, str | None, str | None, bool]
+
+
+def custody_flows(ctx: DetectContext, institution_id: str, feeding: list[TxnRecord]) -> list[Flow]:
+    """What ``fold_custody`` reads of each record of the institution's custody and reserve
+    accounts, in their order: a function of the records and the reference data alone, so that
+    every state folding the same message can share it. Records that change no figure (another
+    currency, another institution's product, an unattributed record that is no flow) are left out."""
+    flows: list[Flow] = []
+    product_of = products_of_records(ctx, only_product(ctx, institution_id))
     kept: dict[str, bool] = {}  # product id -> tracked
     # counterparty -> its role: read once per call, for the flow's kind and for _learn alike
     roles: dict[str | None, str | None] = {}
+    learned: set[tuple[str | None, str]] = set()  # (counterparty, product id) noted by _learn
     for record in feeding:
         if record.currency != "CNY":
             continue
@@ -288,6 +303,25 @@ def fold_custody(
                 kind = REPAYMENT if role == "borrower" else None
             elif role == "investor" and record.instruction_id:
                 kind = PAYOUT
+        learns = False
+        if record.product_id and role in _LEARNED_ROLES:
+            # _learn of a pair it has noted changes nothing: the first of each pair is enough
+            pair = (counterparty, pid)
+            learns = pair not in learned
+            if learns:
+                learned.add(pair)
+        if pid is not None or kind is not None:
+            flows.append((record, pid, kind, learns))
+    return flows
+
+
+def fold_flows(st: dict[str, Any], flows: list[Flow]) -> set[str]:
+    """Count ``custody_flows`` into ``st`` (its watermark not advanced). Returns the product ids
+    whose figures changed ("" for the unattributed)."""
+    start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
+    products = st["products"]
+    moved: set[str] = set()
+    for record, pid, kind, learns in flows:
         ts = record.booked_at
         late = start is not None and ts < start
         if pid is None:
@@ -299,18 +333,18 @@ def fold_custody(
         if t0 is None or ts < t0:
             entry["t0"] = ts
             moved.add(pid)
-        if record.product_id and role in _LEARNED_ROLES:
-            _learn(st, counterparty, pid)
+        if learns:
+            _learn(st, record.counterparty_account, pid)
         if kind is not None:
             bucket = entry["out"] if kind == PAYOUT else entry["in"]
             add(bucket, record.record_id, ts, record.amount_cents, tag=record.account_id, late=late)
             moved.add(pid)
-    advance_sources(st, ctx, feeding if sources is None else sources)
     return moved
 
 
-def _products_of(ctx: DetectContext, single: str | None) -> Callable[[TxnRecord], str | None]:
-    """``product_of`` with the ``product_id`` of each account read once per call."""
+def products_of_records(ctx: DetectContext, single: str | None) -> Callable[[TxnRecord], str | None]:
+    """``product_of`` with the ``product_id`` of each account read once per function made (one
+    per message: a message holds few accounts and many records)."""
     by_account: dict[str | None, str | None] = {}
 
     def account_product(account_id: str | None) -> str | None:

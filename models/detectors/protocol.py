@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from models.detectors.context import DetectContext
+from models.detectors.institution_messages import MessageView
 from models.findings import Finding
 from schemas.messages import BalanceRecord, TxnRecord
 
@@ -87,6 +88,13 @@ class InstitutionDetector(Protocol):
     ) -> tuple[dict[str, Any], list[Finding]]:
         """Fold one message's transactions of ``institution_id`` into ``state``: the new state and
         the findings the message changed, as ``AccountDetector.detect``."""
+        ...
+
+    def detect_view(
+        self, ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, view: MessageView
+    ) -> tuple[dict[str, Any], list[Finding]]:
+        """``detect`` of the message ``view`` was made of (institution_messages.view_of): the
+        institution's step makes one view of each message and hands it to all its detectors."""
         ...
 
     def current(self, ctx: DetectContext, state: dict[str, Any] | None, institution_id: str) -> list[Finding]:

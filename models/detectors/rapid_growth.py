@@ -88,7 +88,7 @@ from models.detectors.common import (
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
 from models.detectors.figures import cents_of, fraction_of
-from models.detectors.institution_messages import view_of
+from models.detectors.institution_messages import MessageView, view_of
 from models.detectors.rapid_growth_days import Folder, new_investors
 from models.detectors.rapid_growth_text import RULE, metrics, sentences
 from models.findings import Finding
@@ -188,14 +188,21 @@ def detect(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one institution; return the new state and the finding of
     every day whose figures or history the message touched and that fires."""
+    return detect_view(ctx, state, institution_id, view_of(ctx, institution_id, msg_id, records))
+
+
+def detect_view(
+    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, view: MessageView
+) -> tuple[dict[str, Any], list[Finding]]:
+    """``detect`` of the message ``view`` was made of (institution_messages.view_of)."""
     cfg = config(ctx, institution_id)
     trend = _trend(cfg)
     fold = Folder(state, trend)
     st = fold.st
-    touched = _fold_records(ctx, fold, institution_id, records)
+    touched = _fold_records(ctx, fold, institution_id, view.records)
     # the custody and reserve accounts' records are the figures' sources (the latest of each bank
     # among them advances the watermark as all of them would)
-    wm = advance_sources(st, ctx, view_of(ctx, institution_id, msg_id, records).sources)
+    wm = advance_sources(st, ctx, view.sources)
     if wm is None:
         return {}, []  # nothing of this institution's custody or reserve seen yet: no state to keep
 

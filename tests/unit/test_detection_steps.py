@@ -243,3 +243,28 @@ def test_judged_states_come_back_as_plain_dicts(consume: bool, count: int) -> No
     assert all(type(state) is dict for state in states.values())  # none of them Owned
     if not consume:
         assert before == kept  # the caller's states as they were
+
+
+class _Viewing:
+    """A detector that notes the view of each message it judged."""
+
+    def detect(self, ctx, state, key, msg_id, records):
+        raise AssertionError("a step with views hands each detector the view")
+
+    def detect_view(self, ctx, state, key, view):
+        return {"views": [*(state or {}).get("views", []), view]}, []
+
+
+def test_a_step_with_views_makes_one_per_message_for_all_its_detectors() -> None:
+    from models.stepping import judge_messages
+
+    made: list[tuple[str, int]] = []
+
+    def view_of(msg_id, records):
+        made.append((msg_id, len(records)))
+        return (msg_id, len(made))
+
+    messages = [("m1", [1, 2]), ("m2", []), ("m3", [3])]
+    states, _ = judge_messages({"a": _Viewing(), "b": _Viewing()}, None, None, "I", messages, False, view_of)
+    assert made == [("m1", 2), ("m2", 0), ("m3", 1)]
+    assert states["a"]["views"] == states["b"]["views"] == [("m1", 1), ("m2", 2), ("m3", 3)]

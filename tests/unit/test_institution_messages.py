@@ -16,6 +16,7 @@ from models.detectors import (
     rapid_growth,
 )
 from models.detectors import institution_messages as im
+from models.detectors import product_flows as pf
 from models.detectors.common import advance_sources
 from models.institution_detection import INSTITUTION_DETECTORS, step_institution_messages
 from tests.unit.test_detectors_common import BORROWER, CUSTODY, INVESTOR, INVESTOR_FREE, OWN, bj, txn
@@ -122,3 +123,79 @@ def test_the_latest_record_of_each_bank_advances_a_watermark_as_all_of_them():
             latest, ctx, im._latest_per_bank(ctx, records)
         )
         assert msgspec.json.encode(everything) == msgspec.json.encode(latest)
+
+
+def test_each_detector_judges_a_shared_view_as_its_own_message():
+    ctx = world(SPLIT)
+    states: dict = {name: None for name in INSTITUTION_DETECTORS}
+    for msg_id, records in _messages(6):
+        view = im.view_of(ctx, "P1", msg_id, records)  # one for all of them, as the step makes it
+        for name, detector in INSTITUTION_DETECTORS.items():
+            alone = detector.detect(ctx, copy.deepcopy(states[name]), "P1", msg_id, records)
+            shared = detector.detect_view(ctx, states[name], "P1", view)
+            assert msgspec.json.encode(shared) == msgspec.json.encode(alone)
+            states[name] = shared[0]
+    assert states["excess_return"] and states["maturity_mismatch"]
+
+
+def test_a_view_reads_its_product_flows_once():
+    ctx = world(SPLIT)
+    view = im.view_of(ctx, "P1", "m1", _records())
+    flows = view.product_flows()
+    assert flows and view.product_flows() is flows
+    assert flows == pf.custody_flows(ctx, "P1", view.custody)
+
+
+def test_custody_flows_leave_out_what_changes_no_figure_and_learn_each_pair_once():
+    ctx = world(SPLIT)
+    records = [r for r in _records() if r.account_id == CUSTODY]
+    flows = pf.custody_flows(ctx, "P1", records)
+    kept = [record for record, *_ in flows]
+    assert all(r.currency == "CNY" for r in kept) and len(kept) < len(records)
+    assert all(pid is not None or kind is not None for _, pid, kind, _ in flows)
+    learned = [(record.counterparty_account, pid) for record, pid, _, learns in flows if learns]
+    assert len(learned) == len(set(learned))
+    tagged = {(r.counterparty_account, r.product_id) for r, pid, _, _ in flows if r.product_id}
+    assert set(learned) <= tagged and learned  # a pair of an ordinary counterparty is not learned
+    learning = [
+        r for r, *_ in flows if r.product_id and ctx.role(r.counterparty_account) in ("borrower", "investor")
+    ]
+    assert len(learning) > len(learned)  # the pairs came again, and were not learned again
+
+
+def test_shared_flows_fold_into_each_state_as_the_records_alone_would():
+    ctx = world(SPLIT)
+    messages = _messages(7)
+    by_flows, by_records = pf.empty_state(), pf.empty_state()
+    for index, (_, records) in enumerate(messages):
+        custody = [r for r in records if pf.is_custody(ctx, r.account_id)]
+        flows = pf.custody_flows(ctx, "P1", custody)
+        moved = pf.fold_flows(by_flows, flows)
+        advance_sources(by_flows, ctx, custody)
+        # the per-record fold: every record's pair learned, whether noted already or not
+        expected = _fold_each_record(ctx, by_records, custody)
+        assert moved == expected, index
+        assert msgspec.json.encode(by_flows) == msgspec.json.encode(by_records), index
+    assert by_flows["products"] and by_flows.get("cp")
+
+
+def _fold_each_record(ctx, st: dict, custody: list) -> set[str]:
+    """fold_custody as one loop over the records, _learn called for every tagged record."""
+    moved = set()
+    for record, pid, kind, _ in pf.custody_flows(ctx, "P1", custody):
+        one = pf.fold_flows(st, [(record, pid, kind, False)])
+        role = ctx.role(record.counterparty_account)
+        if record.product_id and role in ("borrower", "investor"):
+            pf._learn(st, record.counterparty_account, pid)
+        moved |= one
+    advance_sources(st, ctx, custody)
+    return moved
+
+
+def test_products_of_records_finds_each_record_s_product_as_product_of():
+    ctx = world(SPLIT)
+    for single in (None, "PRD-P1-M"):
+        product_of = pf.products_of_records(ctx, single)
+        found = [product_of(record) for record in _records()]
+        assert found == [pf.product_of(ctx, record, single) for record in _records()]
+        assert None in found or single is not None
