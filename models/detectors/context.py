@@ -98,6 +98,10 @@ class StaticReferences:
         # institution id -> its products ordered by id: the dicts above are this object's own
         # copies and never change, so the index is built at the first question, not per call
         self._products_by_institution: dict[Any, list[dict[str, Any]]] | None = None
+        # institution type -> its products: the same tuple for every question, as the worker's
+        # reference view (streams/reference.py) hands out, so that figures kept per group
+        # (peer_yields.peers_of) are made once, not once per message
+        self._products_by_type: dict[str, tuple[dict[str, Any], ...]] = {}
 
     def counterparty_kinds(self) -> Mapping[int, str]:
         if self._kinds is None:
@@ -131,8 +135,13 @@ class StaticReferences:
                 index.setdefault(product.get("institution_id"), []).append(product)
         return list(index.get(institution_id, ()))  # a new list, as products_of makes
 
-    def products_of_type(self, institution_type: str) -> list[dict[str, Any]]:
-        return products_of_type(self._products, self._institutions, institution_type)
+    def products_of_type(self, institution_type: str) -> tuple[dict[str, Any], ...]:
+        found = self._products_by_type.get(institution_type)
+        if found is None:
+            found = self._products_by_type[institution_type] = tuple(
+                products_of_type(self._products, self._institutions, institution_type)
+            )
+        return found
 
 
 def banks_by_institution(accounts: Iterable[dict[str, Any]]) -> dict[str, frozenset[str]]:

@@ -163,3 +163,25 @@ def test_a_report_on_an_account_listed_by_a_related_party_is_filed_under_that_in
     assert ctx.reporting_institution("CTRL") == "P9"
     assert ctx.reporting_institution("UNREG") == "P9"  # not in the reference accounts at all
     assert ctx.reporting_institution("NOBODY") is None
+
+
+def test_products_of_a_type_are_one_tuple_ordered_by_id_for_every_question():
+    refs = StaticReferences(
+        institutions=[
+            {"institution_id": "P1", "type": "p2p_lending"},
+            {"institution_id": "P2", "type": "p2p_lending"},
+            {"institution_id": "C1", "type": "crowdfunding"},
+        ],
+        products=[
+            {"product_id": "b", "institution_id": "P2"},
+            {"product_id": "a", "institution_id": "P1"},
+            {"product_id": "c", "institution_id": "C1"},
+            {"product_id": "d", "institution_id": "nobody"},
+        ],
+    )
+    lending = refs.products_of_type("p2p_lending")
+    assert [p["product_id"] for p in lending] == ["a", "b"]
+    # the same object again, so figures kept per group (peer_yields.peers_of) are made once
+    assert refs.products_of_type("p2p_lending") is lending
+    assert [p["product_id"] for p in refs.products_of_type("crowdfunding")] == ["c"]
+    assert refs.products_of_type("payment") == ()
