@@ -1,13 +1,15 @@
-"""streams/transport.py: a message the stream skipped or never took is never committed over."""
+"""streams/transport.py: a message the stream skipped or never took is never committed over, and a
+commit waits until the broker has acknowledged every message handed to the producer."""
 
 from __future__ import annotations
 
 import asyncio
 
 import faust
+import pytest
 from faust.types.tuples import ConsumerMessage
 
-from streams.transport import SKIPPED_UNACKNOWLEDGED, Consumer
+from streams.transport import SKIPPED_UNACKNOWLEDGED, Consumer, Producer, UnackedSends
 
 
 def _consumer_with_acking_topic(topic: str) -> Consumer:
@@ -69,3 +71,59 @@ def test_a_message_the_stream_skipped_is_not_acknowledged_so_it_is_fetched_again
     assert consumer.ack(again) is True
     assert consumer._new_offset(skipped.tp) == 9
     assert SKIPPED_UNACKNOWLEDGED.labels("fw.records")._value.get() == before + 1
+
+
+def test_a_flush_waits_for_every_message_handed_on_until_the_broker_acknowledged_it():
+    async def scenario() -> list[str]:
+        unacked = UnackedSends()
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        unacked.track(first)
+        unacked.track(second)
+        steps: list[str] = []
+
+        async def broker() -> None:
+            await asyncio.sleep(0.3)  # longer than Faust's buffer flush waits for one message
+            first.set_result("acked")
+            steps.append("first acked")
+            await asyncio.sleep(0.05)
+            late = loop.create_future()
+            unacked.track(late)  # sent while the flush waits: waited for too
+            second.set_result("acked")
+            steps.append("second acked")
+            await asyncio.sleep(0.05)
+            late.set_result("acked")
+            steps.append("late acked")
+
+        acking = asyncio.ensure_future(broker())
+        await unacked.acknowledged()
+        steps.append("flushed")
+        await acking
+        assert not unacked.pending
+        return steps
+
+    assert asyncio.run(scenario()) == ["first acked", "second acked", "late acked", "flushed"]
+
+
+def test_a_send_the_broker_refused_stops_the_flush_with_its_error():
+    async def scenario() -> None:
+        unacked = UnackedSends()
+        failed = asyncio.get_running_loop().create_future()
+        unacked.track(failed)
+        failed.set_exception(RuntimeError("changelog write refused"))
+        await unacked.acknowledged()
+
+    with pytest.raises(RuntimeError, match="changelog write refused"):
+        asyncio.run(scenario())
+
+
+def test_the_workers_producer_tracks_what_it_is_given_to_send():
+    async def scenario() -> None:
+        app = faust.App("fw-transport-test", broker="fundwatch://127.0.0.1:1", store="memory://")
+        producer = app.producer
+        assert isinstance(producer, Producer)
+        topic = app.topic("fw.test-changelog", value_serializer="raw")
+        sent = topic.send_soon(key=b"k", value=b"v", partition=0)
+        assert sent in producer.unacked.pending and not sent.done()
+
+    asyncio.run(scenario())
