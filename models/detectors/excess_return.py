@@ -205,21 +205,14 @@ def decide(
 ) -> ExcessReturnSignal | None:
     """The rule: any of the four lines crossed; None when none is, or when a reference-only
     finding has no place in time yet."""
-    declared = pf.rate_of(product.get("declared_annual_yield"))
-    project = pf.rate_of(product.get("underlying_project_rate"))
-    lpr, multiple = fraction_of(cfg["lpr_one_year"]), fraction_of(cfg["lpr_multiple"])
-    legal_cap = lpr * multiple
-    robust_z, min_peers = fraction_of(cfg["robust_z"]), int(cfg["min_peers"])
+    ref = peers.lines(cfg, ratio_max_value, product)  # the same for every message
+    declared, project, legal_cap, robust_z, z = ref.declared, ref.project, ref.legal_cap, ref.robust_z, ref.z
+    over_project, over_cap, outlier = ref.over_project, ref.over_cap, ref.outlier
     coverage_min = fraction_of(cfg["payout_coverage_min"])
-    over_project = declared is not None and project is not None and declared > project
-    over_cap = declared is not None and Fraction(declared) > legal_cap
-    z = peers.z(declared, min_peers) if declared is not None else None
-    outlier = z is not None and z > robust_z
     flows = figures.flows_of(st, str(product["product_id"]), extra)
-    split = pf.is_split(product, fraction_of(ratio_max_value))
     min_payout = cents_of(cfg["min_payout"])
     judged = flows.judged(min_payout, coverage_min)
-    uncovered = judged and flows.short(min_payout, coverage_min) and not split
+    uncovered = judged and flows.short(min_payout, coverage_min) and not ref.split
     lines = (("project_rate", over_project), ("legal_cap", over_cap), ("peer_outlier", outlier))
     fired = tuple(name for name, on in (*lines, ("payout_coverage", uncovered)) if on)
     if not fired:
@@ -233,8 +226,8 @@ def decide(
         declared_annual_yield=declared,
         underlying_project_rate=project,
         yield_over_project_rate=over_project,
-        lpr_one_year=lpr,
-        lpr_multiple=multiple,
+        lpr_one_year=ref.lpr,
+        lpr_multiple=ref.multiple,
         legal_cap=legal_cap,
         yield_over_legal_cap=over_cap,
         peer_z=z,
@@ -246,7 +239,7 @@ def decide(
         term_days=pf.days_of(product.get("term_days")),
         underlying_term_days=pf.days_of(product.get("underlying_term_days")),
         term_ratio=pf.term_ratio(product),
-        term_split=split,
+        term_split=ref.split,
         window_start=window[0],
         window_end=window[1],
         severity=_severity(fired),
