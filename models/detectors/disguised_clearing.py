@@ -75,10 +75,10 @@ from models.detectors.common import (
     record_ids,
     score_of,
 )
-from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
+from models.detectors.context import DetectContext, _text
 from models.detectors.disguised_clearing_days import CREDIT, DEBIT, Folder
 from models.detectors.disguised_clearing_text import RULE, metrics, sentences
-from models.detectors.institution_messages import MessageView
+from models.detectors.institution_messages import MessageView, OwnAccounts
 from models.findings import Finding
 from models.windows import DAY, beijing_day_start
 from schemas.messages import TxnRecord
@@ -87,9 +87,6 @@ NAME = "disguised_clearing"
 VERSION = "1"
 SCOPE = "institution"
 CLEARING_TYPES = frozenset({"payment"})
-# The institution's own accounts: those whose records an institution-level detector sees
-# (models/institution_detection.INSTITUTION_ROLES, not imported: that module imports the detectors).
-INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
 HIGH_MULTIPLE = 3
 CRITICAL_MULTIPLE = 10
 
@@ -110,33 +107,12 @@ def watched(ctx: DetectContext, institution_id: str) -> bool:
     return institution is not None and _text(institution.get("type")) in CLEARING_TYPES
 
 
-class _OwnAccounts(dict[str | None, dict[str, Any] | None]):
-    """Account id -> the institution's own account (INSTITUTION_ROLES) with that id, else None:
-    each account read once per call, a hit a plain dictionary look-up."""
-
-    def __init__(self, ctx: DetectContext, institution_id: str) -> None:
-        super().__init__()
-        self.ctx = ctx
-        self.institution_id = institution_id
-
-    def __missing__(self, account_id: str | None) -> dict[str, Any] | None:
-        account = self.ctx.account(account_id) if account_id else None
-        ok = (
-            account is not None
-            and _text(account.get("institution_id")) == self.institution_id
-            and _text(account.get("role")) in INSTITUTION_ROLES
-        )
-        self[account_id] = found = account if ok else None
-        return found
-
-
 def _fold_records(
-    ctx: DetectContext, fold: Folder, institution_id: str, records: list[TxnRecord]
+    fold: Folder, own: OwnAccounts, records: list[TxnRecord]
 ) -> tuple[list[TxnRecord], set[int]]:
     """Index one message's customer credits and payee debits: the institution's records (the
     watermark's sources), and the days whose mirrored legs they can change."""
     st = fold.st
-    own = _OwnAccounts(ctx, institution_id)
 
     start = open_from(st["wm"])
     mine: list[TxnRecord] = []
@@ -147,7 +123,7 @@ def _fold_records(
             continue
         mine.append(record)
         ts, counterparty = record.booked_at, record.counterparty_account
-        bank = str(account.get("bank_code") or "")
+        bank = account[1]
         if record.currency != "CNY" or not bank:
             continue
         if counterparty == record.account_id or own[counterparty] is not None:
@@ -156,11 +132,9 @@ def _fold_records(
         late = start is not None and ts < start
         # the days whose mirrored credits or debits this record can change
         touched.update(range(beijing_day_start(ts - fold.lag), ts + fold.lag + 1, DAY))
-        if fold.known(side, ts, record.amount_cents, bank, record.record_id):
-            continue
-        if late:
-            fold.late(ts)
-        fold.add(side, ts, record.amount_cents, bank, record.record_id, counterparty or "", record.account_id)
+        fold.fold(
+            side, ts, record.amount_cents, bank, record.record_id, counterparty or "", record.account_id, late
+        )
     return mine, touched
 
 
@@ -173,7 +147,7 @@ def detect(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """Fold one message's records of one payment institution; return the new state and the finding
     of every day the message's records could change that fires."""
-    return _judge(ctx, state, institution_id, records)
+    return _judge(ctx, state, institution_id, records, OwnAccounts(ctx, institution_id))
 
 
 def detect_view(
@@ -181,18 +155,22 @@ def detect_view(
 ) -> tuple[dict[str, Any], list[Finding]]:
     """``detect`` of the message ``view`` was made of (institution_messages.view_of): its legs are
     the records of all the institution's own accounts, so it reads the view's records alone."""
-    return _judge(ctx, state, institution_id, view.records)
+    return _judge(ctx, state, institution_id, view.records, view.own)
 
 
 def _judge(
-    ctx: DetectContext, state: dict[str, Any] | None, institution_id: str, records: list[TxnRecord]
+    ctx: DetectContext,
+    state: dict[str, Any] | None,
+    institution_id: str,
+    records: list[TxnRecord],
+    own: OwnAccounts,
 ) -> tuple[dict[str, Any], list[Finding]]:
     if not watched(ctx, institution_id):
         return {}, []
     cfg = config(ctx, institution_id)
     fold = Folder(state, cfg)
     st = fold.st
-    mine, touched = _fold_records(ctx, fold, institution_id, records)
+    mine, touched = _fold_records(fold, own, records)
     fold.finish()
     wm = advance_sources(st, ctx, mine)
     if wm is None:

@@ -55,26 +55,57 @@ class Folder:
 
     # -- the index ------------------------------------------------------------------------
 
-    def known(self, side: str, ts: int, cents: int, bank: str, record_id: str) -> bool:
-        """Whether this record is in the index already (a replay)."""
-        hour_key, cents_key = str(ts - ts % HOUR), str(cents)
+    def known(self, side: str, hour_key: str, cents_key: str, bank: str, key: list[Any]) -> bool:
+        """Whether a record is in the index already (a replay): its index keys and its
+        [ts, record id] as the caller made them."""
+        st = self.st
         for table in ("pend", "mir"):
-            hours = self.st[table][side]
+            hours = st[table][side]
             amounts = hours.get(hour_key) if hours else None
             by_bank = amounts.get(cents_key) if amounts else None
             entries = by_bank.get(bank) if by_bank else None
             if entries:
-                i = bisect_left(entries, [ts, record_id])
-                if i < len(entries) and entries[i][0] == ts and entries[i][1] == record_id:
+                i = bisect_left(entries, key)
+                if i < len(entries) and entries[i][0] == key[0] and entries[i][1] == key[1]:
                     return True
         return False
 
+    def fold(
+        self,
+        side: str,
+        ts: int,
+        cents: int,
+        bank: str,
+        record_id: str,
+        counterparty: str,
+        account: str,
+        late: bool,
+    ) -> None:
+        """A customer credit or payee debit (``late``: its day sealed): mirrored and tallied when a
+        record of the other side mirrors it, else pending; nothing when it is ``known``."""
+        hour_key, cents_key = str(ts - ts % HOUR), str(cents)  # made once for the look-ups below
+        key = [ts, record_id]
+        if self.known(side, hour_key, cents_key, bank, key):
+            return
+        if late:
+            self.late(ts)
+        if self.mirror(side, ts, cents, bank):
+            self._insert_at("mir", side, hour_key, cents_key, bank, key)
+            self.tally(side, ts, cents, record_id, counterparty, account)
+        else:
+            self._insert_at("pend", side, hour_key, cents_key, bank, [ts, record_id, counterparty, account])
+
     def _insert(self, table: str, side: str, ts: int, cents: int, bank: str, entry: list[Any]) -> None:
+        self._insert_at(table, side, str(ts - ts % HOUR), str(cents), bank, entry)
+
+    def _insert_at(
+        self, table: str, side: str, hour_key: str, cents_key: str, bank: str, entry: list[Any]
+    ) -> None:
         hours = self._sides.get((table, side))
         if hours is None:  # writable from here on, and never replaced within the call
             hours = self._sides[(table, side)] = self.w.path(self.st, table, side)
         w = self.w
-        node = w.dict_in(w.dict_in(hours, str(ts - ts % HOUR)), str(cents))
+        node = w.dict_in(w.dict_in(hours, hour_key), cents_key)
         insort(w.list_in(node, bank), entry)
 
     def _amounts(self, side: str, cents: int, shard: dict[str, Any]) -> list[str]:
@@ -154,14 +185,6 @@ class Folder:
         for ts, record_id, counterparty, account in moved:
             self._insert("mir", side, ts, cents, bank, [ts, record_id])
             self.tally(side, ts, cents, record_id, counterparty, account)
-
-    def add(self, side: str, ts: int, cents: int, bank: str, record_id: str, counterparty: str, account: str):
-        """A new customer credit or payee debit."""
-        if self.mirror(side, ts, cents, bank):
-            self._insert("mir", side, ts, cents, bank, [ts, record_id])
-            self.tally(side, ts, cents, record_id, counterparty, account)
-        else:
-            self._insert("pend", side, ts, cents, bank, [ts, record_id, counterparty, account])
 
     # -- the days -------------------------------------------------------------------------
 

@@ -153,7 +153,7 @@ def detect_view(
     cfg = ctx.institution_config(NAME, institution_id, DEFAULTS)
     caps = Caps(ctx, institution_id, cfg)
     st = clone(state) or empty_state()
-    moved = _fold(ctx, st, institution_id, view.custody, caps)
+    moved = _fold(ctx, st, institution_id, view, caps)
     products = st["products"]
     for pid, cap in moved.items():
         investors = products[pid]["inv"]
@@ -167,7 +167,7 @@ def detect_view(
 
 
 def _fold(
-    ctx: DetectContext, st: dict[str, Any], institution_id: str, custody: list[TxnRecord], caps: Caps
+    ctx: DetectContext, st: dict[str, Any], institution_id: str, view: MessageView, caps: Caps
 ) -> dict[str, int]:
     """Count the investors' payments among the records of the institution's custody and reserve
     accounts; the products they moved, with their caps."""
@@ -177,13 +177,14 @@ def _fold(
     caps_of: dict[str, tuple[int, str] | None] = {}  # product id -> its cap, None: not counted
     start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
     payers: dict[str, bool] = {}  # counterparty -> may be an investor (_may_invest)
-    for record in custody:
+    own = view.own  # the institution's own accounts, shared with the other detectors
+    for record in view.custody:
         investor = record.counterparty_account
         if not record.credit or record.currency != "CNY" or not investor or investor == record.account_id:
             continue  # not an investor's payment in CNY (investor_of)
         may = payers.get(investor)
         if may is None:
-            may = payers[investor] = _may_invest(ctx, institution_id, investor)
+            may = payers[investor] = ctx.role(investor) != "borrower" and own[investor] is None
         pid = (record.product_id or product_of(record)) if may else None
         if pid is None:
             continue

@@ -88,7 +88,7 @@ from models.detectors.common import (
 )
 from models.detectors.context import CUSTODY_ROLES, DetectContext, _text
 from models.detectors.figures import cents_of, fraction_of
-from models.detectors.institution_messages import MessageView, view_of
+from models.detectors.institution_messages import MessageView, OwnAccounts, view_of
 from models.detectors.rapid_growth_days import Folder, new_investors
 from models.detectors.rapid_growth_text import RULE, metrics, sentences
 from models.findings import Finding
@@ -98,9 +98,6 @@ from schemas.messages import TxnRecord
 NAME = "rapid_growth"
 VERSION = "1"
 SCOPE = "institution"
-# The institution's own accounts: those whose records an institution-level detector sees
-# (models/institution_detection.INSTITUTION_ROLES, not imported: that module imports the detectors).
-INSTITUTION_ROLES = CUSTODY_ROLES | {"own_operating"}
 
 DEFAULTS = {
     "trend_days": 14,
@@ -120,57 +117,34 @@ def _trend(cfg: dict[str, Any]) -> int:
     return max(1, int(cfg["trend_days"]))
 
 
-class _OwnRoles(dict[str | None, str | None]):
-    """Account id -> the role of one of the institution's own accounts (INSTITUTION_ROLES), else
-    None: each account read once per call, a hit a plain dictionary look-up."""
-
-    def __init__(self, ctx: DetectContext, institution_id: str) -> None:
-        super().__init__()
-        self.ctx = ctx
-        self.institution_id = institution_id
-
-    def __missing__(self, account_id: str | None) -> str | None:
-        role = None
-        if account_id:
-            account = self.ctx.account(account_id)
-            if account is not None and _text(account.get("institution_id")) == self.institution_id:
-                role = _text(account.get("role"))
-                role = role if role in INSTITUTION_ROLES else None
-        self[account_id] = role
-        return role
-
-
-def _fold_records(
-    ctx: DetectContext, fold: Folder, institution_id: str, records: list[TxnRecord]
-) -> set[int]:
+def _fold_records(fold: Folder, own: OwnAccounts, records: list[TxnRecord]) -> set[int]:
     """Count one message's inflow credits into their days; the days whose figures the message
     touched."""
     st = fold.st
     start = open_from(st["wm"])
     # is_expired(ts, wm) is ts + LATE_KEEP < start; late (is_sealed) is ts < start
     expired_before = None if start is None else start - LATE_KEEP
-    own_role = _OwnRoles(ctx, institution_id)
     touched: set[int] = set()
     first = st["first"]
     for record in records:
         if not isinstance(record, TxnRecord):
             continue
         account_id = record.account_id
-        role = own_role[account_id]
-        if role is None:
+        account = own[account_id]
+        if account is None:
             continue
         ts = record.booked_at
         day = beijing_day_start(ts)
         if first is None or day < first:
             first = st["first"] = day
-        custody = role in CUSTODY_ROLES
+        custody = account[0] in CUSTODY_ROLES
         if expired_before is not None and ts < expired_before:
             continue  # too late to be judged against a trend: its history is gone
         touched.add(day)
         if not custody or not record.credit or record.currency != "CNY":
             continue
         payer = record.counterparty_account
-        if payer == account_id or own_role[payer] is not None:
+        if payer == account_id or own[payer] is not None:
             continue  # the institution's own money moving between its accounts
         late = start is not None and ts < start
         fold.inflow(day, late, record.amount_cents, ts, record.record_id, account_id)
@@ -199,7 +173,7 @@ def detect_view(
     trend = _trend(cfg)
     fold = Folder(state, trend)
     st = fold.st
-    touched = _fold_records(ctx, fold, institution_id, view.records)
+    touched = _fold_records(fold, view.own, view.records)
     # the custody and reserve accounts' records are the figures' sources (the latest of each bank
     # among them advances the watermark as all of them would)
     wm = advance_sources(st, ctx, view.sources)

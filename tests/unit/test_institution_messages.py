@@ -19,7 +19,16 @@ from models.detectors import institution_messages as im
 from models.detectors import product_flows as pf
 from models.detectors.common import advance_sources
 from models.institution_detection import INSTITUTION_DETECTORS, step_institution_messages
-from tests.unit.test_detectors_common import BORROWER, CUSTODY, INVESTOR, INVESTOR_FREE, OWN, bj, txn
+from tests.unit.test_detectors_common import (
+    ALL_ACCOUNTS,
+    BORROWER,
+    CUSTODY,
+    INVESTOR,
+    INVESTOR_FREE,
+    OWN,
+    bj,
+    txn,
+)
 from tests.unit.test_detectors_excess_return import payout, product, repayment, subscription, world
 
 SPLIT = product("PRD-P1-M", term=30, underlying=360)
@@ -199,3 +208,18 @@ def test_products_of_records_finds_each_record_s_product_as_product_of():
         found = [product_of(record) for record in _records()]
         assert found == [pf.product_of(ctx, record, single) for record in _records()]
         assert None in found or single is not None
+
+
+def test_own_accounts_are_the_institutions_custody_reserve_and_own_operating_ones():
+    ctx = world(SPLIT)
+    for institution_id in ("P1", "PAY", "AM"):
+        own = im.OwnAccounts(ctx, institution_id)
+        for account_id in (*ALL_ACCOUNTS, None, "", "6217999999999998"):
+            found = own[account_id]
+            assert (found is not None) == pf.is_institution_account(ctx, institution_id, account_id)
+            if found is not None:
+                account = ctx.account(account_id)
+                assert found == (account["role"], str(account.get("bank_code") or ""))
+            assert own[account_id] is found  # read once
+    view = im.view_of(ctx, "P1", "m1", _records())
+    assert view.own[CUSTODY] == ("customer_custody", "B001") and view.own[INVESTOR] is None
