@@ -16,33 +16,24 @@ from typing import Any
 
 from models.detectors import product_flows as pf
 from models.detectors.common import advance_sources, source_of
-from models.detectors.context import DetectContext, _text
+from models.detectors.context import DetectContext
 from schemas.messages import TxnRecord
 
 _booked_at = attrgetter("booked_at")
 
-# One of the institution's own accounts as the detectors read it: its role and its bank code
-OwnAccount = tuple[str, str]
 
-
-class OwnAccounts(dict[str | None, OwnAccount | None]):
-    """Account id -> (role, bank code) of one of the institution's own accounts (custody, reserve
-    or own operating: product_flows.is_institution_account), else None. Several detectors ask
-    this of every record and counterparty: each account is read once per message."""
+class OwnAccounts(dict[str | None, pf.OwnAccount | None]):
+    """Account id -> product_flows.own_account of it: (role, bank code) of one of the
+    institution's own accounts, else None. Several detectors ask this of every record and
+    counterparty: each account is read once per message."""
 
     def __init__(self, ctx: DetectContext, institution_id: str) -> None:
         super().__init__()
         self.ctx = ctx
         self.institution_id = institution_id
 
-    def __missing__(self, account_id: str | None) -> OwnAccount | None:
-        account = self.ctx.account(account_id) if account_id else None
-        found = None
-        if account is not None and _text(account.get("institution_id")) == self.institution_id:
-            role = _text(account.get("role"))
-            if role in pf.INSTITUTION_ACCOUNT_ROLES:
-                found = (role, str(account.get("bank_code") or ""))
-        self[account_id] = found
+    def __missing__(self, account_id: str | None) -> pf.OwnAccount | None:
+        found = self[account_id] = pf.own_account(self.ctx, self.institution_id, account_id)
         return found
 
 

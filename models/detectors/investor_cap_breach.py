@@ -65,7 +65,7 @@ from models.detectors.common import (
 )
 from models.detectors.context import DetectContext, _text
 from models.detectors.figures import fraction_of
-from models.detectors.institution_messages import MessageView, view_of
+from models.detectors.institution_messages import MessageView, OwnAccounts, view_of
 from models.detectors.wording import cite_en, cite_zh, mask, money, percent, yuan_en, yuan_zh
 from models.findings import Finding
 from schemas.messages import TxnRecord
@@ -115,18 +115,10 @@ class Caps:
         return None if self.default is None else (self.default, "default")
 
 
-def investor_of(ctx: DetectContext, institution_id: str, record: TxnRecord) -> str | None:
-    """The paying investor of a credit: a payer that is neither an account of this institution nor
-    a ``borrower`` (an investor account, one unknown to the reference data, or anybody else's)."""
-    counterparty = record.counterparty_account
-    if not record.credit or not counterparty or counterparty == record.account_id:
-        return None
-    return counterparty if _may_invest(ctx, institution_id, counterparty) else None
-
-
-def _may_invest(ctx: DetectContext, institution_id: str, payer: str) -> bool:
-    """Whether a payer's credits are investments: neither a borrower nor the institution's own."""
-    return ctx.role(payer) != "borrower" and not pf.is_institution_account(ctx, institution_id, payer)
+def _may_invest(ctx: DetectContext, own: OwnAccounts, payer: str) -> bool:
+    """Whether a payer's credits are investments: neither a borrower nor one of the institution's
+    own accounts (an investor account, one unknown to the reference data, or anybody else's)."""
+    return ctx.role(payer) != "borrower" and own[payer] is None
 
 
 def _rank(item: tuple[str, list[Any]]) -> tuple[int, str, str]:
@@ -177,14 +169,13 @@ def _fold(
     caps_of: dict[str, tuple[int, str] | None] = {}  # product id -> its cap, None: not counted
     start = open_from(st["wm"])  # is_sealed(ts, wm) is ts < start
     payers: dict[str, bool] = {}  # counterparty -> may be an investor (_may_invest)
-    own = view.own  # the institution's own accounts, shared with the other detectors
     for record in view.custody:
         investor = record.counterparty_account
         if not record.credit or record.currency != "CNY" or not investor or investor == record.account_id:
-            continue  # not an investor's payment in CNY (investor_of)
+            continue  # not an investor's payment in CNY
         may = payers.get(investor)
         if may is None:
-            may = payers[investor] = ctx.role(investor) != "borrower" and own[investor] is None
+            may = payers[investor] = _may_invest(ctx, view.own, investor)
         pid = (record.product_id or product_of(record)) if may else None
         if pid is None:
             continue

@@ -172,15 +172,24 @@ def is_custody(ctx: DetectContext, account_id: str) -> bool:
     return ctx.role(account_id) in CUSTODY_ROLES
 
 
+# One of the institution's own accounts as the detectors read it: its role and its bank code
+OwnAccount = tuple[str, str]
+
+
+def own_account(ctx: DetectContext, institution_id: str, account_id: str | None) -> OwnAccount | None:
+    """(role, bank code) of one of the institution's own accounts: custody, reserve or own
+    operating (the accounts whose records institution-level detectors see,
+    models/institution_detection.INSTITUTION_ROLES); None for any other account."""
+    account = ctx.account(account_id) if account_id else None
+    if account is None or _text(account.get("institution_id")) != institution_id:
+        return None
+    role = _text(account.get("role"))
+    return (role, str(account.get("bank_code") or "")) if role in INSTITUTION_ACCOUNT_ROLES else None
+
+
 def is_institution_account(ctx: DetectContext, institution_id: str, account_id: str | None) -> bool:
-    """One of the institution's own accounts: custody, reserve or own operating (the accounts whose
-    records institution-level detectors see, models/institution_detection.INSTITUTION_ROLES)."""
-    account = ctx.account(account_id)
-    return (
-        account is not None
-        and _text(account.get("role")) in INSTITUTION_ACCOUNT_ROLES
-        and _text(account.get("institution_id")) == institution_id
-    )
+    """One of the institution's own accounts (``own_account``)."""
+    return own_account(ctx, institution_id, account_id) is not None
 
 
 def flow_kind(ctx: DetectContext, record: TxnRecord) -> str | None:
