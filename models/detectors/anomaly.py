@@ -41,10 +41,10 @@ import msgspec
 
 from models.detectors.anomaly_evidence import EVIDENCE_N as EVIDENCE_N
 from models.detectors.anomaly_evidence import with_evidence
-from models.detectors.anomaly_text import feature_metrics, sentences
+from models.detectors.anomaly_text import day_metrics, feature_metrics, sentences
 from models.detectors.common import advance, beijing_date, is_expired, own_records
 from models.detectors.context import DetectContext
-from models.detectors.wording import mask, money
+from models.detectors.wording import mask
 from models.features import AccountFeatureState, FeatureVector, own_usual_ranges, step, window_features
 from models.features.schema import HISTORY_DAYS
 from models.features.state import day_groups, step_days
@@ -383,21 +383,7 @@ def render(
         window_start=(evidence or {}).get("t0") or signal.day,
         window_end=(evidence or {}).get("t1") or signal.day + DAY - 1,
         record_ids=tuple(entry[2] for entry in sorted(top, key=lambda e: (e[1], e[2]))),
-        metrics={
-            "day": date,
-            "role": signal.role,
-            "score": round(signal.score, 4),
-            "threshold": round(signal.threshold, 4),
-            "threshold_quantile": str(cfg["threshold_quantile"]),
-            "model_artefact": model.artefact_id,
-            "model_digest": model.digest,
-            "history_days": signal.vector.history_days,
-            "own_history_days": own.days if own is not None else 0,
-            "transactions": partial.transactions if partial else 0,
-            "inflow": money(inflow),
-            "outflow": money(outflow),
-            "features": named,
-        },
+        metrics=day_metrics(signal, date, cfg, model, own, partial, named),
         thresholds={**cfg, "config_version": ctx.thresholds.version},
         explanation_zh=zh,
         explanation_en=en,

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.detectors.wording import cite_en, cite_zh, role_en, role_zh
+from models.detectors.wording import cite_en, cite_zh, money, role_en, role_zh
 from models.features import FEATURE_NAMES, FEATURE_UNITS, FeatureVector, OwnUsualRanges, UsualRange
+from models.features.state import DayPartial
 from models.features.window import feature_values
+
+if TYPE_CHECKING:
+    from models.anomaly_serving import AnomalyModels
+    from models.detectors.anomaly import AnomalySignal
 
 RULE = "三(三)"
 
@@ -159,3 +164,31 @@ def sentences(
         + f". A learned-model signal for a desk to verify, not an established violation {cite_en(RULE)}."
     )
     return zh, en
+
+
+def day_metrics(
+    signal: AnomalySignal,
+    date: str,
+    cfg: dict[str, Any],
+    model: AnomalyModels,
+    own: OwnUsualRanges | None,
+    partial: DayPartial | None,
+    named: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A raised day's metrics: its score against the role's threshold and the model that gave
+    it, how much history it was judged on, the day's own figures and the named features."""
+    return {
+        "day": date,
+        "role": signal.role,
+        "score": round(signal.score, 4),
+        "threshold": round(signal.threshold, 4),
+        "threshold_quantile": str(cfg["threshold_quantile"]),
+        "model_artefact": model.artefact_id,
+        "model_digest": model.digest,
+        "history_days": signal.vector.history_days,
+        "own_history_days": own.days if own is not None else 0,
+        "transactions": partial.transactions if partial else 0,
+        "inflow": money(partial.inflow_cents if partial else 0),
+        "outflow": money(partial.outflow_cents if partial else 0),
+        "features": named,
+    }

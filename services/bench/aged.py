@@ -40,6 +40,7 @@ from services.bench.backlog import (
     GATEWAY_IN_FLIGHT,
     PROCESSED,
     REPLAYED,
+    STATE_BYTES,
     child_env,
     follow_worker,
     load_reference,
@@ -77,6 +78,9 @@ class AgedFigures:
     state_held_mb: float = 0.0  # held by the worker before the measured backlog
     pause_s: float = 0.0  # how long the worker was paused while the later days were pushed
     replayed_messages: int = 0  # messages the worker recognised as already applied, after the pause
+    # state written (changelog and snapshots) over the measured backlog, per record: a week held
+    # makes every account's and institution's document larger, and each is written whole
+    state_bytes_per_record: float = 0.0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
@@ -114,6 +118,7 @@ async def aged_phase(config: BenchConfig, aged: AgedWorkload, root: Path, status
             figures.state_held_mb = await state_held_mb(session, worker)
             before = await worker.metric(session, PROCESSED)
             replayed = await worker.metric(session, REPLAYED)
+            written = await worker.metric(session, STATE_BYTES)
 
             os.killpg(worker.pid, signal.SIGSTOP)
             paused = time.monotonic()
@@ -134,6 +139,8 @@ async def aged_phase(config: BenchConfig, aged: AgedWorkload, root: Path, status
                 label="aged pipeline", stall_s=STALL_S, start_count=before, cpu=cpu,
             )  # fmt: skip
             figures.aged_cpu_us_per_record = cpu.us_per_item()
+            written = await worker.metric(session, STATE_BYTES) - written
+            figures.state_bytes_per_record = round(written / max(1, measured))
             figures.replayed_messages = int(await worker.metric(session, REPLAYED) - replayed)
             worker.stop()
             figures.peak_rss_mb["worker"] = round(worker.peak_rss_mb or 0.0, 1)

@@ -4,7 +4,8 @@ no broker, no ClickHouse and no model loaded, the records decoded before the clo
 (docs/benchmarks.md, "Per-record CPU of the pure steps (in-process)").
 
     python -m services.bench.pure_steps [--seed 20261125] [--hours 96] [--variant baseline]
-        [--repeat 3] [--gc 50000,20,100|python|off] [--profile out.prof] [--digest] [--sizes]
+        [--repeat 3] [--gc 50000,20,100|python|off] [--take 1] [--profile out.prof] [--digest]
+        [--sizes]
 
 Each repetition steps a fresh pipeline through the same messages; the median is reported, with
 the process's resident memory after each tenth of the messages of the first run and its peak.
@@ -14,7 +15,11 @@ repetition under cProfile and prints its top entries. ``--digest`` steps one mor
 prints a SHA-256 of every alert revision in order and one of the final account and institution
 states: a change meant to make the steps cheaper must leave both as they were. ``--sizes`` steps
 one more and prints the encoded size of the final states, per kind and per detector: what a
-worker's changelog carries each time such a state changes.
+worker's changelog carries each time such a state changes. ``--take N`` steps the messages N at a
+time, as a worker takes them together (InProcessPipeline.push_take: each account and institution
+once over its messages); a worker working through a backlog was seen taking about 54 messages at
+a time, a live one a few. The digests are of the same figures whatever the take, but not of the
+same revisions: an alert changes once per take.
 """
 
 from __future__ import annotations
@@ -71,19 +76,36 @@ def messages_of(order: list[dict[str, Any]], partitions: int = PARTITIONS) -> li
     return messages
 
 
+def feed(
+    pipe: InProcessPipeline,
+    messages: list[Message],
+    take: int = 1,
+    every_tenth: Callable[[], None] | None = None,
+) -> None:
+    """Step ``pipe`` through ``messages``, one at a time or ``take`` at a time; ``every_tenth``
+    is called after each tenth of them."""
+    tenth = max(1, len(messages) // 10)
+    done = 0
+    for start in range(0, len(messages), take):
+        chunk = messages[start : start + take]
+        if take == 1:
+            pipe.push_message(*chunk[0])
+        else:
+            pipe.push_take(chunk)
+        if every_tenth is not None and (done + len(chunk)) // tenth > done // tenth:
+            every_tenth()
+        done += len(chunk)
+
+
 def time_steps(
-    make_pipeline: Callable[[], InProcessPipeline], messages: list[Message], repeat: int = 3
+    make_pipeline: Callable[[], InProcessPipeline], messages: list[Message], repeat: int = 3, take: int = 1
 ) -> StepTimes:
     """CPU and wall time of ``repeat`` fresh pipelines stepped through ``messages``."""
     times = StepTimes(records=sum(len(records) for _, _, records in messages))
-    tenth = max(1, len(messages) // 10)
     for run in range(repeat):
         pipe = make_pipeline()
         wall, cpu = time.perf_counter(), time.process_time()
-        for index, (bank, msg_id, records) in enumerate(messages, 1):
-            pipe.push_message(bank, msg_id, records)
-            if run == 0 and index % tenth == 0:
-                times.rss_mb.append(rss_mb())
+        feed(pipe, messages, take, (lambda: times.rss_mb.append(rss_mb())) if run == 0 else None)
         times.cpu_seconds.append(time.process_time() - cpu)
         times.wall_seconds.append(time.perf_counter() - wall)
     return times
@@ -137,6 +159,9 @@ def main() -> None:
     parser.add_argument("--variant", default="baseline", choices=sorted(VARIANTS))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--gc", default=",".join(map(str, DEFAULT_THRESHOLDS)))
+    parser.add_argument(
+        "--take", type=int, default=1, help="messages stepped together, as a worker takes them (default 1)"
+    )
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--digest", action="store_true", help="print digests of the alerts and states")
     parser.add_argument("--sizes", action="store_true", help="print the encoded size of the final states")
@@ -147,9 +172,11 @@ def main() -> None:
     messages = messages_of(order)
     make = pipeline_factory(reference)
     set_collector(args.gc)
-    times = time_steps(make, messages, args.repeat)
+    if args.take < 1:
+        parser.error(f"--take must be at least 1, got {args.take}")
+    times = time_steps(make, messages, args.repeat, args.take)
     print(
-        f"{times.records:,} records, {len(messages):,} messages, {args.repeat} runs: "
+        f"{times.records:,} records, {len(messages):,} messages ({args.take} a take), {args.repeat} runs: "
         f"CPU {times.us_per_record(times.cpu_seconds):.1f} µs/record (median), "
         f"wall {times.us_per_record(times.wall_seconds):.1f}; "
         f"CPU per run {', '.join(f'{s:.2f}' for s in times.cpu_seconds)} s; gc {args.gc}"
@@ -161,27 +188,24 @@ def main() -> None:
     if args.profile:
         pipe, profile = make(), cProfile.Profile()
         profile.enable()
-        for bank, msg_id, records in messages:
-            pipe.push_message(bank, msg_id, records)
+        feed(pipe, messages, args.take)
         profile.disable()
         profile.dump_stats(args.profile)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     if args.digest:
-        alerts, states = digests(make(), messages)
+        alerts, states = digests(make(), messages, args.take)
         print(f"digest of alert revisions {alerts}; of final states {states}")
     if args.sizes:
         pipe = make()
-        for bank, msg_id, records in messages:
-            pipe.push_message(bank, msg_id, records)
+        feed(pipe, messages, args.take)
         for line in size_lines(pipe):
             print(line)
 
 
-def digests(pipe: InProcessPipeline, messages: list[Message]) -> tuple[str, str]:
+def digests(pipe: InProcessPipeline, messages: list[Message], take: int = 1) -> tuple[str, str]:
     """SHA-256 of every alert revision in order, and of the final account and institution states
-    (keys sorted), after stepping ``pipe`` through ``messages``."""
-    for bank, msg_id, records in messages:
-        pipe.push_message(bank, msg_id, records)
+    (keys sorted), after stepping ``pipe`` through ``messages`` (``take`` at a time)."""
+    feed(pipe, messages, take)
     encode = msgspec.json.Encoder(order="sorted").encode
     alerts = hashlib.sha256(encode(pipe.events)).hexdigest()[:16]
     states = hashlib.sha256(encode({"accounts": pipe.accounts, "institutions": pipe.institutions}))

@@ -67,6 +67,7 @@ def _aged_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("CPU µs per record, aged backlog: worker / broker", _cpu(result.get("aged_cpu_us_per_record")), ""),
         ("state held before the aged backlog (MiB)", _n(result.get("aged_state_held_mb")), ""),
         ("history processed before it", history, ""),
+        ("state written per record, aged backlog (bytes)", _n(aged.get("state_bytes_per_record")), ""),
     ]
 
 

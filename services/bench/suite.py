@@ -207,6 +207,7 @@ def aged_figures(aged: AgedFigures, accounts: int) -> dict[str, Any]:
         "state_per_account_kb": round(aged.state_held_mb * 1024 / accounts, 2) if accounts else None,
         "pause_s": round(aged.pause_s, 1),
         "replayed_messages": aged.replayed_messages,
+        "state_bytes_per_record": aged.state_bytes_per_record,
         "peak_rss_mb": aged.peak_rss_mb,
     }
 

@@ -11,8 +11,10 @@ re-keying the records institution-level detectors need by institution, stamped w
 bank (streams/records.py ``_forward``); the institution agent stepping each institution
 (models/institution_detection). What it leaves out is what the detectors never see: the
 gateway's de-duplication and ownership checks (the simulator sends neither duplicates nor
-foreign accounts), ClickHouse, and the take of several messages at once, which changes how often
-an alert is revised but not its figures (tests/unit/test_detection_steps.py).
+foreign accounts) and ClickHouse. ``push_message`` steps one message at a time; ``push_take``
+steps several as the worker takes them together (each account and institution once over its
+messages), which changes how often an alert is revised but not its figures
+(tests/unit/test_detection_steps.py).
 """
 
 from __future__ import annotations
@@ -78,10 +80,34 @@ class InProcessPipeline:
         self._institutions(f"{msg_id}/i", records, bank, at)
         self.records += len(records)
 
+    def push_take(self, messages: list[tuple[str, str, list[Any]]], at: int = 0) -> None:
+        """Records messages (bank, id, decoded records) taken together, as the worker's agents take
+        them (streams/records.py, streams/institutions.py): each account stepped once over its
+        messages in order, the sweep after all of them, then each institution once over its parts."""
+        per_message = [(bank, msg_id, records, _by_account(records)) for bank, msg_id, records in messages]
+        steps: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
+        for _, msg_id, _, by_account in per_message:
+            for account_id, mine in by_account.items():
+                steps[account_id].append((msg_id, mine))
+        for account_id, parts in steps.items():
+            state, changed = step_account_messages(
+                self.ctx, self.accounts.get(account_id), account_id, parts, at, consume=True
+            )
+            self.accounts[account_id] = state
+            self._emit(changed)
+        for bank, _, records, by_account in per_message:
+            if by_account:
+                self._sweep(bank, records, by_account, at)
+        institution_steps: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
+        for bank, msg_id, records, _ in per_message:
+            for institution_id, stamped in self._institution_parts(records, bank):
+                institution_steps[institution_id].append((f"{msg_id}/i", stamped))
+        for institution_id, parts in institution_steps.items():
+            self._step_institution(institution_id, parts, at)
+        self.records += sum(len(records) for _, _, records in messages)
+
     def _accounts(self, bank: str, msg_id: str, records: list[Any], at: int) -> None:
-        by_account: dict[str, list[Any]] = defaultdict(list)
-        for record in records:
-            by_account[record.account_id].append(record)
+        by_account = _by_account(records)
         for account_id, mine in by_account.items():
             # the old state is replaced right after: consumed, not copied (as the worker does)
             state, changed = step_account_messages(
@@ -105,18 +131,27 @@ class InProcessPipeline:
             self._emit(changed)
 
     def _institutions(self, msg_id: str, records: list[Any], bank: str, at: int) -> None:
-        for institution_id, part in sorted(institution_records(self.ctx, records).items()):
-            stamped = [msgspec.structs.replace(r, bank_code=bank) for r in part if isinstance(r, TxnRecord)]
-            state, changed = step_institution_messages(
-                self.ctx,
-                self.institutions.get(institution_id),
+        for institution_id, stamped in self._institution_parts(records, bank):
+            self._step_institution(institution_id, [(msg_id, stamped)], at)
+
+    def _institution_parts(self, records: list[Any], bank: str) -> list[tuple[str, list[TxnRecord]]]:
+        """Each institution's transactions of one message, stamped with the bank that pushed it."""
+        return [
+            (
                 institution_id,
-                [(msg_id, stamped)],
-                at,
-                consume=True,
+                [msgspec.structs.replace(r, bank_code=bank) for r in part if isinstance(r, TxnRecord)],
             )
-            self.institutions[institution_id] = state
-            self._emit(changed)
+            for institution_id, part in sorted(institution_records(self.ctx, records).items())
+        ]
+
+    def _step_institution(
+        self, institution_id: str, parts: list[tuple[str, list[TxnRecord]]], at: int
+    ) -> None:
+        state, changed = step_institution_messages(
+            self.ctx, self.institutions.get(institution_id), institution_id, parts, at, consume=True
+        )
+        self.institutions[institution_id] = state
+        self._emit(changed)
 
     def review(self, institution_ids: Iterable[str], at: int = 0) -> None:
         """A product review of each institution (what a product upsert sends): reference-only
@@ -139,3 +174,11 @@ class InProcessPipeline:
         for data in self.events:
             out[data["alert_id"]] = data
         return out
+
+
+def _by_account(records: list[Any]) -> dict[str, list[Any]]:
+    """One message's records per account, in order."""
+    by_account: dict[str, list[Any]] = defaultdict(list)
+    for record in records:
+        by_account[record.account_id].append(record)
+    return by_account

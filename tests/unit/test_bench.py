@@ -188,8 +188,10 @@ def test_days_are_split_at_the_first_bank_start_for_every_bank():
 def test_the_report_shows_the_aged_rate_beside_the_fresh_one():
     result = {"pipeline_rps": 14000, "aged_pipeline_rps": 9100, "aged_over_fresh": 0.65,
               "aged_state_held_mb": 41.25,
-              "aged": {"history_days": 7, "history_records": 469000, "history_rps": 8800}}  # fmt: skip
+              "aged": {"history_days": 7, "history_records": 469000, "history_rps": 8800,
+                       "state_bytes_per_record": 5210}}  # fmt: skip
     table = dict((name, (a, b)) for name, a, b in rows(result))
+    assert table["state written per record, aged backlog (bytes)"] == ("5,210", "")
     assert table["aged_pipeline_rps"] == ("9,100", "")
     assert table["aged / fresh pipeline"] == ("0.6500", "")
     assert table["state held before the aged backlog (MiB)"] == ("41.2", "")
@@ -201,6 +203,7 @@ def test_the_report_shows_the_aged_rate_beside_the_fresh_one():
     assert table["aged_pipeline_rps"] == ("—", "")
     assert table["aged / fresh pipeline"] == ("—", "")
     assert table["history processed before it"] == ("—", "")
+    assert table["state written per record, aged backlog (bytes)"] == ("—", "")
 
 
 def _run(shape="embedded"):
