@@ -187,11 +187,6 @@ def own_account(ctx: DetectContext, institution_id: str, account_id: str | None)
     return (role, str(account.get("bank_code") or "")) if role in INSTITUTION_ACCOUNT_ROLES else None
 
 
-def is_institution_account(ctx: DetectContext, institution_id: str, account_id: str | None) -> bool:
-    """One of the institution's own accounts (``own_account``)."""
-    return own_account(ctx, institution_id, account_id) is not None
-
-
 def flow_kind(ctx: DetectContext, record: TxnRecord) -> str | None:
     """PAYOUT, REPAYMENT or None (the record is neither), whatever its product."""
     if not is_custody(ctx, record.account_id):

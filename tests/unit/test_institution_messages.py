@@ -216,7 +216,12 @@ def test_own_accounts_are_the_institutions_custody_reserve_and_own_operating_one
         own = im.OwnAccounts(ctx, institution_id)
         for account_id in (*ALL_ACCOUNTS, None, "", "6217999999999998"):
             found = own[account_id]
-            assert (found is not None) == pf.is_institution_account(ctx, institution_id, account_id)
+            account = ctx.account(account_id) if account_id else None
+            assert (found is not None) == (
+                account is not None
+                and account.get("institution_id") == institution_id
+                and account.get("role") in ("customer_custody", "payment_reserve", "own_operating")
+            )
             if found is not None:
                 account = ctx.account(account_id)
                 assert found == (account["role"], str(account.get("bank_code") or ""))
