@@ -88,10 +88,7 @@ def feed(
     done = 0
     for start in range(0, len(messages), take):
         chunk = messages[start : start + take]
-        if take == 1:
-            pipe.push_message(*chunk[0])
-        else:
-            pipe.push_take(chunk)
+        pipe.push_take(chunk)
         if every_tenth is not None and (done + len(chunk)) // tenth > done // tenth:
             every_tenth()
         done += len(chunk)

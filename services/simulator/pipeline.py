@@ -76,9 +76,7 @@ class InProcessPipeline:
     def push_message(self, bank: str, msg_id: str, records: list[Any], at: int = 0) -> None:
         """One records message (one partition's share of a batch, already decoded) through both
         agents, as a worker takes it: how ``fundwatch replay`` feeds the records it read back."""
-        self._accounts(bank, msg_id, records, at)
-        self._institutions(f"{msg_id}/i", records, bank, at)
-        self.records += len(records)
+        self.push_take([(bank, msg_id, records)], at)
 
     def push_take(self, messages: list[tuple[str, str, list[Any]]], at: int = 0) -> None:
         """Records messages (bank, id, decoded records) taken together, as the worker's agents take
@@ -90,6 +88,7 @@ class InProcessPipeline:
             for account_id, mine in by_account.items():
                 steps[account_id].append((msg_id, mine))
         for account_id, parts in steps.items():
+            # the old state is replaced right after: consumed, not copied (as the worker does)
             state, changed = step_account_messages(
                 self.ctx, self.accounts.get(account_id), account_id, parts, at, consume=True
             )
@@ -98,25 +97,19 @@ class InProcessPipeline:
         for bank, _, records, by_account in per_message:
             if by_account:
                 self._sweep(bank, records, by_account, at)
-        institution_steps: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
+        institution_steps: dict[str, list[tuple[str, list[TxnRecord]]]] = defaultdict(list)
         for bank, msg_id, records, _ in per_message:
-            for institution_id, stamped in self._institution_parts(records, bank):
+            for institution_id, part in sorted(institution_records(self.ctx, records).items()):
+                # stamped with the bank that pushed it, as the records agent forwards it
+                stamped = [msgspec.structs.replace(r, bank_code=bank) for r in part]
                 institution_steps[institution_id].append((f"{msg_id}/i", stamped))
         for institution_id, parts in institution_steps.items():
-            self._step_institution(institution_id, parts, at)
-        self.records += sum(len(records) for _, _, records in messages)
-
-    def _accounts(self, bank: str, msg_id: str, records: list[Any], at: int) -> None:
-        by_account = _by_account(records)
-        for account_id, mine in by_account.items():
-            # the old state is replaced right after: consumed, not copied (as the worker does)
-            state, changed = step_account_messages(
-                self.ctx, self.accounts.get(account_id), account_id, [(msg_id, mine)], at, consume=True
+            state, changed = step_institution_messages(
+                self.ctx, self.institutions.get(institution_id), institution_id, parts, at, consume=True
             )
-            self.accounts[account_id] = state
+            self.institutions[institution_id] = state
             self._emit(changed)
-        if by_account:
-            self._sweep(bank, records, by_account, at)
+        self.records += sum(len(records) for _, _, records in messages)
 
     def _sweep(self, bank: str, records: list[Any], by_account: dict[str, list[Any]], at: int) -> None:
         """The records agent's sweep after a message (streams/records.py): the bank's event time
@@ -129,29 +122,6 @@ class InProcessPipeline:
         for account_id, state, changed in sweep_due(self.ctx, index, self.accounts.get, at):
             self.accounts[account_id] = state
             self._emit(changed)
-
-    def _institutions(self, msg_id: str, records: list[Any], bank: str, at: int) -> None:
-        for institution_id, stamped in self._institution_parts(records, bank):
-            self._step_institution(institution_id, [(msg_id, stamped)], at)
-
-    def _institution_parts(self, records: list[Any], bank: str) -> list[tuple[str, list[TxnRecord]]]:
-        """Each institution's transactions of one message, stamped with the bank that pushed it."""
-        return [
-            (
-                institution_id,
-                [msgspec.structs.replace(r, bank_code=bank) for r in part if isinstance(r, TxnRecord)],
-            )
-            for institution_id, part in sorted(institution_records(self.ctx, records).items())
-        ]
-
-    def _step_institution(
-        self, institution_id: str, parts: list[tuple[str, list[TxnRecord]]], at: int
-    ) -> None:
-        state, changed = step_institution_messages(
-            self.ctx, self.institutions.get(institution_id), institution_id, parts, at, consume=True
-        )
-        self.institutions[institution_id] = state
-        self._emit(changed)
 
     def review(self, institution_ids: Iterable[str], at: int = 0) -> None:
         """A product review of each institution (what a product upsert sends): reference-only
