@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from models.detectors.anomaly_evidence import EVIDENCE_N as EVIDENCE_N
-from models.detectors.anomaly_evidence import with_evidence
+from models.detectors.anomaly_evidence import day_evidence, freeze_sealed, with_evidence
 from models.detectors.anomaly_text import day_metrics, feature_metrics, sentences
 from models.detectors.common import advance, beijing_date, is_expired, own_records
 from models.detectors.context import DetectContext
@@ -151,6 +151,7 @@ def _step(
     ):
         # what _may_judge reads moved, or a day came: otherwise it was pruned so already
         evidence = {key: day for key, day in evidence.items() if _may_judge(features, int(key), wm)}
+    freeze_sealed(evidence, wm)
     return {"wm": wm, "features": features, "evidence": evidence}, findings
 
 
@@ -315,7 +316,7 @@ def _judge(
         vector=vector,
         named=_named_features(model, role, vector),
     )
-    return render(signal, ctx, model, role_model, account_id, cfg, view, evidence.get(str(day)))
+    return render(signal, ctx, model, role_model, account_id, cfg, view, day_evidence(evidence, day))
 
 
 class AnomalySignal(msgspec.Struct, frozen=True, kw_only=True):

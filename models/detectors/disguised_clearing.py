@@ -57,8 +57,11 @@ caller's state never changes), so a call costs O(records x (banks + log n)) with
 tolerance (a tolerance above 0 probes at most ``PROBE_MAX`` amounts per hour, else the hour's
 amounts). The indexes double as replay protection. An hour is dropped once no record that could
 still be accepted (its day not sealed) can mirror it; a day's tallies likewise, so about 3 days plus
-``max_lag_seconds`` while the banks are in step, up to ``LATE_KEEP`` more while one lags. A day keeps at most ``CUSTOMER_CAP`` customers (the smallest account ids, the
-same whatever the order); beyond that the count reads "at least".
+``max_lag_seconds`` while the banks are in step, up to ``LATE_KEEP`` more while one lags. The
+unmatched legs of the hours held only for a lagging bank are frozen (models/detectors/frozen.py):
+written as they were, unchanged until that bank's late records thaw them. A day keeps at most
+``CUSTOMER_CAP`` customers (the smallest account ids, the same whatever the order); beyond that the
+count reads "at least".
 """
 
 from __future__ import annotations
@@ -182,6 +185,7 @@ def _judge(
         if finding is not None:
             findings.append(finding)
     fold.prune(hold_watermark(st, ctx, institution_id))
+    fold.freeze()
     return st, findings
 
 

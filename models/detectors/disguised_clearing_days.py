@@ -18,6 +18,7 @@ from models.detectors.common import (
     tally,
 )
 from models.detectors.figures import fraction_of
+from models.detectors.frozen import freeze_before, is_frozen, thawed
 from models.windows import DAY, HOUR, beijing_day_start
 
 CUSTOMER_CAP = 2000  # customers kept per day
@@ -58,10 +59,8 @@ class Folder:
     def known(self, side: str, hour_key: str, cents_key: str, bank: str, key: list[Any]) -> bool:
         """Whether a record is in the index already (a replay): its index keys and its
         [ts, record id] as the caller made them."""
-        st = self.st
         for table in ("pend", "mir"):
-            hours = st[table][side]
-            amounts = hours.get(hour_key) if hours else None
+            amounts = self._hour(table, side, hour_key)
             by_bank = amounts.get(cents_key) if amounts else None
             entries = by_bank.get(bank) if by_bank else None
             if entries:
@@ -98,9 +97,18 @@ class Folder:
     def _insert(self, table: str, side: str, ts: int, cents: int, bank: str, entry: list[Any]) -> None:
         self._insert_at(table, side, str(ts - ts % HOUR), str(cents), bank, entry)
 
+    def _hour(self, table: str, side: str, hour_key: str) -> dict[str, Any] | None:
+        """One hour of the index (None when it holds nothing); a frozen one is thawed into the
+        writable state first, so what the caller reads is what it may then change."""
+        node = self.st[table][side].get(hour_key)
+        if is_frozen(node):
+            node = self.w.path(self.st, table, side)[hour_key] = self.w.mine(thawed(node))
+        return node
+
     def _insert_at(
         self, table: str, side: str, hour_key: str, cents_key: str, bank: str, entry: list[Any]
     ) -> None:
+        self._hour(table, side, hour_key)
         hours = self._sides.get((table, side))
         if hours is None:  # writable from here on, and never replaced within the call
             hours = self._sides[(table, side)] = self.w.path(self.st, table, side)
@@ -129,12 +137,11 @@ class Folder:
         other = _OTHER[side]
         lo_t, hi_t = ts - self.lag, ts + self.lag
         low, high = [lo_t], [hi_t + 1]
-        mirrored, pending = self.st["mir"][other], self.st["pend"][other]
         found = False
         exact, cents_key = self.exact, str(cents)
         for hour in range(lo_t - lo_t % HOUR, hi_t + 1, HOUR):
             hour_key = str(hour)
-            shard = None if found else mirrored.get(hour_key)
+            shard = None if found else self._hour("mir", other, hour_key)
             if shard:  # any mirrored one will do: nothing to move there
                 keys = (
                     ((cents_key,) if cents_key in shard else ())
@@ -148,7 +155,7 @@ class Folder:
                     ):
                         found = True
                         break
-            shard = pending.get(hour_key)
+            shard = self._hour("pend", other, hour_key)
             if not shard:
                 continue
             keys = (
@@ -255,3 +262,15 @@ class Folder:
                 del days[d]
         if "late" in self.st:  # late ids of states written before they left the state
             del self.st["late"]
+
+    def freeze(self) -> None:
+        """Freeze the unmatched legs of the hours no record on time can mirror any more (models/
+        detectors/frozen.py): what a lagging bank's legs are held for, unchanged until it sends."""
+        start = open_from(self.st["wm"])
+        if start is None:
+            return
+        until = start - self.lag - HOUR + 1  # an hour before this ends more than lag before start
+        for side in (CREDIT, DEBIT):
+            hours = self.st["pend"][side]
+            if any(not is_frozen(node) and int(hour) < until for hour, node in hours.items()):
+                freeze_before(self.w.path(self.st, "pend", side), until)

@@ -35,8 +35,9 @@ and returns a ``LargeValueSignal`` (the line crossed, the one-sided total, count
 severity and score) or None; ``render`` builds the finding from it: window, evidence, metrics and
 the Chinese and English sentences.
 
-State (per account): ``wm`` and, per open Beijing day, one bucket per line and direction (sums,
-the 50 largest records as evidence). A day is dropped once sealed, so about three days.
+State (per account): ``wm`` and, per Beijing day, one bucket per line and direction (sums, the 50
+largest records as evidence). A sealed day is kept ``LATE_KEEP`` longer for late records, frozen
+(models/detectors/frozen.py: only a late record changes it), so about nine days.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from models.detectors.common import (
     score_of,
 )
 from models.detectors.context import DetectContext
+from models.detectors.frozen import freeze_before, thawed
 from models.detectors.holders import is_natural_person
 from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
@@ -178,7 +180,8 @@ def detect(
     # than an older one, so while the oldest is kept every day is
     days = st["days"]
     if days and is_expired(min(map(int, days)), wm):
-        st["days"] = {k: lines for k, lines in days.items() if not is_expired(int(k), wm)}
+        st["days"] = days = {k: lines for k, lines in days.items() if not is_expired(int(k), wm)}
+    freeze_before(days, open_from(wm))
     return st, findings
 
 
@@ -215,7 +218,12 @@ def _fold(
     open_since = open_from(wm)  # is_sealed(day, wm) is day < open_since
     reported_as = _REPORTED_AS[True if natural is True else None]
     for (day, line), group in groups.items():
-        lines = days.setdefault(str(day), {})
+        day_key = str(day)
+        lines = days.get(day_key)
+        if lines is None:
+            lines = days[day_key] = {}
+        elif type(lines) is not dict:  # a sealed day, frozen: a late record thaws it
+            lines = days[day_key] = thawed(lines)
         # still judged when late: the day's figures are kept (common.LATE_KEEP)
         add_all(bucket_in(lines, line), group, late=open_since is not None and day < open_since)
         touched.add((day, reported_as[line]))
@@ -265,7 +273,7 @@ def _evaluate(
     day: int,
     line: str,
 ) -> Finding | None:
-    lines = st["days"].get(str(day), {})
+    lines = thawed(st["days"].get(str(day))) or {}
     reported_as = _REPORTED_AS[True if natural is True else None]
     buckets = [b for name, b in sorted(lines.items()) if reported_as[name] == line]
     signal = decide(buckets, natural, cfg, day, line)

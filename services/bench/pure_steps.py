@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 
 from models.detectors import DetectContext, StaticReferences
+from models.detectors.frozen import plain
 from models.thresholds import load_thresholds
 from schemas.messages import partition_for
 from services.collector import DEFAULT_THRESHOLDS, parse_thresholds, settle
@@ -205,7 +206,8 @@ def digests(pipe: InProcessPipeline, messages: list[Message], take: int = 1) -> 
     feed(pipe, messages, take)
     encode = msgspec.json.Encoder(order="sorted").encode
     alerts = hashlib.sha256(encode(pipe.events)).hexdigest()[:16]
-    states = hashlib.sha256(encode({"accounts": pipe.accounts, "institutions": pipe.institutions}))
+    # frozen parts (models/detectors/frozen.py) read as the plain JSON they stand for
+    states = hashlib.sha256(encode(plain({"accounts": pipe.accounts, "institutions": pipe.institutions})))
     return alerts, states.hexdigest()[:16]
 
 
