@@ -126,6 +126,7 @@ def create_worker_app(
     models_dir: Path | None = None,
 ) -> WorkerApp:
     app = faust_app(app_id, bootstrap, partitions, datadir)
+    storage.sync.prepare_columns()
     records_topic = _raw_topic(app, RECORDS_TOPIC, partitions)
     institution_topic = _raw_topic(app, INSTITUTION_TOPIC, partitions)
     alerts_topic = _raw_topic(app, ALERTS_TOPIC, partitions)

@@ -115,8 +115,9 @@ class UnackedSends:
         while self.pending:
             done, _ = await asyncio.wait(list(self.pending))
             for sent in done:
-                if not sent.cancelled() and sent.exception() is not None:
-                    raise sent.exception()  # type: ignore[misc]
+                error = None if sent.cancelled() else sent.exception()
+                if error is not None:
+                    raise error
 
 
 class Producer(driver.Producer):

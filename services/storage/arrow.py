@@ -71,6 +71,11 @@ def arrow_type(type_name: str, values: Sequence[Any] = ()) -> pa.DataType | None
     return None
 
 
+def warm_up_conversions() -> None:
+    """Do once what pyarrow does on its first conversion of a list (it imports pandas)."""
+    pa.array([0], pa.int64())
+
+
 def _scaled_array(column: Scaled, type_: pa.Decimal128Type) -> pa.Array:
     """Integers of 10**-scale units laid out as Arrow's 128-bit decimals: the integer is the
     decimal's unscaled value, so this is a copy and a sign extension, no arithmetic."""

@@ -79,6 +79,10 @@ class Storage(abc.ABC):
         """Backend-specific settings of the migrated tables of ``database`` (run after every
         migration, so tables created later get them too)."""
 
+    def prepare_columns(self) -> None:  # noqa: B027 - most backends need nothing
+        """Load now what ``insert_columns`` needs on its first call, for a process that will make
+        columnar inserts (a worker), so that its first take does not wait for it."""
+
     def close(self) -> None:  # noqa: B027 - closing is optional for backends that hold nothing
         """Release connections or the embedded engine."""
 

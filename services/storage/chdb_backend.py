@@ -117,6 +117,13 @@ class ChdbStorage(Storage):
         )
         return len(rows)
 
+    def prepare_columns(self) -> None:
+        # pyarrow, and pandas, which pyarrow imports the first time it converts a list: about a
+        # second of CPU on a busy machine, which the first take of records would otherwise wait for
+        from services.storage.arrow import warm_up_conversions
+
+        warm_up_conversions()
+
     def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> int:
         count = block_length(columns)
         if not count:

@@ -77,3 +77,22 @@ def test_columns_keep_their_order_and_nulls_and_empty_arrays_keep_their_types():
 def test_values_the_table_cannot_take_are_refused_naming_the_column(columns, types, says):
     with pytest.raises(StorageError, match=says):
         arrow_table(columns, types)
+
+
+def test_after_the_warm_up_a_conversion_imports_nothing_more():
+    """What a worker's first insert would load (pyarrow imports pandas at its first conversion of
+    a list) is loaded by the warm-up, in a process that has converted nothing yet."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from services.storage.arrow import arrow_table, warm_up_conversions\n"
+        "warm_up_conversions()\n"
+        "loaded = set(sys.modules)\n"
+        "arrow_table({'n': [1, 2], 's': ['a', None]}, {'n': 'UInt32', 's': 'Nullable(String)'})\n"
+        "print(sorted(set(sys.modules) - loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
