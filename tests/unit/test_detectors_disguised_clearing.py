@@ -464,15 +464,22 @@ def test_a_bank_that_has_sent_nothing_holds_the_others_legs_at_most_late_keep_lo
     assert 4 < held <= 4 + LATE_KEEP // 86400
 
 
-def test_a_bank_pushing_its_week_after_another_bank_still_finds_the_mirrors():
-    ctx = world()
-    state = None
+def a_week_at_two_banks(days=6):
+    """``days`` days of 20 pairs from 2026-11-10: the credits at B001 (RESERVE), the debits at
+    B002 (RESERVE_B), apart so that each bank can push its own."""
     credits, debits = [], []
-    for k in range(6):
+    for k in range(days):
         on = (datetime(2026, 11, 10) + timedelta(days=k)).strftime("%Y-%m-%d")
         both = pairs(20, start=20 * k, on=on)
         credits += [r for r in both if r.account_id == RESERVE]
         debits += [r for r in both if r.account_id == RESERVE_B]
+    return credits, debits
+
+
+def test_a_bank_pushing_its_week_after_another_bank_still_finds_the_mirrors():
+    ctx = world()
+    state = None
+    credits, debits = a_week_at_two_banks()
     state, findings = det.detect(ctx, state, "PAY", "bank-1", credits)  # B001's week first
     assert findings == []
     state, findings = det.detect(ctx, state, "PAY", "bank-2", debits)  # then B002's, days late

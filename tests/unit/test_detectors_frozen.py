@@ -5,8 +5,6 @@ same JSON, and must step on exactly as the plain state a changelog round trip gi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import msgspec
 
 from models.detectors import disguised_clearing, large_value
@@ -15,7 +13,7 @@ from models.detectors.common import open_from
 from models.detectors.frozen import freeze_before, frozen, is_frozen, plain, thawed
 from models.windows import DAY
 from tests.unit.test_detectors_common import EXTERNAL, OWN, bj, txn, world
-from tests.unit.test_detectors_disguised_clearing import RESERVE, RESERVE_B, pairs
+from tests.unit.test_detectors_disguised_clearing import a_week_at_two_banks
 from tests.unit.test_detectors_disguised_clearing import world as clearing_world
 
 encode = msgspec.json.encode
@@ -108,12 +106,7 @@ def test_anomaly_evidence_of_sealed_days_is_frozen_and_read_through():
 
 def test_legs_held_for_a_slower_bank_are_frozen_and_found_by_its_late_records():
     ctx = clearing_world()
-    credits, debits = [], []
-    for k in range(6):
-        on = (datetime(2026, 11, 10) + timedelta(days=k)).strftime("%Y-%m-%d")
-        both = pairs(20, start=20 * k, on=on)
-        credits += [r for r in both if r.account_id == RESERVE]
-        debits += [r for r in both if r.account_id == RESERVE_B]
+    credits, debits = a_week_at_two_banks()
     state, _ = disguised_clearing.detect(ctx, None, "PAY", "bank-1", credits)  # B001's week first
     held = state["pend"]["c"]
     assert any(is_frozen(node) for node in held.values()) and not all(is_frozen(n) for n in held.values())
