@@ -52,6 +52,7 @@ from models.detectors.figures import fraction_of as fraction_of
 from models.detectors.figures import most_severe as most_severe
 from models.detectors.figures import score_of as score_of
 from models.detectors.figures import severity_by_amount as severity_by_amount
+from models.detectors.frozen import is_frozen, thawed
 from models.windows import DAY, beijing_day_start
 from schemas.fields import BEIJING
 from schemas.messages import BalanceRecord, TxnRecord
@@ -364,8 +365,8 @@ class CopyOnWrite:
         child = parent.get(key)
         if child is None:
             child = parent[key] = self.mine({})
-        elif id(child) not in self._mine:
-            child = parent[key] = self.mine(dict(child))
+        elif id(child) not in self._mine:  # a frozen part is copied by thawing it
+            child = parent[key] = self.mine(thawed(child) if is_frozen(child) else dict(child))
         return child
 
     def list_in(self, parent: dict[str, Any], key: str) -> list[Any]:

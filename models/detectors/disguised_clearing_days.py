@@ -18,7 +18,7 @@ from models.detectors.common import (
     tally,
 )
 from models.detectors.figures import fraction_of
-from models.detectors.frozen import freeze_before, is_frozen, thawed
+from models.detectors.frozen import freeze_before, is_frozen
 from models.windows import DAY, HOUR, beijing_day_start
 
 CUSTOMER_CAP = 2000  # customers kept per day
@@ -101,14 +101,13 @@ class Folder:
         """One hour of the index (None when it holds nothing); a frozen one is thawed into the
         writable state first, so what the caller reads is what it may then change."""
         node = self.st[table][side].get(hour_key)
-        if is_frozen(node):
-            node = self.w.path(self.st, table, side)[hour_key] = self.w.mine(thawed(node))
+        if is_frozen(node):  # CopyOnWrite thaws it as it copies it
+            node = self.w.dict_in(self.w.path(self.st, table, side), hour_key)
         return node
 
     def _insert_at(
         self, table: str, side: str, hour_key: str, cents_key: str, bank: str, entry: list[Any]
     ) -> None:
-        self._hour(table, side, hour_key)
         hours = self._sides.get((table, side))
         if hours is None:  # writable from here on, and never replaced within the call
             hours = self._sides[(table, side)] = self.w.path(self.st, table, side)

@@ -53,7 +53,7 @@ def freeze_before(parts: dict[str, Any], until: int | None) -> None:
         return
     for key, part in parts.items():
         if type(part) is not Raw and int(key) < until:
-            parts[key] = Raw(_encode(part))
+            parts[key] = frozen(part)
 
 
 def plain(state: Any) -> Any:

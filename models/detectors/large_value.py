@@ -66,7 +66,7 @@ from models.detectors.common import (
     score_of,
 )
 from models.detectors.context import DetectContext
-from models.detectors.frozen import freeze_before, thawed
+from models.detectors.frozen import freeze_before, is_frozen, thawed
 from models.detectors.holders import is_natural_person
 from models.detectors.wording import mask, money, role_en, role_zh, yuan_en, yuan_zh
 from models.findings import Finding
@@ -222,7 +222,7 @@ def _fold(
         lines = days.get(day_key)
         if lines is None:
             lines = days[day_key] = {}
-        elif type(lines) is not dict:  # a sealed day, frozen: a late record thaws it
+        elif is_frozen(lines):  # a sealed day: a late record thaws it
             lines = days[day_key] = thawed(lines)
         # still judged when late: the day's figures are kept (common.LATE_KEEP)
         add_all(bucket_in(lines, line), group, late=open_since is not None and day < open_since)

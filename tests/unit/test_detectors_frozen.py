@@ -116,6 +116,6 @@ def test_legs_held_for_a_slower_bank_are_frozen_and_found_by_its_late_records():
     on_plain = disguised_clearing.detect(ctx, plain(state), "PAY", "bank-2", debits)
     assert on_frozen[1] == on_plain[1] and len(on_frozen[1]) == 6
     assert plain(on_frozen[0]) == plain(on_plain[0])
-    assert encode(state) == written and any(
-        is_frozen(n) for n in state["pend"]["c"].values()
-    )  # not the caller's
+    # the caller's state is not changed: still written the same, its held legs still frozen
+    assert encode(state) == written
+    assert any(is_frozen(node) for node in state["pend"]["c"].values())
