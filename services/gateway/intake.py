@@ -51,6 +51,7 @@ from schemas.records import Warning as RecordWarning
 from schemas.validation import ValidationFailure, decode, explain
 from services.auth import Principal
 from services.gateway import metrics
+from services.gateway.batch_reader import read_batch
 from services.gateway.dedup import BatchAnswers, RecordKeys, batch_digest
 from services.gateway.errors import ApiError, unavailable
 from services.gateway.group_commit import GroupCommit
@@ -101,6 +102,10 @@ def too_late(field: str, max_future_s: int, latest: int) -> str:
     """The rejection of a record whose ``field`` lies after ``latest`` (epoch seconds)."""
     at = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"`{field}`: must be no later than {_span(max_future_s)} after the gateway's clock ({at})"
+
+
+def _time_of(record: TxnRecord | BalanceRecord) -> int:
+    return record.booked_at if type(record) is TxnRecord else record.as_of
 
 
 def _record_id_of(raw: bytes) -> str | None:
@@ -257,10 +262,14 @@ class BatchIntake:
 
     def _validate(self, batch: Batch, received_at: int, rejected: list[Rejection]) -> _Valid:
         """Each record read into its message form and judged on its own (reader.py); a bad one
-        joins ``rejected``."""
+        joins ``rejected``. The usual batch, every record plainly within the rules and none dated
+        too far ahead, is read whole (batch_reader.py), to the same records."""
         max_future_s = self.max_future_s
-        read = _reader.read
         latest = received_at + max_future_s
+        read_whole = read_batch(batch.records)
+        if read_whole is not None and max(map(_time_of, read_whole)) <= latest:
+            return list(range(len(read_whole))), read_whole
+        read = _reader.read
         indexes: list[int] = []
         records: list[TxnRecord | BalanceRecord] = []
         for index, raw in enumerate(batch.records):
