@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from services.storage.base import ColumnValues, Storage, StorageError, block_length
-from services.storage.sql import render
+from services.storage.rowbinary import encode_rows
+from services.storage.sql import literal, render
 
 _JSON_SETTINGS = (
     " SETTINGS output_format_json_quote_decimals = 1, output_format_json_quote_64bit_integers = 0"
@@ -51,6 +52,11 @@ def _converter(type_name: str) -> Callable[[Any], Any]:
     return lambda v: v
 
 
+# Rows of at least this many bytes (in RowBinary) are inserted from a file: reading a file costs
+# chDB 2-3 ms more than data inline, which the lexer's time on a quarter of a megabyte of JSON
+# outweighs (rowbinary.py)
+FILE_INSERT_BYTES = 256 * 1024
+
 # parts smaller than this are stored packed (one file); 10 MiB covers every insert of a take
 PACKED_PART_BYTES = 10 * 1024 * 1024
 
@@ -65,9 +71,10 @@ class ChdbStorage(Storage):
         self.path = path
         self._session = session.Session(path)
         # chDB's session is not safe across threads; AsyncStorage uses one thread, this guards the rest.
-        self._lock = threading.Lock()
-        # table -> column -> ClickHouse type, for the Arrow types of insert_columns
+        self._lock = threading.RLock()  # re-entered by _insert_file, which writes its file and inserts as one
+        # table -> column -> ClickHouse type, for the Arrow types of insert_columns and RowBinary
         self._column_types: dict[str, dict[str, str]] = {}
+        self._insert_path = Path(path).resolve() / "fundwatch-inserts" / "rows.bin"
 
     @classmethod
     def from_url(cls, url: str) -> ChdbStorage:
@@ -107,6 +114,10 @@ class ChdbStorage(Storage):
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        data = encode_rows(rows, self._types_of(table, columns))
+        if data is not None and len(data) >= FILE_INSERT_BYTES:
+            self._insert_file(table, columns, data)
+            return len(rows)
         # msgspec writes Decimal as a quoted exact string and datetimes as RFC 3339, which
         # ClickHouse reads with best-effort parsing: no per-value conversion in Python.
         encode = msgspec.json.encode
@@ -116,6 +127,42 @@ class ChdbStorage(Storage):
             "FORMAT JSONCompactEachRow\n" + payload.decode()
         )
         return len(rows)
+
+    def _table_types(self, table: str) -> dict[str, str]:
+        types = self._column_types.get(table)
+        if types is None:
+            types = self._column_types[table] = {
+                name: type_name for name, type_name, *_ in self.query(f"DESCRIBE TABLE {table}")
+            }
+        return types
+
+    def _types_of(self, table: str, columns: Sequence[str]) -> list[str]:
+        """The columns' types; "" for a column the table does not have (no RowBinary writes it)."""
+        types = self._table_types(table)
+        return [types.get(column, "") for column in columns]
+
+    def _insert_file(self, table: str, columns: Sequence[str], data: bytes) -> None:
+        """Rows already in RowBinary, inserted from a file (rowbinary.py: data inline in the
+        query would be read by the SQL lexer first). The file is the storage's own, rewritten by
+        each insert; inserts run one at a time (the lock)."""
+        structure = ", ".join(
+            f"{name} {type_name}" for name, type_name in zip(columns, self._types_of(table, columns), strict=True)
+        )
+        names = ", ".join(columns)
+        with self._lock:
+            try:
+                self._insert_path.parent.mkdir(parents=True, exist_ok=True)
+                self._insert_path.write_bytes(data)
+            except OSError as error:
+                raise StorageError(f"chDB: the insert's data could not be written: {error}") from None
+            try:
+                self._run(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM "
+                    f"file({literal(str(self._insert_path))}, 'RowBinary', {literal(structure)})"
+                )
+            except StorageError:
+                self._column_types.pop(table, None)  # a changed table is described again on the retry
+                raise
 
     def prepare_columns(self) -> None:
         # pyarrow, and pandas, which pyarrow imports the first time it converts a list: about a
@@ -131,11 +178,7 @@ class ChdbStorage(Storage):
         # pyarrow loads with the first columnar insert: the gateway's chDB never makes one
         from services.storage.arrow import arrow_table
 
-        types = self._column_types.get(table)
-        if types is None:
-            types = self._column_types[table] = {
-                name: type_name for name, type_name, *_ in self.query(f"DESCRIBE TABLE {table}")
-            }
+        types = self._table_types(table)
         # The Python table function finds this local by its name, on the calling thread's stack.
         fundwatch_columns = arrow_table(columns, types)  # noqa: F841 - read by chDB, by name
         names = ", ".join(columns)

@@ -186,3 +186,28 @@ def test_embedded_tables_write_small_parts_packed(storage):
         {"db": DATABASE},
     )
     assert kinds == [("Packed",)]
+
+
+def test_large_inserts_read_back_exactly_as_small_ones(storage):
+    # on chDB an insert of a quarter of a megabyte or more goes in as RowBinary from a file
+    # (services/storage/rowbinary.py), a smaller one inline as JSON: the same values either way
+    tag = uuid.uuid4().hex
+    payload = '{"records":[["t","R-1","红",true,125,"\\u0000"]],"q":"\'\\\\"}' * 400
+    rows = [[f"{tag}/{i}", i, payload if i % 2 else "", 1_764_000_000 + i] for i in range(40)]
+    storage.insert(f"{DATABASE}.outbox", ("msg_id", "partition", "payload", "received_at"), rows)
+    storage.insert(f"{DATABASE}.outbox", ("msg_id", "partition", "payload", "received_at"), [[f"{tag}/x", 7, payload, 1]])
+    stored = storage.query(
+        f"SELECT msg_id, partition, payload, toUnixTimestamp(received_at) FROM {DATABASE}.outbox "
+        "WHERE startsWith(msg_id, %(tag)s) ORDER BY partition, msg_id",
+        {"tag": tag},
+    )
+    expected = sorted([tuple(row) for row in rows] + [(f"{tag}/x", 7, payload, 1)], key=lambda r: (r[1], r[0]))
+    assert stored == expected
+    ids = [f"{tag}-{i}" for i in range(20_000)]
+    storage.insert(
+        f"{DATABASE}.batches", ("bank_code", "batch_id", "answer", "digest", "record_ids", "received_at"),
+        [["B1", tag, '{"accepted":20000}', "d", ids, 1_764_000_000]],
+    )  # fmt: skip
+    assert storage.query(
+        f"SELECT record_ids FROM {DATABASE}.batches WHERE batch_id = %(tag)s", {"tag": tag}
+    ) == [(ids,)]
