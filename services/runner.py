@@ -29,6 +29,7 @@ from services.auth import TokenStore, resolve_admin_token
 from services.broker import EmbeddedBroker
 from services.config import Settings
 from services.gateway.api import Gateway
+from services.gil import hand_over_often
 from services.kafka_io import Publisher, ensure_topics
 from services.logs import setup_logging
 from services.storage import migrate, open_storage
@@ -286,6 +287,7 @@ def _prepare(settings: Settings, bootstrap: str) -> AsyncStorage:
 
 def _execute(worker: mode.Worker) -> int:
     """Run a mode/Faust worker until it stops; its exit code."""
+    hand_over_often()  # services/gil.py: its storage and Kafka threads wait less for the lock
     try:
         worker.execute_from_commandline()
     except SystemExit as done:
