@@ -44,24 +44,28 @@ def apply(
     new = empty_state() if state is None else {**state, "recent": list(state["recent"])}
     if msg_id in new["recent"]:
         return new
+    records = records if isinstance(records, list) else list(records)
+    # summed per direction at once: a busy account's message holds hundreds of transactions
+    transactions = [record for record in records if type(record) is TxnRecord]
+    credits = [record.amount_cents for record in transactions if record.credit]
+    debits = [record.amount_cents for record in transactions if not record.credit]
+    new["inflow_cents"] += sum(credits)
+    new["n_in"] += len(credits)
+    new["outflow_cents"] += sum(debits)
+    new["n_out"] += len(debits)
+    times = [record.booked_at for record in transactions]
     for record in records:
-        if isinstance(record, TxnRecord):
-            if record.credit:
-                new["inflow_cents"] += record.amount_cents
-                new["n_in"] += 1
-            else:
-                new["outflow_cents"] += record.amount_cents
-                new["n_out"] += 1
-            ts = record.booked_at
-        else:
+        if type(record) is BalanceRecord:
             # keep the latest snapshot by event time, so late records do not roll it back
             if new["balance_at"] is None or record.as_of >= new["balance_at"]:
                 new["balance_cents"] = record.balance_cents
                 new["balance_at"] = record.as_of
                 new["liabilities_cents"] = record.customer_liabilities_cents
-            ts = record.as_of
-        new["first_seen"] = ts if new["first_seen"] is None else min(new["first_seen"], ts)
-        new["last_seen"] = ts if new["last_seen"] is None else max(new["last_seen"], ts)
+            times.append(record.as_of)
+    if times:
+        first, last = min(times), max(times)
+        new["first_seen"] = first if new["first_seen"] is None else min(new["first_seen"], first)
+        new["last_seen"] = last if new["last_seen"] is None else max(new["last_seen"], last)
     new["recent"].append(msg_id)
     del new["recent"][:-RECENT_MESSAGES]
     return new
