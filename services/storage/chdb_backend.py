@@ -53,8 +53,8 @@ def _converter(type_name: str) -> Callable[[Any], Any]:
 
 
 # Rows of at least this many bytes (in RowBinary) are inserted from a file: reading a file costs
-# chDB 2-3 ms more than data inline, which the lexer's time on a quarter of a megabyte of JSON
-# outweighs (rowbinary.py)
+# chDB 2-3 ms more than data inline, less than what a quarter of a megabyte of JSON inline costs
+# it more than the same bytes as RowBinary (rowbinary.py)
 FILE_INSERT_BYTES = 256 * 1024
 
 # parts smaller than this are stored packed (one file); 10 MiB covers every insert of a take
@@ -142,9 +142,9 @@ class ChdbStorage(Storage):
         return [types.get(column, "") for column in columns]
 
     def _insert_file(self, table: str, columns: Sequence[str], data: bytes) -> None:
-        """Rows already in RowBinary, inserted from a file (rowbinary.py: data inline in the
-        query would be read by the SQL lexer first). The file is the storage's own, rewritten by
-        each insert; inserts run one at a time (the lock)."""
+        """Rows already in RowBinary, inserted from a file (rowbinary.py: chDB takes inline data
+        only as text). The file is the storage's own, written for each insert and removed after
+        it; inserts run one at a time (the lock)."""
         structure = ", ".join(
             f"{name} {type_name}" for name, type_name in zip(columns, self._types_of(table, columns), strict=True)
         )
@@ -163,6 +163,8 @@ class ChdbStorage(Storage):
             except StorageError:
                 self._column_types.pop(table, None)  # a changed table is described again on the retry
                 raise
+            finally:
+                self._insert_path.unlink(missing_ok=True)
 
     def prepare_columns(self) -> None:
         # pyarrow, and pandas, which pyarrow imports the first time it converts a list: about a
