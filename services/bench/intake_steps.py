@@ -39,6 +39,9 @@ class MemoryStorage:
         self.rows += len(rows)
         return len(rows)
 
+    async def insert_all(self, inserts: Any) -> list[int]:
+        return [await self.insert(*insert) for insert in inserts]
+
     async def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         return []
 

@@ -65,10 +65,10 @@ class GroupCommit:
             taken, self._waiting = self._waiting, []
             messages = [message for outbox_rows, _, _ in taken for message in outbox_rows]
             batches = [row for _, row, _ in taken]
+            inserts = [(f"{DATABASE}.outbox", OUTBOX_COLUMNS, messages)] if messages else []
+            inserts.append((f"{DATABASE}.batches", BATCH_COLUMNS, batches))
             try:
-                if messages:
-                    await self.storage.insert(f"{DATABASE}.outbox", OUTBOX_COLUMNS, messages)
-                await self.storage.insert(f"{DATABASE}.batches", BATCH_COLUMNS, batches)
+                await self.storage.insert_all(inserts)
             except Exception as error:  # every batch of this round is refused; the next round may pass
                 for *_, done in taken:
                     if not done.done():

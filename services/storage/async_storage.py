@@ -44,6 +44,24 @@ class AsyncStorage:
         metrics.CLICKHOUSE_ROWS.labels(name).inc(len(rows))
         return count
 
+    async def insert_all(self, inserts: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> list[int]:
+        """Several inserts (table, columns, rows) in order, in one call to the storage thread: the
+        event loop is not woken between them, so the second does not wait for a busy loop to
+        hand it over. Raises the first insert's StorageError; the inserts before it are written."""
+        return await self._run(self._insert_each, inserts)
+
+    def _insert_each(self, inserts: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> list[int]:
+        counts = []
+        for table, columns, rows in inserts:
+            name = table.rsplit(".", 1)[-1]
+            try:
+                counts.append(self.sync.insert(table, columns, rows))
+            except StorageError:
+                metrics.CLICKHOUSE_ERRORS.labels(name).inc()
+                raise
+            metrics.CLICKHOUSE_ROWS.labels(name).inc(len(rows))
+        return counts
+
     async def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> int:
         name = table.rsplit(".", 1)[-1]
         try:

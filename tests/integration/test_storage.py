@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,6 +13,7 @@ import pytest
 
 from schemas.ddl import DATABASE, MIGRATIONS
 from services.storage import StorageError, migrate, open_storage
+from services.storage.async_storage import AsyncStorage
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +218,42 @@ def test_large_inserts_read_back_exactly_as_small_ones(storage):
     assert storage.query(
         f"SELECT record_ids FROM {DATABASE}.batches WHERE batch_id = %(tag)s", {"tag": tag}
     ) == [(ids,)]
+
+
+def test_several_inserts_in_one_call_are_written_in_order_and_stop_at_the_first_failure(storage):
+    tag = uuid.uuid4().hex
+    outbox = (f"{DATABASE}.outbox", ("msg_id", "partition", "payload", "received_at"))
+    batches = (f"{DATABASE}.batches", ("bank_code", "batch_id", "answer", "digest", "record_ids", "received_at"))
+    threads: set[int] = set()
+    insert = storage.insert
+
+    def noting_thread(*args):
+        threads.add(threading.get_ident())
+        return insert(*args)
+
+    async def work(wrapped):
+        counts = await wrapped.insert_all(
+            [(*outbox, [[f"{tag}/1", 1, "{}", 0], [f"{tag}/2", 2, "{}", 0]]), (*batches, [["B1", tag, "{}", "", [], 0]])]
+        )
+        with pytest.raises(StorageError):
+            await wrapped.insert_all(
+                [(*outbox, [[f"{tag}/3", 3, "{}", 0]]), (f"{DATABASE}.no_such_table", ("x",), [[1]]),
+                 (*batches, [["B1", f"{tag}-after", "{}", "", [], 0]])]
+            )  # fmt: skip
+        return counts
+
+    storage.insert = noting_thread
+    wrapped = AsyncStorage(storage)
+    try:
+        counts = asyncio.run(work(wrapped))
+    finally:
+        wrapped._executor.shutdown(wait=True)
+        del storage.insert
+    assert counts == [2, 1]
+    assert len(threads) == 1 and threading.get_ident() not in threads  # the storage thread, once
+    assert storage.query(
+        f"SELECT msg_id FROM {DATABASE}.outbox WHERE startsWith(msg_id, %(tag)s) ORDER BY msg_id", {"tag": tag}
+    ) == [(f"{tag}/1",), (f"{tag}/2",), (f"{tag}/3",)]
+    assert storage.query(
+        f"SELECT batch_id FROM {DATABASE}.batches WHERE startsWith(batch_id, %(tag)s)", {"tag": tag}
+    ) == [(tag,)]

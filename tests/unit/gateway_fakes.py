@@ -53,6 +53,9 @@ class FakeStorage:
         self.tables[name].extend(dict(zip(columns, row, strict=True)) for row in rows)
         return len(rows)
 
+    async def insert_all(self, inserts) -> list[int]:
+        return [await self.insert(*insert) for insert in inserts]
+
     async def query(self, sql: str, params: dict | None = None) -> list[tuple]:
         if self.fail_queries:
             raise StorageError("ClickHouse is away")

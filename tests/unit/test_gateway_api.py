@@ -48,6 +48,9 @@ class FakeStorage:
         self.inserted.append((table, list(rows)))
         return len(rows)
 
+    async def insert_all(self, inserts: Any) -> list[int]:
+        return [await self.insert(*insert) for insert in inserts]
+
     async def execute(self, sql: str, params: Any = None) -> None:
         return None
 

@@ -13,7 +13,7 @@ from services.storage.base import StorageError
 
 
 class SlowStorage:
-    """insert() as AsyncStorage has it, taking a while, failing on cue."""
+    """insert() and insert_all() as AsyncStorage has them, taking a while, failing on cue."""
 
     def __init__(self, fail_rounds: int = 0) -> None:
         self.inserts: list[tuple[str, list]] = []
@@ -27,6 +27,9 @@ class SlowStorage:
             raise StorageError("ClickHouse is away")
         self.inserts.append((table.rsplit(".", 1)[-1], list(rows)))
         return len(rows)
+
+    async def insert_all(self, inserts):
+        return [await self.insert(*insert) for insert in inserts]
 
 
 def test_batches_arriving_together_share_one_write_per_table_and_all_wait_for_it():
