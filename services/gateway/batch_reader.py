@@ -5,15 +5,15 @@ within the rules) costs a handful of C passes over its values instead of a Pytho
 join of its ids, a time looked up, a quote count, a record built. Here the batch's records are
 decoded by one call, each field is taken as a column (``attrgetter`` mapped over the records),
 and each rule is checked once over a column: the amounts by one regex over them all joined, the
-ids by one character test over them all joined, the times once per distinct text, the quotes by
-one count over the records' bytes against what they all should hold (each record's count can only
-exceed its own share, never fall short: ``refuse_repeated_keys``), the records built by mapping
-their type over the columns.
+ids by one character test over them all joined, the times as one array of digits (batch_times.py;
+once per distinct text when one is of another form), the quotes by one count over the records'
+bytes against what they all should hold (each record's count can only exceed its own share, never
+fall short: ``refuse_repeated_keys``), the records built by mapping their type over the columns.
+A batch's few balance records are read one by one, as the per-record reader reads them.
 
 The answer is the per-record reader's or nothing: ``read_batch`` returns every record exactly as
 ``RecordReader.read`` would, or None when any record is not plainly within the rules (a value to
-refuse, or one merely unusual: a balance record, a null, an escaped quote, an amount without two
-decimals). The caller then reads the batch record by record, which gives each record its own
+refuse, or one merely unusual: a null, an escaped quote, an amount without two decimals). The caller then reads the batch record by record, which gives each record its own
 answer or error; so this path changes the cost of the usual batch and nothing else.
 """
 
@@ -35,10 +35,10 @@ from services.gateway.reader import (
     _TXN_KEYS,
     BalanceIn,
     TransactionIn,
-    _astuple,
     _balance,
     _epoch,
     _plain_ids,
+    keys_given,
 )
 
 _decode_records = msgspec.json.Decoder(list[TransactionIn | BalanceIn]).decode
@@ -91,9 +91,7 @@ def read_batch(raws: list[msgspec.Raw]) -> list[Record] | None:
 
 def _balance_keys_given(balances: list[BalanceIn]) -> int:
     """As ``_Columns.keys_given``, one balance record at a time."""
-    return sum(
-        _BALANCE_KEYS - _astuple(record).count(None) + (record.currency is not UNSET) for record in balances
-    )
+    return sum(keys_given(record, _BALANCE_KEYS) for record in balances)
 
 
 class _Columns(NamedTuple):

@@ -143,6 +143,12 @@ def _minute_epoch(text: str) -> int | None:
         return None
 
 
+def keys_given(record: TransactionIn | BalanceIn, keys_but_currency: int) -> int:
+    """The keys a record decoded here gave, had it no null and no repeat: "kind", every field
+    that is not None, and "currency" when it was given (``refuse_repeated_keys`` counts on it)."""
+    return keys_but_currency - _astuple(record).count(None) + (record.currency is not UNSET)
+
+
 def _transaction(r: TransactionIn) -> TxnRecord | None:
     after = r.balance_after
     currency = "CNY" if r.currency is UNSET else r.currency
@@ -231,7 +237,7 @@ class RecordReader:
         # more: 2 for a null, 4 for a repeat, 1 for an escaped quote; the strict decoder's own
         # check tells those apart ("currency" unset here rather than "CNY" leaves the count of
         # None, all it reads of the record, the same).
-        given = keys - _astuple(record).count(None) + (record.currency is not UNSET)
+        given = keys_given(record, keys)
         if bytes(raw).count(b'"') != 4 * given:
             refuse_repeated_keys(raw, record, keys)
         return message

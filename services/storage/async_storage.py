@@ -35,14 +35,7 @@ class AsyncStorage:
         return await self._run(self.sync.query_dicts, sql, params)
 
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        name = table.rsplit(".", 1)[-1]
-        try:
-            count = await self._run(self.sync.insert, table, columns, rows)
-        except StorageError:
-            metrics.CLICKHOUSE_ERRORS.labels(name).inc()
-            raise
-        metrics.CLICKHOUSE_ROWS.labels(name).inc(len(rows))
-        return count
+        return (await self.insert_all([(table, columns, rows)]))[0]
 
     async def insert_all(self, inserts: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> list[int]:
         """Several inserts (table, columns, rows) in order, in one call to the storage thread: the

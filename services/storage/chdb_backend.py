@@ -52,9 +52,9 @@ def _converter(type_name: str) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-# Rows of at least this many bytes (in RowBinary) are inserted from a file: reading a file costs
-# chDB 2-3 ms more than data inline, less than what a quarter of a megabyte of JSON inline costs
-# it more than the same bytes as RowBinary (rowbinary.py)
+# Rows of at least this many bytes as JSON are inserted as RowBinary from a file: reading a file
+# costs chDB 2-3 ms more than data inline, less than what a quarter of a megabyte of JSON inline
+# costs it more than the same rows as RowBinary (rowbinary.py). Smaller rows are encoded once.
 FILE_INSERT_BYTES = 256 * 1024
 
 # parts smaller than this are stored packed (one file); 10 MiB covers every insert of a take
@@ -114,14 +114,16 @@ class ChdbStorage(Storage):
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
-        data = encode_rows(rows, self._types_of(table, columns))
-        if data is not None and len(data) >= FILE_INSERT_BYTES:
-            self._insert_file(table, columns, data)
-            return len(rows)
         # msgspec writes Decimal as a quoted exact string and datetimes as RFC 3339, which
         # ClickHouse reads with best-effort parsing: no per-value conversion in Python.
         encode = msgspec.json.encode
         payload = b"\n".join(encode(row) for row in rows)
+        if len(payload) >= FILE_INSERT_BYTES:
+            types = self._types_of(table, columns)
+            data = encode_rows(rows, types)
+            if data is not None:
+                self._insert_file(table, columns, types, data)
+                return len(rows)
         self._run(
             f"INSERT INTO {table} ({', '.join(columns)}) SETTINGS date_time_input_format = 'best_effort' "
             "FORMAT JSONCompactEachRow\n" + payload.decode()
@@ -141,13 +143,11 @@ class ChdbStorage(Storage):
         types = self._table_types(table)
         return [types.get(column, "") for column in columns]
 
-    def _insert_file(self, table: str, columns: Sequence[str], data: bytes) -> None:
+    def _insert_file(self, table: str, columns: Sequence[str], types: Sequence[str], data: bytes) -> None:
         """Rows already in RowBinary, inserted from a file (rowbinary.py: chDB takes inline data
         only as text). The file is the storage's own, written for each insert and removed after
         it; inserts run one at a time (the lock)."""
-        structure = ", ".join(
-            f"{name} {type_name}" for name, type_name in zip(columns, self._types_of(table, columns), strict=True)
-        )
+        structure = ", ".join(f"{name} {type_name}" for name, type_name in zip(columns, types, strict=True))
         names = ", ".join(columns)
         with self._lock:
             try:
