@@ -74,7 +74,8 @@ class CommitHook(faust.Sensor):
     """Writes the account and institution states changed since the last commit to their
     tables' changelogs as a commit starts: Faust then flushes the producer and only after that
     commits the offsets (faust.transport.consumer: force_commit calls the sensors first, on
-    every commit path)."""
+    every commit path). A take whose alerts are not out yet has its states written once they
+    are, and the flush waits for that (streams/take_gate.py)."""
 
     def __init__(self, processor: RecordsProcessor, institutions: InstitutionProcessor) -> None:
         super().__init__()
@@ -82,7 +83,15 @@ class CommitHook(faust.Sensor):
         self.institutions = institutions
 
     def on_commit_initiated(self, consumer: Any) -> Any:
-        return self.processor.write_states() + self.institutions.write_states()
+        written = 0
+        for gate in (self.processor.gate, self.institutions.gate):
+            result = gate.write_or_defer()
+            if isinstance(result, int):
+                written += result
+            else:
+                # the producer's flush, which the commit awaits before any offset, waits for it
+                consumer.app.producer.unacked.track(result)
+        return written
 
 
 def faust_app(app_id: str, bootstrap: str, partitions: int, datadir: Path) -> faust.App:

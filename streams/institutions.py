@@ -27,6 +27,7 @@ from schemas.messages import InstitutionPart, decode_institution_message, partit
 from streams import metrics
 from streams.records import readable
 from streams.sink import Sink
+from streams.take_gate import TakeGate
 
 log = logging.getLogger("fundwatch.worker")
 
@@ -51,6 +52,8 @@ class InstitutionProcessor:
         self.messages_handled = 0
         # states changed since the last write_states(), the newest per institution
         self._unwritten: dict[str, dict[str, Any]] = {}
+        # a take's states go to the changelog only once its alerts are out (streams/take_gate.py)
+        self.gate = TakeGate(self.write_states)
 
     async def _state(self, institution_id: str) -> dict[str, Any] | None:
         key = institution_id.encode("utf-8")
@@ -89,9 +92,6 @@ class InstitutionProcessor:
         """Messages taken together: each through the detectors in order, their alerts out once
         for all of them."""
         started = time.perf_counter()
-        now = int(time.time())
-        ceiling = now + self.max_future_s
-        changed_alerts: list[tuple[str, AlertData]] = []
         # Each institution's parts over the messages taken, in order. Its plain records parts go
         # through the detectors in one step; a review (products just upserted) is a step of its
         # own, with those products overlaid on the reference view.
@@ -104,6 +104,25 @@ class InstitutionProcessor:
                 # the records message this part came from, and which of its parts it is
                 partition = partition_for(message.parts[0].institution_id, self.partitions)
                 handled.append((message.msg_id[: -len(_FORWARDED)], f"i{partition}"))
+        self.gate.begin()
+        try:
+            await self._step_and_emit(steps)
+        except BaseException as error:
+            self.gate.end(error)
+            raise
+        self.gate.end()
+        for msg_id, stage in handled:
+            self.sink.mark_done(msg_id, stage)
+        self.messages_handled += len(values)
+        metrics.INSTITUTION_MESSAGES_HANDLED.inc(len(values))
+        metrics.INSTITUTION_PROCESSING_SECONDS.observe(time.perf_counter() - started)
+
+    async def _step_and_emit(self, steps: dict[str, list[tuple[str, InstitutionPart]]]) -> None:
+        """Each institution's parts through the detectors, the new states kept and the alerts
+        that changed out."""
+        now = int(time.time())
+        ceiling = now + self.max_future_s
+        changed_alerts: list[tuple[str, AlertData]] = []
         for institution_id, parts in steps.items():
             state = await self._state(institution_id)
             for run in _runs(parts):
@@ -127,11 +146,6 @@ class InstitutionProcessor:
                     self._keep_state(institution_id, new_state)
                 changed_alerts.extend(changed)
         await self.sink.emit_alerts(changed_alerts)
-        for msg_id, stage in handled:
-            self.sink.mark_done(msg_id, stage)
-        self.messages_handled += len(values)
-        metrics.INSTITUTION_MESSAGES_HANDLED.inc(len(values))
-        metrics.INSTITUTION_PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
 
 def _runs(parts: list[tuple[str, InstitutionPart]]) -> list[list[tuple[str, InstitutionPart]]]:

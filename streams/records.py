@@ -32,6 +32,7 @@ from streams import metrics
 from streams.reference import ReferenceView
 from streams.rows import Columns, message_columns
 from streams.sink import Sink
+from streams.take_gate import TakeGate
 
 _encode_state = msgspec.json.Encoder().encode
 log = logging.getLogger("fundwatch.worker")
@@ -84,6 +85,8 @@ class RecordsProcessor:
         # per records partition, the anomaly sweep (models/anomaly_sweep.py); rebuilt from the
         # table the first time a partition is taken from after a start or a rebalance
         self.sweeps: dict[int, SweepIndex] = {}
+        # a take's states go to the changelog only once its alerts are out (streams/take_gate.py)
+        self.gate = TakeGate(self.write_states)
 
     def load_seed(self) -> int:
         self.seed = self.sink.load_snapshots("account")
@@ -142,6 +145,25 @@ class RecordsProcessor:
     async def _detect(self, messages: list[Any], grouped: list[tuple[Any, dict[str, list[Any]]]]) -> None:
         now = int(time.time())
         context = dataclasses.replace(self.context, event_time_ceiling=now + self.max_future_s)
+        self.gate.begin()
+        try:
+            await self._step_and_emit(context, grouped, now)
+        except BaseException as error:
+            self.gate.end(error)
+            raise
+        self.gate.end()
+        for message in messages:
+            # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
+            parts = await self._forward(
+                message.msg_id, message.received_at, message.records, message.bank_code
+            )
+            self.sink.mark_done(message.msg_id, "records", parts)
+
+    async def _step_and_emit(
+        self, context: DetectContext, grouped: list[tuple[Any, dict[str, list[Any]]]], now: int
+    ) -> None:
+        """Each account's new messages through the detectors, the silent accounts swept, the
+        new states kept and the alerts that changed out."""
         touched: dict[str, dict[str, Any]] = {}
         changed_alerts: list[tuple[str, AlertData]] = []
         replayed: set[str] = set()
@@ -170,12 +192,6 @@ class RecordsProcessor:
             self._keep_state(account_id, state)
             self.sink.remember("account", account_id, state)
         await self.sink.emit_alerts(changed_alerts)
-        for message in messages:
-            # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
-            parts = await self._forward(
-                message.msg_id, message.received_at, message.records, message.bank_code
-            )
-            self.sink.mark_done(message.msg_id, "records", parts)
 
     def _sweep(
         self,
