@@ -9,11 +9,13 @@ from types import SimpleNamespace
 import pytest
 from faust.serializers import codecs
 
+from models.detectors.frozen import plain
 from streams.app import CommitHook
 from streams.institutions import InstitutionProcessor
 from streams.records import RecordsProcessor
 from streams.take_gate import TakeGate
 from streams.transport import UnackedSends
+from tests.unit.test_detectors_common import CUSTODY, txn, world
 from tests.unit.test_state_changelog import FakeSink, FakeTable
 
 
@@ -88,5 +90,62 @@ def test_the_commit_hook_holds_the_flush_until_a_takes_alerts_are_out():
             (b"ACC-1", {"n": 1}),
             (b"ACC-2", {"n": 2}),
         ]
+
+    asyncio.run(scenario())
+
+
+class ChangelogTable(FakeTable):
+    def get(self, key):
+        return self.data.get(key)
+
+
+class EmittingSink:
+    """Holds a take's alerts on their way out until the test lets them go."""
+
+    def __init__(self) -> None:
+        self.emitting = asyncio.Event()
+        self.release = asyncio.Event()
+        self.emitted: list[tuple[str, object]] = []
+
+    async def emit_alerts(self, changed) -> None:
+        self.emitting.set()
+        await self.release.wait()
+        self.emitted.extend(changed)
+
+    def remember(self, scope, key, state) -> None:
+        pass
+
+    def mark_done(self, msg_id, stage, parts=0) -> None:
+        pass
+
+
+def test_the_records_agent_writes_a_takes_states_only_after_its_alerts():
+    """The wiring in streams/records.py: a commit that starts while a take's large-value alert is
+    on its way out finds the account's new state kept from the changelog until the alert is out."""
+
+    async def scenario() -> None:
+        ctx = world()
+        table, sink, unacked = ChangelogTable(), EmittingSink(), UnackedSends()
+        processor = RecordsProcessor(sink, ctx, ctx.references, table, None, partitions=4)
+
+        async def forward(*args) -> int:
+            return 0
+
+        processor._forward = forward
+        records = [txn(CUSTODY, True, "2600000.00", "2026-11-25 10:00:00", rid="big-1")]
+        message = SimpleNamespace(msg_id="B002/b-1/0", received_at=0, records=records, bank_code="B002")
+        take = asyncio.ensure_future(processor._detect([message], [(message, {CUSTODY: records})]))
+        await asyncio.wait_for(sink.emitting.wait(), 5.0)
+        institutions = InstitutionProcessor(FakeSink(), None, FakeTable(), partitions=4)
+        assert CommitHook(processor, institutions).on_commit_initiated(_consumer(unacked)) == 0
+        flushing = asyncio.ensure_future(unacked.acknowledged())
+        await asyncio.sleep(0.05)
+        assert table.sent == [] and not flushing.done()  # the alert is not out: nor is the state
+        sink.release.set()
+        await asyncio.wait_for(take, 5.0)
+        await asyncio.wait_for(flushing, 1.0)
+        assert [alert.typology for _, alert in sink.emitted] == ["large_value"]
+        [(_, key, value, _)] = table.sent
+        assert key == CUSTODY.encode() and codecs.loads("json", value) == plain(table.data[key])
 
     asyncio.run(scenario())
