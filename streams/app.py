@@ -29,6 +29,7 @@ from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lo
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
 from streams.models import AnomalyModelService
+from streams.order_guard import OrderGuard
 from streams.records import RecordsProcessor
 from streams.reference import ReferenceFollower, ReferenceView
 from streams.sink import SNAPSHOT_SLICE_S, Sink
@@ -199,16 +200,33 @@ def create_worker_app(
 
     # Messages waiting are taken together (at most TAKE_MESSAGES, waiting at most TAKE_WITHIN_S
     # for more): one ClickHouse insert per table and one state write per account for all of
-    # them. Faust acknowledges them once the whole take is handled.
+    # them. Faust acknowledges them once the whole take is handled. The agents take each
+    # partition's messages in offset order (streams/order_guard.py).
+    def committed(tp: Any) -> int | None:
+        return app.consumer._committed_offset.get(tp)
+
+    records_order = OrderGuard("records", committed)
+    institutions_order = OrderGuard("institutions", committed)
+
+    async def in_order(guard: OrderGuard, events: list[Any]) -> list[bytes]:
+        admitted, refetch = guard.admit(events)
+        for tp, offset in refetch.items():
+            await app.consumer.seek(tp, offset)
+        return [event.value for event in admitted]
+
     @app.agent(records_topic, name="records")
     async def records_agent(stream: Any) -> None:
-        async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
-            await processor.handle_many(values)
+        async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_S):
+            values = await in_order(records_order, events)
+            if values:
+                await processor.handle_many(values)
 
     @app.agent(institution_topic, name="institutions")
     async def institutions_agent(stream: Any) -> None:
-        async for values in stream.take(TAKE_MESSAGES, within=TAKE_WITHIN_S):
-            await institutions.handle_many(values)
+        async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_S):
+            values = await in_order(institutions_order, events)
+            if values:
+                await institutions.handle_many(values)
 
     # Snapshot slices go out on a timer of their own, whether or not messages keep coming
     @app.timer(interval=SNAPSHOT_SLICE_S)

@@ -59,6 +59,12 @@ CONSUMER_STALLS = Counter(
     "Partitions a worker found stalled: committed offset standing still below the position, nothing moving",
     ["group", "topic"],
 )
+MESSAGES_OUT_OF_ORDER = Counter(
+    "fundwatch_messages_out_of_order_total",
+    "Times an agent was handed a message past one never handed on, held it back and fetched the "
+    "partition again from the missing one (streams/order_guard.py)",
+    ["agent"],
+)
 STATE_BYTES = Counter(
     "fundwatch_state_bytes_written_total",
     "Bytes of account and institution state written: to the account table's changelog, and as "
