@@ -116,6 +116,7 @@ class InstitutionProcessor:
         self.messages_handled += len(values)
         metrics.INSTITUTION_MESSAGES_HANDLED.inc(len(values))
         metrics.INSTITUTION_PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        metrics.LAST_TAKE_DONE.set(time.time())
 
     async def _step_and_emit(self, steps: dict[str, list[tuple[str, InstitutionPart]]]) -> None:
         """Each institution's parts through the detectors, the new states kept and the alerts

@@ -44,6 +44,11 @@ INSTITUTION_MESSAGES_HANDLED = Counter(
     "fundwatch_institution_messages_handled_total",
     "Institution messages (re-keyed records and product reviews) processed by workers",
 )
+LAST_TAKE_DONE = Gauge(
+    "fundwatch_last_take_done_timestamp_seconds",
+    "When (Unix seconds) an agent of this worker last finished a take of messages: the end of a "
+    "backlog to the second, for what polls the counters less often",
+)
 INSTITUTION_PROCESSING_SECONDS = Histogram(
     "fundwatch_institution_message_processing_seconds",
     "Time to process the institution messages taken together through the institution-level detectors",

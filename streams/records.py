@@ -137,6 +137,7 @@ class RecordsProcessor:
         metrics.MESSAGES_PROCESSED.inc(len(messages))
         self.messages_handled += len(messages)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        metrics.LAST_TAKE_DONE.set(time.time())
 
     async def _insert(self, columns: Columns) -> None:
         for table, values in columns.tables.items():

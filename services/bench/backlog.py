@@ -55,6 +55,7 @@ STATE_HELD = "fundwatch_state_held_bytes"
 SNAPSHOTS_WAITING = "fundwatch_snapshot_queue_states"
 COLLECTOR_S = "fundwatch_gc_pause_seconds_total"  # services/collector.py, all generations
 REPLAYED = "fundwatch_messages_replayed_total"
+TAKE_DONE = "fundwatch_last_take_done_timestamp_seconds"  # streams/metrics.py: Unix seconds
 # Requests each bank keeps in flight while the gateway's rate is measured. A batch's answer waits
 # for the broker's acknowledgement and the ClickHouse write of its keys; with one request per
 # bank the gateway sat idle a third of the time waiting for its five clients (py-spy), so the
@@ -147,14 +148,16 @@ async def follow_worker(
     cpu: CpuWindow | None = None,
 ) -> float:
     """The worker's sustained rate over the backlog: from the first processed record seen to the
-    last, counting only what was processed in between. With ``stall_s``, a worker
+    last, counting only what was processed in between. The first is a poll's moment; the last is
+    when the worker says its last take was done, not the poll after it (polls 0.2 s apart are a
+    tenth of a backlog that lasts 2 s). With ``stall_s``, a worker
     whose count stood still that long after it began is given up on. ``start_count`` is what
     the worker had processed before this backlog (a worker that was paused, not started). With
     ``cpu``, the processes' CPU time is taken when the first processed record is seen and when
     the last is (``cpu.used``)."""
     deadline = time.monotonic() + timeout_s
-    first: tuple[float, float] | None = None
-    polling_since = time.perf_counter()
+    first: tuple[float, float] | None = None  # (Unix seconds, processed) at the first look that saw progress
+    polling_since = time.time()
     moved: tuple[float, float] = (time.monotonic(), start_count)  # when the count last changed, and to what
     while time.monotonic() < deadline:
         if worker.process is not None and worker.process.poll() is not None:
@@ -162,7 +165,7 @@ async def follow_worker(
         worker.sample_rss()
         try:
             counts = await worker.metrics(
-                session, PROCESSED, INSTITUTION_SENT, INSTITUTION_HANDLED, COLLECTOR_S
+                session, PROCESSED, INSTITUTION_SENT, INSTITUTION_HANDLED, COLLECTOR_S, TAKE_DONE
             )
             processed, sent, handled = (
                 counts[PROCESSED],
@@ -172,7 +175,7 @@ async def follow_worker(
         except aiohttp.ClientError:
             await asyncio.sleep(0.2)
             continue
-        now = time.perf_counter()
+        now = time.time()
         if processed != moved[1]:
             moved = (time.monotonic(), processed)
         elif stall_s is not None and first is not None and time.monotonic() - moved[0] > stall_s:
@@ -192,7 +195,8 @@ async def follow_worker(
                 cpu.end(processed, counts[COLLECTOR_S])
             if first is None or first[1] >= processed:  # all of it between two looks
                 first = (polling_since, start_count)
-            span = now - first[0]
+            done = counts[TAKE_DONE]
+            span = (min(now, done) if done > first[0] else now) - first[0]
             return (processed - first[1]) / span if span > 0 else float("inf")
         await asyncio.sleep(0.2)
     raise RuntimeError(f"the worker did not process {total:,} records within {timeout_s:.0f} s")

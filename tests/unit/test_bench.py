@@ -283,3 +283,42 @@ def test_a_cpu_window_counts_the_cpu_a_process_used_per_item_between_two_moments
     empty.begin(5)
     empty.end(5)
     assert empty.us_per_item() == {}  # nothing done: no figure rather than a division by zero
+
+
+class _ScriptedWorker:
+    """A worker whose counters move as scripted, one step per poll: (records processed, the time
+    its last take was done, as an offset from the previous poll; None: the gauge not there)."""
+
+    process = None
+
+    def __init__(self, steps: list[tuple[int, float | None]]) -> None:
+        self.steps = steps
+        self.polled_at: list[float] = []
+
+    def sample_rss(self) -> None:
+        pass
+
+    async def metrics(self, session, *names: str) -> dict[str, float]:
+        from services.bench.backlog import PROCESSED, TAKE_DONE
+
+        step = self.steps[min(len(self.polled_at), len(self.steps) - 1)]
+        done = 0.0 if step[1] is None or not self.polled_at else self.polled_at[-1] + step[1]
+        self.polled_at.append(time.time())
+        counts = dict.fromkeys(names, 0.0)
+        counts.update({PROCESSED: float(step[0]), TAKE_DONE: done})
+        return counts
+
+
+@pytest.mark.parametrize(
+    ("done_after_s", "low", "high"),
+    [(0.05, 30_000, 42_000), (None, 4_000, 10_500)],  # 2,000 records over 0.05 s; over a poll's 0.2 s
+)
+def test_the_backlog_rate_ends_when_the_worker_says_its_last_take_was_done(done_after_s, low, high):
+    import asyncio
+
+    from services.bench.backlog import follow_worker
+    from services.progress import StatusLine
+
+    worker = _ScriptedWorker([(0, None), (1_000, None), (3_000, done_after_s)])
+    rate = asyncio.run(follow_worker(None, worker, 3_000, StatusLine("t", enabled=False), timeout_s=10))
+    assert low < rate < high, rate
