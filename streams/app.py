@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,28 +206,23 @@ def create_worker_app(
     def committed(tp: Any) -> int | None:
         return app.consumer._committed_offset.get(tp)
 
-    records_order = OrderGuard("records", committed)
-    institutions_order = OrderGuard("institutions", committed)
-
-    async def in_order(guard: OrderGuard, events: list[Any]) -> list[bytes]:
-        admitted, refetch = guard.admit(events)
-        for tp, offset in refetch.items():
-            await app.consumer.seek(tp, offset)
-        return [event.value for event in admitted]
+    async def take_in_order(
+        stream: Any, guard: OrderGuard, handle: Callable[[list[bytes]], Awaitable[None]]
+    ) -> None:
+        async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_S):
+            admitted, refetch = guard.admit(events)
+            for tp, offset in refetch.items():
+                await app.consumer.seek(tp, offset)
+            if admitted:
+                await handle([event.value for event in admitted])
 
     @app.agent(records_topic, name="records")
     async def records_agent(stream: Any) -> None:
-        async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_S):
-            values = await in_order(records_order, events)
-            if values:
-                await processor.handle_many(values)
+        await take_in_order(stream, OrderGuard("records", committed), processor.handle_many)
 
     @app.agent(institution_topic, name="institutions")
     async def institutions_agent(stream: Any) -> None:
-        async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_S):
-            values = await in_order(institutions_order, events)
-            if values:
-                await institutions.handle_many(values)
+        await take_in_order(stream, OrderGuard("institutions", committed), institutions.handle_many)
 
     # Snapshot slices go out on a timer of their own, whether or not messages keep coming
     @app.timer(interval=SNAPSHOT_SLICE_S)

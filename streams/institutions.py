@@ -104,13 +104,8 @@ class InstitutionProcessor:
                 # the records message this part came from, and which of its parts it is
                 partition = partition_for(message.parts[0].institution_id, self.partitions)
                 handled.append((message.msg_id[: -len(_FORWARDED)], f"i{partition}"))
-        self.gate.begin()
-        try:
+        with self.gate:
             await self._step_and_emit(steps)
-        except BaseException as error:
-            self.gate.end(error)
-            raise
-        self.gate.end()
         for msg_id, stage in handled:
             self.sink.mark_done(msg_id, stage)
         self.messages_handled += len(values)

@@ -146,13 +146,8 @@ class RecordsProcessor:
     async def _detect(self, messages: list[Any], grouped: list[tuple[Any, dict[str, list[Any]]]]) -> None:
         now = int(time.time())
         context = dataclasses.replace(self.context, event_time_ceiling=now + self.max_future_s)
-        self.gate.begin()
-        try:
+        with self.gate:
             await self._step_and_emit(context, grouped, now)
-        except BaseException as error:
-            self.gate.end(error)
-            raise
-        self.gate.end()
         for message in messages:
             # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
             parts = await self._forward(

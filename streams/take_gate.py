@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from types import TracebackType
 
 
 class TakeGate:
@@ -26,6 +27,16 @@ class TakeGate:
         self._write_states = write_states
         self._open = False  # a take has changed states whose alerts are not out yet
         self._deferred: asyncio.Future[int] | None = None
+
+    def __enter__(self) -> TakeGate:
+        """``with gate:`` around a take's state changes and its alerts' way out."""
+        self.begin()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.end(error)
 
     def begin(self) -> None:
         """A take is about to change states."""

@@ -149,3 +149,16 @@ def test_the_records_agent_writes_a_takes_states_only_after_its_alerts():
         assert key == CUSTODY.encode() and codecs.loads("json", value) == plain(table.data[key])
 
     asyncio.run(scenario())
+
+
+def test_a_take_failing_inside_the_gate_fails_the_commit_and_reraises():
+    async def scenario() -> None:
+        gate = TakeGate(lambda: 1)
+        with pytest.raises(RuntimeError, match="broker gone"), gate:
+            deferred = gate.write_or_defer()
+            raise RuntimeError("broker gone")
+        with pytest.raises(RuntimeError, match="broker gone"):
+            await deferred
+        assert gate.write_or_defer() == 1  # the gate is open again for the next commit
+
+    asyncio.run(scenario())
