@@ -20,6 +20,11 @@ class ConfigError(ValueError):
 # host: the API where the contract puts it, the worker's and the dispatcher's probes beside it.
 # FUNDWATCH_HTTP_PORT (or --http-port) overrides it for any of them.
 DEFAULT_HTTP_PORTS = {"run": 8080, "gateway": 8080, "worker": 8081, "dispatcher": 8082}
+# A worker's commit interval: below a tenth of a second commits would be most of its work; above a
+# minute a killed worker would replay a minute of records and the consumer lag would read a
+# minute behind.
+MIN_COMMIT_INTERVAL_S = 0.1
+MAX_COMMIT_INTERVAL_S = 60.0
 
 
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -95,6 +100,11 @@ class Settings:
     # How long a worker may hold records before writing them to ClickHouse: the bound on how stale
     # the aggregates may be, and the lever for bigger, cheaper inserts.
     flush_interval_s: float = 0.5
+    # How often a worker commits: every state changed since the last commit goes to its table's
+    # changelog, whole, then the offsets (streams/app.py CommitHook). A live worker touches most
+    # accounts within a second, so each commit writes most states again; the interval is what a
+    # killed worker replays at most (docs/benchmarks.md, 2026-12-07 14:00 UTC).
+    commit_interval_s: float = 3.0
     # How far after the gateway's clock a record's booked_at or as_of may lie (CONTRACT.md §2):
     # banks' clocks drift, but a record dated days ahead is a wrong date.
     max_future_s: int = 3600
@@ -135,6 +145,7 @@ class Settings:
             log_format=(env.get("FUNDWATCH_LOG_FORMAT") or "text").lower(),
             app_id=env.get("FUNDWATCH_APP_ID") or "fundwatch",
             flush_interval_s=_float(env, "FUNDWATCH_FLUSH_INTERVAL_S", 0.5, 0.01),
+            commit_interval_s=_float(env, "FUNDWATCH_COMMIT_INTERVAL_S", 3.0, MIN_COMMIT_INTERVAL_S),
             max_future_s=_int(env, "FUNDWATCH_MAX_FUTURE_S", 3600, 0, 366 * 86400),
             model_dir=Path(env["FUNDWATCH_MODEL_DIR"]) if env.get("FUNDWATCH_MODEL_DIR") else None,
             gc_thresholds=_thresholds(env, "FUNDWATCH_GC_THRESHOLDS"),
@@ -159,6 +170,11 @@ class Settings:
         if not 0 <= self.max_future_s <= 366 * 86400:
             raise ConfigError(
                 f"FUNDWATCH_MAX_FUTURE_S must be between 0 and {366 * 86400}, got {self.max_future_s}"
+            )
+        if not MIN_COMMIT_INTERVAL_S <= self.commit_interval_s <= MAX_COMMIT_INTERVAL_S:  # also refuses nan
+            raise ConfigError(
+                f"FUNDWATCH_COMMIT_INTERVAL_S must be between {MIN_COMMIT_INTERVAL_S} and "
+                f"{MAX_COMMIT_INTERVAL_S} seconds, got {self.commit_interval_s}"
             )
         if not self.notify_interval_s >= 0:  # the flag; also refuses nan
             raise ConfigError(f"FUNDWATCH_NOTIFY_INTERVAL_S must be at least 0, got {self.notify_interval_s}")

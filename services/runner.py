@@ -401,7 +401,7 @@ def run_embedded(settings: Settings, simulator: bool = True) -> int:
         admin_token = admin_token_for(settings)
         worker = create_worker_app(
             settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust",
-            settings.max_future_s, settings.models_dir,
+            settings.max_future_s, settings.models_dir, settings.commit_interval_s,
         )  # fmt: skip
         dispatcher = _dispatcher(settings, storage, bootstrap)
 
@@ -455,7 +455,7 @@ def run_worker(settings: Settings) -> int:
     try:
         worker = create_worker_app(
             settings.app_id, bootstrap, settings.partitions, storage, settings.data_dir / "faust",
-            settings.max_future_s, settings.models_dir,
+            settings.max_future_s, settings.models_dir, settings.commit_interval_s,
         )  # fmt: skip
         probes = ProbeService(settings.http_host, settings.http_port, worker.ready)
         return _execute(

@@ -98,6 +98,10 @@ def test_flag_false_spellings(raw):
         ("FUNDWATCH_WEBHOOK_RETRY_BASE_S", "soon"),
         ("FUNDWATCH_WEBHOOK_RETRY_BASE_S", "0"),
         ("FUNDWATCH_FLUSH_INTERVAL_S", "-1"),
+        ("FUNDWATCH_COMMIT_INTERVAL_S", "0"),
+        ("FUNDWATCH_COMMIT_INTERVAL_S", "61"),
+        ("FUNDWATCH_COMMIT_INTERVAL_S", "nan"),
+        ("FUNDWATCH_COMMIT_INTERVAL_S", "often"),
         ("FUNDWATCH_CLICKHOUSE_URL", "mysql://x"),
         ("FUNDWATCH_LOG_LEVEL", "verbose"),
         ("FUNDWATCH_LOG_FORMAT", "xml"),
@@ -194,3 +198,9 @@ def test_max_future_defaults_to_an_hour_and_is_read_and_checked():
             Settings.from_env({"FUNDWATCH_MAX_FUTURE_S": bad})
     with pytest.raises(ConfigError, match="FUNDWATCH_MAX_FUTURE_S"):
         Settings.from_env({}, max_future_s=-5)
+
+
+def test_commit_interval_default_and_override():
+    assert Settings.from_env({}).commit_interval_s == 3.0
+    assert Settings.from_env({"FUNDWATCH_COMMIT_INTERVAL_S": "1"}).commit_interval_s == 1.0
+    assert Settings.from_env({"FUNDWATCH_COMMIT_INTERVAL_S": "60"}).commit_interval_s == 60.0
