@@ -9,8 +9,11 @@ agent, which keeps one state per institution the same way.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
 from streams.alert_state import AlertOverlay, AlertStateFollower, AlertStateView
 from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lookup
+from streams.figure_hold import FigureHold
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
 from streams.models import AnomalyModelService
@@ -68,6 +72,7 @@ class WorkerApp:
         )
 
     async def flush_snapshots(self) -> None:
+        await self.processor.sink.release_held()  # alert updates before the states that made them
         self.institutions.write_states()
         await self.processor.flush_snapshots()
 
@@ -79,12 +84,23 @@ class CommitHook(faust.Sensor):
     every commit path). A take whose alerts are not out yet has its states written once they
     are, and the flush waits for that (streams/take_gate.py)."""
 
-    def __init__(self, processor: RecordsProcessor, institutions: InstitutionProcessor) -> None:
+    def __init__(
+        self, processor: RecordsProcessor, institutions: InstitutionProcessor, sink: Sink | None = None
+    ) -> None:
         super().__init__()
         self.processor = processor
         self.institutions = institutions
+        self.sink = sink  # the agents' sink, when it holds alert updates (streams/figure_hold.py)
 
     def on_commit_initiated(self, consumer: Any) -> Any:
+        hold = self.sink.hold if self.sink is not None else None
+        if hold is not None:
+            # held alert updates go out before any state that made them (streams/figure_hold.py);
+            # nothing is held until the states are written
+            hold.releasing += 1
+            writing = asyncio.ensure_future(self._release_then_write(hold))
+            consumer.app.producer.unacked.track(writing)
+            return 0
         written = 0
         for gate in (self.processor.gate, self.institutions.gate):
             result = gate.write_or_defer()
@@ -94,6 +110,18 @@ class CommitHook(faust.Sensor):
                 # the producer's flush, which the commit awaits before any offset, waits for it
                 consumer.app.producer.unacked.track(result)
         return written
+
+    async def _release_then_write(self, hold: FigureHold) -> int:
+        assert self.sink is not None
+        try:
+            await self.sink.release_held()
+            written = 0
+            for gate in (self.processor.gate, self.institutions.gate):
+                result = gate.write_or_defer()
+                written += result if isinstance(result, int) else await result
+            return written
+        finally:
+            hold.releasing -= 1
 
 
 def faust_app(
@@ -173,14 +201,16 @@ def create_worker_app(
         await actions_topic.send(key=key, value=value)
 
     overlay = AlertOverlay(alert_state.view, alert_state.caught_up, sink.insert, send_case)
-    overlay.reemit = sink.emit_alerts  # a version that raced a desk's action is written again
+    # a version that raced a desk's action is written again, at once
+    overlay.reemit = functools.partial(sink.emit_alerts, hold=False)
+    sink.hold = FigureHold(time.monotonic)
     sink.overlay = overlay
     processor = RecordsProcessor(
         sink, context, references, account_state, institution_topic, partitions, follower.seen_since,
         max_future_s,
     )  # fmt: skip
     institutions = InstitutionProcessor(sink, context, institution_state, partitions, max_future_s)
-    app.sensors.add(CommitHook(processor, institutions))
+    app.sensors.add(CommitHook(processor, institutions, sink))
 
     def records_share() -> float:
         """This worker's share of the records partitions (the anomaly budget's share)."""
@@ -230,14 +260,19 @@ def create_worker_app(
     async def institutions_agent(stream: Any) -> None:
         await take_in_order(stream, OrderGuard("institutions", committed), institutions.handle_many)
 
-    # Snapshot slices go out on a timer of their own, whether or not messages keep coming
+    # Snapshot slices, and alert updates held long enough, go out on a timer of their own,
+    # whether or not messages keep coming
     @app.timer(interval=SNAPSHOT_SLICE_S)
     async def snapshot_slices() -> None:
+        if sink.hold is not None and sink.hold.due():
+            await sink.release_held()
         await sink.maybe_flush()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        # another worker may take these accounts and institutions over: their states go out
+        # another worker may take these accounts and institutions over: their states go out,
+        # after the alert updates they made
+        await sink.release_held()
         institutions.write_states()
         await processor.flush_snapshots()
         processor.forget_sweeps()  # rebuilt from the table for the partitions taken next

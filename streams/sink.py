@@ -21,6 +21,7 @@ from schemas.fields import epoch_seconds
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import ColumnValues, StorageError, block_length
 from streams import metrics
+from streams.figure_hold import FigureHold
 
 log = logging.getLogger("fundwatch.worker")
 
@@ -86,6 +87,11 @@ class Sink:
         # are written, not merely picked by a write still under way
         self._writing = asyncio.Lock()
         self._history_kept: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
+        # updates of figures alone held until the next commit (streams/figure_hold.py); the
+        # worker's sink has one, a sink without writes every revision at once
+        self.hold: FigureHold | None = None
+        # one emission at a time, so the revisions of an alert reach the table and the topic in order
+        self._emitting = asyncio.Lock()
 
     def load_snapshots(self, scope: str) -> dict[str, dict[str, Any]]:
         """The states of one scope ("account" or "institution") from ClickHouse (blocking:
@@ -209,13 +215,31 @@ class Sink:
             if rows:
                 await self.insert(f"{DATABASE}.{table}", (column, "state", "version"), rows)
 
-    async def emit_alerts(self, changed: list[tuple[str, AlertData]]) -> None:
-        """Alerts that changed: their current state to ClickHouse (every revision), their history
-        where a desk would see a difference (models/alert_history.py: severity, status, amount
-        band), and every revision to the alerts topic (unmasked: the topic is internal; the
-        dispatcher masks what leaves and decides which revisions a subscriber hears of)."""
-        if not changed:
+    async def emit_alerts(self, changed: list[tuple[str, AlertData]], hold: bool = True) -> None:
+        """Alerts that changed: their current state to ClickHouse (every revision written), their
+        history where a desk would see a difference (models/alert_history.py: severity, status,
+        amount band), and every revision written to the alerts topic (unmasked: the topic is
+        internal; the dispatcher masks what leaves and decides which revisions a subscriber hears
+        of). With a FigureHold, an update of figures alone waits for the next commit (``hold``)."""
+        if not changed and (self.hold is None or not self.hold.held):
             return
+        async with self._emitting:
+            if self.hold is not None:
+                changed = self.hold.to_write(changed, hold)
+            if changed:
+                await self._write_alerts(changed)
+
+    async def release_held(self) -> None:
+        """The held updates written now: before the states that made them are (CommitHook), or
+        once the oldest has waited long enough (streams/figure_hold.py)."""
+        if self.hold is None or not self.hold.held:
+            return
+        async with self._emitting:
+            held = self.hold.release()
+            if held:
+                await self._write_alerts(held)
+
+    async def _write_alerts(self, changed: list[tuple[str, AlertData]]) -> None:
         if self.overlay is not None:
             changed = await self.overlay(changed)
         if self.budget is not None:
@@ -248,6 +272,8 @@ class Sink:
             await self.alerts_topic.send(
                 key=alert.alert_id.encode("utf-8"), value=encode_event(to_event(alert, masked=False))
             )
+        if self.hold is not None:
+            self.hold.written(alert for _, alert in changed)
 
     def load_revisions(self) -> int:
         """The newest revision written of every alert (blocking: start-up only)."""
