@@ -101,25 +101,30 @@ class CommitHook(faust.Sensor):
             writing = asyncio.ensure_future(self._release_then_write(hold))
             consumer.app.producer.unacked.track(writing)
             return 0
-        written = 0
+        written, waiting = self._write_states()
+        for deferred in waiting:
+            # the producer's flush, which the commit awaits before any offset, waits for it
+            consumer.app.producer.unacked.track(deferred)
+        return written
+
+    def _write_states(self) -> tuple[int, list[asyncio.Future[int]]]:
+        """The states written now (their count), and the writes deferred until a take's alerts
+        are out (streams/take_gate.py)."""
+        written, waiting = 0, []
         for gate in (self.processor.gate, self.institutions.gate):
             result = gate.write_or_defer()
             if isinstance(result, int):
                 written += result
             else:
-                # the producer's flush, which the commit awaits before any offset, waits for it
-                consumer.app.producer.unacked.track(result)
-        return written
+                waiting.append(result)
+        return written, waiting
 
     async def _release_then_write(self, hold: FigureHold) -> int:
         assert self.sink is not None
         try:
             await self.sink.release_held()
-            written = 0
-            for gate in (self.processor.gate, self.institutions.gate):
-                result = gate.write_or_defer()
-                written += result if isinstance(result, int) else await result
-            return written
+            written, waiting = self._write_states()
+            return written + sum(await asyncio.gather(*waiting))
         finally:
             hold.releasing -= 1
 
@@ -272,9 +277,7 @@ def create_worker_app(
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # another worker may take these accounts and institutions over: their states go out,
         # after the alert updates they made
-        await sink.release_held()
-        institutions.write_states()
-        await processor.flush_snapshots()
+        await worker.flush_snapshots()
         processor.forget_sweeps()  # rebuilt from the table for the partitions taken next
         sink.forget_sizes()
 
@@ -286,4 +289,5 @@ def create_worker_app(
     log.info(
         "alert cases and suppressions seeded cases=%d suppressions=%d", *alert_state.view.load(storage.sync)
     )
-    return WorkerApp(app, references, follower, processor, institutions, lag, alert_state, models)
+    worker = WorkerApp(app, references, follower, processor, institutions, lag, alert_state, models)
+    return worker
