@@ -64,10 +64,16 @@ class InstitutionPart(msgspec.Struct, array_like=True):
     records: list[TxnRecord]
     # Products just upserted (a review): newer than the worker's reference view may be yet.
     products: list[dict] = []
+    # The id the institution agent knows these records by ("<records msg_id>/i"), when the
+    # message carries the parts of several records messages (a take's forward,
+    # streams/forwards.py); empty: the message's own id.
+    msg_id: str = ""
 
 
 class InstitutionMessage(msgspec.Struct, array_like=True):
-    msg_id: str  # "<records msg_id>/i" for re-keyed records, "review/<digest>" for a review
+    # "<records msg_id>/i" for one records message's records, the first part's id for a take's
+    # forward, "review/<digest>" for a review
+    msg_id: str
     received_at: int  # epoch seconds, UTC
     parts: list[InstitutionPart]
 

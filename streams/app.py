@@ -30,6 +30,7 @@ from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
 from streams.alert_state import AlertOverlay, AlertStateFollower, AlertStateView
 from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lookup
+from streams.changelog import ChangelogWriter
 from streams.figure_hold import FigureHold
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
@@ -42,6 +43,11 @@ from streams.sink import SNAPSHOT_SLICE_S, Sink
 log = logging.getLogger("fundwatch.worker")
 
 TAKE_MESSAGES = 64
+# A message on the institution topic carries a records take's parts for its partition
+# (streams/forwards.py): a few of them hold as many records as a records take does. Taken 64 at
+# a time, the records of a dozen records takes were alive at once, outlived the young
+# collections, and brought on full ones (seen in the aged backlog: 8 µs a record in the collector).
+INSTITUTION_TAKE_MESSAGES = 8
 TAKE_WITHIN_S = 0.02  # what a lone message may wait for company: latency bought for throughput
 
 
@@ -215,6 +221,9 @@ def create_worker_app(
         max_future_s,
     )  # fmt: skip
     institutions = InstitutionProcessor(sink, context, institution_state, partitions, max_future_s)
+    # a commit's states in record batches, not one message each (streams/changelog.py)
+    processor.write_changelog = ChangelogWriter(account_state).write
+    institutions.write_changelog = ChangelogWriter(institution_state).write
     app.sensors.add(CommitHook(processor, institutions, sink))
 
     def records_share() -> float:
@@ -248,9 +257,12 @@ def create_worker_app(
         return app.consumer._committed_offset.get(tp)
 
     async def take_in_order(
-        stream: Any, guard: OrderGuard, handle: Callable[[list[bytes]], Awaitable[None]]
+        stream: Any,
+        guard: OrderGuard,
+        handle: Callable[[list[bytes]], Awaitable[None]],
+        most: int = TAKE_MESSAGES,
     ) -> None:
-        async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_S):
+        async for events in stream.take_events(most, within=TAKE_WITHIN_S):
             admitted, refetch = guard.admit(events)
             for tp, offset in refetch.items():
                 await app.consumer.seek(tp, offset)
@@ -263,7 +275,9 @@ def create_worker_app(
 
     @app.agent(institution_topic, name="institutions")
     async def institutions_agent(stream: Any) -> None:
-        await take_in_order(stream, OrderGuard("institutions", committed), institutions.handle_many)
+        await take_in_order(
+            stream, OrderGuard("institutions", committed), institutions.handle_many, INSTITUTION_TAKE_MESSAGES
+        )
 
     # Snapshot slices, and alert updates held long enough, go out on a timer of their own,
     # whether or not messages keep coming

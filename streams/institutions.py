@@ -12,8 +12,10 @@ memory-only embedded broker restarted) is loaded from there on first touch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -25,13 +27,14 @@ from schemas.alerts import AlertData
 from schemas.ddl import DATABASE
 from schemas.messages import InstitutionPart, decode_institution_message, partition_for
 from streams import metrics
+from streams.changelog import Document, send_each
+from streams.forwards import FORWARDED
 from streams.records import readable
 from streams.sink import Sink
 from streams.take_gate import TakeGate
 
 log = logging.getLogger("fundwatch.worker")
 
-_FORWARDED = "/i"  # streams/records.py: a records message's part for the institution agent
 _encode_state = msgspec.json.Encoder().encode
 
 
@@ -54,6 +57,8 @@ class InstitutionProcessor:
         self._unwritten: dict[str, dict[str, Any]] = {}
         # a take's states go to the changelog only once its alerts are out (streams/take_gate.py)
         self.gate = TakeGate(self.write_states)
+        # as RecordsProcessor.write_changelog
+        self.write_changelog: Callable[[list[Document]], None] = functools.partial(send_each, table)
 
     async def _state(self, institution_id: str) -> dict[str, Any] | None:
         key = institution_id.encode("utf-8")
@@ -77,15 +82,14 @@ class InstitutionProcessor:
         RecordsProcessor.write_states, and called with it), each on the changelog partition of
         its institution's partition of the institution topic."""
         unwritten, self._unwritten = self._unwritten, {}
+        documents = []
         for institution_id, state in unwritten.items():
             doc = _encode_state(state)
             metrics.STATE_BYTES.labels("changelog").inc(len(doc))
-            self.table.send_changelog(
-                partition_for(institution_id, self.partitions),
-                institution_id.encode("utf-8"),
-                doc,
-                value_serializer="raw",
+            documents.append(
+                (partition_for(institution_id, self.partitions), institution_id.encode("utf-8"), doc)
             )
+        self.write_changelog(documents)
         return len(unwritten)
 
     async def handle_many(self, values: list[bytes]) -> None:
@@ -96,14 +100,17 @@ class InstitutionProcessor:
         # through the detectors in one step; a review (products just upserted) is a step of its
         # own, with those products overlaid on the reference view.
         steps: dict[str, list[tuple[str, InstitutionPart]]] = {}
-        handled: list[tuple[str, str]] = []
+        # the records messages whose parts were taken, each with which of its parts: marked
+        # once each, in the order met (a take's forward carries several records messages' parts,
+        # streams/forwards.py)
+        handled: dict[tuple[str, str], None] = {}
         for message in readable(values, decode_institution_message, "institution-records"):
             for part in message.parts:
-                steps.setdefault(part.institution_id, []).append((message.msg_id, part))
-            if message.msg_id.endswith(_FORWARDED) and message.parts:
-                # the records message this part came from, and which of its parts it is
-                partition = partition_for(message.parts[0].institution_id, self.partitions)
-                handled.append((message.msg_id[: -len(_FORWARDED)], f"i{partition}"))
+                part_id = part.msg_id or message.msg_id
+                steps.setdefault(part.institution_id, []).append((part_id, part))
+                if part_id.endswith(FORWARDED):
+                    stage = f"i{partition_for(part.institution_id, self.partitions)}"
+                    handled[(part_id[: -len(FORWARDED)], stage)] = None
         with self.gate:
             await self._step_and_emit(steps)
         for msg_id, stage in handled:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -18,17 +19,11 @@ from models.account_detection import step_account_messages
 from models.account_state import already_applied, apply
 from models.anomaly_sweep import SweepIndex, anomaly_state_of, sweep_due
 from models.detectors import DetectContext
-from models.institution_detection import institution_records
 from schemas.alerts import AlertData
-from schemas.messages import (
-    InstitutionMessage,
-    InstitutionPart,
-    TxnRecord,
-    decode_batch,
-    encode_institution_message,
-    partition_for,
-)
+from schemas.messages import TxnRecord, decode_batch, partition_for
 from streams import metrics
+from streams.changelog import Document, send_each
+from streams.forwards import take_forwards
 from streams.reference import ReferenceView
 from streams.rows import Columns, message_columns
 from streams.sink import Sink
@@ -87,6 +82,9 @@ class RecordsProcessor:
         self.sweeps: dict[int, SweepIndex] = {}
         # a take's states go to the changelog only once its alerts are out (streams/take_gate.py)
         self.gate = TakeGate(self.write_states)
+        # (partition, key, document) triples to the table's changelog: the worker's writes them
+        # in batches (streams/changelog.py), one message each through the table without it
+        self.write_changelog: Callable[[list[Document]], None] = functools.partial(send_each, account_state)
 
     def load_seed(self) -> int:
         self.seed = self.sink.load_snapshots("account")
@@ -148,12 +146,8 @@ class RecordsProcessor:
         context = dataclasses.replace(self.context, event_time_ceiling=now + self.max_future_s)
         with self.gate:
             await self._step_and_emit(context, grouped, now)
-        for message in messages:
-            # Re-sent on a redelivery too: the institution agent knows the message id and skips it.
-            parts = await self._forward(
-                message.msg_id, message.received_at, message.records, message.bank_code
-            )
-            self.sink.mark_done(message.msg_id, "records", parts)
+        # Re-sent on a redelivery too: the institution agent knows each part's id and skips it.
+        await self._forward(messages)
 
     async def _step_and_emit(
         self, context: DetectContext, grouped: list[tuple[Any, dict[str, list[Any]]]], now: int
@@ -263,52 +257,44 @@ class RecordsProcessor:
         newest once. The worker calls this as the consumer starts a commit, before Faust flushes
         the producer and commits the offsets (streams/app.py), so every state is in the
         changelog before the offsets of the messages that made it are committed: a busy
-        account's state goes out once per commit interval, not once per take."""
+        account's state goes out once per commit interval, not once per take.
+
+        Each goes on the changelog partition of the account's own records partition. Faust takes
+        the partition from the event being processed; with messages taken together that is the
+        last one taken, which may be another partition's. The account's partition is known (the
+        gateway routes by it), so the write names it and the changelog stays co-partitioned with
+        the records topic, as recovery after a rebalance needs.
+        """
         unwritten, self._unwritten = self._unwritten, {}
-        for account_id, state in unwritten.items():
-            self._write_state(account_id, state)
+        self.write_changelog(
+            [(partition_for(account_id, self.partitions), account_id.encode("utf-8"), _encoded(state))
+             for account_id, state in unwritten.items()]
+        )  # fmt: skip
         return len(unwritten)
 
-    def _write_state(self, account_id: str, state: dict[str, Any]) -> None:
-        """The changelog write, on the changelog partition of the account's own records partition.
-
-        Faust takes the partition from the event being processed; with messages taken together
-        that is the last one taken, which may be another partition's. The account's partition is
-        known (the gateway routes by it), so the write names it and the changelog stays
-        co-partitioned with the records topic, as recovery after a rebalance needs.
-        """
-        key = account_id.encode("utf-8")
-        # Written as JSON bytes encoded here, which the table's json codec reads back on
-        # recovery: Faust's own encoder is the standard library's with a Python-level hook, and
-        # a custody account's state is tens to hundreds of kilobytes.
-        doc = _encode_state(state)
-        metrics.STATE_BYTES.labels("changelog").inc(len(doc))
-        self.account_state.send_changelog(
-            partition_for(account_id, self.partitions), key, doc, value_serializer="raw"
-        )
-
-    async def _forward(self, msg_id: str, received_at: int, records: list[Any], bank_code: str = "") -> int:
-        """One message per institution partition with the records its institutions need, each
-        stamped with the bank that pushed it (an institution's detectors follow each of its banks'
-        progress); returns how many were sent."""
-        by_partition: dict[int, list[InstitutionPart]] = defaultdict(list)
-        for institution_id, part in sorted(institution_records(self.context, records).items()):
-            if bank_code:
-                part = [msgspec.structs.replace(record, bank_code=bank_code) for record in part]
-            by_partition[partition_for(institution_id, self.partitions)].append(
-                InstitutionPart(institution_id=institution_id, records=part)
-            )
-        for partition, parts in sorted(by_partition.items()):
+    async def _forward(self, messages: list[Any]) -> int:
+        """The take's records that institution-level detectors need on to the institution topic,
+        one message per partition (streams/forwards.py), then each records message marked done
+        with its parts; returns how many messages were sent."""
+        forwards, spread = take_forwards(self.context, messages, self.partitions)
+        for forward in forwards:
             await self.institution_topic.send(
-                key=f"{msg_id}/i".encode(),
-                value=encode_institution_message(
-                    InstitutionMessage(msg_id=f"{msg_id}/i", received_at=received_at, parts=parts)
-                ),
-                partition=partition,
+                key=forward.msg_id.encode(), value=forward.value, partition=forward.partition
             )
-            self.institution_messages_sent += 1
-            metrics.INSTITUTION_MESSAGES_SENT.inc()
-        return len(by_partition)
+        self.institution_messages_sent += len(forwards)
+        metrics.INSTITUTION_MESSAGES_SENT.inc(len(forwards))
+        for message, parts in zip(messages, spread, strict=True):
+            self.sink.mark_done(message.msg_id, "records", parts)
+        return len(forwards)
+
+
+def _encoded(state: dict[str, Any]) -> bytes:
+    # JSON bytes encoded here, which the table's json codec reads back on recovery: Faust's own
+    # encoder is the standard library's with a Python-level hook, and a custody account's state
+    # is tens to hundreds of kilobytes
+    doc = _encode_state(state)
+    metrics.STATE_BYTES.labels("changelog").inc(len(doc))
+    return doc
 
 
 def _by_account_across(
