@@ -266,11 +266,15 @@ class RecordsProcessor:
         the records topic, as recovery after a rebalance needs.
         """
         unwritten, self._unwritten = self._unwritten, {}
-        self.write_changelog(
-            [(partition_for(account_id, self.partitions), account_id.encode("utf-8"), _encoded(state))
-             for account_id, state in unwritten.items()]
-        )  # fmt: skip
+        self.write_changelog([self._document(account_id, state) for account_id, state in unwritten.items()])
         return len(unwritten)
+
+    def _write_state(self, account_id: str, state: dict[str, Any]) -> None:
+        """One account's state to the changelog at once."""
+        self.write_changelog([self._document(account_id, state)])
+
+    def _document(self, account_id: str, state: dict[str, Any]) -> Document:
+        return partition_for(account_id, self.partitions), account_id.encode("utf-8"), _encoded(state)
 
     async def _forward(self, messages: list[Any]) -> int:
         """The take's records that institution-level detectors need on to the institution topic,
