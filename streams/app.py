@@ -30,7 +30,7 @@ from services.kafka_io import MAX_MESSAGE_BYTES, PRODUCER_BATCH_BYTES
 from services.storage.async_storage import AsyncStorage
 from streams.alert_state import AlertOverlay, AlertStateFollower, AlertStateView
 from streams.anomaly_budget import AnomalyBudgetGate, accounts_by_scope, bank_lookup
-from streams.changelog import ChangelogWriter
+from streams.batches import BatchSender
 from streams.figure_hold import FigureHold
 from streams.institutions import InstitutionProcessor
 from streams.lag import LagService
@@ -221,9 +221,13 @@ def create_worker_app(
         max_future_s,
     )  # fmt: skip
     institutions = InstitutionProcessor(sink, context, institution_state, partitions, max_future_s)
-    # a commit's states in record batches, not one message each (streams/changelog.py)
-    processor.write_changelog = ChangelogWriter(account_state).write
-    institutions.write_changelog = ChangelogWriter(institution_state).write
+    # a commit's states and a take's alert revisions in record batches, not one send each
+    # (streams/batches.py)
+    processor.write_changelog = BatchSender(app, lambda: account_state.changelog_topic.get_topic_name()).write
+    institutions.write_changelog = BatchSender(
+        app, lambda: institution_state.changelog_topic.get_topic_name()
+    ).write
+    sink.send_events = BatchSender(app, lambda: ALERTS_TOPIC).send_keyed
     app.sensors.add(CommitHook(processor, institutions, sink))
 
     def records_share() -> float:

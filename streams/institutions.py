@@ -27,7 +27,7 @@ from schemas.alerts import AlertData
 from schemas.ddl import DATABASE
 from schemas.messages import InstitutionPart, decode_institution_message, partition_for
 from streams import metrics
-from streams.changelog import Document, send_each
+from streams.batches import Document, send_each
 from streams.forwards import FORWARDED
 from streams.records import readable
 from streams.sink import Sink

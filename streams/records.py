@@ -22,7 +22,7 @@ from models.detectors import DetectContext
 from schemas.alerts import AlertData
 from schemas.messages import TxnRecord, decode_batch, partition_for
 from streams import metrics
-from streams.changelog import Document, send_each
+from streams.batches import Document, send_each
 from streams.forwards import take_forwards
 from streams.reference import ReferenceView
 from streams.rows import Columns, message_columns
@@ -83,7 +83,7 @@ class RecordsProcessor:
         # a take's states go to the changelog only once its alerts are out (streams/take_gate.py)
         self.gate = TakeGate(self.write_states)
         # (partition, key, document) triples to the table's changelog: the worker's writes them
-        # in batches (streams/changelog.py), one message each through the table without it
+        # in batches (streams/batches.py), one message each through the table without it
         self.write_changelog: Callable[[list[Document]], None] = functools.partial(send_each, account_state)
 
     def load_seed(self) -> int:

@@ -63,6 +63,9 @@ class Sink:
     ) -> None:
         self.storage = storage
         self.alerts_topic = alerts_topic
+        # (key, event) pairs to the alerts topic, in record batches (streams/batches.py); without
+        # it, one send each through ``alerts_topic``
+        self.send_events: Callable[[list[tuple[bytes, bytes]]], Awaitable[None]] | None = None
         self.clock = clock
         # lays each alert's case and suppression over it before it is written (streams/alert_state.py)
         self.overlay: (
@@ -268,10 +271,15 @@ class Sink:
         await self.insert(f"{DATABASE}.alerts", ALERT_COLUMNS, list(current.values()))
         if history:
             await self.insert(f"{DATABASE}.alert_events", ALERT_EVENT_COLUMNS, history)
-        for _, alert in changed:
-            await self.alerts_topic.send(
-                key=alert.alert_id.encode("utf-8"), value=encode_event(to_event(alert, masked=False))
-            )
+        events = [
+            (alert.alert_id.encode("utf-8"), encode_event(to_event(alert, masked=False)))
+            for _, alert in changed
+        ]
+        if self.send_events is not None:
+            await self.send_events(events)
+        else:
+            for key, value in events:
+                await self.alerts_topic.send(key=key, value=value)
         if self.hold is not None:
             self.hold.written(alert for _, alert in changed)
 

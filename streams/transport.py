@@ -37,7 +37,7 @@ killed then came back with states older than its committed offsets (the kill -9 
 institution's figures short of 35 repayments, and records applied a second time as late). The
 producer here keeps every message given to ``send_soon`` until the broker has acknowledged it,
 and its flush returns only when none is left. The states themselves now go to the Kafka client
-in record batches (streams/changelog.py), tracked here (``unacked``) the same way.
+in record batches (streams/batches.py), tracked here (``unacked``) the same way.
 
 Registered as the ``fundwatch://`` broker scheme (entry point ``faust.transports``).
 """

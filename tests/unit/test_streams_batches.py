@@ -1,4 +1,4 @@
-"""A commit's states to the changelog in record batches (streams/changelog.py)."""
+"""A commit's states and a take's alert revisions in record batches (streams/batches.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from streams.changelog import ChangelogWriter, batches_by_partition
+from streams.batches import BatchSender, batches_by_partition, keyed_partition
 from streams.transport import UnackedSends
 
 
@@ -45,6 +46,9 @@ class FakeClient:
         self.handed: list[tuple[str, int, list[tuple[bytes, bytes]]]] = []
         self.delivery: list[asyncio.Future[None]] = []
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2, 3, 4, 5, 6, 7}
+
     def create_batch(self) -> BatchBuilder:
         return _builder(1 << 20)
 
@@ -56,18 +60,17 @@ class FakeClient:
         return delivered
 
 
-def _table(client: FakeClient, unacked: UnackedSends) -> SimpleNamespace:
+def _sender(
+    client: FakeClient, unacked: UnackedSends, topic: str = "fundwatch-account-state-changelog"
+) -> BatchSender:
     producer = SimpleNamespace(unacked=unacked, _ensure_producer=lambda: client)
-    return SimpleNamespace(
-        app=SimpleNamespace(producer=producer),
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: "fundwatch-account-state-changelog"),
-    )
+    return BatchSender(SimpleNamespace(producer=producer), lambda: topic)
 
 
 def test_commits_hand_their_batches_over_in_order_and_the_flush_waits_for_delivery():
     async def scenario() -> None:
         client, unacked = FakeClient(), UnackedSends()
-        writer = ChangelogWriter(_table(client, unacked))
+        writer = _sender(client, unacked)
         writer.write([(1, b"a", b"1"), (0, b"b", b"1")])
         writer.write([(1, b"a", b"2")])
         writer.write([])
@@ -89,11 +92,39 @@ def test_commits_hand_their_batches_over_in_order_and_the_flush_waits_for_delive
 def test_a_failed_delivery_fails_the_flush():
     async def scenario() -> None:
         client, unacked = FakeClient(), UnackedSends()
-        ChangelogWriter(_table(client, unacked)).write([(0, b"a", b"1")])
+        _sender(client, unacked).write([(0, b"a", b"1")])
         for _ in range(5):
             await asyncio.sleep(0)
         client.delivery[0].set_exception(RuntimeError("broker gone"))
         with pytest.raises(RuntimeError, match="broker gone"):
             await asyncio.wait_for(unacked.acknowledged(), 1.0)
+
+    asyncio.run(scenario())
+
+
+def test_keyed_messages_go_where_the_clients_partitioner_puts_their_keys_each_alerts_in_order():
+    """An alert's revisions stay on the partition a send of each would have put them on, in the
+    order written; the call returns once they are handed over, and the flush waits for delivery."""
+
+    async def scenario() -> None:
+        client, unacked = FakeClient(), UnackedSends()
+        sender = _sender(client, unacked, "fw.alerts")
+        keys = [f"A-{n}".encode() for n in range(12)]
+        await sender.send_keyed([(key, b"rev1") for key in keys])
+        await sender.send_keyed([(keys[3], b"rev2"), (keys[3], b"rev3")])
+        placed = {key: partition for _, partition, records in client.handed for key, _ in records}
+        partitions = list({0, 1, 2, 3, 4, 5, 6, 7})
+        assert placed == {key: DefaultPartitioner()(key, partitions, partitions) for key in keys}
+        assert len(set(placed.values())) > 1
+        revisions = [value for _, _, records in client.handed for key, value in records if key == keys[3]]
+        assert revisions == [b"rev1", b"rev2", b"rev3"]
+        assert {topic for topic, _, _ in client.handed} == {"fw.alerts"}
+        flushing = asyncio.ensure_future(unacked.acknowledged())
+        await asyncio.sleep(0.01)
+        assert not flushing.done()
+        for delivered in client.delivery:
+            delivered.set_result(None)
+        await asyncio.wait_for(flushing, 1.0)
+        assert keyed_partition(keys[0], tuple(partitions)) == placed[keys[0]]
 
     asyncio.run(scenario())
