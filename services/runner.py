@@ -282,6 +282,7 @@ def _prepare(settings: Settings, bootstrap: str) -> AsyncStorage:
         storage.close()
         raise
     collector.settle(settings.gc_thresholds)
+    collector.freeze_survivors()
     return storage
 
 

@@ -69,3 +69,43 @@ def test_collections_are_timed_by_generation_once_however_often_watched(gc_callb
     del garbage, item
     gc.collect()
     assert total() > before
+
+
+class Ring:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_walked_again_after_the_period(gc_callbacks_restored):
+    import weakref
+
+    now = [0.0]
+    try:
+        gc.callbacks.append(collector.FreezeSurvivors(every_s=600.0, clock=lambda: now[0]))
+        ring = Ring()
+        alive = weakref.ref(ring)
+        gc.collect()  # a full collection: the ring survives it, and is frozen
+        assert gc.get_freeze_count() > 0
+        del ring
+        gc.collect()
+        assert alive() is not None  # garbage, but frozen: not walked
+        now[0] = 600.0
+        gc.collect()  # the period is over: this one ends by unfreezing everything
+        assert gc.get_freeze_count() == 0
+        gc.collect()  # and the next walks it all
+        assert alive() is None
+        assert gc.get_freeze_count() > 0  # frozen again until the next period
+    finally:
+        gc.unfreeze()
+
+
+def test_freeze_survivors_is_installed_once(gc_callbacks_restored):
+    collector.freeze_survivors()
+    collector.freeze_survivors()
+    try:
+        assert sum(type(callback) is collector.FreezeSurvivors for callback in gc.callbacks) == 1
+    finally:
+        gc.callbacks[:] = [c for c in gc.callbacks if type(c) is not collector.FreezeSurvivors]
+        gc.unfreeze()
