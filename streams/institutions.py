@@ -27,15 +27,13 @@ from schemas.alerts import AlertData
 from schemas.ddl import DATABASE
 from schemas.messages import InstitutionPart, decode_institution_message, partition_for
 from streams import metrics
-from streams.batches import Document, send_each
+from streams.batches import Document, send_each, state_document
 from streams.forwards import FORWARDED
 from streams.records import readable
 from streams.sink import Sink
 from streams.take_gate import TakeGate
 
 log = logging.getLogger("fundwatch.worker")
-
-_encode_state = msgspec.json.Encoder().encode
 
 
 class InstitutionProcessor:
@@ -82,14 +80,12 @@ class InstitutionProcessor:
         RecordsProcessor.write_states, and called with it), each on the changelog partition of
         its institution's partition of the institution topic."""
         unwritten, self._unwritten = self._unwritten, {}
-        documents = []
-        for institution_id, state in unwritten.items():
-            doc = _encode_state(state)
-            metrics.STATE_BYTES.labels("changelog").inc(len(doc))
-            documents.append(
-                (partition_for(institution_id, self.partitions), institution_id.encode("utf-8"), doc)
-            )
-        self.write_changelog(documents)
+        self.write_changelog(
+            [
+                state_document(partition_for(key, self.partitions), key, state)
+                for key, state in unwritten.items()
+            ]
+        )
         return len(unwritten)
 
     async def handle_many(self, values: list[bytes]) -> None:

@@ -22,14 +22,13 @@ from models.detectors import DetectContext
 from schemas.alerts import AlertData
 from schemas.messages import TxnRecord, decode_batch, partition_for
 from streams import metrics
-from streams.batches import Document, send_each
+from streams.batches import Document, send_each, state_document
 from streams.forwards import take_forwards
 from streams.reference import ReferenceView
 from streams.rows import Columns, message_columns
 from streams.sink import Sink
 from streams.take_gate import TakeGate
 
-_encode_state = msgspec.json.Encoder().encode
 log = logging.getLogger("fundwatch.worker")
 
 
@@ -274,7 +273,7 @@ class RecordsProcessor:
         self.write_changelog([self._document(account_id, state)])
 
     def _document(self, account_id: str, state: dict[str, Any]) -> Document:
-        return partition_for(account_id, self.partitions), account_id.encode("utf-8"), _encoded(state)
+        return state_document(partition_for(account_id, self.partitions), account_id, state)
 
     async def _forward(self, messages: list[Any]) -> int:
         """The take's records that institution-level detectors need on to the institution topic,
@@ -290,15 +289,6 @@ class RecordsProcessor:
         for message, parts in zip(messages, spread, strict=True):
             self.sink.mark_done(message.msg_id, "records", parts)
         return len(forwards)
-
-
-def _encoded(state: dict[str, Any]) -> bytes:
-    # JSON bytes encoded here, which the table's json codec reads back on recovery: Faust's own
-    # encoder is the standard library's with a Python-level hook, and a custody account's state
-    # is tens to hundreds of kilobytes
-    doc = _encode_state(state)
-    metrics.STATE_BYTES.labels("changelog").inc(len(doc))
-    return doc
 
 
 def _by_account_across(

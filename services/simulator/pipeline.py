@@ -32,6 +32,7 @@ from models.institution_detection import institution_records, step_institution_m
 from schemas.messages import TxnRecord, partition_for
 from schemas.records import RecordDecoder
 from services.gateway.reader import to_message_record
+from streams.forwards import forwarded_id
 
 PARTITIONS = 4
 
@@ -102,7 +103,7 @@ class InProcessPipeline:
             for institution_id, part in sorted(institution_records(self.ctx, records).items()):
                 # stamped with the bank that pushed it, as the records agent forwards it
                 stamped = [msgspec.structs.replace(r, bank_code=bank) for r in part]
-                institution_steps[institution_id].append((f"{msg_id}/i", stamped))
+                institution_steps[institution_id].append((forwarded_id(msg_id), stamped))
         for institution_id, parts in institution_steps.items():
             state, changed = step_institution_messages(
                 self.ctx, self.institutions.get(institution_id), institution_id, parts, at, consume=True
