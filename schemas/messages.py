@@ -20,7 +20,10 @@ ALERTS_TOPIC = "fw.alerts"
 INSTITUTION_TOPIC = "fw.institution-records"
 
 
-class TxnRecord(msgspec.Struct, array_like=True, tag="t"):
+# Records carry strings, numbers and None only, so they can never be part of a reference cycle:
+# gc=False keeps them out of the cyclic collector, which would otherwise count and walk every
+# record of a take (tens of thousands at a time) on its way to the states that outlive it.
+class TxnRecord(msgspec.Struct, array_like=True, tag="t", gc=False):
     record_id: str
     account_id: str
     credit: bool
@@ -42,7 +45,7 @@ class TxnRecord(msgspec.Struct, array_like=True, tag="t"):
     bank_code: str = ""
 
 
-class BalanceRecord(msgspec.Struct, array_like=True, tag="b"):
+class BalanceRecord(msgspec.Struct, array_like=True, tag="b", gc=False):
     record_id: str
     account_id: str
     as_of: int  # epoch seconds, UTC

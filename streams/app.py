@@ -228,6 +228,8 @@ def create_worker_app(
         app, lambda: institution_state.changelog_topic.get_topic_name()
     ).write
     sink.send_events = BatchSender(app, lambda: ALERTS_TOPIC).send_keyed
+    # a take's rows go to ClickHouse while the next take runs; a commit waits for them
+    processor.track_pending = lambda rows: app.producer.unacked.track(rows)
     app.sensors.add(CommitHook(processor, institutions, sink))
 
     def records_share() -> float:

@@ -84,6 +84,11 @@ class RecordsProcessor:
         # (partition, key, document) triples to the table's changelog: the worker's writes them
         # in batches (streams/batches.py), one message each through the table without it
         self.write_changelog: Callable[[list[Document]], None] = functools.partial(send_each, account_state)
+        # How a commit waits for a take's rows still on their way to ClickHouse (the worker's:
+        # the producer's unacknowledged sends, streams/transport.py). Without it a take waits for
+        # its own rows before it is done.
+        self.track_pending: Callable[[asyncio.Future[None]], None] | None = None
+        self._rows: asyncio.Future[None] | None = None  # the last take's rows, when still on their way
 
     def load_seed(self) -> int:
         self.seed = self.sink.load_snapshots("account")
@@ -117,14 +122,36 @@ class RecordsProcessor:
         columns = Columns()
         for message in messages:
             message_columns(message, self.references.enrich, columns)
-        # The rows go to ClickHouse on the storage thread while this thread runs the detectors;
-        # the take is done (and acknowledged) only once they are in.
-        inserting = asyncio.ensure_future(self._insert(columns))
-        try:
-            await self._detect(messages, grouped)
-        finally:
-            await inserting
+        await self._detect(messages, grouped, functools.partial(self._write_rows, columns, messages, started))
 
+    async def _write_rows(
+        self, columns: Columns, messages: list[Any], started: float, then: Callable[[], None]
+    ) -> None:
+        """The take's rows on their way to ClickHouse, once the last take's are in.
+
+        They go on the storage thread while this thread runs the next take's detectors, and
+        after this take's alerts: a take's alerts wait for no rows but the last take's, which
+        had its detectors' time to go. Before, a take's rows went as its detectors started and
+        its alerts waited for them: the storage thread takes one call at a time, and the rows
+        of a take of thousands of records take longer than its alerts' dozens. The take's
+        messages are counted processed, and ``then`` called, once their rows are in; a commit
+        waits for rows still on their way before it commits the offsets that the take's
+        acknowledgement moved on."""
+        last, self._rows = self._rows, None
+        if last is not None:
+            await last  # one take's rows on their way at a time: a slow ClickHouse holds takes back
+        rows = asyncio.ensure_future(self._insert_and_count(columns, messages, started, then))
+        if self.track_pending is None:
+            await rows
+            return
+        self.track_pending(rows)
+        self._rows = rows
+
+    async def _insert_and_count(
+        self, columns: Columns, messages: list[Any], started: float, then: Callable[[], None]
+    ) -> None:
+        await self._insert(columns)
+        then()
         clock = time.time()
         for message in messages:
             n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
@@ -140,13 +167,24 @@ class RecordsProcessor:
         for table, values in columns.tables.items():
             await self.sink.insert_columns(table, values.columns())
 
-    async def _detect(self, messages: list[Any], grouped: list[tuple[Any, dict[str, list[Any]]]]) -> None:
+    async def _detect(
+        self,
+        messages: list[Any],
+        grouped: list[tuple[Any, dict[str, list[Any]]]],
+        write_rows: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+    ) -> None:
         now = int(time.time())
         context = dataclasses.replace(self.context, event_time_ceiling=now + self.max_future_s)
         with self.gate:
             await self._step_and_emit(context, grouped, now)
         # Re-sent on a redelivery too: the institution agent knows each part's id and skips it.
-        await self._forward(messages)
+        if write_rows is None:
+            await self._forward(messages)
+            return
+        spread = await self._send_forwards(messages)
+        # the messages are marked done once their rows are in: a mark in ClickHouse says a
+        # message needs no replay after a restart from the snapshots
+        await write_rows(functools.partial(self._mark_done, messages, spread))
 
     async def _step_and_emit(
         self, context: DetectContext, grouped: list[tuple[Any, dict[str, list[Any]]]], now: int
@@ -277,8 +315,14 @@ class RecordsProcessor:
 
     async def _forward(self, messages: list[Any]) -> int:
         """The take's records that institution-level detectors need on to the institution topic,
-        one message per partition (streams/forwards.py), then each records message marked done
-        with its parts; returns how many messages were sent."""
+        then each records message marked done with its parts; returns how many messages were sent."""
+        sent_before = self.institution_messages_sent
+        self._mark_done(messages, await self._send_forwards(messages))
+        return self.institution_messages_sent - sent_before
+
+    async def _send_forwards(self, messages: list[Any]) -> list[int]:
+        """The take's forwards, one message per institution partition (streams/forwards.py);
+        returns how many parts each records message has in them."""
         forwards, spread = take_forwards(self.context, messages, self.partitions)
         for forward in forwards:
             await self.institution_topic.send(
@@ -286,9 +330,11 @@ class RecordsProcessor:
             )
         self.institution_messages_sent += len(forwards)
         metrics.INSTITUTION_MESSAGES_SENT.inc(len(forwards))
+        return spread
+
+    def _mark_done(self, messages: list[Any], spread: list[int]) -> None:
         for message, parts in zip(messages, spread, strict=True):
             self.sink.mark_done(message.msg_id, "records", parts)
-        return len(forwards)
 
 
 def _by_account_across(
