@@ -164,8 +164,7 @@ class RecordsProcessor:
         metrics.LAST_TAKE_DONE.set(time.time())
 
     async def _insert(self, columns: Columns) -> None:
-        for table, values in columns.tables.items():
-            await self.sink.insert_columns(table, values.columns())
+        await self.sink.insert_blocks([(table, values.columns()) for table, values in columns.tables.items()])
 
     async def _detect(
         self,

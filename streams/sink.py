@@ -104,15 +104,40 @@ class Sink:
         return {name: msgspec.json.decode(state) for name, state in rows}
 
     async def insert(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
-        await self._until_written(table, len(rows), lambda: self.storage.insert(table, columns, rows))
+        await self._until_written(
+            lambda: self.storage.insert(table, columns, rows), lambda: (table, len(rows))
+        )
 
     async def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> None:
-        """One block given column by column (the worker's raw records and aggregates), retried
-        as ``insert`` is."""
-        count = block_length(columns)
-        await self._until_written(table, count, lambda: self.storage.insert_columns(table, columns))
+        """One block given column by column, retried as ``insert`` is."""
+        await self.insert_blocks([(table, columns)])
 
-    async def _until_written(self, table: str, count: int, write: Callable[[], Awaitable[int]]) -> None:
+    async def insert_blocks(self, blocks: list[tuple[str, Mapping[str, ColumnValues]]]) -> None:
+        """Blocks given column by column (a take's raw records and aggregates), in order, in one
+        call to the storage thread; after a failure, retried from the first not written, as
+        ``insert`` is. A block whose columns differ in length is refused at once (StorageError),
+        before any is written: no retry would mend it."""
+        for _, columns in blocks:
+            block_length(columns)
+        left = list(blocks)
+
+        async def write_left() -> None:
+            counts, error = await self.storage.insert_blocks(left)
+            del left[: len(counts)]
+            if error is not None:
+                raise error
+
+        def failed() -> tuple[str, int]:
+            table, columns = left[0]
+            return table, block_length(columns)
+
+        await self._until_written(write_left, failed)
+
+    async def _until_written(
+        self, write: Callable[[], Awaitable[Any]], failed: Callable[[], tuple[str, int]]
+    ) -> None:
+        """``write()`` until it does not raise StorageError; ``failed()`` names the table (and
+        its rows) that the last attempt failed at, for the log."""
         # ClickHouse being away must hold the partition back, not drop records: retry until it
         # answers. Kafka keeps the uncommitted messages meanwhile.
         delay = 0.5
@@ -121,6 +146,7 @@ class Sink:
                 await write()
                 return
             except StorageError as error:
+                table, count = failed()
                 log.error(
                     "clickhouse insert failed table=%s rows=%d retry_in_s=%.1f error=%s",
                     table,

@@ -27,7 +27,8 @@ class RowsSink:
     async def emit_alerts(self, changed) -> None:
         self.log.append(f"alerts {len(changed)}")
 
-    async def insert_columns(self, table, columns) -> None:
+    async def insert_blocks(self, blocks) -> None:
+        [(_, columns)] = blocks
         self.log.append(f"rows {columns['take']}")
         await self.rows_in.wait()
         if self.error is not None:
