@@ -119,6 +119,8 @@ class Sink:
         before any is written: no retry would mend it."""
         for _, columns in blocks:
             block_length(columns)
+        if not blocks:
+            return  # a take of messages that did not decode: nothing for the storage thread
         left = list(blocks)
 
         async def write_left() -> None:

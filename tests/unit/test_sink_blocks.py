@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from services.storage.async_storage import AsyncStorage
 from services.storage.base import StorageError
 from streams.sink import Sink
@@ -59,3 +61,17 @@ def test_a_failed_block_stops_the_call_and_is_retried_with_those_after_it():
     finally:
         wrapped.close()
     assert storage.written == ["fw.a", "fw.d", "fw.e", "fw.f"]  # fw.d once, though its call failed
+
+
+def test_no_blocks_make_no_call_and_a_malformed_block_is_refused_before_any_is_written():
+    storage = FlakyStorage(set())
+    wrapped = AsyncStorage(storage)
+    sink = Sink(wrapped, alerts_topic=None)
+    try:
+        asyncio.run(sink.insert_blocks([]))
+        malformed = [("fw.a", {"id": ["x"]}), ("fw.b", {"id": ["x", "y"], "n": [1]})]
+        with pytest.raises(StorageError, match="different lengths"):
+            asyncio.run(sink.insert_blocks(malformed))
+    finally:
+        wrapped.close()
+    assert storage.threads == set() and storage.written == []
