@@ -122,10 +122,10 @@ class RecordsProcessor:
         columns = Columns()
         for message in messages:
             message_columns(message, self.references.enrich, columns)
-        await self._detect(messages, grouped, functools.partial(self._write_rows, columns, messages, started))
+        await self._detect(messages, grouped, columns, started)
 
     async def _write_rows(
-        self, columns: Columns, messages: list[Any], started: float, then: Callable[[], None]
+        self, columns: Columns, messages: list[Any], spread: list[int], started: float
     ) -> None:
         """The take's rows on their way to ClickHouse, once the last take's are in.
 
@@ -134,13 +134,13 @@ class RecordsProcessor:
         had its detectors' time to go. Before, a take's rows went as its detectors started and
         its alerts waited for them: the storage thread takes one call at a time, and the rows
         of a take of thousands of records take longer than its alerts' dozens. The take's
-        messages are counted processed, and ``then`` called, once their rows are in; a commit
-        waits for rows still on their way before it commits the offsets that the take's
-        acknowledgement moved on."""
+        messages are counted processed, and marked done with their forwards' parts (``spread``),
+        once their rows are in; a commit waits for rows still on their way before it commits the
+        offsets that the take's acknowledgement moved on."""
         last, self._rows = self._rows, None
         if last is not None:
             await last  # one take's rows on their way at a time: a slow ClickHouse holds takes back
-        rows = asyncio.ensure_future(self._insert_and_count(columns, messages, started, then))
+        rows = asyncio.ensure_future(self._insert_and_count(columns, messages, spread, started))
         if self.track_pending is None:
             await rows
             return
@@ -148,10 +148,11 @@ class RecordsProcessor:
         self._rows = rows
 
     async def _insert_and_count(
-        self, columns: Columns, messages: list[Any], started: float, then: Callable[[], None]
+        self, columns: Columns, messages: list[Any], spread: list[int], started: float
     ) -> None:
         await self._insert(columns)
-        then()
+        # a mark in ClickHouse says a message needs no replay after a restart from the snapshots
+        self._mark_done(messages, spread)
         clock = time.time()
         for message in messages:
             n_txn = sum(1 for r in message.records if isinstance(r, TxnRecord))
@@ -170,20 +171,20 @@ class RecordsProcessor:
         self,
         messages: list[Any],
         grouped: list[tuple[Any, dict[str, list[Any]]]],
-        write_rows: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+        rows: Columns | None = None,
+        started: float = 0.0,
     ) -> None:
+        """The take's accounts stepped and their alerts out, its forwards sent, then its rows
+        (``_write_rows``); without rows, its messages marked done once the forwards are sent."""
         now = int(time.time())
         context = dataclasses.replace(self.context, event_time_ceiling=now + self.max_future_s)
         with self.gate:
             await self._step_and_emit(context, grouped, now)
         # Re-sent on a redelivery too: the institution agent knows each part's id and skips it.
-        if write_rows is None:
+        if rows is None:
             await self._forward(messages)
             return
-        spread = await self._send_forwards(messages)
-        # the messages are marked done once their rows are in: a mark in ClickHouse says a
-        # message needs no replay after a restart from the snapshots
-        await write_rows(functools.partial(self._mark_done, messages, spread))
+        await self._write_rows(rows, messages, await self._send_forwards(messages), started)
 
     async def _step_and_emit(
         self, context: DetectContext, grouped: list[tuple[Any, dict[str, list[Any]]]], now: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -48,15 +48,14 @@ class AsyncStorage:
     def _insert_each(
         self, inserts: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]
     ) -> list[int]:
-        counts = []
-        for table, columns, rows in inserts:
-            name = table.rsplit(".", 1)[-1]
-            try:
-                counts.append(self.sync.insert(table, columns, rows))
-            except StorageError:
-                metrics.CLICKHOUSE_ERRORS.labels(name).inc()
-                raise
-            metrics.CLICKHOUSE_ROWS.labels(name).inc(len(rows))
+        counts, error = self._each(
+            [
+                (table, functools.partial(self.sync.insert, table, columns, rows))
+                for table, columns, rows in inserts
+            ]
+        )
+        if error is not None:
+            raise error
         return counts
 
     async def insert_columns(self, table: str, columns: Mapping[str, ColumnValues]) -> int:
@@ -78,11 +77,21 @@ class AsyncStorage:
     def _insert_blocks(
         self, blocks: Sequence[tuple[str, Mapping[str, ColumnValues]]]
     ) -> tuple[list[int], StorageError | None]:
+        return self._each(
+            [
+                (table, functools.partial(self.sync.insert_columns, table, columns))
+                for table, columns in blocks
+            ]
+        )
+
+    def _each(self, writes: Sequence[tuple[str, Callable[[], int]]]) -> tuple[list[int], StorageError | None]:
+        """Each write (table, call) in order, counted per table, until one fails: the counts of
+        those written, and the failed one's error (None when every one was)."""
         counts: list[int] = []
-        for table, columns in blocks:
+        for table, write in writes:
             name = table.rsplit(".", 1)[-1]
             try:
-                count = self.sync.insert_columns(table, columns)
+                count = write()
             except StorageError as error:
                 metrics.CLICKHOUSE_ERRORS.labels(name).inc()
                 return counts, error

@@ -6,7 +6,6 @@ still on their way."""
 from __future__ import annotations
 
 import asyncio
-import functools
 from types import SimpleNamespace
 
 import pytest
@@ -57,8 +56,9 @@ class TakeRows:
 def _take(processor: RecordsProcessor, take: int, amount: str) -> asyncio.Future[None]:
     records = [txn(CUSTODY, True, amount, f"2026-11-25 1{take}:00:00", rid=f"r-{take}")]
     message = SimpleNamespace(msg_id=f"B002/b-{take}/0", received_at=0, records=records, bank_code="B002")
-    write_rows = functools.partial(processor._write_rows, TakeRows(take), [message], 0.0)
-    return asyncio.ensure_future(processor._detect([message], [(message, {CUSTODY: records})], write_rows))
+    return asyncio.ensure_future(
+        processor._detect([message], [(message, {CUSTODY: records})], TakeRows(take))
+    )
 
 
 def _processor(log: list[str]) -> tuple[RecordsProcessor, RowsSink, list[asyncio.Future[None]]]:
