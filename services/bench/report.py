@@ -52,6 +52,23 @@ def _other_shapes(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _detection(result: dict[str, Any]) -> str:
+    """The detectors' steps alone, CPU µs per record: fresh, and after the week when measured."""
+    steps = result.get("detection_cpu_us_per_record") or {}
+    if steps.get("fresh") is None:
+        return "—"
+    aged = steps.get("aged")
+    return _n(steps["fresh"]) if aged is None else f"{_n(steps['fresh'])} / {_n(aged)}"
+
+
+def _around_detection(result: dict[str, Any]) -> str:
+    """The worker's CPU µs per record over the backlog less its detectors' steps alone: what
+    Kafka, decoding, ClickHouse and the changelog cost it, about."""
+    worker = (result.get("pipeline_cpu_us_per_record") or {}).get("worker")
+    steps = (result.get("detection_cpu_us_per_record") or {}).get("fresh")
+    return "—" if worker is None or steps is None else _n(round(worker - steps, 1))
+
+
 def _aged_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The backlog rate with a week of state held, beside the fresh one (the province only)."""
     aged = result.get("aged") or {}
@@ -86,6 +103,12 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             _cpu(result.get("pipeline_cpu_us_per_record")),
             _cpu(big.get("pipeline_cpu_us_per_record")),
         ),
+        (
+            "CPU µs per record, the detectors' steps alone (in-process): fresh / aged",
+            _detection(result),
+            _detection(big),
+        ),
+        ("worker CPU µs per record less those steps", _around_detection(result), _around_detection(big)),
         ("naive_faust_rps", _n(result.get("naive_faust_rps")), ""),
         ("gateway_rps", _n(result.get("gateway_rps")), _n(big.get("gateway_rps"))),
         ("pipeline / raw ceiling", _ratio(result.get("pipeline_over_raw")), ""),

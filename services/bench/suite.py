@@ -8,6 +8,9 @@ backlog phases (services/bench/backlog.py): ``gateway_rps``, ``pipeline_rps``,
 Then, for the province on a broker of its own, the aged phase (services/bench/aged.py):
 ``aged_pipeline_rps``, the backlog rate when a week of the same province's state is already held.
 
+Then the detectors' steps alone over the same records, in-process (services/bench/detection_steps.py):
+the part of the worker's CPU per record that is detection, fresh and after the week.
+
 Then ``latency_p50_ms``/``latency_p99_ms`` (services/bench/latency.py): batches pushed at a fixed
 ``offered_rps`` into a live stack, each with one probe record, timed from its push to its webhook.
 
@@ -30,6 +33,7 @@ from typing import Any
 
 from services.bench.aged import AgedFigures, aged_phase
 from services.bench.backlog import StackFigures, stack_phases
+from services.bench.detection_steps import DetectionFigures, detection_figures
 from services.bench.latency import embedded_run, latency_shapes, measure_latency, percentile
 from services.bench.workload import build_aged_workload, build_workload
 from services.progress import StatusLine
@@ -111,6 +115,9 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
         build_aged_workload, config.seed, 24, config.history_days, min(province.records, config.aged_records)
     )
     aged = await aged_phase(config, aged_workload, root / "province-aged", status)
+    status.update("timing the detectors' steps alone on the same records", force=True)
+    detection = await asyncio.to_thread(detection_figures, province, aged_workload)
+    scaled_detection = await asyncio.to_thread(detection_figures, large)
     del aged_workload
 
     offered = config.offered_rps or max(100.0, (base.pipeline_rps * OFFERED_SHARE) // 100 * 100)
@@ -118,7 +125,7 @@ async def _suite(config: BenchConfig, root: Path, status: StatusLine) -> dict[st
         await measure_latency(config, province, offered, root / f"latency-{shape}", status, shape)
         for shape in latency_shapes()
     ]
-    return assemble(config, base, naive_rps, scaled, institutions, aged, runs)
+    return assemble(config, base, naive_rps, scaled, institutions, aged, runs, (detection, scaled_detection))
 
 
 def assemble(
@@ -129,8 +136,10 @@ def assemble(
     institutions: int,
     aged: AgedFigures | None,
     runs: list[dict[str, Any]],
+    detection: tuple[DetectionFigures, DetectionFigures] | None = None,
 ) -> dict[str, Any]:
-    """The run's figures as one JSON object: the keys of CONTRACT.md §1 and the rest."""
+    """The run's figures as one JSON object: the keys of CONTRACT.md §1 and the rest;
+    ``detection``: the detectors' steps alone over the province's records and the 10× one's."""
     latency = runs[0]  # the production shape when a ClickHouse server is installed
     embedded = embedded_run(runs)
     per_account_kb = None
@@ -171,6 +180,9 @@ def assemble(
         # where the rates move with the load
         "pipeline_cpu_us_per_record": base.pipeline_cpu_us_per_record,
         "aged_cpu_us_per_record": aged.aged_cpu_us_per_record if aged else None,
+        # the detectors' steps alone over the same records, in-process: the part of the worker's
+        # CPU per record that is detection, and what a week of state adds to it
+        "detection_cpu_us_per_record": detection[0].as_json() if detection else None,
         "pipeline_over_raw": _share(base.pipeline_rps, base.raw_ceiling_rps),
         "pipeline_over_naive": round(base.pipeline_rps / naive_rps, 2) if naive_rps else None,
         "aged": aged_figures(aged, base.accounts) if aged else None,
@@ -181,6 +193,7 @@ def assemble(
             "raw_ceiling_rps": round(scaled.raw_ceiling_rps),
             "pipeline_rps": round(scaled.pipeline_rps),
             "pipeline_cpu_us_per_record": scaled.pipeline_cpu_us_per_record,
+            "detection_cpu_us_per_record": detection[1].as_json() if detection else None,
             "gateway_rps": round(scaled.gateway_rps),
             "state_bytes_per_record": {"pipeline": round(scaled.state_bytes_per_record)},
             "state_held_mb": round(scaled.state_held_mb, 1),
