@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         "message, one table update per record) and one gateway's HTTP intake rate; then the push-to-webhook "
         "latency of probe alerts at a fixed offered load, on the production shape (gateway, worker and "
         "dispatcher processes on a local clickhouse-server, when one is installed) and on `fundwatch run`, "
-        "the state the worker holds and writes, and each process's peak "
+        "the state the worker holds and writes, the detectors' steps alone on the same records (in-process, "
+        "no I/O: the part of the worker's CPU that is detection), and each process's peak "
         "memory, all again for a province with about ten times the accounts. Shows its progress and "
         "ends with a table; docs/benchmarks.md explains the figures.",
     )
