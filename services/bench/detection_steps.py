@@ -12,14 +12,13 @@ from what it adds to commits and writes.
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgspec
 
-from services.bench.pure_steps import Message, feed, messages_of, pipeline_factory
+from services.bench.pure_steps import Message, messages_of, pipeline_factory, time_steps
 from services.bench.workload import AgedWorkload, Workload
 from services.collector import DEFAULT_THRESHOLDS
 from services.simulator.pipeline import InProcessPipeline
@@ -65,12 +64,8 @@ def _timed(
     make: Callable[[], InProcessPipeline], before: list[Message], measured: list[Message], take: int
 ) -> float:
     """CPU µs per record of stepping ``measured``, on this thread, after ``before`` untimed."""
-    records = sum(len(records) for _, _, records in measured)
-    pipe = make()
-    feed(pipe, before, take)
-    started = time.thread_time()
-    feed(pipe, measured, take)
-    return round((time.thread_time() - started) / max(1, records) * 1e6, 1)
+    times = time_steps(make, measured, repeat=1, take=take, before=before)
+    return round(times.us_per_record(times.cpu_seconds), 1)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from schemas.messages import partition_for
-from services.bench import detection_steps
+from services.bench import pure_steps
 from services.bench.aged import AgedFigures
 from services.bench.backlog import StackFigures
 from services.bench.detection_steps import DetectionFigures, detection_figures, workload_messages
@@ -58,7 +58,7 @@ def test_the_steps_run_fresh_and_after_the_history_under_the_workers_collector(w
         fed.append((sum(len(records) for _, _, records in messages), gc.get_threshold()))
         feed(pipe, messages, take, every_tenth)
 
-    monkeypatch.setattr(detection_steps, "feed", feed_seen)
+    monkeypatch.setattr(pure_steps, "feed", feed_seen)
     before = gc.get_threshold()
     figures = detection_figures(workload, aged, take=8)
     assert gc.get_threshold() == before  # the bench's own settings again
